@@ -1,0 +1,261 @@
+//! An in-process [`Store`]: the local server's default and the domain tests' store. Each
+//! operation runs under one lock, which gives it the same all-or-nothing meaning as the
+//! DynamoDB adapter's conditional writes and transactions.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::error::PortError;
+use crate::ports::{Completion, Counted, Enrollment, NewSend, PhoneRecord, Step, Store, UserRecord};
+use crate::types::ids::CodeId;
+use crate::types::{AppId, EnrollmentId, Policy, UnixTime, UserId};
+
+type UserKey = (AppId, UserId);
+
+#[derive(Debug, Clone)]
+struct Counter {
+    window_start: UnixTime,
+    window_secs: u64,
+    count: u32,
+    blocked_until: Option<UnixTime>,
+}
+
+#[derive(Default)]
+struct State {
+    policies: HashMap<AppId, Policy>,
+    users: HashMap<UserKey, UserRecord>,
+    skips: HashMap<UserKey, UnixTime>,
+    phones: HashMap<UserKey, Vec<PhoneRecord>>,
+    number_tags: HashMap<UserKey, Vec<String>>,
+    enrollments: HashMap<(AppId, UserId, EnrollmentId), Enrollment>,
+    counters: HashMap<String, Counter>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, PortError> {
+        self.state.lock().map_err(|_| PortError::new("memory store lock poisoned"))
+    }
+}
+
+fn ekey(e: &Enrollment) -> (AppId, UserId, EnrollmentId) {
+    (e.app_id.clone(), e.user_id.clone(), e.id.clone())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError> {
+        Ok(self.lock()?.policies.get(app).cloned())
+    }
+
+    async fn put_policy(&self, policy: &Policy, expected_version: u64) -> Result<bool, PortError> {
+        let mut s = self.lock()?;
+        let current = s.policies.get(&policy.app_id).map_or(0, |p| p.version);
+        if current != expected_version {
+            return Ok(false);
+        }
+        s.policies.insert(policy.app_id.clone(), policy.clone());
+        Ok(true)
+    }
+
+    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
+        Ok(self.lock()?.users.get(&(app.clone(), user.clone())).cloned())
+    }
+
+    async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
+        self.lock()?
+            .users
+            .insert((user.app_id.clone(), user.user_id.clone()), user.clone());
+        Ok(())
+    }
+
+    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
+        Ok(self.lock()?.skips.get(&(app.clone(), user.clone())).copied())
+    }
+
+    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
+        self.lock()?.skips.insert((app.clone(), user.clone()), until);
+        Ok(())
+    }
+
+    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        Ok(self
+            .lock()?
+            .phones
+            .get(&(app.clone(), user.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
+        let mut s = self.lock()?;
+        let key = ekey(enrollment);
+        if s.enrollments.contains_key(&key) {
+            return Err(PortError::new("enrollment id collision"));
+        }
+        s.enrollments.insert(key, enrollment.clone());
+        Ok(())
+    }
+
+    async fn get_enrollment(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        id: &EnrollmentId,
+    ) -> Result<Option<Enrollment>, PortError> {
+        Ok(self
+            .lock()?
+            .enrollments
+            .get(&(app.clone(), user.clone(), id.clone()))
+            .cloned())
+    }
+
+    async fn begin_send(
+        &self,
+        enrollment: &Enrollment,
+        send: &NewSend,
+    ) -> Result<Option<Enrollment>, PortError> {
+        let mut s = self.lock()?;
+        let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) else {
+            return Ok(None);
+        };
+        let allowed = e.expires_at > send.now
+            && matches!(e.step, Step::Phone | Step::Code)
+            && e.sends < send.max_sends
+            && send
+                .last_sent_at_most
+                .is_none_or(|limit| e.last_sent_at.is_none_or(|last| last <= limit))
+            && send
+                .replaces
+                .as_ref()
+                .is_none_or(|id| e.pending.as_ref().is_some_and(|p| &p.code_id == id));
+        if !allowed {
+            return Ok(None);
+        }
+        let previous = e.clone();
+        e.step = Step::Code;
+        e.sends += 1;
+        e.last_sent_at = Some(send.now);
+        e.pending = Some(send.code.clone());
+        Ok(Some(previous))
+    }
+
+    async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError> {
+        let mut s = self.lock()?;
+        if let Some(e) = s.enrollments.get_mut(&ekey(previous))
+            && e.pending.as_ref().is_some_and(|p| &p.code_id == failed)
+        {
+            *e = previous.clone();
+        }
+        Ok(())
+    }
+
+    async fn take_code_attempt(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        max: u32,
+        now: UnixTime,
+    ) -> Result<Option<u32>, PortError> {
+        let mut s = self.lock()?;
+        let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) else {
+            return Ok(None);
+        };
+        let live = e.expires_at > now && e.step == Step::Code;
+        match e.pending.as_mut() {
+            Some(p) if live && &p.code_id == code_id && p.expires_at > now && p.attempts < max => {
+                p.attempts += 1;
+                Ok(Some(p.attempts))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn complete_enrollment(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        phone: &PhoneRecord,
+        number_tag: &str,
+        now: UnixTime,
+    ) -> Result<Completion, PortError> {
+        let mut s = self.lock()?;
+        let user_key = (enrollment.app_id.clone(), enrollment.user_id.clone());
+        let Some(e) = s.enrollments.get(&ekey(enrollment)) else {
+            return Ok(Completion::CodeGone);
+        };
+        let open = e.expires_at > now
+            && e.step == Step::Code
+            && e.pending.as_ref().is_some_and(|p| &p.code_id == code_id && p.expires_at > now);
+        if !open {
+            return Ok(Completion::CodeGone);
+        }
+        if s.number_tags.get(&user_key).is_some_and(|tags| tags.iter().any(|t| t == number_tag)) {
+            return Ok(Completion::NumberTaken);
+        }
+        if let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) {
+            e.step = Step::Complete;
+            e.pending = None;
+        }
+        s.number_tags.entry(user_key.clone()).or_default().push(number_tag.to_owned());
+        s.phones.entry(user_key).or_default().push(phone.clone());
+        Ok(Completion::Done)
+    }
+
+    async fn counter_take(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+        now: UnixTime,
+    ) -> Result<Counted, PortError> {
+        let mut s = self.lock()?;
+        let c = s.counters.entry(key.to_owned()).or_insert(Counter {
+            window_start: now,
+            window_secs,
+            count: 0,
+            blocked_until: None,
+        });
+        if let Some(until) = c.blocked_until.filter(|u| *u > now) {
+            return Ok(Counted::Limited { until });
+        }
+        if c.window_start.plus_secs(c.window_secs) <= now {
+            *c = Counter { window_start: now, window_secs, count: 0, blocked_until: None };
+        }
+        if c.count >= limit {
+            return Ok(Counted::Limited { until: c.window_start.plus_secs(c.window_secs) });
+        }
+        c.count += 1;
+        Ok(Counted::Taken { count: c.count, window_start: c.window_start })
+    }
+
+    async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError> {
+        let mut s = self.lock()?;
+        if let Some(c) = s.counters.get_mut(key)
+            && c.window_start == window_start
+            && c.count > 0
+        {
+            c.count -= 1;
+        }
+        Ok(())
+    }
+
+    async fn counter_block(&self, key: &str, until: UnixTime) -> Result<(), PortError> {
+        let mut s = self.lock()?;
+        if let Some(c) = s.counters.get_mut(key) {
+            c.blocked_until = Some(until);
+        }
+        Ok(())
+    }
+}

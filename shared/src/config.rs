@@ -1,0 +1,207 @@
+//! Deployment settings read from the environment at cold start. A missing required variable
+//! or a malformed one fails start-up with its name, never a request.
+
+use std::env;
+
+/// The contract's limits (see "Limits" in the API contract); each is set by the variable named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub code_ttl_secs: u64,
+    pub code_max_attempts: u32,
+    pub resend_cooldown_secs: u64,
+    pub max_sends_per_enrollment: u32,
+    pub texts_per_user_per_day: u32,
+    pub texts_per_number_per_hour: u32,
+    pub texts_per_ip_per_hour: u32,
+    pub password_max_attempts: u32,
+    pub code_failures_per_user_per_hour: u32,
+    pub enrollment_ttl_secs: u64,
+    /// How long a Skip holds (`MFA_SKIP_SECONDS`, 7 days by default).
+    pub skip_secs: u64,
+}
+
+/// The password lockout window and lock length (15 minutes, fixed by the contract).
+pub const PASSWORD_WINDOW_SECS: u64 = 15 * 60;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            code_ttl_secs: 600,
+            code_max_attempts: 5,
+            resend_cooldown_secs: 30,
+            max_sends_per_enrollment: 5,
+            texts_per_user_per_day: 10,
+            texts_per_number_per_hour: 5,
+            texts_per_ip_per_hour: 20,
+            password_max_attempts: 5,
+            code_failures_per_user_per_hour: 20,
+            enrollment_ttl_secs: 1800,
+            skip_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} must be {expected}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+}
+
+/// Reads variables through a lookup function so that tests need not touch the process env.
+pub struct EnvSource<F: Fn(&str) -> Option<String>>(pub F);
+
+impl EnvSource<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        EnvSource(|k| env::var(k).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        match (self.0)(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ConfigError::Missing(name)),
+        }
+    }
+
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + From<u8>>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<T>() {
+                Ok(n) if n >= T::from(1) => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    expected: "a whole number of at least 1",
+                    value: v,
+                }),
+            },
+        }
+    }
+
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        Ok(Limits {
+            code_ttl_secs: self.number("MFA_CODE_TTL_SECONDS", d.code_ttl_secs)?,
+            code_max_attempts: self.number("MFA_CODE_MAX_ATTEMPTS", d.code_max_attempts)?,
+            resend_cooldown_secs: self
+                .number("MFA_RESEND_COOLDOWN_SECONDS", d.resend_cooldown_secs)?,
+            max_sends_per_enrollment: self
+                .number("MFA_MAX_SENDS_PER_ENROLLMENT", d.max_sends_per_enrollment)?,
+            texts_per_user_per_day: self
+                .number("MFA_TEXTS_PER_USER_PER_DAY", d.texts_per_user_per_day)?,
+            texts_per_number_per_hour: self
+                .number("MFA_TEXTS_PER_NUMBER_PER_HOUR", d.texts_per_number_per_hour)?,
+            texts_per_ip_per_hour: self.number("MFA_TEXTS_PER_IP_PER_HOUR", d.texts_per_ip_per_hour)?,
+            password_max_attempts: self
+                .number("MFA_PASSWORD_MAX_ATTEMPTS", d.password_max_attempts)?,
+            code_failures_per_user_per_hour: self.number(
+                "MFA_CODE_FAILURES_PER_USER_PER_HOUR",
+                d.code_failures_per_user_per_hour,
+            )?,
+            enrollment_ttl_secs: self
+                .number("MFA_ENROLLMENT_TTL_SECONDS", d.enrollment_ttl_secs)?,
+            skip_secs: self.number("MFA_SKIP_SECONDS", d.skip_secs)?,
+        })
+    }
+
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        Settings {
+            app_name: self.optional("MFA_APP_NAME").unwrap_or(d.app_name),
+            sender_email: self.optional("MFA_SENDER_EMAIL").unwrap_or(d.sender_email),
+            sms_sender_id: self.optional("MFA_SMS_SENDER_ID"),
+        }
+    }
+}
+
+/// What the messages say and who they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Named in texts and emails (`MFA_APP_NAME`).
+    pub app_name: String,
+    /// The SES sender identity (`MFA_SENDER_EMAIL`).
+    pub sender_email: String,
+    /// Optional alphanumeric SMS sender id where the country allows it (`MFA_SMS_SENDER_ID`).
+    pub sms_sender_id: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            app_name: "MFA".to_owned(),
+            sender_email: "no-reply@mfa.example.com".to_owned(),
+            sms_sender_id: None,
+        }
+    }
+}
+
+/// Where the AWS backend keeps things (`MFA_TABLE_NAME`, `MFA_SECRET_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsNames {
+    pub table_name: String,
+    pub secret_id: String,
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
+    pub fn aws_names(&self) -> Result<AwsNames, ConfigError> {
+        Ok(AwsNames {
+            table_name: self.required("MFA_TABLE_NAME")?,
+            secret_id: self.required("MFA_SECRET_ID")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvSource<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EnvSource(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        assert_eq!(env(&[]).limits().unwrap(), Limits::default());
+    }
+
+    #[test]
+    fn each_limit_is_read_from_its_variable() {
+        let l = env(&[("MFA_CODE_TTL_SECONDS", "60"), ("MFA_TEXTS_PER_IP_PER_HOUR", "3")])
+            .limits()
+            .unwrap();
+        assert_eq!(l.code_ttl_secs, 60);
+        assert_eq!(l.texts_per_ip_per_hour, 3);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "five")]).limits().unwrap_err();
+        assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
+        let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "0")]).limits().unwrap_err();
+        assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        let err = env(&[("MFA_TABLE_NAME", "t")]).aws_names().unwrap_err();
+        assert_eq!(err.to_string(), "environment variable MFA_SECRET_ID is required but not set");
+    }
+}

@@ -1,0 +1,161 @@
+//! Keyed hashes for codes and phone numbers, and password checks.
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordVerifier;
+use argon2::password_hash::phc::PasswordHash;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::types::ids::CodeId;
+use crate::types::{Code, PhoneNumber};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The secret key codes are hashed under (from Secrets Manager, or random per process locally).
+#[derive(Clone)]
+pub struct Keys {
+    hmac_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+/// Why a key was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the code hashing key must be at least 32 bytes")]
+pub struct WeakKey;
+
+impl Keys {
+    /// At least 32 bytes of secret material.
+    pub fn new(hmac_key: Vec<u8>) -> Result<Keys, WeakKey> {
+        if hmac_key.len() < 32 {
+            return Err(WeakKey);
+        }
+        Ok(Keys { hmac_key })
+    }
+
+    /// A fresh random key, for the in-memory backend.
+    pub fn random() -> Result<Keys, getrandom::Error> {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Keys { hmac_key: key })
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        // HMAC accepts keys of any length, so this cannot fail; fall back to an empty MAC
+        // rather than panic, which can only ever make a comparison fail.
+        let Ok(mut mac) = HmacSha256::new_from_slice(&self.hmac_key) else {
+            return [0u8; 32];
+        };
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The stored form of a code: bound to its purpose and to the one code id it was sent as,
+    /// so that a hash can never stand for another code, enrollment or purpose.
+    pub fn code_hash(&self, purpose: &str, code_id: &CodeId, code: &Code) -> String {
+        hex::encode(self.mac(&[b"code", purpose.as_bytes(), code_id.as_str().as_bytes(), code.expose().as_bytes()]))
+    }
+
+    /// Compares a guess with a stored hash in constant time.
+    pub fn code_matches(&self, purpose: &str, code_id: &CodeId, guess: &Code, stored_hex: &str) -> bool {
+        let Ok(stored) = hex::decode(stored_hex) else {
+            return false;
+        };
+        let computed = self.mac(&[b"code", purpose.as_bytes(), code_id.as_str().as_bytes(), guess.expose().as_bytes()]);
+        computed.as_slice().ct_eq(stored.as_slice()).into()
+    }
+
+    /// A stable pseudonym for a phone number: table keys and counters use it, never the number.
+    pub fn number_tag(&self, number: &PhoneNumber) -> String {
+        hex::encode(&self.mac(&[b"phone", number.e164().as_bytes()])[..16])
+    }
+}
+
+/// Is `hash` an argon2 PHC string (`$argon2id$v=19$...`, or argon2i/argon2d)?
+pub fn is_argon2_phc(hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(h) => matches!(h.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d"),
+        Err(_) => false,
+    }
+}
+
+/// A PHC string that no password matches in practice, so that a missing user costs one argon2
+/// run like a real one (OWASP's argon2id parameters: 19 MiB, 2 passes).
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$5Ge5XKMOwTRXbyrU9NnBGV+hTIuXpdi1d6mk/7EKoK0";
+
+/// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on a
+/// blocking thread: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
+pub async fn verify_password(phc: Option<String>, password: String) -> bool {
+    let result = tokio::task::spawn_blocking(move || {
+        let stored = phc.as_deref().unwrap_or(DUMMY_HASH);
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        ok && phc.is_some()
+    })
+    .await;
+    result.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHasher;
+
+    fn keys() -> Keys {
+        Keys::new(vec![7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn code_hash_is_bound_to_purpose_and_code_id() {
+        let k = keys();
+        let code = Code::parse("123456").unwrap();
+        let id1 = CodeId::generate().unwrap();
+        let id2 = CodeId::generate().unwrap();
+        let h = k.code_hash("enroll", &id1, &code);
+        assert!(!h.contains("123456"));
+        assert!(k.code_matches("enroll", &id1, &code, &h));
+        assert!(!k.code_matches("enroll", &id2, &code, &h));
+        assert!(!k.code_matches("challenge", &id1, &code, &h));
+        assert!(!k.code_matches("enroll", &id1, &Code::parse("123457").unwrap(), &h));
+        assert!(!k.code_matches("enroll", &id1, &code, "not hex"));
+    }
+
+    #[test]
+    fn a_different_key_gives_a_different_hash() {
+        let code = Code::parse("123456").unwrap();
+        let id = CodeId::generate().unwrap();
+        let other = Keys::new(vec![8u8; 32]).unwrap();
+        assert_ne!(keys().code_hash("enroll", &id, &code), other.code_hash("enroll", &id, &code));
+        assert!(Keys::new(vec![1u8; 31]).is_err());
+    }
+
+    #[test]
+    fn recognises_argon2_phc_strings_only() {
+        assert!(is_argon2_phc(DUMMY_HASH));
+        assert!(!is_argon2_phc("$2b$12$abcdefghijklmnopqrstuv"));
+        assert!(!is_argon2_phc("hunter2"));
+        assert!(!is_argon2_phc(""));
+    }
+
+    #[tokio::test]
+    async fn verifies_real_hashes_and_never_the_dummy() {
+        let phc = Argon2::default().hash_password(b"correct horse").unwrap().to_string();
+        assert!(verify_password(Some(phc.clone()), "correct horse".into()).await);
+        assert!(!verify_password(Some(phc), "wrong".into()).await);
+        assert!(!verify_password(None, "correct horse".into()).await);
+        assert!(!verify_password(Some("garbage".into()), "x".into()).await);
+    }
+}

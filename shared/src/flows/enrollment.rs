@@ -1,0 +1,412 @@
+//! Enrollment: Start (password) → phone → code → complete, plus resend.
+//!
+//! Every guard is checked twice: first against a fresh read, to give the precise error, then
+//! again inside the store's conditional write, so that concurrent requests cannot slip past.
+//! When the write refuses, the enrollment is read again and the same checks say why.
+
+use serde::Serialize;
+
+use crate::crypto::verify_password;
+use crate::error::MfaError;
+use crate::ports::{Completion, Enrollment, NewSend, PendingCode, PhoneRecord, Purpose, Step};
+use crate::service::Service;
+use crate::types::ids::CodeId;
+use crate::types::{Code, EnrollmentId, PhoneId, PhoneNumber, UnixTime};
+
+use super::guards::{self, TextBudget};
+use super::status::PhoneView;
+use super::{Caller, notify, policy};
+
+/// The purpose every enrollment code is hashed under (sign-in challenges use another).
+const CODE_PURPOSE: &str = "enroll";
+
+/// `201` of Start.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Started {
+    pub enrollment_id: EnrollmentId,
+    pub step: &'static str,
+    pub expires_at: UnixTime,
+}
+
+/// `POST /v1/mfa/enrollments`: the user re-enters their password to begin.
+pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Started, MfaError> {
+    let policy = policy::get(svc, &c.app).await?;
+    if !policy.in_force() {
+        return Err(MfaError::MfaDisabled);
+    }
+    let user = check_password(svc, c, password).await?;
+    if !user.email_verified {
+        return Err(MfaError::EmailNotVerified);
+    }
+    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+        return Err(MfaError::AlreadyEnrolled);
+    }
+    let now = svc.clock.now();
+    let enrollment = Enrollment {
+        id: EnrollmentId::generate()?,
+        app_id: c.app.clone(),
+        user_id: c.user.clone(),
+        purpose: Purpose::Enroll,
+        step: Step::Phone,
+        created_at: now,
+        expires_at: now.plus_secs(svc.limits.enrollment_ttl_secs),
+        sends: 0,
+        last_sent_at: None,
+        pending: None,
+    };
+    svc.store.create_enrollment(&enrollment).await?;
+    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %enrollment.id, "enrollment started");
+    Ok(Started { enrollment_id: enrollment.id, step: Step::Phone.as_str(), expires_at: enrollment.expires_at })
+}
+
+/// Checks the password under the lockout: a missing user and a wrong password answer alike,
+/// and both cost one argon2 run.
+pub async fn check_password(
+    svc: &Service,
+    c: &Caller,
+    password: String,
+) -> Result<crate::ports::UserRecord, MfaError> {
+    let taken = guards::take_password_attempt(svc, c).await?;
+    let user = match svc.store.get_user(&c.app, &c.user).await {
+        Ok(u) => u,
+        Err(e) => {
+            taken.give_back(svc).await;
+            return Err(e.into());
+        }
+    };
+    let correct = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await;
+    guards::settle_password_attempt(svc, c, taken, correct).await?;
+    user.ok_or(MfaError::Internal)
+}
+
+/// The phone step's answer (also the resend's, less `step` and `phone`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CodeSent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrollment_id: Option<EnrollmentId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<&'static str>,
+    pub step: &'static str,
+    pub phone: MaskedPhone,
+    pub code_expires_at: UnixTime,
+    pub resend_available_at: UnixTime,
+    pub attempts_remaining: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MaskedPhone {
+    pub masked: String,
+}
+
+/// Loads the caller's enrollment; missing, expired and other users' all look the same.
+async fn load(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Enrollment, MfaError> {
+    match svc.store.get_enrollment(&c.app, &c.user, id).await? {
+        Some(e) if e.is_live(svc.clock.now()) => Ok(e),
+        _ => Err(MfaError::EnrollmentNotFound),
+    }
+}
+
+/// A label as the user typed it: trimmed, at most 64 characters, no control characters.
+pub fn clean_label(label: Option<String>) -> Result<Option<String>, MfaError> {
+    let Some(l) = label else { return Ok(None) };
+    let l = l.trim();
+    if l.is_empty() {
+        return Ok(None);
+    }
+    if l.chars().count() > 64 || l.chars().any(char::is_control) {
+        return Err(MfaError::InvalidRequest(
+            "`label` must be at most 64 characters, without control characters.".into(),
+        ));
+    }
+    Ok(Some(l.to_owned()))
+}
+
+/// Checks whether a new text may be sent now, given the enrollment as read.
+fn check_can_send(svc: &Service, e: &Enrollment, same_number: bool, now: UnixTime) -> Result<(), MfaError> {
+    if e.sends >= svc.limits.max_sends_per_enrollment {
+        return Err(MfaError::SendLimitReached { retry_after: now.secs_until(e.expires_at) });
+    }
+    if same_number && let Some(last) = e.last_sent_at {
+        let ready = last.plus_secs(svc.limits.resend_cooldown_secs);
+        if now < ready {
+            return Err(MfaError::ResendTooSoon { retry_after: now.secs_until(ready) });
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/mfa/enrollments/{id}/phone`: texts a code to the number (again, to fix a typo).
+pub async fn submit_phone(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    number: PhoneNumber,
+    label: Option<String>,
+) -> Result<CodeSent, MfaError> {
+    let label = clean_label(label)?;
+    let policy = policy::get(svc, &c.app).await?;
+    if !policy.in_force() {
+        return Err(MfaError::MfaDisabled);
+    }
+    let e = load(svc, c, id).await?;
+    if e.step == Step::Complete {
+        return Err(MfaError::WrongStep { current: Step::Complete.as_str() });
+    }
+    if !policy.allows_region(number.region()) {
+        return Err(MfaError::CountryNotAllowed {
+            country: number.region().map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
+        });
+    }
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    if phones.iter().any(|p| p.number == number) {
+        return Err(MfaError::PhoneAlreadyEnrolled);
+    }
+    let now = svc.clock.now();
+    let same_number = e.pending.as_ref().is_some_and(|p| p.number == number);
+    check_can_send(svc, &e, same_number, now)?;
+    let sent = send_code(svc, c, &e, number, label, None, same_number).await?;
+    Ok(CodeSent {
+        enrollment_id: None,
+        purpose: None,
+        step: Step::Code.as_str(),
+        phone: MaskedPhone { masked: sent.number.masked() },
+        code_expires_at: sent.expires_at,
+        resend_available_at: sent.resend_available_at,
+        attempts_remaining: svc.limits.code_max_attempts,
+    })
+}
+
+/// `POST /v1/mfa/enrollments/{id}/resend`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Resent {
+    pub code_expires_at: UnixTime,
+    pub resend_available_at: UnixTime,
+    pub attempts_remaining: u32,
+}
+
+/// A new code replaces the pending one, on the same number.
+pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Resent, MfaError> {
+    let e = load(svc, c, id).await?;
+    let Some(pending) = e.pending.clone().filter(|_| e.step == Step::Code) else {
+        return Err(MfaError::WrongStep { current: e.step.as_str() });
+    };
+    let now = svc.clock.now();
+    check_can_send(svc, &e, true, now)?;
+    let policy = policy::get(svc, &c.app).await?;
+    if !policy.in_force() {
+        return Err(MfaError::MfaDisabled);
+    }
+    let sent = send_code(svc, c, &e, pending.number, pending.label, Some(pending.code_id), true).await?;
+    Ok(Resent {
+        code_expires_at: sent.expires_at,
+        resend_available_at: sent.resend_available_at,
+        attempts_remaining: svc.limits.code_max_attempts,
+    })
+}
+
+struct Sent {
+    number: PhoneNumber,
+    expires_at: UnixTime,
+    resend_available_at: UnixTime,
+}
+
+/// Takes the text budgets, records the new code, texts it; undoes all of it if SNS fails.
+async fn send_code(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    number: PhoneNumber,
+    label: Option<String>,
+    replaces: Option<CodeId>,
+    cooldown: bool,
+) -> Result<Sent, MfaError> {
+    let budget: TextBudget = guards::take_text_budget(svc, c, &number).await?;
+    let now = svc.clock.now();
+    let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
+        let code = Code::generate()?;
+        let code_id = CodeId::generate()?;
+        let code_hash = svc.keys.code_hash(CODE_PURPOSE, &code_id, &code);
+        Ok((code, PendingCode {
+            code_id,
+            code_hash,
+            number: number.clone(),
+            label,
+            expires_at: now.plus_secs(svc.limits.code_ttl_secs),
+            attempts: 0,
+        }))
+    })();
+    let (code, pending) = match prepared {
+        Ok(p) => p,
+        Err(err) => {
+            budget.give_back(svc).await;
+            return Err(err);
+        }
+    };
+    let send = NewSend {
+        code: pending.clone(),
+        now,
+        max_sends: svc.limits.max_sends_per_enrollment,
+        last_sent_at_most: cooldown.then(|| UnixTime(now.0 - i64::try_from(svc.limits.resend_cooldown_secs).unwrap_or(i64::MAX))),
+        replaces,
+    };
+    let previous = match svc.store.begin_send(e, &send).await {
+        Ok(Some(prev)) => prev,
+        Ok(None) => {
+            budget.give_back(svc).await;
+            return Err(explain_refused_send(svc, c, &e.id, cooldown).await);
+        }
+        Err(err) => {
+            budget.give_back(svc).await;
+            return Err(err.into());
+        }
+    };
+    let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
+    if let Err(err) = svc.sms.send_sms(&number, &body).await {
+        tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
+        if let Err(undo) = svc.store.undo_send(&previous, &pending.code_id).await {
+            tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
+        }
+        budget.give_back(svc).await;
+        return Err(MfaError::SmsSendFailed);
+    }
+    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
+    Ok(Sent {
+        number,
+        expires_at: pending.expires_at,
+        resend_available_at: now.plus_secs(svc.limits.resend_cooldown_secs),
+    })
+}
+
+/// Why the store refused a send that the first read allowed: read again and check again.
+async fn explain_refused_send(svc: &Service, c: &Caller, id: &EnrollmentId, cooldown: bool) -> MfaError {
+    let e = match load(svc, c, id).await {
+        Ok(e) => e,
+        Err(err) => return err,
+    };
+    if e.step == Step::Complete {
+        return MfaError::WrongStep { current: Step::Complete.as_str() };
+    }
+    match check_can_send(svc, &e, cooldown, svc.clock.now()) {
+        Err(err) => err,
+        Ok(()) => MfaError::Conflict,
+    }
+}
+
+/// `200` of a verified code.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Completed {
+    pub step: &'static str,
+    pub phone: PhoneView,
+    /// `"sent"` or `"failed"`: a failed email never undoes the enrollment.
+    pub confirmation_email: &'static str,
+}
+
+/// Why the pending code cannot take a guess now, from the enrollment as read.
+fn check_code_open(svc: &Service, e: &Enrollment, now: UnixTime) -> Result<PendingCode, MfaError> {
+    let Some(p) = e.pending.clone().filter(|_| e.step == Step::Code) else {
+        return Err(MfaError::WrongStep { current: e.step.as_str() });
+    };
+    if now >= p.expires_at {
+        return Err(MfaError::CodeExpired);
+    }
+    if p.attempts >= svc.limits.code_max_attempts {
+        return Err(burned(svc, e, now));
+    }
+    Ok(p)
+}
+
+/// `429 too_many_attempts` for a burned code: retry once a resend is possible.
+fn burned(svc: &Service, e: &Enrollment, now: UnixTime) -> MfaError {
+    let ready = e.last_sent_at.unwrap_or(now).plus_secs(svc.limits.resend_cooldown_secs);
+    MfaError::TooManyAttempts { retry_after: now.secs_until(ready) }
+}
+
+/// `POST /v1/mfa/enrollments/{id}/code`. An attempt is taken (on the code, and on the user's
+/// hourly failure budget) before the guess is compared, so no burst of concurrent guesses can
+/// compare more than the limit allows; a right guess gives the user's unit back.
+pub async fn verify(svc: &Service, c: &Caller, id: &EnrollmentId, guess: Code) -> Result<Completed, MfaError> {
+    let e = load(svc, c, id).await?;
+    let now = svc.clock.now();
+    let pending = check_code_open(svc, &e, now)?;
+
+    let user_unit = guards::take_code_failure(svc, c).await?;
+    let taken = match svc.store.take_code_attempt(&e, &pending.code_id, svc.limits.code_max_attempts, now).await {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            user_unit.give_back(svc).await;
+            return Err(explain_refused_attempt(svc, c, id).await);
+        }
+        Err(err) => {
+            user_unit.give_back(svc).await;
+            return Err(err.into());
+        }
+    };
+
+    if !svc.keys.code_matches(CODE_PURPOSE, &pending.code_id, &guess, &pending.code_hash) {
+        tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
+        let max = svc.limits.code_max_attempts;
+        return Err(if taken >= max {
+            burned(svc, &e, now)
+        } else {
+            MfaError::InvalidCode { attempts_remaining: max - taken }
+        });
+    }
+    user_unit.give_back(svc).await;
+    complete(svc, c, &e, pending, now).await
+}
+
+async fn explain_refused_attempt(svc: &Service, c: &Caller, id: &EnrollmentId) -> MfaError {
+    match load(svc, c, id).await {
+        Ok(e) => check_code_open(svc, &e, svc.clock.now()).err().unwrap_or(MfaError::Conflict),
+        Err(err) => err,
+    }
+}
+
+/// Stores the verified phone and completes the enrollment in one transaction, then emails.
+async fn complete(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    pending: PendingCode,
+    now: UnixTime,
+) -> Result<Completed, MfaError> {
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let primary = match &e.purpose {
+        Purpose::Enroll | Purpose::Add => phones.is_empty(),
+        // Replacing a number comes with phone management in settings.
+        Purpose::Replace(_) => return Err(MfaError::NotImplemented),
+    };
+    let phone = PhoneRecord {
+        phone_id: PhoneId::generate()?,
+        number: pending.number.clone(),
+        label: pending.label.clone(),
+        primary,
+        verified_at: now,
+    };
+    let tag = svc.keys.number_tag(&pending.number);
+    match svc.store.complete_enrollment(e, &pending.code_id, &phone, &tag, now).await? {
+        Completion::Done => {}
+        Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
+        Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id).await),
+    }
+    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %phone.number, "phone verified");
+
+    let confirmation_email = match svc.store.get_user(&c.app, &c.user).await {
+        Ok(Some(user)) => {
+            let email = notify::enrolled_email(&svc.settings.app_name, &user.email, &phone.number, now);
+            match svc.email.send_email(&email).await {
+                Ok(()) => "sent",
+                Err(err) => {
+                    tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "confirmation email failed");
+                    "failed"
+                }
+            }
+        }
+        Ok(None) => "failed",
+        Err(err) => {
+            tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not read the user for the confirmation email");
+            "failed"
+        }
+    };
+    Ok(Completed { step: Step::Complete.as_str(), phone: PhoneView::from(&phone), confirmation_email })
+}

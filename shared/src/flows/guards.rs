@@ -1,0 +1,137 @@
+//! The contract's counters: password lockout, failed codes per user, and the text budgets.
+//! Each takes its unit before the guarded work runs, so that concurrent requests can never
+//! get more tries than the limit; units are given back when the work turns out not to count
+//! (a right password, a right code, a text that could not be sent).
+
+use crate::config::PASSWORD_WINDOW_SECS;
+use crate::error::MfaError;
+use crate::ports::Counted;
+use crate::service::Service;
+use crate::types::{PhoneNumber, UnixTime};
+
+use super::Caller;
+
+/// A unit taken from one counter, to be given back if the work does not count.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    key: String,
+    window_start: UnixTime,
+    /// Units taken in this window, this one included.
+    pub count: u32,
+}
+
+impl Taken {
+    pub async fn give_back(&self, svc: &Service) {
+        if let Err(e) = svc.store.counter_give_back(&self.key, self.window_start).await {
+            // Failing to give back only over-counts (fails safe); say so and go on.
+            tracing::warn!(error = %e.0, "could not give a counter unit back");
+        }
+    }
+}
+
+async fn take(
+    svc: &Service,
+    key: String,
+    limit: u32,
+    window_secs: u64,
+) -> Result<Result<Taken, UnixTime>, MfaError> {
+    let now = svc.clock.now();
+    Ok(match svc.store.counter_take(&key, limit, window_secs, now).await? {
+        Counted::Taken { count, window_start } => Ok(Taken { key, window_start, count }),
+        Counted::Limited { until } => Err(until),
+    })
+}
+
+fn password_key(c: &Caller) -> String {
+    format!("pw#{}#{}", c.app, c.user)
+}
+
+/// Takes a password attempt: `429 too_many_attempts` while locked or at the limit.
+pub async fn take_password_attempt(svc: &Service, c: &Caller) -> Result<Taken, MfaError> {
+    let limit = svc.limits.password_max_attempts;
+    match take(svc, password_key(c), limit, PASSWORD_WINDOW_SECS).await? {
+        Ok(t) => Ok(t),
+        Err(until) => {
+            tracing::info!(app_id = %c.app, user_id = %c.user, "password checks locked");
+            Err(MfaError::TooManyAttempts { retry_after: svc.clock.now().secs_until(until) })
+        }
+    }
+}
+
+/// Settles a password attempt: a right password gives its unit back; the wrong one that
+/// reaches the limit locks password checks for the window and answers 429.
+pub async fn settle_password_attempt(
+    svc: &Service,
+    c: &Caller,
+    taken: Taken,
+    correct: bool,
+) -> Result<(), MfaError> {
+    if correct {
+        taken.give_back(svc).await;
+        return Ok(());
+    }
+    let limit = svc.limits.password_max_attempts;
+    if taken.count >= limit {
+        let until = svc.clock.now().plus_secs(PASSWORD_WINDOW_SECS);
+        svc.store.counter_block(&taken.key, until).await?;
+        tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
+        return Err(MfaError::TooManyAttempts { retry_after: PASSWORD_WINDOW_SECS });
+    }
+    Err(MfaError::InvalidPassword { attempts_remaining: limit - taken.count })
+}
+
+/// Takes one unit of the user's hourly budget of failed codes (across all their codes).
+pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaError> {
+    let key = format!("codefail#{}#{}", c.app, c.user);
+    match take(svc, key, svc.limits.code_failures_per_user_per_hour, 3600).await? {
+        Ok(t) => Ok(t),
+        Err(until) => {
+            tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
+            Err(MfaError::TooManyAttempts { retry_after: svc.clock.now().secs_until(until) })
+        }
+    }
+}
+
+/// Units taken for one text from every text budget.
+#[derive(Debug)]
+pub struct TextBudget(Vec<Taken>);
+
+impl TextBudget {
+    /// Gives every unit back: the text was not sent.
+    pub async fn give_back(self, svc: &Service) {
+        for t in &self.0 {
+            t.give_back(svc).await;
+        }
+    }
+}
+
+/// Takes one text from the user's daily, the number's hourly and the IP's hourly budget, or
+/// none of them: `429 rate_limited` naming the limit that was reached.
+pub async fn take_text_budget(
+    svc: &Service,
+    c: &Caller,
+    number: &PhoneNumber,
+) -> Result<TextBudget, MfaError> {
+    let l = &svc.limits;
+    let budgets = [
+        (format!("txt-user#{}#{}", c.app, c.user), l.texts_per_user_per_day, 86_400, "texts per user per day"),
+        (format!("txt-num#{}", svc.keys.number_tag(number)), l.texts_per_number_per_hour, 3600, "texts per phone number per hour"),
+        (format!("txt-ip#{}", c.source_ip), l.texts_per_ip_per_hour, 3600, "texts per client IP per hour"),
+    ];
+    let mut taken = Vec::with_capacity(budgets.len());
+    for (key, limit, window, name) in budgets {
+        match take(svc, key, limit, window).await {
+            Ok(Ok(t)) => taken.push(t),
+            Ok(Err(until)) => {
+                TextBudget(taken).give_back(svc).await;
+                tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
+                return Err(MfaError::RateLimited { retry_after: svc.clock.now().secs_until(until), limit: name });
+            }
+            Err(e) => {
+                TextBudget(taken).give_back(svc).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(TextBudget(taken))
+}

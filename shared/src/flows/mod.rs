@@ -1,0 +1,20 @@
+//! The product's flows as plain async functions over [`crate::Service`]'s ports. They take
+//! validated values and return domain results; HTTP lives in [`crate::http`].
+
+pub mod enrollment;
+pub mod guards;
+pub mod notify;
+pub mod policy;
+pub mod status;
+pub mod users;
+
+use crate::types::{AppId, UserId};
+
+/// The signed-in end user a request acts for, as the authorizer vouched for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub app: AppId,
+    pub user: UserId,
+    /// `requestContext.http.sourceIp`, never a header.
+    pub source_ip: String,
+}

@@ -1,0 +1,103 @@
+//! Admin and operator changes to an application's MFA policy.
+
+use crate::error::MfaError;
+use crate::service::Service;
+use crate::types::{AppId, CountryCode, Enforcement, Policy};
+
+/// A concurrent writer without `If-Match` is retried this many times before giving up.
+const WRITE_TRIES: usize = 5;
+
+/// The stored policy, or the defaults for an application never configured.
+pub async fn get(svc: &Service, app: &AppId) -> Result<Policy, MfaError> {
+    Ok(svc
+        .store
+        .get_policy(app)
+        .await?
+        .unwrap_or_else(|| Policy::default_for(app.clone())))
+}
+
+/// An admin's change (`PUT .../mfa-policy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    pub enabled: bool,
+    pub include_in_signup: bool,
+    pub enforcement: Enforcement,
+    /// `None`: leave the list as it is; `Some(None)`: every country; `Some(Some(list))`.
+    pub allowed_countries: Option<Option<Vec<CountryCode>>>,
+}
+
+/// Applies an admin's change. `if_match` makes it conditional on the version the admin saw.
+pub async fn update(
+    svc: &Service,
+    app: &AppId,
+    change: PolicyChange,
+    if_match: Option<u64>,
+    actor: &str,
+) -> Result<Policy, MfaError> {
+    if change.include_in_signup && !change.enabled {
+        return Err(MfaError::InvalidRequest(
+            "`include_in_signup` can only be true when `enabled` is true.".into(),
+        ));
+    }
+    for _ in 0..WRITE_TRIES {
+        let current = get(svc, app).await?;
+        if !current.available {
+            return Err(MfaError::MfaNotAvailable);
+        }
+        if let Some(seen) = if_match
+            && seen != current.version
+        {
+            return Err(MfaError::VersionConflict { current: current.version });
+        }
+        let next = Policy {
+            enabled: change.enabled,
+            include_in_signup: change.include_in_signup,
+            enforcement: change.enforcement,
+            allowed_countries: change
+                .allowed_countries
+                .clone()
+                .unwrap_or_else(|| current.allowed_countries.clone()),
+            version: current.version + 1,
+            updated_at: Some(svc.clock.now()),
+            updated_by: Some(actor.to_owned()),
+            ..current.clone()
+        };
+        if svc.store.put_policy(&next, current.version).await? {
+            tracing::info!(app_id = %app, version = next.version, "policy updated");
+            return Ok(next);
+        }
+        if if_match.is_some() {
+            let now = get(svc, app).await?;
+            return Err(MfaError::VersionConflict { current: now.version });
+        }
+    }
+    Err(MfaError::ServiceUnavailable { retry_after: 1 })
+}
+
+/// The operator's switch (`PUT .../mfa-availability`). Withdrawing availability also turns
+/// the admin's `enabled` and `include_in_signup` off, so that the policy an admin sees is the
+/// one in force; making it available again leaves MFA off until the admin enables it.
+pub async fn set_availability(
+    svc: &Service,
+    app: &AppId,
+    available: bool,
+    actor: &str,
+) -> Result<Policy, MfaError> {
+    for _ in 0..WRITE_TRIES {
+        let current = get(svc, app).await?;
+        let mut next = current.clone();
+        next.available = available;
+        if !available {
+            next.enabled = false;
+            next.include_in_signup = false;
+        }
+        next.version = current.version + 1;
+        next.updated_at = Some(svc.clock.now());
+        next.updated_by = Some(actor.to_owned());
+        if svc.store.put_policy(&next, current.version).await? {
+            tracing::info!(app_id = %app, available, version = next.version, "availability changed");
+            return Ok(next);
+        }
+    }
+    Err(MfaError::ServiceUnavailable { retry_after: 1 })
+}

@@ -1,0 +1,94 @@
+//! What the frontend asks before showing (or not) the enrollment screens, and Skip.
+
+use serde::Serialize;
+
+use crate::error::MfaError;
+use crate::ports::PhoneRecord;
+use crate::service::Service;
+use crate::types::{Enforcement, PhoneId, UnixTime};
+
+use super::{Caller, policy};
+
+/// A phone as responses show it: masked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PhoneView {
+    pub phone_id: PhoneId,
+    pub masked: String,
+    pub label: Option<String>,
+    pub primary: bool,
+    pub verified_at: UnixTime,
+}
+
+impl From<&PhoneRecord> for PhoneView {
+    fn from(p: &PhoneRecord) -> Self {
+        PhoneView {
+            phone_id: p.phone_id.clone(),
+            masked: p.number.masked(),
+            label: p.label.clone(),
+            primary: p.primary,
+            verified_at: p.verified_at,
+        }
+    }
+}
+
+/// `GET /v1/mfa/status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Status {
+    pub enabled: bool,
+    pub enforcement: Enforcement,
+    pub enrolled: bool,
+    pub email_verified: bool,
+    /// `"enroll"` or `"none"`.
+    pub prompt: &'static str,
+    pub can_skip: bool,
+    pub skipped_until: Option<UnixTime>,
+    pub phones: Vec<PhoneView>,
+}
+
+/// The user's status under the policy as it is at this very request.
+pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
+    let now = svc.clock.now();
+    let policy = policy::get(svc, &c.app).await?;
+    let user = svc.store.get_user(&c.app, &c.user).await?;
+    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
+    phones.sort_by(|a, b| b.primary.cmp(&a.primary).then(a.verified_at.cmp(&b.verified_at)));
+    let skipped_until = svc.store.get_skip(&c.app, &c.user).await?.filter(|t| *t > now);
+
+    let enabled = policy.in_force();
+    let enrolled = !phones.is_empty();
+    let email_verified = user.is_some_and(|u| u.email_verified);
+    let required = policy.enforcement == Enforcement::Required;
+    let prompt = enabled
+        && policy.include_in_signup
+        && !enrolled
+        && email_verified
+        && (required || skipped_until.is_none());
+    Ok(Status {
+        enabled,
+        enforcement: policy.enforcement,
+        enrolled,
+        email_verified,
+        prompt: if prompt { "enroll" } else { "none" },
+        can_skip: enabled && !required && !enrolled,
+        skipped_until,
+        phones: phones.iter().map(PhoneView::from).collect(),
+    })
+}
+
+/// `POST /v1/mfa/skip`: postpones the prompt (7 days by default).
+pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
+    let policy = policy::get(svc, &c.app).await?;
+    if !policy.in_force() {
+        return Err(MfaError::MfaDisabled);
+    }
+    if policy.enforcement == Enforcement::Required {
+        return Err(MfaError::EnrollmentRequired);
+    }
+    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+        return Err(MfaError::AlreadyEnrolled);
+    }
+    let until = svc.clock.now().plus_secs(svc.limits.skip_secs);
+    svc.store.put_skip(&c.app, &c.user, until).await?;
+    tracing::info!(app_id = %c.app, user_id = %c.user, "enrollment skipped");
+    Ok(until)
+}

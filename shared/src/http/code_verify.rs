@@ -1,0 +1,53 @@
+//! `code-verify`: checks an enrollment's code, and sends a new one.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{context, parse_body, parse_empty_body, respond, routes};
+use crate::error::MfaError;
+use crate::flows::enrollment;
+use crate::service::Service;
+use crate::types::{Code, EnrollmentId};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// The function's handler.
+pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
+    let path = routes::path(&req).to_owned();
+    let segs = routes::segments(&path);
+    let method = req.method().clone();
+    let result: Result<(u16, Value), MfaError> = async {
+        let caller = context::user_caller(&req)?;
+        match (method, segs.as_slice()) {
+            (Method::POST, ["v1", "mfa", "enrollments", id, "code"]) => {
+                let body: CodeBody = parse_body(&req)?;
+                // Not a code at all: refused here, before anything is counted.
+                let code = Code::parse(&body.code).map_err(|_| {
+                    MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
+                })?;
+                let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
+                let done = enrollment::verify(svc, &caller, &id, code).await?;
+                Ok((200, serde_json::to_value(done).map_err(|_| MfaError::Internal)?))
+            }
+            (Method::POST, ["v1", "mfa", "enrollments", id, "resend"]) => {
+                parse_empty_body(&req)?;
+                let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
+                let sent = enrollment::resend(svc, &caller, &id).await?;
+                Ok((202, serde_json::to_value(sent).map_err(|_| MfaError::Internal)?))
+            }
+            (_, ["v1", "mfa", "enrollments", _, "code" | "resend"]) => Err(MfaError::MethodNotAllowed),
+            _ => Err(MfaError::RouteNotFound),
+        }
+    }
+    .await;
+    match result {
+        Ok((status, v)) => respond(&req, status, Ok(v)),
+        Err(e) => respond::<Value>(&req, 0, Err(e)),
+    }
+}

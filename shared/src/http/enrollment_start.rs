@@ -1,0 +1,50 @@
+//! `enrollment-start`: the user's status, Skip, and Start (password → a new enrollment).
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{context, parse_body, parse_empty_body, respond, routes};
+use crate::error::MfaError;
+use crate::flows::{enrollment, status};
+use crate::service::Service;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    password: String,
+}
+
+/// The function's handler.
+pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
+    let path = routes::path(&req).to_owned();
+    let segs = routes::segments(&path);
+    let method = req.method().clone();
+    let result: Result<(u16, Value), MfaError> = async {
+        let caller = context::user_caller(&req)?;
+        match (method, segs.as_slice()) {
+            (Method::GET, ["v1", "mfa", "status"]) => {
+                let s = status::status(svc, &caller).await?;
+                Ok((200, serde_json::to_value(s).map_err(|_| MfaError::Internal)?))
+            }
+            (Method::POST, ["v1", "mfa", "skip"]) => {
+                parse_empty_body(&req)?;
+                let until = status::skip(svc, &caller).await?;
+                Ok((200, json!({ "skipped_until": until })))
+            }
+            (Method::POST, ["v1", "mfa", "enrollments"]) => {
+                let body: StartBody = parse_body(&req)?;
+                let started = enrollment::start(svc, &caller, body.password).await?;
+                Ok((201, serde_json::to_value(started).map_err(|_| MfaError::Internal)?))
+            }
+            (_, ["v1", "mfa", "status" | "skip" | "enrollments"]) => Err(MfaError::MethodNotAllowed),
+            _ => Err(MfaError::RouteNotFound),
+        }
+    }
+    .await;
+    match result {
+        Ok((status, v)) => respond(&req, status, Ok(v)),
+        Err(e) => respond::<Value>(&req, 0, Err(e)),
+    }
+}

@@ -1,0 +1,162 @@
+//! The Lambda handlers: an API Gateway HTTP API (v2) request in, a JSON answer out.
+//!
+//! Each function's `main.rs` runs one of [`policy_config`], [`enrollment_start`],
+//! [`phone_submit`], [`code_verify`] or [`phone_edits`]; the local server runs the very same
+//! functions. [`error_response`] is the one place a domain error becomes an HTTP answer.
+
+pub mod code_verify;
+pub mod context;
+pub mod enrollment_start;
+pub mod phone_edits;
+pub mod phone_submit;
+pub mod policy_config;
+pub mod routes;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::MfaError;
+
+/// The largest body accepted (`413 payload_too_large` above it).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON answer with the headers every answer carries.
+pub fn json_response(status: u16, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let mut resp = Response::new(Body::Text(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Answers can carry one-time state (enrollment ids, masked numbers): never cache them.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// An empty answer (`204`).
+pub fn empty_response(status: u16) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The contract's error answer: `{"error", "message"}` plus `attempts_remaining` or
+/// `retry_after` where they apply, and `Retry-After` on every 429 and 503.
+pub fn error_response(err: &MfaError) -> Response<Body> {
+    let mut body = json!({ "error": err.code(), "message": err.to_string() });
+    if let Some(n) = err.attempts_remaining() {
+        body["attempts_remaining"] = json!(n);
+    }
+    if let Some(secs) = err.retry_after() {
+        body["retry_after"] = json!(secs);
+    }
+    let mut resp = json_response(err.status(), &body);
+    if let Some(secs) = err.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Turns a flow's result into the answer, logging the outcome (never a body).
+pub fn respond<T: Serialize>(req: &Request, status: u16, result: Result<T, MfaError>) -> Response<Body> {
+    let resp = match result {
+        Ok(v) => json_response(status, &v),
+        Err(e) => error_response(&e),
+    };
+    log_outcome(req, resp.status().as_u16());
+    resp
+}
+
+/// One line per request: method, path shape and status. Paths hold only ids, never secrets.
+pub fn log_outcome(req: &Request, status: u16) {
+    let request_id = context::request_id(req);
+    if status >= 500 {
+        tracing::error!(method = %req.method(), path = %routes::path(req), status, request_id, "request failed");
+    } else {
+        tracing::info!(method = %req.method(), path = %routes::path(req), status, request_id, "request");
+    }
+}
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b.as_slice(),
+        _ => &[],
+    }
+}
+
+/// Parses a JSON body into `T` (which should `deny_unknown_fields`): `413` when too large,
+/// `400 invalid_request` naming the offending field otherwise.
+pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(MfaError::PayloadTooLarge);
+    }
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if essence != "application/json" {
+            return Err(MfaError::InvalidRequest(
+                "Send the body as JSON with `Content-Type: application/json`.".into(),
+            ));
+        }
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(MfaError::InvalidRequest("The request body must be a JSON object.".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let detail = strip_position(&inner.to_string());
+        if path == "." || path.is_empty() {
+            MfaError::InvalidRequest(format!("Invalid request body: {detail}."))
+        } else {
+            MfaError::InvalidRequest(format!("Field `{path}`: {detail}."))
+        }
+    })?;
+    de.end()
+        .map_err(|_| MfaError::InvalidRequest("Invalid request body: unexpected data after the JSON value.".into()))?;
+    Ok(value)
+}
+
+/// Accepts an absent or empty body, or `{}`: for routes that take no fields.
+pub fn parse_empty_body(req: &Request) -> Result<(), MfaError> {
+    let bytes = body_bytes(req);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+    parse_body::<Nothing>(req).map(|_| ())
+}
+
+/// serde_json appends " at line 1 column 12"; a person does not need it.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}
+
+/// A JSON object from parts, for answers assembled by hand.
+pub fn object(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}

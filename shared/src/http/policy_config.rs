@@ -1,0 +1,153 @@
+//! `policy-config` (admin API, IAM-authorized): the application's MFA policy, the operator's
+//! availability switch, and user provisioning.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{context, double_option, parse_body, respond, routes};
+use crate::error::MfaError;
+use crate::flows::{policy, users};
+use crate::service::Service;
+use crate::types::{AppId, CountryCode, Enforcement, Policy, UserId};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    enabled: bool,
+    include_in_signup: bool,
+    enforcement: String,
+    #[serde(default, deserialize_with = "double_option")]
+    allowed_countries: Option<Option<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvailabilityBody {
+    available: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    email: String,
+    email_verified: bool,
+    password_hash: String,
+}
+
+/// The policy as the admin API shows it.
+pub fn policy_json(p: &Policy) -> Value {
+    json!({
+        "app_id": p.app_id,
+        "available": p.available,
+        "enabled": p.enabled,
+        "include_in_signup": p.include_in_signup,
+        "enforcement": p.enforcement,
+        "allowed_countries": p.allowed_countries.as_ref().map(|l| l.iter().map(CountryCode::as_str).collect::<Vec<_>>()),
+        "version": p.version,
+        "updated_at": p.updated_at,
+        "updated_by": p.updated_by,
+    })
+}
+
+fn app_from_path(seg: &str) -> Result<AppId, MfaError> {
+    AppId::parse(seg).map_err(|_| MfaError::InvalidRequest("The application id in the path is not valid.".into()))
+}
+
+/// `If-Match: <version>` (quotes and a weak `W/` prefix tolerated).
+fn if_match(req: &Request) -> Result<Option<u64>, MfaError> {
+    let Some(v) = req.headers().get("if-match") else { return Ok(None) };
+    let s = v.to_str().unwrap_or_default().trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<u64>()
+        .map(Some)
+        .map_err(|_| MfaError::InvalidRequest("`If-Match` must be the policy's version number.".into()))
+}
+
+fn parse_countries(list: Option<Option<Vec<String>>>) -> Result<Option<Option<Vec<CountryCode>>>, MfaError> {
+    let Some(inner) = list else { return Ok(None) };
+    let Some(list) = inner else { return Ok(Some(None)) };
+    if list.is_empty() {
+        return Err(MfaError::InvalidRequest(
+            "`allowed_countries` must name at least one country, or be null for every country.".into(),
+        ));
+    }
+    let mut out: Vec<CountryCode> = Vec::with_capacity(list.len());
+    for c in &list {
+        let code = CountryCode::parse(c).ok_or_else(|| {
+            MfaError::InvalidRequest(format!(
+                "`allowed_countries`: {:?} is not an ISO 3166-1 alpha-2 country code such as \"US\".",
+                c.chars().take(8).collect::<String>()
+            ))
+        })?;
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    Ok(Some(Some(out)))
+}
+
+async fn put_policy(svc: &Service, req: &Request, app: &AppId) -> Result<Value, MfaError> {
+    let actor = context::admin_actor(req)?;
+    let body: PolicyBody = parse_body(req)?;
+    let enforcement = Enforcement::parse(&body.enforcement).ok_or_else(|| {
+        MfaError::InvalidRequest("`enforcement` must be \"optional\" or \"required\".".into())
+    })?;
+    let change = policy::PolicyChange {
+        enabled: body.enabled,
+        include_in_signup: body.include_in_signup,
+        enforcement,
+        allowed_countries: parse_countries(body.allowed_countries)?,
+    };
+    let p = policy::update(svc, app, change, if_match(req)?, &actor).await?;
+    Ok(policy_json(&p))
+}
+
+/// The function's handler.
+pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
+    let path = routes::path(&req).to_owned();
+    let segs = routes::segments(&path);
+    let method = req.method().clone();
+    let result: Result<(u16, Value), MfaError> = async {
+        let actor = context::admin_actor(&req)?;
+        match (method, segs.as_slice()) {
+            (Method::GET, ["v1", "admin", "applications", app, "mfa-policy"]) => {
+                let app = app_from_path(app)?;
+                Ok((200, policy_json(&policy::get(svc, &app).await?)))
+            }
+            (Method::PUT, ["v1", "admin", "applications", app, "mfa-policy"]) => {
+                let app = app_from_path(app)?;
+                Ok((200, put_policy(svc, &req, &app).await?))
+            }
+            (Method::PUT, ["v1", "admin", "applications", app, "mfa-availability"]) => {
+                let app = app_from_path(app)?;
+                let body: AvailabilityBody = parse_body(&req)?;
+                let p = policy::set_availability(svc, &app, body.available, &actor).await?;
+                Ok((200, policy_json(&p)))
+            }
+            (Method::PUT, ["v1", "admin", "applications", app, "users", user]) => {
+                let app = app_from_path(app)?;
+                let user = UserId::parse(user)
+                    .map_err(|_| MfaError::InvalidRequest("The user id in the path is not valid.".into()))?;
+                let body: UserBody = parse_body(&req)?;
+                let u = users::put(svc, &app, &user, body.email, body.email_verified, body.password_hash).await?;
+                Ok((200, json!({
+                    "app_id": u.app_id,
+                    "user_id": u.user_id,
+                    "email": u.email,
+                    "email_verified": u.email_verified,
+                    "updated_at": u.updated_at,
+                })))
+            }
+            (_, ["v1", "admin", "applications", _, "mfa-policy" | "mfa-availability"])
+            | (_, ["v1", "admin", "applications", _, "users", _]) => Err(MfaError::MethodNotAllowed),
+            _ => Err(MfaError::RouteNotFound),
+        }
+    }
+    .await;
+    match result {
+        Ok((status, v)) => respond(&req, status, Ok(v)),
+        Err(e) => respond::<Value>(&req, 0, Err(e)),
+    }
+}

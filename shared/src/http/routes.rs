@@ -1,0 +1,105 @@
+//! The route table: which function serves which path, and who may call it. The local server
+//! dispatches with it; each handler matches its own routes again by method.
+
+use lambda_http::{Request, RequestExt};
+
+/// The five Lambda functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    PolicyConfig,
+    EnrollmentStart,
+    PhoneSubmit,
+    CodeVerify,
+    PhoneEdits,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// An end user with a platform JWT.
+    User,
+    /// An application's admin (IAM; locally the `mfa:admin` scope).
+    Admin,
+    /// The customer success team (IAM; locally the `mfa:operator` scope).
+    Operator,
+}
+
+/// The request's path as the client sent it, without the stage.
+pub fn path(req: &Request) -> &str {
+    let raw = req.raw_http_path();
+    if raw.is_empty() { req.uri().path() } else { raw }
+}
+
+/// The path's segments, without empty ones from a trailing slash.
+pub fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// Which function serves `path`, and who may call it; `None` for an unknown path.
+pub fn function_for(path: &str) -> Option<(Function, Access)> {
+    use Access::*;
+    use Function::*;
+    match segments(path).as_slice() {
+        ["v1", "admin", "applications", _, "mfa-policy"] => Some((PolicyConfig, Admin)),
+        ["v1", "admin", "applications", _, "mfa-availability"] => Some((PolicyConfig, Operator)),
+        ["v1", "admin", "applications", _, "users", _] => Some((PolicyConfig, Admin)),
+        ["v1", "mfa", "status"] | ["v1", "mfa", "skip"] | ["v1", "mfa", "enrollments"] => {
+            Some((EnrollmentStart, User))
+        }
+        ["v1", "mfa", "enrollments", _, "phone"] => Some((PhoneSubmit, User)),
+        ["v1", "mfa", "enrollments", _, "code" | "resend"] => Some((CodeVerify, User)),
+        ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _] => Some((PhoneEdits, User)),
+        _ => None,
+    }
+}
+
+/// Every route of this release as `(method, path template)`, for documentation and checks.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/admin/applications/{app_id}/mfa-policy"),
+    ("PUT", "/v1/admin/applications/{app_id}/mfa-policy"),
+    ("PUT", "/v1/admin/applications/{app_id}/mfa-availability"),
+    ("PUT", "/v1/admin/applications/{app_id}/users/{user_id}"),
+    ("GET", "/v1/mfa/status"),
+    ("POST", "/v1/mfa/skip"),
+    ("POST", "/v1/mfa/enrollments"),
+    ("POST", "/v1/mfa/enrollments/{enrollment_id}/phone"),
+    ("POST", "/v1/mfa/enrollments/{enrollment_id}/code"),
+    ("POST", "/v1/mfa/enrollments/{enrollment_id}/resend"),
+    ("GET", "/v1/mfa/phones"),
+    ("POST", "/v1/mfa/phones"),
+    ("PUT", "/v1/mfa/phones/{phone_id}"),
+    ("PATCH", "/v1/mfa/phones/{phone_id}"),
+    ("DELETE", "/v1/mfa/phones/{phone_id}"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_has_a_function() {
+        for (_, template) in ROUTES {
+            let concrete = template
+                .replace("{app_id}", "app1")
+                .replace("{user_id}", "u1")
+                .replace("{enrollment_id}", "enr_x")
+                .replace("{phone_id}", "ph_x");
+            assert!(function_for(&concrete).is_some(), "{template}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_have_none() {
+        for p in ["/", "/v1", "/v1/mfa", "/v1/mfa/enrollments/x", "/v1/mfa/enrollments/x/other", "/v2/mfa/status"] {
+            assert_eq!(function_for(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn availability_is_the_operators() {
+        assert_eq!(
+            function_for("/v1/admin/applications/a/mfa-availability"),
+            Some((Function::PolicyConfig, Access::Operator))
+        );
+    }
+}

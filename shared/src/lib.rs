@@ -1,0 +1,23 @@
+//! The MFA service's domain crate.
+//!
+//! - [`types`]: values that can only be built valid (phone numbers, codes, ids, the policy).
+//! - [`ports`]: the small traits the flows need (store, SMS, email, secrets, clock).
+//! - [`flows`]: the product's flows as plain async functions over those ports.
+//! - [`http`]: the Lambda handlers (API Gateway HTTP API v2 events in, JSON out) and the one
+//!   function that maps a domain error to an HTTP answer.
+//! - [`adapters`]: DynamoDB, SNS, SES v2 and Secrets Manager, plus in-memory and console ones.
+//!
+//! The binaries in `functions/` and the local server in `infra/` only wire these together.
+
+pub mod adapters;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod flows;
+pub mod http;
+pub mod ports;
+pub mod service;
+pub mod types;
+
+pub use error::MfaError;
+pub use service::Service;

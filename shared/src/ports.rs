@@ -1,0 +1,272 @@
+//! The small traits the flows run over, and the records they exchange.
+//!
+//! Every write that guards single use or a counter is one conditional operation of the store
+//! (a DynamoDB condition expression, a compare under a lock in memory): the flows never read a
+//! value, decide, and then write it back unconditionally.
+
+use async_trait::async_trait;
+
+use crate::error::PortError;
+use crate::types::ids::CodeId;
+use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId};
+
+/// What the service keeps of a platform account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub email: String,
+    pub email_verified: bool,
+    /// An argon2 PHC string. Never logged (the `Debug` of the flows' types never shows it).
+    pub password_hash: String,
+    pub updated_at: UnixTime,
+}
+
+/// A verified phone: a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRecord {
+    pub phone_id: PhoneId,
+    pub number: PhoneNumber,
+    pub label: Option<String>,
+    pub primary: bool,
+    pub verified_at: UnixTime,
+}
+
+/// Why an enrollment was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// The first phone (the Start → password → phone → code screens).
+    Enroll,
+    /// Another phone, from settings.
+    Add,
+    /// A new number for an existing phone, from settings.
+    Replace(PhoneId),
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Phone,
+    Code,
+    Complete,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Phone => "phone",
+            Step::Code => "code",
+            Step::Complete => "complete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        match s {
+            "phone" => Some(Step::Phone),
+            "code" => Some(Step::Code),
+            "complete" => Some(Step::Complete),
+            _ => None,
+        }
+    }
+}
+
+/// The code most recently texted for an enrollment. Only its keyed hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCode {
+    pub code_id: CodeId,
+    /// Hex HMAC-SHA256 of the code under the secret key, bound to `code_id`.
+    pub code_hash: String,
+    pub number: PhoneNumber,
+    pub label: Option<String>,
+    pub expires_at: UnixTime,
+    /// Attempts taken against this code (each taken before its guess is compared).
+    pub attempts: u32,
+}
+
+/// An enrollment in progress (or just completed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub id: EnrollmentId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub purpose: Purpose,
+    pub step: Step,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Texts sent for this enrollment (first send, re-submitted numbers, resends).
+    pub sends: u32,
+    pub last_sent_at: Option<UnixTime>,
+    pub pending: Option<PendingCode>,
+}
+
+impl Enrollment {
+    /// Expired enrollments are gone even if the table's TTL sweep has not removed them yet.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// A text to send, with the guards that the store checks in the same write.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub code: PendingCode,
+    pub now: UnixTime,
+    pub max_sends: u32,
+    /// Refuse unless the last send was at or before this time (the resend cooldown).
+    pub last_sent_at_most: Option<UnixTime>,
+    /// Refuse unless this is still the pending code (a resend replaces one particular code).
+    pub replaces: Option<CodeId>,
+}
+
+/// What a completion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The enrollment is complete and the phone stored.
+    Done,
+    /// The code was no longer pending (used by a concurrent request, replaced, or expired).
+    CodeGone,
+    /// The user already has this number.
+    NumberTaken,
+}
+
+/// What a counter answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// One unit taken; `window_start` identifies the window for a later release.
+    Taken { count: u32, window_start: UnixTime },
+    /// The limit is reached (or the counter is blocked) until `until`.
+    Limited { until: UnixTime },
+}
+
+/// The service's table, in domain terms.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError>;
+    /// Writes `policy` only if the stored version is still `expected_version` (0: none).
+    /// Returns false when someone else wrote first.
+    async fn put_policy(&self, policy: &Policy, expected_version: u64) -> Result<bool, PortError>;
+
+    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
+    async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
+    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError>;
+    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError>;
+    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+
+    async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
+    async fn get_enrollment(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        id: &EnrollmentId,
+    ) -> Result<Option<Enrollment>, PortError>;
+    /// Records a new pending code and counts the send, if and only if the enrollment is live,
+    /// at `phone` or `code`, under its send limit and past `send.last_sent_at_most` and (for a
+    /// resend) still holds `send.replaces`. Returns the enrollment as it was, or `None` when a
+    /// guard refused (the caller re-reads to say why).
+    async fn begin_send(
+        &self,
+        enrollment: &Enrollment,
+        send: &NewSend,
+    ) -> Result<Option<Enrollment>, PortError>;
+    /// Puts `previous` back, if `failed` is still the pending code: a text that could not be
+    /// sent leaves the enrollment, its send count and its earlier code as they were.
+    async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError>;
+    /// Takes one attempt against the pending code `code_id`, if it is still pending, unexpired
+    /// and has fewer than `max` attempts. Returns the attempts taken so far, or `None`.
+    async fn take_code_attempt(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        max: u32,
+        now: UnixTime,
+    ) -> Result<Option<u32>, PortError>;
+    /// Atomically: marks the enrollment complete (if `code_id` is still its pending code and
+    /// both are unexpired), stores `phone`, and claims `number_tag` for this user.
+    async fn complete_enrollment(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        phone: &PhoneRecord,
+        number_tag: &str,
+        now: UnixTime,
+    ) -> Result<Completion, PortError>;
+
+    /// Takes one unit from the fixed window counter `key` (the window opens at the first unit
+    /// and lasts `window_secs`), unless `limit` units are taken or the counter is blocked.
+    async fn counter_take(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+        now: UnixTime,
+    ) -> Result<Counted, PortError>;
+    /// Gives one unit back to the window that opened at `window_start` (no-op for a newer one).
+    async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError>;
+    /// Blocks the counter until `until` (the password lockout).
+    async fn counter_block(&self, key: &str, until: UnixTime) -> Result<(), PortError>;
+}
+
+/// Sends text messages.
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    async fn send_sms(&self, to: &PhoneNumber, body: &str) -> Result<(), PortError>;
+}
+
+/// An email with a text and an HTML part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Sends email.
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    async fn send_email(&self, email: &Email) -> Result<(), PortError>;
+}
+
+/// Reads secret values (once per cold start; the service keeps what it read).
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secret_string(&self, id: &str) -> Result<String, PortError>;
+}
+
+/// The time. Tests use a fixed clock they move by hand.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> UnixTime;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that stands still until moved.
+#[derive(Debug, Default)]
+pub struct FixedClock(std::sync::atomic::AtomicI64);
+
+impl FixedClock {
+    pub fn at(t: i64) -> FixedClock {
+        FixedClock(std::sync::atomic::AtomicI64::new(t))
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

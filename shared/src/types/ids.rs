@@ -1,0 +1,128 @@
+//! Identifiers. The caller's ids (user, application) come from the authorizer's claims or the
+//! admin route and are checked for shape; the service's own ids carry 128 random bits.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// Why a string is not an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadId(pub &'static str);
+
+/// An external id (application or user): 1 to 128 characters of `A-Z a-z 0-9 . _ - : @ | +`.
+/// `#` and `/` are refused because they separate key parts and path segments.
+fn check_external(s: &str, what: &'static str) -> Result<(), BadId> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:@|+".contains(&b));
+    if ok { Ok(()) } else { Err(BadId(what)) }
+}
+
+macro_rules! external_id {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("A validated ", $what, ".")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, BadId> {
+                check_external(s, $what).map(|()| Self(s.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+external_id!(AppId, "application id");
+external_id!(UserId, "user id");
+
+/// 16 bytes from the OS CSPRNG as 32 lowercase hex characters.
+fn random_128() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+macro_rules! random_id {
+    ($name:ident, $prefix:literal, $what:literal) => {
+        #[doc = concat!("A ", $what, " id: `", $prefix, "` and 128 random bits in hex.")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Result<Self, getrandom::Error> {
+                Ok(Self(format!("{}{}", $prefix, random_128()?)))
+            }
+
+            /// Accepts only the exact shape [`Self::generate`] makes, so that anything else
+            /// answers "not found" without touching the store.
+            pub fn parse(s: &str) -> Result<Self, BadId> {
+                let hex = s.strip_prefix($prefix).ok_or(BadId($what))?;
+                let ok = hex.len() == 32
+                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if ok { Ok(Self(s.to_owned())) } else { Err(BadId($what)) }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+random_id!(EnrollmentId, "enr_", "enrollment");
+random_id!(PhoneId, "ph_", "phone");
+random_id!(CodeId, "code_", "code");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_refuse_separators_and_odd_characters() {
+        assert!(UserId::parse("auth0|5f7c8ec7c33c6c004bbafe82").is_ok());
+        assert!(UserId::parse("6b8f2a4e-1c3d-4e5f-8a9b-0c1d2e3f4a5b").is_ok());
+        for bad in ["", "a#b", "a/b", "a b", "é", &"x".repeat(129)] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn random_ids_round_trip_and_differ() {
+        let a = EnrollmentId::generate().unwrap();
+        let b = EnrollmentId::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(EnrollmentId::parse(a.as_str()).unwrap(), a);
+        assert_eq!(a.as_str().len(), 4 + 32);
+        assert!(EnrollmentId::parse("enr_123").is_err());
+        assert!(EnrollmentId::parse(&a.as_str().to_uppercase()).is_err());
+        assert!(PhoneId::parse(a.as_str()).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Values that can only be built valid: parse, don't validate.
+
+pub mod code;
+pub mod ids;
+pub mod phone;
+pub mod policy;
+pub mod time;
+
+pub use code::Code;
+pub use ids::{AppId, EnrollmentId, PhoneId, UserId};
+pub use phone::{CountryCode, PhoneNumber};
+pub use policy::{Enforcement, Policy};
+pub use time::UnixTime;
