@@ -18,3 +18,25 @@ pub struct Service {
     pub limits: Limits,
     pub settings: Settings,
 }
+
+impl Service {
+    /// The embedded default: an in-process store, texts and emails to the console outbox, a
+    /// random code key for this process.
+    pub fn in_memory(
+        limits: Limits,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Service, crate::adapters::console::ConsoleOutbox), getrandom::Error> {
+        let outbox = crate::adapters::console::ConsoleOutbox::new(Arc::clone(&clock));
+        let svc = Service {
+            store: Arc::new(crate::adapters::memory::MemoryStore::new()),
+            sms: Arc::new(outbox.clone()),
+            email: Arc::new(outbox.clone()),
+            clock,
+            keys: Keys::random()?,
+            limits,
+            settings,
+        };
+        Ok((svc, outbox))
+    }
+}

@@ -81,7 +81,8 @@ impl ConsoleOutbox {
 impl SmsSender for ConsoleOutbox {
     async fn send_sms(&self, to: &PhoneNumber, body: &str) -> Result<(), PortError> {
         self.check("sms")?;
-        println!("[sms to {}] {body}", to.e164());
+        // The console is the developer's phone: the code is shown, the number masked.
+        println!("[sms to {}] {body}", to.masked());
         let mut o = self.outbox.lock().map_err(|_| PortError::new("outbox lock poisoned"))?;
         o.sms.push(OutboxSms { to: to.e164().to_owned(), body: body.to_owned(), sent_at: self.clock.now() });
         Ok(())

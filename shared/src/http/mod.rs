@@ -160,3 +160,31 @@ where
 pub fn object(pairs: Vec<(&str, Value)>) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
+
+/// Runs the handler of function `f`: what each Lambda runs, and what the local server calls.
+pub async fn dispatch(f: routes::Function, svc: &crate::Service, req: Request) -> Response<Body> {
+    use routes::Function::*;
+    match f {
+        PolicyConfig => policy_config::handle(svc, req).await,
+        EnrollmentStart => enrollment_start::handle(svc, req).await,
+        PhoneSubmit => phone_submit::handle(svc, req).await,
+        CodeVerify => code_verify::handle(svc, req).await,
+        PhoneEdits => phone_edits::handle(svc, req).await,
+    }
+}
+
+/// The `lambda_http` service of function `f` over a service built once per cold start.
+pub fn lambda_handler(
+    svc: std::sync::Arc<crate::Service>,
+    f: routes::Function,
+) -> impl lambda_http::Service<
+    Request,
+    Response = Response<Body>,
+    Error = lambda_http::Error,
+    Future = impl std::future::Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
+> {
+    lambda_http::service_fn(move |req: Request| {
+        let svc = std::sync::Arc::clone(&svc);
+        async move { Ok::<_, lambda_http::Error>(dispatch(f, &svc, req).await) }
+    })
+}
