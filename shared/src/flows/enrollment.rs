@@ -144,11 +144,11 @@ pub async fn submit_phone(
     label: Option<String>,
 ) -> Result<CodeSent, MfaError> {
     let label = clean_label(label)?;
+    let e = load(svc, c, id).await?;
     let policy = policy::get(svc, &c.app).await?;
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    let e = load(svc, c, id).await?;
     if e.step == Step::Complete {
         return Err(MfaError::WrongStep { current: Step::Complete.as_str() });
     }
