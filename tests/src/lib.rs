@@ -1,1 +1,328 @@
+//! The end-to-end harness: builds and spawns `mfa-local` (memory or aws backend) on a free
+//! port, signs tokens with its `token` subcommand, and reads back what was "sent" (the local
+//! outbox, or moto's `/moto-api/data.json`).
+//!
+//! Tests on the aws backend need moto's server. `tests/run.sh` starts one from the project's
+//! virtualenv and passes its address as `MFA_TEST_MOTO_URL`; those tests are `#[ignore]`d so
+//! that plain `cargo test` (no network, no emulator) lists them as ignored instead of passing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds `mfa-local` once per test binary (offline: dependencies are already compiled) and
+/// returns its path.
+pub fn mfa_local_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("MFA_LOCAL_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "mfa-local"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build -p mfa-local");
+        assert!(status.success(), "cargo build -p mfa-local failed");
+        let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
+        target.join("debug").join("mfa-local")
+    })
+    .clone()
+}
+
+/// A random lowercase hex suffix, to keep tests that share one emulator apart.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:016x}", getrandom::u64().unwrap())
+}
+
+/// A US mobile-format number no other test uses (415-555-xxxx).
+pub fn unique_number() -> String {
+    format!("+1415555{:04}", getrandom::u32().unwrap() % 10_000)
+}
+
+/// The moto server the aws-backend tests run against.
+pub fn moto_url() -> String {
+    std::env::var("MFA_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!("MFA_TEST_MOTO_URL is not set: the aws-backend tests need moto's server; run them with tests/run.sh")
+    })
+}
+
+/// A running `mfa-local`, stopped on drop.
+pub struct LocalServer {
+    child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// For the aws backend: the emulator and the table this server uses.
+    pub moto: Option<String>,
+    pub table: Option<String>,
+}
+
+/// How to start a server.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// Extra environment (limits, broken endpoints).
+    pub env: Vec<(String, String)>,
+    /// Use this table (to share state with an earlier server); otherwise a fresh one.
+    pub table: Option<String>,
+    /// Pass `--bootstrap`.
+    pub bootstrap: bool,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl LocalServer {
+    /// The embedded default.
+    pub fn memory(env: &[(&str, &str)]) -> LocalServer {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::spawn(false, Launch { env, ..Launch::default() })
+    }
+
+    /// `--backend aws` against moto, with a fresh table (bootstrapped) unless one is given.
+    pub fn aws(launch: Launch) -> LocalServer {
+        Self::spawn(true, launch)
+    }
+
+    fn spawn(aws: bool, mut launch: Launch) -> LocalServer {
+        let port = free_port();
+        let mut cmd = Command::new(mfa_local_bin());
+        cmd.args(["--port", &port.to_string()]);
+        cmd.env("RUST_LOG", "warn");
+        let (mut moto, mut table) = (None, None);
+        if aws {
+            let url = moto_url();
+            let t = launch.table.take().unwrap_or_else(|| unique("mfa-e2e-"));
+            cmd.args(["--backend", "aws"]);
+            if launch.bootstrap {
+                cmd.arg("--bootstrap");
+            }
+            cmd.env("AWS_ENDPOINT_URL", &url)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("MFA_TABLE_NAME", &t)
+                .env("MFA_SECRET_ID", format!("{t}/code-hmac-key"));
+            moto = Some(url);
+            table = Some(t);
+        }
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn mfa-local");
+        // Wait for its "listening" line (bootstrap against the emulator can take a while).
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("mfa-local exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "mfa-local did not start within 60 s");
+        }
+        LocalServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            moto,
+            table,
+        }
+    }
+
+    /// Runs `mfa-local token ...` and returns the JWT.
+    pub fn token(&self, user: &str, app: Option<&str>, scope: Option<&str>) -> String {
+        token(user, app, scope, 3600)
+    }
+
+    /// Sends a request; returns status, headers and the JSON body (`Null` when empty).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, json }
+    }
+
+    /// Every text sent to `number` so far, oldest first (outbox or moto).
+    pub async fn texts_to(&self, number: &str) -> Vec<String> {
+        match &self.moto {
+            None => {
+                let o = self.call("GET", "/_local/outbox", None, None).await.json;
+                o["sms"].as_array().unwrap().iter().filter(|m| m["to"] == number).map(|m| m["body"].as_str().unwrap().to_owned()).collect()
+            }
+            Some(url) => {
+                let d = moto_data(url).await;
+                d["sns"]["SMS"].as_array().cloned().unwrap_or_default().iter()
+                    .filter(|m| m["phone_number"] == number)
+                    .map(|m| m["message"].as_str().unwrap().to_owned())
+                    .collect()
+            }
+        }
+    }
+
+    /// The code in the newest text to `number`.
+    pub async fn last_code(&self, number: &str) -> String {
+        let texts = self.texts_to(number).await;
+        let body = texts.last().unwrap_or_else(|| panic!("no text was sent to {number}"));
+        body[..6].to_owned()
+    }
+
+    /// Every email to `to` so far as (subject, body) pairs.
+    pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
+        match &self.moto {
+            None => {
+                let o = self.call("GET", "/_local/outbox", None, None).await.json;
+                o["email"].as_array().unwrap().iter().filter(|m| m["to"] == to)
+                    .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["text"].as_str().unwrap().to_owned()))
+                    .collect()
+            }
+            Some(url) => {
+                let d = moto_data(url).await;
+                d["ses"]["Message"].as_array().cloned().unwrap_or_default().iter()
+                    .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
+                    .map(|m| (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mfa-local token --user U [--app A] [--scope S] --ttl T`.
+pub fn token(user: &str, app: Option<&str>, scope: Option<&str>, ttl: u64) -> String {
+    let mut cmd = Command::new(mfa_local_bin());
+    cmd.args(["token", "--user", user, "--ttl", &ttl.to_string()]);
+    if let Some(a) = app {
+        cmd.args(["--app", a]);
+    }
+    if let Some(s) = scope {
+        cmd.args(["--scope", s]);
+    }
+    let out = cmd.output().expect("mfa-local token");
+    assert!(out.status.success(), "mfa-local token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `echo -n PW | mfa-local hash-password`.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(mfa_local_bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// moto's record of everything it was asked to do.
+pub async fn moto_data(url: &str) -> Value {
+    reqwest::get(format!("{url}/moto-api/data.json")).await.unwrap().json().await.unwrap()
+}
+
+/// One answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+}
+
+/// An application with MFA made available (operator), enabled with signup (admin), and one
+/// provisioned user with a verified email. Returns the user's token.
+pub struct Tenant {
+    pub app: String,
+    pub user: String,
+    pub email: String,
+    pub password: String,
+    pub admin: String,
+    pub user_token: String,
+}
+
+impl Tenant {
+    pub async fn set_up(s: &LocalServer, enforcement: &str) -> Tenant {
+        let app = unique("app-");
+        let user = unique("user-");
+        let email = format!("{user}@example.com");
+        let password = "correct horse battery staple".to_owned();
+        let admin = s.token("admin@example.com", None, Some("mfa:admin"));
+        let operator = s.token("cs@example.com", None, Some("mfa:operator"));
+        let r = s.call("PUT", &format!("/v1/admin/applications/{app}/mfa-availability"), Some(&operator), Some(json!({"available": true}))).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = s
+            .call("PUT", &format!("/v1/admin/applications/{app}/mfa-policy"), Some(&admin),
+                Some(json!({"enabled": true, "include_in_signup": true, "enforcement": enforcement})))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = s
+            .call("PUT", &format!("/v1/admin/applications/{app}/users/{user}"), Some(&admin),
+                Some(json!({"email": email, "email_verified": true, "password_hash": hash_password(&password)})))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let user_token = s.token(&user, Some(&app), None);
+        Tenant { app, user, email, password, admin, user_token }
+    }
+
+    /// Start with the password: the new enrollment's id.
+    pub async fn start(&self, s: &LocalServer) -> String {
+        let r = s.call("POST", "/v1/mfa/enrollments", Some(&self.user_token), Some(json!({"password": self.password}))).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.json["enrollment_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn phone(&self, s: &LocalServer, id: &str, number: &str) -> Reply {
+        s.call("POST", &format!("/v1/mfa/enrollments/{id}/phone"), Some(&self.user_token), Some(json!({"phone_number": number, "label": "Mobile"}))).await
+    }
+
+    pub async fn code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
+        s.call("POST", &format!("/v1/mfa/enrollments/{id}/code"), Some(&self.user_token), Some(json!({"code": code}))).await
+    }
+}

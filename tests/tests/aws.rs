@@ -1,0 +1,190 @@
+//! The same flows on `--backend aws` against moto's server: DynamoDB, SNS, SES v2 and
+//! Secrets Manager over their real wire APIs. Run by `tests/run.sh`, which starts moto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
+use serde_json::json;
+
+fn fresh() -> LocalServer {
+    LocalServer::aws(Launch { bootstrap: true, ..Launch::default() })
+}
+
+/// Every item of the table, as `attribute = value` strings.
+async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let out = client.scan().table_name(table).send().await.unwrap();
+    out.items()
+        .iter()
+        .map(|item| item.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn the_seed_walk_on_dynamodb_sns_and_ses() {
+    let s = fresh();
+    let t = Tenant::set_up(&s, "optional").await;
+    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    assert_eq!(st.json["prompt"], "enroll", "{st:?}");
+
+    let id = t.start(&s).await;
+    let number = unique_number();
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let texts = s.texts_to(&number).await;
+    assert_eq!(texts.len(), 1, "one text through SNS");
+    let code = s.last_code(&number).await;
+
+    // The table holds the code only as a keyed hash.
+    let items = table_items(s.table.as_deref().unwrap()).await;
+    assert!(!items.is_empty());
+    for item in &items {
+        for (k, v) in item {
+            assert!(!v.contains(&format!("\"{code}\"")), "attribute {k} holds the code in clear");
+        }
+    }
+    assert!(items.iter().flatten().any(|(k, _)| k == "code_hash"), "the pending code is stored as a hash");
+
+    let r = t.code(&s, &id, &code).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["confirmation_email"], "sent");
+    let emails = s.emails_to(&t.email).await;
+    assert_eq!(emails.len(), 1, "one email through SES");
+    assert!(emails[0].0.contains("Two-step verification"));
+
+    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    assert_eq!(st.json["enrolled"], true);
+    let again = t.code(&s, &id, &code).await;
+    assert_eq!((again.status, again.error()), (409, "wrong_step"), "single use");
+
+    // The enrollment and counters carry a TTL attribute.
+    let items = table_items(s.table.as_deref().unwrap()).await;
+    assert!(items.iter().any(|i| i.iter().any(|(k, _)| k == "ttl")));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn eight_concurrent_right_codes_give_exactly_one_success() {
+    let s = Arc::new(fresh());
+    let t = Arc::new(Tenant::set_up(&s, "optional").await);
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let code = s.last_code(&number).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, t, id, code) = (s.clone(), t.clone(), id.clone(), code.clone());
+            tokio::spawn(async move { t.code(&s, &id, &code).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 409, 429].contains(s)), "{statuses:?}");
+    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    assert_eq!(st.json["phones"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
+    let s = Arc::new(fresh());
+    let t = Arc::new(Tenant::set_up(&s, "optional").await);
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let right = s.last_code(&number).await;
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (s, t, id, wrong) = (s.clone(), t.clone(), id.clone(), wrong.clone());
+            tokio::spawn(async move { t.code(&s, &id, &wrong).await })
+        })
+        .collect();
+    let mut invalid = 0;
+    for task in tasks {
+        let r = task.await.unwrap();
+        match r.status {
+            400 => invalid += 1,
+            429 => assert_eq!(r.error(), "too_many_attempts"),
+            other => panic!("unexpected {other}: {r:?}"),
+        }
+    }
+    assert_eq!(invalid, 4, "four 'wrong, N left' answers, then the code is burned");
+    let r = t.code(&s, &id, &right).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "burned until a resend");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn sns_unreachable_gives_502_and_the_same_enrollment_works_on_retry() {
+    let healthy = fresh();
+    let t = Tenant::set_up(&healthy, "optional").await;
+    let id = t.start(&healthy).await;
+    let number = unique_number();
+
+    let broken = LocalServer::aws(Launch {
+        table: healthy.table.clone(),
+        env: vec![("AWS_ENDPOINT_URL_SNS".into(), "http://127.0.0.1:9".into())],
+        ..Launch::default()
+    });
+    let r = t.phone(&broken, &id, &number).await;
+    assert_eq!((r.status, r.error()), (502, "sms_send_failed"), "{r:?}");
+    assert!(healthy.texts_to(&number).await.is_empty());
+
+    // The same enrollment, once SNS answers again: not counted, not stuck.
+    let r = t.phone(&healthy, &id, &number).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.json["attempts_remaining"], 5);
+    let r = t.code(&healthy, &id, &healthy.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn ses_unreachable_still_completes_enrollment() {
+    let healthy = fresh();
+    let t = Tenant::set_up(&healthy, "optional").await;
+    let broken = LocalServer::aws(Launch {
+        table: healthy.table.clone(),
+        env: vec![("AWS_ENDPOINT_URL_SESV2".into(), "http://127.0.0.1:9".into())],
+        ..Launch::default()
+    });
+    let id = t.start(&broken).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&broken, &id, &number).await.status, 202);
+    let r = t.code(&broken, &id, &broken.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["confirmation_email"], "failed");
+    assert!(broken.emails_to(&t.email).await.is_empty());
+    let st = healthy.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    assert_eq!(st.json["enrolled"], true);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn dynamodb_unreachable_gives_a_clear_retryable_error() {
+    let healthy = fresh();
+    let t = Tenant::set_up(&healthy, "optional").await;
+    let broken = LocalServer::aws(Launch {
+        table: healthy.table.clone(),
+        env: vec![("AWS_ENDPOINT_URL_DYNAMODB".into(), "http://127.0.0.1:9".into())],
+        ..Launch::default()
+    });
+    let r = broken.call("POST", "/v1/mfa/enrollments", Some(&t.user_token), Some(json!({"password": t.password}))).await;
+    assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
+    assert!(r.headers.get("retry-after").is_some());
+    // Nothing was half-written: the healthy path still starts cleanly with full attempts.
+    let id = t.start(&healthy).await;
+    assert!(id.starts_with("enr_"));
+}
