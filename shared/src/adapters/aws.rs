@@ -1,0 +1,527 @@
+//! Wiring for the AWS backend: the [`Service`] over DynamoDB, SNS, SES v2 and Secrets
+//! Manager, built once per cold start, and `bootstrap`, which creates the resources a fresh
+//! account or emulator lacks.
+//!
+//! Endpoints come from the standard AWS configuration: `aws_config` reads `AWS_ENDPOINT_URL`
+//! and the per-service `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SNS`,
+//! `AWS_ENDPOINT_URL_SESV2` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (or `endpoint_url` in the
+//! profile), and each client built from the `SdkConfig` applies them. That is how the local
+//! server and the tests point the same code at an emulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::operation::RequestId;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+use aws_sdk_sesv2::operation::create_email_identity::CreateEmailIdentityError;
+
+use crate::Service;
+use crate::adapters::dynamodb::{DynamoStore, PK, SK, TTL};
+use crate::adapters::secrets_manager::SecretsManagerSource;
+use crate::adapters::ses::SesEmail;
+use crate::adapters::sns::SnsSms;
+use crate::config::{AwsNames, ConfigError, EnvSource, Limits, Settings};
+use crate::crypto::{Keys, WeakKey};
+use crate::ports::{SecretSource, SystemClock};
+
+/// Why the service could not start (or the resources could not be made). Never holds a
+/// secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("could not read the secret {secret_id} from Secrets Manager: {detail}")]
+    SecretUnreadable { secret_id: String, detail: String },
+    #[error("the secret {secret_id} is not a usable key: {source}")]
+    WeakKey {
+        secret_id: String,
+        #[source]
+        source: WeakKey,
+    },
+    #[error("bootstrap: could not {action}: {detail}")]
+    Bootstrap { action: String, detail: String },
+}
+
+/// An SDK error as one compact line: its `Display` chain and the AWS request id.
+///
+/// Not `DisplayErrorContext`: that appends the `Debug` of the raw HTTP response, headers and
+/// body included, which can hold item data and makes every log line kilobytes long.
+pub(crate) fn error_detail<E>(e: &E) -> String
+where
+    E: std::error::Error + RequestId,
+{
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // An operation error and the exception it wraps often print the same words.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    if let Some(id) = e.request_id() {
+        out.push_str(" (request id ");
+        out.push_str(id);
+        out.push(')');
+    }
+    out
+}
+
+fn bootstrap_err(action: impl Into<String>, detail: impl std::fmt::Display) -> StartupError {
+    StartupError::Bootstrap {
+        action: action.into(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The service from the process environment: `MFA_*` settings and limits, the table and
+/// secret names, and the standard AWS configuration. Reads the secret once.
+pub async fn service_from_env() -> Result<Service, StartupError> {
+    let env = EnvSource::process();
+    let limits = env.limits()?;
+    let settings = env.settings();
+    let names = env.aws_names()?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    service_from_sdk_config(&sdk, names, limits, settings).await
+}
+
+/// The service over the AWS clients made from `sdk` (one of each, shared by every request).
+pub async fn service_from_sdk_config(
+    sdk: &SdkConfig,
+    names: AwsNames,
+    limits: Limits,
+    settings: Settings,
+) -> Result<Service, StartupError> {
+    let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
+    let secret = secrets.secret_string(&names.secret_id).await.map_err(|e| {
+        StartupError::SecretUnreadable {
+            secret_id: names.secret_id.clone(),
+            detail: e.0,
+        }
+    })?;
+    let keys = Keys::new(secret.into_bytes()).map_err(|source| StartupError::WeakKey {
+        secret_id: names.secret_id.clone(),
+        source,
+    })?;
+    Ok(Service {
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            names.table_name,
+        )),
+        sms: Arc::new(SnsSms::new(
+            aws_sdk_sns::Client::new(sdk),
+            settings.sms_sender_id.clone(),
+        )),
+        email: Arc::new(SesEmail::new(
+            aws_sdk_sesv2::Client::new(sdk),
+            settings.sender_email.clone(),
+        )),
+        clock: Arc::new(SystemClock),
+        keys,
+        limits,
+        settings,
+    })
+}
+
+/// How long `bootstrap` waits for a new table to become ACTIVE.
+const TABLE_WAIT: Duration = Duration::from_secs(300);
+
+/// Creates what is missing: the table (on-demand, `pk`/`sk` strings, TTL on `ttl`), the
+/// secret (64 random bytes in hex) and the SES identity of `sender_email`. Running it again
+/// changes nothing.
+pub async fn bootstrap(
+    sdk: &SdkConfig,
+    names: &AwsNames,
+    sender_email: &str,
+) -> Result<(), StartupError> {
+    ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table_name).await?;
+    ensure_secret(&aws_sdk_secretsmanager::Client::new(sdk), &names.secret_id).await?;
+    ensure_email_identity(&aws_sdk_sesv2::Client::new(sdk), sender_email).await
+}
+
+async fn table_status(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Option<TableStatus>, StartupError> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(out) => Ok(out.table().and_then(|t| t.table_status()).cloned()),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(DescribeTableError::ResourceNotFoundException(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(bootstrap_err(
+            format!("describe table {table}"),
+            error_detail(&e),
+        )),
+    }
+}
+
+async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StartupError> {
+    if table_status(client, table).await?.is_none() {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| bootstrap_err("build the table definition", e))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| bootstrap_err("build the table definition", e))
+        };
+        let created = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(PK)?)
+            .attribute_definitions(attribute(SK)?)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .send()
+            .await;
+        match created {
+            Ok(_) => tracing::info!(table, "table created"),
+            // Someone else is creating it: wait for it below.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(CreateTableError::ResourceInUseException(_))
+                ) => {}
+            Err(e) => {
+                return Err(bootstrap_err(
+                    format!("create table {table}"),
+                    error_detail(&e),
+                ));
+            }
+        }
+    }
+
+    let deadline = tokio::time::Instant::now() + TABLE_WAIT;
+    loop {
+        match table_status(client, table).await? {
+            Some(TableStatus::Active) => break,
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(bootstrap_err(
+                    format!("create table {table}"),
+                    "it did not become ACTIVE in time",
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| {
+            bootstrap_err(
+                format!("describe the TTL of table {table}"),
+                error_detail(&e),
+            )
+        })?;
+    let current = ttl.time_to_live_description();
+    let status = current.and_then(|d| d.time_to_live_status());
+    if matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) {
+        return match current.and_then(|d| d.attribute_name()) {
+            Some(TTL) | None => Ok(()),
+            Some(other) => Err(bootstrap_err(
+                format!("enable TTL on `{TTL}` for table {table}"),
+                format!("TTL is already enabled on attribute `{other}`"),
+            )),
+        };
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(TTL)
+        .enabled(true)
+        .build()
+        .map_err(|e| bootstrap_err("build the TTL specification", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|e| bootstrap_err(format!("enable TTL on table {table}"), error_detail(&e)))?;
+    tracing::info!(table, "TTL enabled");
+    Ok(())
+}
+
+async fn ensure_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<(), StartupError> {
+    match client.describe_secret().secret_id(secret_id).send().await {
+        Ok(_) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(DescribeSecretError::ResourceNotFoundException(_))
+            ) => {}
+        Err(e) => {
+            return Err(bootstrap_err(
+                format!("describe secret {secret_id}"),
+                error_detail(&e),
+            ));
+        }
+    }
+    let mut key = [0u8; 64];
+    getrandom::fill(&mut key).map_err(|e| bootstrap_err("draw a random key", e))?;
+    let created = client
+        .create_secret()
+        .name(secret_id)
+        .description("MFA service: the key that codes and phone numbers are hashed under")
+        .secret_string(hex::encode(key))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {
+            tracing::info!(secret_id, "secret created");
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateSecretError::ResourceExistsException(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(bootstrap_err(
+            format!("create secret {secret_id}"),
+            error_detail(&e),
+        )),
+    }
+}
+
+async fn ensure_email_identity(
+    client: &aws_sdk_sesv2::Client,
+    sender_email: &str,
+) -> Result<(), StartupError> {
+    match client
+        .create_email_identity()
+        .email_identity(sender_email)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(
+                sender_email,
+                "SES email identity created (verify it before sending)"
+            );
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateEmailIdentityError::AlreadyExistsException(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(bootstrap_err(
+            format!("create the SES identity {sender_email}"),
+            error_detail(&e),
+        )),
+    }
+}
+
+/// Test support: an `SdkConfig` for the moto emulator named by `MFA_TEST_MOTO_URL`.
+#[cfg(test)]
+pub(crate) mod moto {
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+    pub async fn sdk_config(url: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    /// A fresh suffix so that runs against one emulator never share resources.
+    pub fn unique(prefix: &str) -> String {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        format!("{prefix}-{}", hex::encode(b))
+    }
+
+    /// `GET {url}{path}` with std only (the crate has no HTTP client of its own).
+    pub fn http_get(url: &str, path: &str) -> String {
+        use std::io::{Read, Write};
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_errors_name_what_failed() {
+        let e = StartupError::from(ConfigError::Missing("MFA_SECRET_ID"));
+        assert_eq!(
+            e.to_string(),
+            "configuration: environment variable MFA_SECRET_ID is required but not set"
+        );
+        let e = StartupError::WeakKey {
+            secret_id: "mfa/key".into(),
+            source: WeakKey,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the secret mfa/key is not a usable key: the code hashing key must be at least 32 bytes"
+        );
+    }
+}
+
+#[cfg(test)]
+mod moto_tests {
+    use super::*;
+    use crate::ports::Email;
+    use crate::types::PhoneNumber;
+
+    #[tokio::test]
+    #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+    async fn bootstrap_is_idempotent_and_the_service_reaches_every_aws_port() {
+        let url = std::env::var("MFA_TEST_MOTO_URL").unwrap();
+        let sdk = moto::sdk_config(&url).await;
+        let names = AwsNames {
+            table_name: moto::unique("mfa-table"),
+            secret_id: moto::unique("mfa-secret"),
+        };
+        let sender = format!("{}@example.com", moto::unique("sender"));
+
+        // A missing secret is named, not guessed at.
+        let err =
+            service_from_sdk_config(&sdk, names.clone(), Limits::default(), Settings::default())
+                .await
+                .err()
+                .unwrap();
+        assert!(
+            matches!(err, StartupError::SecretUnreadable { .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&names.secret_id) && text.contains("ResourceNotFoundException"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("SdkBody") && text.len() < 400,
+            "compact, no raw response: {text}"
+        );
+
+        bootstrap(&sdk, &names, &sender).await.unwrap();
+        bootstrap(&sdk, &names, &sender).await.unwrap();
+
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = ddb
+            .describe_table()
+            .table_name(&names.table_name)
+            .send()
+            .await
+            .unwrap();
+        let table = table.table().unwrap();
+        assert_eq!(table.table_status(), Some(&TableStatus::Active));
+        let keys: Vec<_> = table
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name(), k.key_type().clone()))
+            .collect();
+        assert_eq!(keys, vec![(PK, KeyType::Hash), (SK, KeyType::Range)]);
+        let ttl = ddb
+            .describe_time_to_live()
+            .table_name(&names.table_name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ttl.time_to_live_description()
+                .and_then(|d| d.attribute_name()),
+            Some(TTL)
+        );
+
+        let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+            .get_secret_value()
+            .secret_id(&names.secret_id)
+            .send()
+            .await
+            .unwrap();
+        let value = secret.secret_string().unwrap();
+        assert_eq!(value.len(), 128);
+        assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
+
+        let settings = Settings {
+            sender_email: sender.clone(),
+            sms_sender_id: Some("MFA".into()),
+            ..Settings::default()
+        };
+        let svc = service_from_sdk_config(&sdk, names.clone(), Limits::default(), settings)
+            .await
+            .unwrap();
+        assert!(
+            svc.store
+                .get_policy(&crate::types::AppId::parse("nobody").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let marker = moto::unique("marker");
+        let to = PhoneNumber::parse("+14155550123").unwrap();
+        svc.sms
+            .send_sms(&to, &format!("Your code is 123456 {marker}"))
+            .await
+            .unwrap();
+        let email = Email {
+            to: "user@example.com".into(),
+            subject: format!("Subject {marker}"),
+            text: "text body".into(),
+            html: "<p>html body</p>".into(),
+        };
+        svc.email.send_email(&email).await.unwrap();
+
+        let data: serde_json::Value =
+            serde_json::from_str(&moto::http_get(&url, "/moto-api/data.json")).unwrap();
+        let sms = data["sns"]["SMS"].to_string();
+        assert!(
+            sms.contains(&marker) && sms.contains("+14155550123"),
+            "{sms}"
+        );
+        let messages = data["ses"]["Message"].to_string();
+        assert!(messages.contains(&marker), "{messages}");
+    }
+}

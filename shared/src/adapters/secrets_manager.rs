@@ -1,0 +1,43 @@
+//! Secret values from AWS Secrets Manager (`GetSecretValue`, the `SecretString`).
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+
+use crate::adapters::aws::error_detail;
+use crate::error::PortError;
+use crate::ports::SecretSource;
+
+/// Reads secrets by name or ARN. Errors name the secret, never its value.
+#[derive(Clone, Debug)]
+pub struct SecretsManagerSource {
+    client: Client,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: Client) -> SecretsManagerSource {
+        SecretsManagerSource { client }
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn secret_string(&self, id: &str) -> Result<String, PortError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                PortError::new(format!(
+                    "secretsmanager get_secret_value {id}: {}",
+                    error_detail(&e)
+                ))
+            })?;
+        out.secret_string.ok_or_else(|| {
+            PortError::new(format!(
+                "secretsmanager get_secret_value {id}: the secret has no SecretString"
+            ))
+        })
+    }
+}
