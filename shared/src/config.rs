@@ -106,7 +106,8 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
                 .number("MFA_TEXTS_PER_USER_PER_DAY", d.texts_per_user_per_day)?,
             texts_per_number_per_hour: self
                 .number("MFA_TEXTS_PER_NUMBER_PER_HOUR", d.texts_per_number_per_hour)?,
-            texts_per_ip_per_hour: self.number("MFA_TEXTS_PER_IP_PER_HOUR", d.texts_per_ip_per_hour)?,
+            texts_per_ip_per_hour: self
+                .number("MFA_TEXTS_PER_IP_PER_HOUR", d.texts_per_ip_per_hour)?,
             password_max_attempts: self
                 .number("MFA_PASSWORD_MAX_ATTEMPTS", d.password_max_attempts)?,
             code_failures_per_user_per_hour: self.number(
@@ -172,8 +173,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> EnvSource<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         EnvSource(move |k: &str| map.get(k).cloned())
     }
 
@@ -184,16 +187,21 @@ mod tests {
 
     #[test]
     fn each_limit_is_read_from_its_variable() {
-        let l = env(&[("MFA_CODE_TTL_SECONDS", "60"), ("MFA_TEXTS_PER_IP_PER_HOUR", "3")])
-            .limits()
-            .unwrap();
+        let l = env(&[
+            ("MFA_CODE_TTL_SECONDS", "60"),
+            ("MFA_TEXTS_PER_IP_PER_HOUR", "3"),
+        ])
+        .limits()
+        .unwrap();
         assert_eq!(l.code_ttl_secs, 60);
         assert_eq!(l.texts_per_ip_per_hour, 3);
     }
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "five")]).limits().unwrap_err();
+        let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "five")])
+            .limits()
+            .unwrap_err();
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
         let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "0")]).limits().unwrap_err();
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
@@ -202,6 +210,9 @@ mod tests {
     #[test]
     fn a_missing_required_variable_is_named() {
         let err = env(&[("MFA_TABLE_NAME", "t")]).aws_names().unwrap_err();
-        assert_eq!(err.to_string(), "environment variable MFA_SECRET_ID is required but not set");
+        assert_eq!(
+            err.to_string(),
+            "environment variable MFA_SECRET_ID is required but not set"
+        );
     }
 }

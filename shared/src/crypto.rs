@@ -61,15 +61,31 @@ impl Keys {
     /// The stored form of a code: bound to its purpose and to the one code id it was sent as,
     /// so that a hash can never stand for another code, enrollment or purpose.
     pub fn code_hash(&self, purpose: &str, code_id: &CodeId, code: &Code) -> String {
-        hex::encode(self.mac(&[b"code", purpose.as_bytes(), code_id.as_str().as_bytes(), code.expose().as_bytes()]))
+        hex::encode(self.mac(&[
+            b"code",
+            purpose.as_bytes(),
+            code_id.as_str().as_bytes(),
+            code.expose().as_bytes(),
+        ]))
     }
 
     /// Compares a guess with a stored hash in constant time.
-    pub fn code_matches(&self, purpose: &str, code_id: &CodeId, guess: &Code, stored_hex: &str) -> bool {
+    pub fn code_matches(
+        &self,
+        purpose: &str,
+        code_id: &CodeId,
+        guess: &Code,
+        stored_hex: &str,
+    ) -> bool {
         let Ok(stored) = hex::decode(stored_hex) else {
             return false;
         };
-        let computed = self.mac(&[b"code", purpose.as_bytes(), code_id.as_str().as_bytes(), guess.expose().as_bytes()]);
+        let computed = self.mac(&[
+            b"code",
+            purpose.as_bytes(),
+            code_id.as_str().as_bytes(),
+            guess.expose().as_bytes(),
+        ]);
         computed.as_slice().ct_eq(stored.as_slice()).into()
     }
 
@@ -89,8 +105,7 @@ pub fn is_argon2_phc(hash: &str) -> bool {
 
 /// A PHC string that no password matches in practice, so that a missing user costs one argon2
 /// run like a real one (OWASP's argon2id parameters: 19 MiB, 2 passes).
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$5Ge5XKMOwTRXbyrU9NnBGV+hTIuXpdi1d6mk/7EKoK0";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$5Ge5XKMOwTRXbyrU9NnBGV+hTIuXpdi1d6mk/7EKoK0";
 
 /// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on a
 /// blocking thread: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
@@ -138,7 +153,10 @@ mod tests {
         let code = Code::parse("123456").unwrap();
         let id = CodeId::generate().unwrap();
         let other = Keys::new(vec![8u8; 32]).unwrap();
-        assert_ne!(keys().code_hash("enroll", &id, &code), other.code_hash("enroll", &id, &code));
+        assert_ne!(
+            keys().code_hash("enroll", &id, &code),
+            other.code_hash("enroll", &id, &code)
+        );
         assert!(Keys::new(vec![1u8; 31]).is_err());
     }
 
@@ -152,7 +170,10 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_real_hashes_and_never_the_dummy() {
-        let phc = Argon2::default().hash_password(b"correct horse").unwrap().to_string();
+        let phc = Argon2::default()
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
         assert!(verify_password(Some(phc.clone()), "correct horse".into()).await);
         assert!(!verify_password(Some(phc), "wrong".into()).await);
         assert!(!verify_password(None, "correct horse".into()).await);

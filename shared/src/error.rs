@@ -18,9 +18,13 @@ pub enum MfaError {
     #[error("This route does not accept that method.")]
     MethodNotAllowed,
 
-    #[error("Multi-factor authentication is not available to this application. Contact your customer success manager to have it made available.")]
+    #[error(
+        "Multi-factor authentication is not available to this application. Contact your customer success manager to have it made available."
+    )]
     MfaNotAvailable,
-    #[error("The policy was changed by someone else (now version {current}). Reload it and apply your change again.")]
+    #[error(
+        "The policy was changed by someone else (now version {current}). Reload it and apply your change again."
+    )]
     VersionConflict { current: u64 },
     #[error("Multi-factor authentication is not enabled for this application.")]
     MfaDisabled,
@@ -35,21 +39,28 @@ pub enum MfaError {
     TooManyAttempts { retry_after: u64 },
     #[error("Verify your email address before adding multi-factor authentication.")]
     EmailNotVerified,
-    #[error("You already have multi-factor authentication; add or change phones from your settings.")]
+    #[error(
+        "You already have multi-factor authentication; add or change phones from your settings."
+    )]
     AlreadyEnrolled,
 
     #[error("{0}")]
     InvalidPhoneNumber(&'static str),
     #[error("Phone numbers from {country} cannot be used with this application.")]
     CountryNotAllowed { country: String },
-    #[error("This is a {kind} number, which cannot receive verification texts. Use a mobile number.")]
+    #[error(
+        "This is a {kind} number, which cannot receive verification texts. Use a mobile number."
+    )]
     UnsupportedNumberType { kind: &'static str },
     #[error("This phone number is already one of your verification phones.")]
     PhoneAlreadyEnrolled,
     #[error("This enrollment does not exist or has expired. Start again.")]
     EnrollmentNotFound,
     #[error("Too many texts have been requested ({limit}). Wait before trying again.")]
-    RateLimited { retry_after: u64, limit: &'static str },
+    RateLimited {
+        retry_after: u64,
+        limit: &'static str,
+    },
     #[error("The text message could not be sent. Check the number and try again.")]
     SmsSendFailed,
 

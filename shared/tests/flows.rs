@@ -9,7 +9,7 @@ use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{Limits, Settings};
 use mfa_shared::flows::{Caller, enrollment, policy, status, users};
 use mfa_shared::ports::FixedClock;
-use mfa_shared::types::{AppId, Code, EnrollmentId, Enforcement, PhoneNumber, UserId};
+use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
 use mfa_shared::{MfaError, Service};
 
 const T0: i64 = 1_800_000_000;
@@ -24,21 +24,44 @@ struct World {
 }
 
 fn hash(pw: &str) -> String {
-    argon2::Argon2::default().hash_password(pw.as_bytes()).unwrap().to_string()
+    argon2::Argon2::default()
+        .hash_password(pw.as_bytes())
+        .unwrap()
+        .to_string()
 }
 
 async fn world(limits: Limits) -> World {
     let clock = Arc::new(FixedClock::at(T0));
     let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
     let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator").await.unwrap();
+    policy::set_availability(&svc, &app, true, "operator")
+        .await
+        .unwrap();
     set_policy(&svc, &app, true, true, Enforcement::Optional).await;
-    World { svc, outbox, clock, app }
+    World {
+        svc,
+        outbox,
+        clock,
+        app,
+    }
 }
 
-async fn set_policy(svc: &Service, app: &AppId, enabled: bool, signup: bool, enforcement: Enforcement) {
-    let change = policy::PolicyChange { enabled, include_in_signup: signup, enforcement, allowed_countries: None };
-    policy::update(svc, app, change, None, "admin").await.unwrap();
+async fn set_policy(
+    svc: &Service,
+    app: &AppId,
+    enabled: bool,
+    signup: bool,
+    enforcement: Enforcement,
+) {
+    let change = policy::PolicyChange {
+        enabled,
+        include_in_signup: signup,
+        enforcement,
+        allowed_countries: None,
+    };
+    policy::update(svc, app, change, None, "admin")
+        .await
+        .unwrap();
 }
 
 impl World {
@@ -48,25 +71,57 @@ impl World {
 
     async fn user_at(&self, id: &str, ip: &str) -> Caller {
         let user = UserId::parse(id).unwrap();
-        users::put(&self.svc, &self.app, &user, format!("{id}@example.com"), true, hash(PASSWORD)).await.unwrap();
-        Caller { app: self.app.clone(), user, source_ip: ip.into() }
+        users::put(
+            &self.svc,
+            &self.app,
+            &user,
+            format!("{id}@example.com"),
+            true,
+            hash(PASSWORD),
+        )
+        .await
+        .unwrap();
+        Caller {
+            app: self.app.clone(),
+            user,
+            source_ip: ip.into(),
+        }
     }
 
     async fn start(&self, c: &Caller) -> EnrollmentId {
-        enrollment::start(&self.svc, c, PASSWORD.into()).await.unwrap().enrollment_id
+        enrollment::start(&self.svc, c, PASSWORD.into())
+            .await
+            .unwrap()
+            .enrollment_id
     }
 
-    async fn phone(&self, c: &Caller, id: &EnrollmentId, number: &str) -> Result<enrollment::CodeSent, MfaError> {
+    async fn phone(
+        &self,
+        c: &Caller,
+        id: &EnrollmentId,
+        number: &str,
+    ) -> Result<enrollment::CodeSent, MfaError> {
         enrollment::submit_phone(&self.svc, c, id, PhoneNumber::parse(number).unwrap(), None).await
     }
 
-    async fn verify(&self, c: &Caller, id: &EnrollmentId, code: &str) -> Result<enrollment::Completed, MfaError> {
+    async fn verify(
+        &self,
+        c: &Caller,
+        id: &EnrollmentId,
+        code: &str,
+    ) -> Result<enrollment::Completed, MfaError> {
         enrollment::verify(&self.svc, c, id, Code::parse(code).unwrap()).await
     }
 
     /// The code in the newest text.
     fn last_code(&self) -> String {
-        self.outbox.snapshot().sms.last().expect("a text was sent").body[..6].to_owned()
+        self.outbox
+            .snapshot()
+            .sms
+            .last()
+            .expect("a text was sent")
+            .body[..6]
+            .to_owned()
     }
 
     fn texts(&self) -> usize {
@@ -107,7 +162,12 @@ async fn the_whole_enrollment_path() {
 
     let s = status::status(&w.svc, &c).await.unwrap();
     assert_eq!((s.prompt, s.enrolled, s.phones.len()), ("none", true, 1));
-    assert_eq!(enrollment::start(&w.svc, &c, PASSWORD.into()).await.unwrap_err(), MfaError::AlreadyEnrolled);
+    assert_eq!(
+        enrollment::start(&w.svc, &c, PASSWORD.into())
+            .await
+            .unwrap_err(),
+        MfaError::AlreadyEnrolled
+    );
 }
 
 #[tokio::test]
@@ -118,7 +178,12 @@ async fn a_code_is_single_use() {
     w.phone(&c, &id, NUMBER).await.unwrap();
     let code = w.last_code();
     w.verify(&c, &id, &code).await.unwrap();
-    assert_eq!(w.verify(&c, &id, &code).await.unwrap_err(), MfaError::WrongStep { current: "complete" });
+    assert_eq!(
+        w.verify(&c, &id, &code).await.unwrap_err(),
+        MfaError::WrongStep {
+            current: "complete"
+        }
+    );
 }
 
 #[tokio::test]
@@ -128,7 +193,10 @@ async fn a_code_expires_at_exactly_its_lifetime() {
     let id = w.start(&c).await;
     w.phone(&c, &id, NUMBER).await.unwrap();
     w.advance(600);
-    assert_eq!(w.verify(&c, &id, &w.last_code()).await.unwrap_err(), MfaError::CodeExpired);
+    assert_eq!(
+        w.verify(&c, &id, &w.last_code()).await.unwrap_err(),
+        MfaError::CodeExpired
+    );
 
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
@@ -146,7 +214,10 @@ async fn an_enrollment_expires_after_its_lifetime() {
     w.advance(1799);
     w.phone(&c, &id, NUMBER).await.unwrap();
     w.advance(1);
-    assert_eq!(w.verify(&c, &id, &w.last_code()).await.unwrap_err(), MfaError::EnrollmentNotFound);
+    assert_eq!(
+        w.verify(&c, &id, &w.last_code()).await.unwrap_err(),
+        MfaError::EnrollmentNotFound
+    );
 }
 
 #[tokio::test]
@@ -158,11 +229,22 @@ async fn the_fifth_wrong_code_burns_it_until_a_resend() {
     let right = w.last_code();
     let wrong = w.wrong_code();
     for remaining in [4, 3, 2, 1] {
-        assert_eq!(w.verify(&c, &id, &wrong).await.unwrap_err(), MfaError::InvalidCode { attempts_remaining: remaining });
+        assert_eq!(
+            w.verify(&c, &id, &wrong).await.unwrap_err(),
+            MfaError::InvalidCode {
+                attempts_remaining: remaining
+            }
+        );
     }
-    assert!(matches!(w.verify(&c, &id, &wrong).await.unwrap_err(), MfaError::TooManyAttempts { .. }));
+    assert!(matches!(
+        w.verify(&c, &id, &wrong).await.unwrap_err(),
+        MfaError::TooManyAttempts { .. }
+    ));
     // Burned: the right code fails too.
-    assert!(matches!(w.verify(&c, &id, &right).await.unwrap_err(), MfaError::TooManyAttempts { .. }));
+    assert!(matches!(
+        w.verify(&c, &id, &right).await.unwrap_err(),
+        MfaError::TooManyAttempts { .. }
+    ));
     w.advance(30);
     let resent = enrollment::resend(&w.svc, &c, &id).await.unwrap();
     assert_eq!(resent.attempts_remaining, 5);
@@ -181,7 +263,10 @@ async fn a_resend_replaces_the_old_code() {
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
     let new = w.last_code();
     if old != new {
-        assert!(matches!(w.verify(&c, &id, &old).await.unwrap_err(), MfaError::InvalidCode { .. }));
+        assert!(matches!(
+            w.verify(&c, &id, &old).await.unwrap_err(),
+            MfaError::InvalidCode { .. }
+        ));
     }
     assert!(w.verify(&c, &id, &new).await.is_ok());
 }
@@ -193,7 +278,10 @@ async fn resend_cooldown_holds_to_the_second() {
     let id = w.start(&c).await;
     w.phone(&c, &id, NUMBER).await.unwrap();
     w.advance(29);
-    assert_eq!(enrollment::resend(&w.svc, &c, &id).await.unwrap_err(), MfaError::ResendTooSoon { retry_after: 1 });
+    assert_eq!(
+        enrollment::resend(&w.svc, &c, &id).await.unwrap_err(),
+        MfaError::ResendTooSoon { retry_after: 1 }
+    );
     w.advance(1);
     assert!(enrollment::resend(&w.svc, &c, &id).await.is_ok());
     assert_eq!(w.texts(), 2);
@@ -210,9 +298,15 @@ async fn texts_per_enrollment_are_capped() {
         enrollment::resend(&w.svc, &c, &id).await.unwrap();
     }
     w.advance(30);
-    assert!(matches!(enrollment::resend(&w.svc, &c, &id).await.unwrap_err(), MfaError::SendLimitReached { .. }));
+    assert!(matches!(
+        enrollment::resend(&w.svc, &c, &id).await.unwrap_err(),
+        MfaError::SendLimitReached { .. }
+    ));
     // A re-submitted number counts too.
-    assert!(matches!(w.phone(&c, &id, "+14155550124").await.unwrap_err(), MfaError::SendLimitReached { .. }));
+    assert!(matches!(
+        w.phone(&c, &id, "+14155550124").await.unwrap_err(),
+        MfaError::SendLimitReached { .. }
+    ));
     assert_eq!(w.texts(), 5);
 }
 
@@ -227,7 +321,10 @@ async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
     assert_eq!(sent.phone.masked, "+1••••••0123");
     assert_eq!(w.outbox.snapshot().sms[1].to, NUMBER);
     if typo_code != w.last_code() {
-        assert!(matches!(w.verify(&c, &id, &typo_code).await.unwrap_err(), MfaError::InvalidCode { .. }));
+        assert!(matches!(
+            w.verify(&c, &id, &typo_code).await.unwrap_err(),
+            MfaError::InvalidCode { .. }
+        ));
     }
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
     assert_eq!(done.phone.masked, "+1••••••0123");
@@ -236,7 +333,10 @@ async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
     let c2 = w2.user("bob").await;
     let id2 = w2.start(&c2).await;
     w2.phone(&c2, &id2, NUMBER).await.unwrap();
-    assert!(matches!(w2.phone(&c2, &id2, NUMBER).await.unwrap_err(), MfaError::ResendTooSoon { .. }));
+    assert!(matches!(
+        w2.phone(&c2, &id2, NUMBER).await.unwrap_err(),
+        MfaError::ResendTooSoon { .. }
+    ));
 }
 
 #[tokio::test]
@@ -245,17 +345,25 @@ async fn the_fifth_wrong_password_locks_password_checks_for_fifteen_minutes() {
     let c = w.user("ada").await;
     for remaining in [4, 3, 2, 1] {
         assert_eq!(
-            enrollment::start(&w.svc, &c, "nope".into()).await.unwrap_err(),
-            MfaError::InvalidPassword { attempts_remaining: remaining }
+            enrollment::start(&w.svc, &c, "nope".into())
+                .await
+                .unwrap_err(),
+            MfaError::InvalidPassword {
+                attempts_remaining: remaining
+            }
         );
     }
     assert_eq!(
-        enrollment::start(&w.svc, &c, "nope".into()).await.unwrap_err(),
+        enrollment::start(&w.svc, &c, "nope".into())
+            .await
+            .unwrap_err(),
         MfaError::TooManyAttempts { retry_after: 900 }
     );
     w.advance(899);
     assert_eq!(
-        enrollment::start(&w.svc, &c, PASSWORD.into()).await.unwrap_err(),
+        enrollment::start(&w.svc, &c, PASSWORD.into())
+            .await
+            .unwrap_err(),
         MfaError::TooManyAttempts { retry_after: 1 },
         "the right password is locked out too"
     );
@@ -271,37 +379,58 @@ async fn a_right_password_does_not_use_up_an_attempt() {
         w.start(&c).await;
     }
     assert_eq!(
-        enrollment::start(&w.svc, &c, "nope".into()).await.unwrap_err(),
-        MfaError::InvalidPassword { attempts_remaining: 4 }
+        enrollment::start(&w.svc, &c, "nope".into())
+            .await
+            .unwrap_err(),
+        MfaError::InvalidPassword {
+            attempts_remaining: 4
+        }
     );
 }
 
 #[tokio::test]
 async fn a_missing_user_answers_like_a_wrong_password() {
     let w = world(Limits::default()).await;
-    let ghost = Caller { app: w.app.clone(), user: UserId::parse("ghost").unwrap(), source_ip: "198.51.100.7".into() };
+    let ghost = Caller {
+        app: w.app.clone(),
+        user: UserId::parse("ghost").unwrap(),
+        source_ip: "198.51.100.7".into(),
+    };
     let real = w.user("ada").await;
-    let a = enrollment::start(&w.svc, &ghost, PASSWORD.into()).await.unwrap_err();
-    let b = enrollment::start(&w.svc, &real, "nope".into()).await.unwrap_err();
+    let a = enrollment::start(&w.svc, &ghost, PASSWORD.into())
+        .await
+        .unwrap_err();
+    let b = enrollment::start(&w.svc, &real, "nope".into())
+        .await
+        .unwrap_err();
     assert_eq!(a, b);
 }
 
 #[tokio::test]
 async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
-    let limits = Limits { code_failures_per_user_per_hour: 3, ..Limits::default() };
+    let limits = Limits {
+        code_failures_per_user_per_hour: 3,
+        ..Limits::default()
+    };
     let w = world(limits).await;
     let c = w.user("ada").await;
     let id = w.start(&c).await;
     w.phone(&c, &id, NUMBER).await.unwrap();
     let wrong = w.wrong_code();
     for _ in 0..3 {
-        assert!(matches!(w.verify(&c, &id, &wrong).await.unwrap_err(), MfaError::InvalidCode { .. }));
+        assert!(matches!(
+            w.verify(&c, &id, &wrong).await.unwrap_err(),
+            MfaError::InvalidCode { .. }
+        ));
     }
     // A resend gives a fresh code but not a fresh budget.
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
     let right = w.last_code();
-    assert!(matches!(w.verify(&c, &id, &right).await.unwrap_err(), MfaError::TooManyAttempts { .. }));
+    assert!(matches!(
+        w.verify(&c, &id, &right).await.unwrap_err(),
+        MfaError::TooManyAttempts { .. }
+    ));
     w.advance(3600);
     let id = w.start(&c).await;
     w.phone(&c, &id, NUMBER).await.unwrap();
@@ -310,7 +439,10 @@ async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
 
 #[tokio::test]
 async fn texts_per_user_per_day() {
-    let limits = Limits { texts_per_user_per_day: 2, ..Limits::default() };
+    let limits = Limits {
+        texts_per_user_per_day: 2,
+        ..Limits::default()
+    };
     let w = world(limits).await;
     let c = w.user("ada").await;
     let id = w.start(&c).await;
@@ -319,7 +451,13 @@ async fn texts_per_user_per_day() {
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
     let id2 = w.start(&c).await;
     let err = w.phone(&c, &id2, NUMBER).await.unwrap_err();
-    assert_eq!(err, MfaError::RateLimited { retry_after: 86_400 - 30, limit: "texts per user per day" });
+    assert_eq!(
+        err,
+        MfaError::RateLimited {
+            retry_after: 86_400 - 30,
+            limit: "texts per user per day"
+        }
+    );
     assert_eq!(w.texts(), 2);
     w.advance(86_400);
     let id3 = w.start(&c).await;
@@ -328,22 +466,34 @@ async fn texts_per_user_per_day() {
 
 #[tokio::test]
 async fn texts_per_number_per_hour_across_users() {
-    let limits = Limits { texts_per_number_per_hour: 1, ..Limits::default() };
+    let limits = Limits {
+        texts_per_number_per_hour: 1,
+        ..Limits::default()
+    };
     let w = world(limits).await;
-    let (a, b) = (w.user_at("ada", "198.51.100.1").await, w.user_at("bob", "198.51.100.2").await);
+    let (a, b) = (
+        w.user_at("ada", "198.51.100.1").await,
+        w.user_at("bob", "198.51.100.2").await,
+    );
     let ia = w.start(&a).await;
     let ib = w.start(&b).await;
     w.phone(&a, &ia, NUMBER).await.unwrap();
     assert!(matches!(
         w.phone(&b, &ib, NUMBER).await.unwrap_err(),
-        MfaError::RateLimited { limit: "texts per phone number per hour", .. }
+        MfaError::RateLimited {
+            limit: "texts per phone number per hour",
+            ..
+        }
     ));
     assert!(w.phone(&b, &ib, "+14155550199").await.is_ok());
 }
 
 #[tokio::test]
 async fn texts_per_ip_per_hour_across_users() {
-    let limits = Limits { texts_per_ip_per_hour: 1, ..Limits::default() };
+    let limits = Limits {
+        texts_per_ip_per_hour: 1,
+        ..Limits::default()
+    };
     let w = world(limits).await;
     let (a, b) = (w.user("ada").await, w.user("bob").await);
     let ia = w.start(&a).await;
@@ -351,7 +501,10 @@ async fn texts_per_ip_per_hour_across_users() {
     w.phone(&a, &ia, NUMBER).await.unwrap();
     assert!(matches!(
         w.phone(&b, &ib, "+14155550199").await.unwrap_err(),
-        MfaError::RateLimited { limit: "texts per client IP per hour", .. }
+        MfaError::RateLimited {
+            limit: "texts per client IP per hour",
+            ..
+        }
     ));
     w.advance(3600);
     let ib = w.start(&b).await;
@@ -360,13 +513,19 @@ async fn texts_per_ip_per_hour_across_users() {
 
 #[tokio::test]
 async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
-    let limits = Limits { texts_per_user_per_day: 1, ..Limits::default() };
+    let limits = Limits {
+        texts_per_user_per_day: 1,
+        ..Limits::default()
+    };
     let w = world(limits).await;
     let c = w.user("ada").await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     for _ in 0..3 {
-        assert_eq!(w.phone(&c, &id, NUMBER).await.unwrap_err(), MfaError::SmsSendFailed);
+        assert_eq!(
+            w.phone(&c, &id, NUMBER).await.unwrap_err(),
+            MfaError::SmsSendFailed
+        );
     }
     assert_eq!(w.texts(), 0);
     w.outbox.set_sms_failing(false);
@@ -385,7 +544,10 @@ async fn a_failed_resend_keeps_the_earlier_code_working() {
     let first = w.last_code();
     w.advance(30);
     w.outbox.set_sms_failing(true);
-    assert_eq!(enrollment::resend(&w.svc, &c, &id).await.unwrap_err(), MfaError::SmsSendFailed);
+    assert_eq!(
+        enrollment::resend(&w.svc, &c, &id).await.unwrap_err(),
+        MfaError::SmsSendFailed
+    );
     w.outbox.set_sms_failing(false);
     assert!(w.verify(&c, &id, &first).await.is_ok());
 }
@@ -451,7 +613,10 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
     // Four answered "wrong, N left"; the fifth burned the code; fifteen were refused unread.
     assert_eq!(invalid, 4);
     let right = w.last_code();
-    assert!(matches!(w.verify(&c, &id, &right).await.unwrap_err(), MfaError::TooManyAttempts { .. }));
+    assert!(matches!(
+        w.verify(&c, &id, &right).await.unwrap_err(),
+        MfaError::TooManyAttempts { .. }
+    ));
 }
 
 #[tokio::test]
@@ -465,7 +630,10 @@ async fn a_number_verified_elsewhere_first_cannot_be_verified_twice() {
     w.advance(30);
     w.phone(&c, &e1, NUMBER).await.unwrap();
     w.verify(&c, &e1, &w.last_code()).await.unwrap();
-    assert_eq!(w.verify(&c, &e2, &code2).await.unwrap_err(), MfaError::PhoneAlreadyEnrolled);
+    assert_eq!(
+        w.verify(&c, &e2, &code2).await.unwrap_err(),
+        MfaError::PhoneAlreadyEnrolled
+    );
     assert_eq!(status::status(&w.svc, &c).await.unwrap().phones.len(), 1);
 }
 
@@ -474,9 +642,18 @@ async fn other_users_enrollments_are_not_found() {
     let w = world(Limits::default()).await;
     let (a, b) = (w.user("ada").await, w.user("bob").await);
     let id = w.start(&a).await;
-    assert_eq!(w.phone(&b, &id, NUMBER).await.unwrap_err(), MfaError::EnrollmentNotFound);
-    let other_app = Caller { app: AppId::parse("other").unwrap(), ..a.clone() };
-    assert_eq!(w.phone(&other_app, &id, NUMBER).await.unwrap_err(), MfaError::EnrollmentNotFound);
+    assert_eq!(
+        w.phone(&b, &id, NUMBER).await.unwrap_err(),
+        MfaError::EnrollmentNotFound
+    );
+    let other_app = Caller {
+        app: AppId::parse("other").unwrap(),
+        ..a.clone()
+    };
+    assert_eq!(
+        w.phone(&other_app, &id, NUMBER).await.unwrap_err(),
+        MfaError::EnrollmentNotFound
+    );
 }
 
 #[tokio::test]
@@ -485,12 +662,18 @@ async fn a_policy_change_holds_at_the_next_request() {
     let c = w.user("ada").await;
     let id = w.start(&c).await;
     set_policy(&w.svc, &w.app, false, false, Enforcement::Optional).await;
-    assert_eq!(w.phone(&c, &id, NUMBER).await.unwrap_err(), MfaError::MfaDisabled);
+    assert_eq!(
+        w.phone(&c, &id, NUMBER).await.unwrap_err(),
+        MfaError::MfaDisabled
+    );
     assert_eq!(status::status(&w.svc, &c).await.unwrap().prompt, "none");
     set_policy(&w.svc, &w.app, true, true, Enforcement::Required).await;
     let s = status::status(&w.svc, &c).await.unwrap();
     assert_eq!((s.prompt, s.can_skip), ("enroll", false));
-    assert_eq!(status::skip(&w.svc, &c).await.unwrap_err(), MfaError::EnrollmentRequired);
+    assert_eq!(
+        status::skip(&w.svc, &c).await.unwrap_err(),
+        MfaError::EnrollmentRequired
+    );
 }
 
 #[tokio::test]
@@ -513,30 +696,69 @@ async fn skip_postpones_the_prompt_unless_required() {
 async fn an_unverified_email_gets_no_prompt_and_cannot_start() {
     let w = world(Limits::default()).await;
     let user = UserId::parse("eve").unwrap();
-    users::put(&w.svc, &w.app, &user, "eve@example.com".into(), false, hash(PASSWORD)).await.unwrap();
-    let c = Caller { app: w.app.clone(), user, source_ip: "198.51.100.7".into() };
+    users::put(
+        &w.svc,
+        &w.app,
+        &user,
+        "eve@example.com".into(),
+        false,
+        hash(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let c = Caller {
+        app: w.app.clone(),
+        user,
+        source_ip: "198.51.100.7".into(),
+    };
     assert_eq!(status::status(&w.svc, &c).await.unwrap().prompt, "none");
-    assert_eq!(enrollment::start(&w.svc, &c, PASSWORD.into()).await.unwrap_err(), MfaError::EmailNotVerified);
+    assert_eq!(
+        enrollment::start(&w.svc, &c, PASSWORD.into())
+            .await
+            .unwrap_err(),
+        MfaError::EmailNotVerified
+    );
 }
 
 #[tokio::test]
 async fn withdrawing_availability_turns_mfa_off() {
     let w = world(Limits::default()).await;
-    let p = policy::set_availability(&w.svc, &w.app, false, "operator").await.unwrap();
+    let p = policy::set_availability(&w.svc, &w.app, false, "operator")
+        .await
+        .unwrap();
     assert!(!p.enabled && !p.include_in_signup && !p.available);
-    let change = policy::PolicyChange { enabled: true, include_in_signup: false, enforcement: Enforcement::Optional, allowed_countries: None };
-    assert_eq!(policy::update(&w.svc, &w.app, change, None, "admin").await.unwrap_err(), MfaError::MfaNotAvailable);
+    let change = policy::PolicyChange {
+        enabled: true,
+        include_in_signup: false,
+        enforcement: Enforcement::Optional,
+        allowed_countries: None,
+    };
+    assert_eq!(
+        policy::update(&w.svc, &w.app, change, None, "admin")
+            .await
+            .unwrap_err(),
+        MfaError::MfaNotAvailable
+    );
 }
 
 #[tokio::test]
 async fn if_match_protects_against_lost_updates() {
     let w = world(Limits::default()).await;
     let v = policy::get(&w.svc, &w.app).await.unwrap().version;
-    let change = policy::PolicyChange { enabled: true, include_in_signup: false, enforcement: Enforcement::Required, allowed_countries: None };
-    let p = policy::update(&w.svc, &w.app, change.clone(), Some(v), "admin").await.unwrap();
+    let change = policy::PolicyChange {
+        enabled: true,
+        include_in_signup: false,
+        enforcement: Enforcement::Required,
+        allowed_countries: None,
+    };
+    let p = policy::update(&w.svc, &w.app, change.clone(), Some(v), "admin")
+        .await
+        .unwrap();
     assert_eq!(p.version, v + 1);
     assert_eq!(
-        policy::update(&w.svc, &w.app, change, Some(v), "admin").await.unwrap_err(),
+        policy::update(&w.svc, &w.app, change, Some(v), "admin")
+            .await
+            .unwrap_err(),
         MfaError::VersionConflict { current: v + 1 }
     );
 }
@@ -548,11 +770,20 @@ async fn allowed_countries_are_enforced() {
         enabled: true,
         include_in_signup: true,
         enforcement: Enforcement::Optional,
-        allowed_countries: Some(Some(vec![mfa_shared::types::CountryCode::parse("GB").unwrap()])),
+        allowed_countries: Some(Some(vec![
+            mfa_shared::types::CountryCode::parse("GB").unwrap(),
+        ])),
     };
-    policy::update(&w.svc, &w.app, change, None, "admin").await.unwrap();
+    policy::update(&w.svc, &w.app, change, None, "admin")
+        .await
+        .unwrap();
     let c = w.user("ada").await;
     let id = w.start(&c).await;
-    assert_eq!(w.phone(&c, &id, NUMBER).await.unwrap_err(), MfaError::CountryNotAllowed { country: "US".into() });
+    assert_eq!(
+        w.phone(&c, &id, NUMBER).await.unwrap_err(),
+        MfaError::CountryNotAllowed {
+            country: "US".into()
+        }
+    );
     assert!(w.phone(&c, &id, "+447400123456").await.is_ok());
 }

@@ -35,7 +35,8 @@ pub fn mfa_local_bin() -> PathBuf {
             .status()
             .expect("run cargo build -p mfa-local");
         assert!(status.success(), "cargo build -p mfa-local failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
         target.join("debug").join("mfa-local")
     })
     .clone()
@@ -80,14 +81,27 @@ pub struct Launch {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl LocalServer {
     /// The embedded default.
     pub fn memory(env: &[(&str, &str)]) -> LocalServer {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::spawn(false, Launch { env, ..Launch::default() })
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(
+            false,
+            Launch {
+                env,
+                ..Launch::default()
+            },
+        )
     }
 
     /// `--backend aws` against moto, with a fresh table (bootstrapped) unless one is given.
@@ -141,7 +155,10 @@ impl LocalServer {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("mfa-local exited during start-up: {status}");
             }
-            assert!(Instant::now() < deadline, "mfa-local did not start within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "mfa-local did not start within 60 s"
+            );
         }
         LocalServer {
             child,
@@ -158,22 +175,39 @@ impl LocalServer {
     }
 
     /// Sends a request; returns status, headers and the JSON body (`Null` when empty).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base));
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, headers, json }
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
     }
 
     /// Every text sent to `number` so far, oldest first (outbox or moto).
@@ -181,11 +215,21 @@ impl LocalServer {
         match &self.moto {
             None => {
                 let o = self.call("GET", "/_local/outbox", None, None).await.json;
-                o["sms"].as_array().unwrap().iter().filter(|m| m["to"] == number).map(|m| m["body"].as_str().unwrap().to_owned()).collect()
+                o["sms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["to"] == number)
+                    .map(|m| m["body"].as_str().unwrap().to_owned())
+                    .collect()
             }
             Some(url) => {
                 let d = moto_data(url).await;
-                d["sns"]["SMS"].as_array().cloned().unwrap_or_default().iter()
+                d["sns"]["SMS"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
                     .filter(|m| m["phone_number"] == number)
                     .map(|m| m["message"].as_str().unwrap().to_owned())
                     .collect()
@@ -196,7 +240,9 @@ impl LocalServer {
     /// The code in the newest text to `number`.
     pub async fn last_code(&self, number: &str) -> String {
         let texts = self.texts_to(number).await;
-        let body = texts.last().unwrap_or_else(|| panic!("no text was sent to {number}"));
+        let body = texts
+            .last()
+            .unwrap_or_else(|| panic!("no text was sent to {number}"));
         body[..6].to_owned()
     }
 
@@ -205,15 +251,37 @@ impl LocalServer {
         match &self.moto {
             None => {
                 let o = self.call("GET", "/_local/outbox", None, None).await.json;
-                o["email"].as_array().unwrap().iter().filter(|m| m["to"] == to)
-                    .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["text"].as_str().unwrap().to_owned()))
+                o["email"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["to"] == to)
+                    .map(|m| {
+                        (
+                            m["subject"].as_str().unwrap().to_owned(),
+                            m["text"].as_str().unwrap().to_owned(),
+                        )
+                    })
                     .collect()
             }
             Some(url) => {
                 let d = moto_data(url).await;
-                d["ses"]["Message"].as_array().cloned().unwrap_or_default().iter()
-                    .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
-                    .map(|m| (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned()))
+                d["ses"]["Message"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|m| {
+                        m["destinations"]["ToAddresses"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == to))
+                    })
+                    .map(|m| {
+                        (
+                            m["subject"].as_str().unwrap_or_default().to_owned(),
+                            m["body"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
                     .collect()
             }
         }
@@ -238,7 +306,11 @@ pub fn token(user: &str, app: Option<&str>, scope: Option<&str>, ttl: u64) -> St
         cmd.args(["--scope", s]);
     }
     let out = cmd.output().expect("mfa-local token");
-    assert!(out.status.success(), "mfa-local token failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mfa-local token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -251,7 +323,12 @@ pub fn hash_password(password: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
@@ -259,7 +336,12 @@ pub fn hash_password(password: &str) -> String {
 
 /// moto's record of everything it was asked to do.
 pub async fn moto_data(url: &str) -> Value {
-    reqwest::get(format!("{url}/moto-api/data.json")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{url}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// One answer.
@@ -295,11 +377,24 @@ impl Tenant {
         let password = "correct horse battery staple".to_owned();
         let admin = s.token("admin@example.com", None, Some("mfa:admin"));
         let operator = s.token("cs@example.com", None, Some("mfa:operator"));
-        let r = s.call("PUT", &format!("/v1/admin/applications/{app}/mfa-availability"), Some(&operator), Some(json!({"available": true}))).await;
+        let r = s
+            .call(
+                "PUT",
+                &format!("/v1/admin/applications/{app}/mfa-availability"),
+                Some(&operator),
+                Some(json!({"available": true})),
+            )
+            .await;
         assert_eq!(r.status, 200, "{r:?}");
         let r = s
-            .call("PUT", &format!("/v1/admin/applications/{app}/mfa-policy"), Some(&admin),
-                Some(json!({"enabled": true, "include_in_signup": true, "enforcement": enforcement})))
+            .call(
+                "PUT",
+                &format!("/v1/admin/applications/{app}/mfa-policy"),
+                Some(&admin),
+                Some(
+                    json!({"enabled": true, "include_in_signup": true, "enforcement": enforcement}),
+                ),
+            )
             .await;
         assert_eq!(r.status, 200, "{r:?}");
         let r = s
@@ -308,21 +403,47 @@ impl Tenant {
             .await;
         assert_eq!(r.status, 200, "{r:?}");
         let user_token = s.token(&user, Some(&app), None);
-        Tenant { app, user, email, password, admin, user_token }
+        Tenant {
+            app,
+            user,
+            email,
+            password,
+            admin,
+            user_token,
+        }
     }
 
     /// Start with the password: the new enrollment's id.
     pub async fn start(&self, s: &LocalServer) -> String {
-        let r = s.call("POST", "/v1/mfa/enrollments", Some(&self.user_token), Some(json!({"password": self.password}))).await;
+        let r = s
+            .call(
+                "POST",
+                "/v1/mfa/enrollments",
+                Some(&self.user_token),
+                Some(json!({"password": self.password})),
+            )
+            .await;
         assert_eq!(r.status, 201, "{r:?}");
         r.json["enrollment_id"].as_str().unwrap().to_owned()
     }
 
     pub async fn phone(&self, s: &LocalServer, id: &str, number: &str) -> Reply {
-        s.call("POST", &format!("/v1/mfa/enrollments/{id}/phone"), Some(&self.user_token), Some(json!({"phone_number": number, "label": "Mobile"}))).await
+        s.call(
+            "POST",
+            &format!("/v1/mfa/enrollments/{id}/phone"),
+            Some(&self.user_token),
+            Some(json!({"phone_number": number, "label": "Mobile"})),
+        )
+        .await
     }
 
     pub async fn code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
-        s.call("POST", &format!("/v1/mfa/enrollments/{id}/code"), Some(&self.user_token), Some(json!({"code": code}))).await
+        s.call(
+            "POST",
+            &format!("/v1/mfa/enrollments/{id}/code"),
+            Some(&self.user_token),
+            Some(json!({"code": code})),
+        )
+        .await
     }
 }

@@ -8,7 +8,10 @@ use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
 use serde_json::json;
 
 fn fresh() -> LocalServer {
-    LocalServer::aws(Launch { bootstrap: true, ..Launch::default() })
+    LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    })
 }
 
 /// Every item of the table, as `attribute = value` strings.
@@ -16,14 +19,20 @@ async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
         .load()
         .await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     let out = client.scan().table_name(table).send().await.unwrap();
     out.items()
         .iter()
-        .map(|item| item.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect())
+        .map(|item| {
+            item.iter()
+                .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                .collect()
+        })
         .collect()
 }
 
@@ -32,7 +41,9 @@ async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
 async fn the_seed_walk_on_dynamodb_sns_and_ses() {
     let s = fresh();
     let t = Tenant::set_up(&s, "optional").await;
-    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
     assert_eq!(st.json["prompt"], "enroll", "{st:?}");
 
     let id = t.start(&s).await;
@@ -48,10 +59,16 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
     assert!(!items.is_empty());
     for item in &items {
         for (k, v) in item {
-            assert!(!v.contains(&format!("\"{code}\"")), "attribute {k} holds the code in clear");
+            assert!(
+                !v.contains(&format!("\"{code}\"")),
+                "attribute {k} holds the code in clear"
+            );
         }
     }
-    assert!(items.iter().flatten().any(|(k, _)| k == "code_hash"), "the pending code is stored as a hash");
+    assert!(
+        items.iter().flatten().any(|(k, _)| k == "code_hash"),
+        "the pending code is stored as a hash"
+    );
 
     let r = t.code(&s, &id, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -60,10 +77,16 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
     assert_eq!(emails.len(), 1, "one email through SES");
     assert!(emails[0].0.contains("Two-step verification"));
 
-    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
     assert_eq!(st.json["enrolled"], true);
     let again = t.code(&s, &id, &code).await;
-    assert_eq!((again.status, again.error()), (409, "wrong_step"), "single use");
+    assert_eq!(
+        (again.status, again.error()),
+        (409, "wrong_step"),
+        "single use"
+    );
 
     // The enrollment and counters carry a TTL attribute.
     let items = table_items(s.table.as_deref().unwrap()).await;
@@ -89,9 +112,18 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
     for task in tasks {
         statuses.push(task.await.unwrap().status);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| [200, 409, 429].contains(s)), "{statuses:?}");
-    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 409, 429].contains(s)),
+        "{statuses:?}"
+    );
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
     assert_eq!(st.json["phones"].as_array().unwrap().len(), 1);
 }
 
@@ -120,9 +152,16 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
             other => panic!("unexpected {other}: {r:?}"),
         }
     }
-    assert_eq!(invalid, 4, "four 'wrong, N left' answers, then the code is burned");
+    assert_eq!(
+        invalid, 4,
+        "four 'wrong, N left' answers, then the code is burned"
+    );
     let r = t.code(&s, &id, &right).await;
-    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "burned until a resend");
+    assert_eq!(
+        (r.status, r.error()),
+        (429, "too_many_attempts"),
+        "burned until a resend"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +185,9 @@ async fn sns_unreachable_gives_502_and_the_same_enrollment_works_on_retry() {
     let r = t.phone(&healthy, &id, &number).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.json["attempts_remaining"], 5);
-    let r = t.code(&healthy, &id, &healthy.last_code(&number).await).await;
+    let r = t
+        .code(&healthy, &id, &healthy.last_code(&number).await)
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -167,7 +208,9 @@ async fn ses_unreachable_still_completes_enrollment() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["confirmation_email"], "failed");
     assert!(broken.emails_to(&t.email).await.is_empty());
-    let st = healthy.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    let st = healthy
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
     assert_eq!(st.json["enrolled"], true);
 }
 
@@ -178,10 +221,20 @@ async fn dynamodb_unreachable_gives_a_clear_retryable_error() {
     let t = Tenant::set_up(&healthy, "optional").await;
     let broken = LocalServer::aws(Launch {
         table: healthy.table.clone(),
-        env: vec![("AWS_ENDPOINT_URL_DYNAMODB".into(), "http://127.0.0.1:9".into())],
+        env: vec![(
+            "AWS_ENDPOINT_URL_DYNAMODB".into(),
+            "http://127.0.0.1:9".into(),
+        )],
         ..Launch::default()
     });
-    let r = broken.call("POST", "/v1/mfa/enrollments", Some(&t.user_token), Some(json!({"password": t.password}))).await;
+    let r = broken
+        .call(
+            "POST",
+            "/v1/mfa/enrollments",
+            Some(&t.user_token),
+            Some(json!({"password": t.password})),
+        )
+        .await;
     assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
     assert!(r.headers.get("retry-after").is_some());
     // Nothing was half-written: the healthy path still starts cleanly with full attempts.

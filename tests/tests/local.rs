@@ -9,7 +9,9 @@ async fn the_seed_walk_from_admin_toggle_to_confirmation_email() {
     let s = LocalServer::memory(&[]);
     let t = Tenant::set_up(&s, "optional").await;
 
-    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
     assert_eq!(st.status, 200);
     assert_eq!(st.json["prompt"], "enroll");
     assert_eq!(st.json["can_skip"], true);
@@ -19,7 +21,10 @@ async fn the_seed_walk_from_admin_toggle_to_confirmation_email() {
     let r = t.phone(&s, &id, &number).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.json["step"], "code");
-    assert!(!r.json.to_string().contains(&number[2..]), "no full number in the answer");
+    assert!(
+        !r.json.to_string().contains(&number[2..]),
+        "no full number in the answer"
+    );
 
     let code = s.last_code(&number).await;
     let r = t.code(&s, &id, &code).await;
@@ -30,17 +35,29 @@ async fn the_seed_walk_from_admin_toggle_to_confirmation_email() {
 
     let emails = s.emails_to(&t.email).await;
     assert_eq!(emails.len(), 1);
-    assert!(emails[0].1.contains(&format!("••••{}", &number[number.len() - 4..])));
+    assert!(
+        emails[0]
+            .1
+            .contains(&format!("••••{}", &number[number.len() - 4..]))
+    );
 
-    let st = s.call("GET", "/v1/mfa/status", Some(&t.user_token), None).await;
-    assert_eq!((st.json["enrolled"].clone(), st.json["prompt"].clone()), (json!(true), json!("none")));
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
+    assert_eq!(
+        (st.json["enrolled"].clone(), st.json["prompt"].clone()),
+        (json!(true), json!("none"))
+    );
 }
 
 #[tokio::test]
 async fn the_local_authorizer_checks_tokens_and_scopes() {
     let s = LocalServer::memory(&[]);
     let no_token = s.call("GET", "/v1/mfa/status", None, None).await;
-    assert_eq!((no_token.status, no_token.error()), (401, "unauthenticated"));
+    assert_eq!(
+        (no_token.status, no_token.error()),
+        (401, "unauthenticated")
+    );
 
     let expired = token("u1", Some("acme"), None, 0);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -52,13 +69,34 @@ async fn the_local_authorizer_checks_tokens_and_scopes() {
     assert_eq!(r.status, 401);
 
     let user = s.token("u1", Some("acme"), None);
-    let r = s.call("GET", "/v1/admin/applications/acme/mfa-policy", Some(&user), None).await;
+    let r = s
+        .call(
+            "GET",
+            "/v1/admin/applications/acme/mfa-policy",
+            Some(&user),
+            None,
+        )
+        .await;
     assert_eq!((r.status, r.error()), (403, "forbidden"));
 
     let admin = s.token("admin", None, Some("mfa:admin"));
-    let r = s.call("PUT", "/v1/admin/applications/acme/mfa-availability", Some(&admin), Some(json!({"available": true}))).await;
+    let r = s
+        .call(
+            "PUT",
+            "/v1/admin/applications/acme/mfa-availability",
+            Some(&admin),
+            Some(json!({"available": true})),
+        )
+        .await;
     assert_eq!(r.status, 403, "availability is the operator's");
-    let r = s.call("GET", "/v1/admin/applications/acme/mfa-policy", Some(&admin), None).await;
+    let r = s
+        .call(
+            "GET",
+            "/v1/admin/applications/acme/mfa-policy",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json["version"], 0);
 
@@ -68,9 +106,14 @@ async fn the_local_authorizer_checks_tokens_and_scopes() {
 
 #[tokio::test]
 async fn limits_come_from_the_environment() {
-    let s = LocalServer::memory(&[("MFA_CODE_MAX_ATTEMPTS", "2"), ("MFA_RESEND_COOLDOWN_SECONDS", "1")]);
+    let s = LocalServer::memory(&[
+        ("MFA_CODE_MAX_ATTEMPTS", "2"),
+        ("MFA_RESEND_COOLDOWN_SECONDS", "1"),
+    ]);
     let t = Tenant::set_up(&s, "required").await;
-    let r = s.call("POST", "/v1/mfa/skip", Some(&t.user_token), None).await;
+    let r = s
+        .call("POST", "/v1/mfa/skip", Some(&t.user_token), None)
+        .await;
     assert_eq!((r.status, r.error()), (403, "enrollment_required"));
     let id = t.start(&s).await;
     let number = unique_number();
@@ -79,12 +122,22 @@ async fn limits_come_from_the_environment() {
     let right = s.last_code(&number).await;
     let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
     let r = t.code(&s, &id, &wrong).await;
-    assert_eq!((r.status, r.json["attempts_remaining"].clone()), (400, json!(1)));
+    assert_eq!(
+        (r.status, r.json["attempts_remaining"].clone()),
+        (400, json!(1))
+    );
     let r = t.code(&s, &id, &wrong).await;
     assert_eq!((r.status, r.error()), (429, "too_many_attempts"));
     assert!(r.headers.get("retry-after").is_some());
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let r = s.call("POST", &format!("/v1/mfa/enrollments/{id}/resend"), Some(&t.user_token), None).await;
+    let r = s
+        .call(
+            "POST",
+            &format!("/v1/mfa/enrollments/{id}/resend"),
+            Some(&t.user_token),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let r = t.code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");

@@ -57,8 +57,12 @@ pub fn api_gateway_v2_event(i: Incoming<'_>) -> String {
         headers.insert(k, Value::String(merged));
     }
     let authorizer = match i.authorizer {
-        Authorizer::Jwt(claims) => json!({ "jwt": { "claims": claim_strings(&claims), "scopes": null } }),
-        Authorizer::Iam(arn) => json!({ "iam": { "accountId": "000000000000", "callerId": arn, "userArn": arn, "userId": arn } }),
+        Authorizer::Jwt(claims) => {
+            json!({ "jwt": { "claims": claim_strings(&claims), "scopes": null } })
+        }
+        Authorizer::Iam(arn) => {
+            json!({ "iam": { "accountId": "000000000000", "callerId": arn, "userArn": arn, "userId": arn } })
+        }
     };
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,7 +73,10 @@ pub fn api_gateway_v2_event(i: Incoming<'_>) -> String {
     } else {
         match std::str::from_utf8(i.body) {
             Ok(s) => (Value::String(s.to_owned()), false),
-            Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(i.body)), true),
+            Err(_) => (
+                Value::String(base64::engine::general_purpose::STANDARD.encode(i.body)),
+                true,
+            ),
         }
     };
     let user_agent = headers.get("user-agent").cloned().unwrap_or(Value::Null);

@@ -72,7 +72,13 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    if let Some(Command::Token { user, app, scope, ttl }) = cli.command {
+    if let Some(Command::Token {
+        user,
+        app,
+        scope,
+        ttl,
+    }) = cli.command
+    {
         return match token::issue(&secret, &user, app.as_deref(), scope.as_deref(), ttl) {
             Ok(t) => {
                 println!("{t}");

@@ -35,8 +35,12 @@ struct AppState {
 /// The table and secret names the aws backend uses locally, unless the environment says.
 fn local_aws_names(env: &EnvSource<fn(&str) -> Option<String>>) -> AwsNames {
     AwsNames {
-        table_name: env.optional("MFA_TABLE_NAME").unwrap_or_else(|| "mfa-local".to_owned()),
-        secret_id: env.optional("MFA_SECRET_ID").unwrap_or_else(|| "mfa-local/code-hmac-key".to_owned()),
+        table_name: env
+            .optional("MFA_TABLE_NAME")
+            .unwrap_or_else(|| "mfa-local".to_owned()),
+        secret_id: env
+            .optional("MFA_SECRET_ID")
+            .unwrap_or_else(|| "mfa-local/code-hmac-key".to_owned()),
     }
 }
 
@@ -52,7 +56,8 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
             .map_err(|e| format!("no OS randomness: {e}"))?;
         return Ok((svc, Some(outbox)));
     }
-    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+    let region =
+        aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(region)
         .load()
@@ -62,7 +67,10 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
         mfa_shared::adapters::aws::bootstrap(&sdk, &names, &settings.sender_email)
             .await
             .map_err(|e| e.to_string())?;
-        println!("bootstrapped table {:?} and secret {:?}", names.table_name, names.secret_id);
+        println!(
+            "bootstrapped table {:?} and secret {:?}",
+            names.table_name, names.secret_id
+        );
     }
     let svc = mfa_shared::adapters::aws::service_from_sdk_config(&sdk, names, limits, settings)
         .await
@@ -73,7 +81,11 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
 /// Serves until Ctrl-C.
 pub async fn run(o: Options) -> Result<(), String> {
     let (svc, outbox) = build_service(&o).await?;
-    let state = Arc::new(AppState { svc, outbox, jwt_secret: o.jwt_secret.clone() });
+    let state = Arc::new(AppState {
+        svc,
+        outbox,
+        jwt_secret: o.jwt_secret.clone(),
+    });
     let app = Router::new()
         .route("/_local/outbox", get(outbox_route))
         .fallback(route)
@@ -86,12 +98,15 @@ pub async fn run(o: Options) -> Result<(), String> {
         o.port,
         if o.aws { "aws" } else { "memory" }
     );
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server stopped: {e}"))
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| format!("server stopped: {e}"))
 }
 
 /// `GET /_local/outbox`: what the console "sent".
@@ -115,9 +130,14 @@ fn to_axum(resp: lambda_http::Response<lambda_http::Body>) -> axum::response::Re
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 fn request_id() -> String {
@@ -147,11 +167,19 @@ async fn route(
     let authorizer = match access {
         Access::User => Authorizer::Jwt(claims),
         Access::Admin | Access::Operator => {
-            let scope = if access == Access::Admin { "mfa:admin" } else { "mfa:operator" };
+            let scope = if access == Access::Admin {
+                "mfa:admin"
+            } else {
+                "mfa:operator"
+            };
             if !token::has_scope(&claims, scope) {
                 return to_axum(error_response(&MfaError::Forbidden));
             }
-            let actor = claims.get("sub").and_then(|s| s.as_str()).unwrap_or_default().to_owned();
+            let actor = claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned();
             Authorizer::Iam(actor)
         }
     };
@@ -175,7 +203,9 @@ async fn route(
         Ok(lambda_req) => to_axum(dispatch(function, &st.svc, lambda_req).await),
         Err(e) => {
             tracing::warn!(error = %e, "could not build the API Gateway event");
-            to_axum(error_response(&MfaError::InvalidRequest("The request could not be read.".into())))
+            to_axum(error_response(&MfaError::InvalidRequest(
+                "The request could not be read.".into(),
+            )))
         }
     }
     .into_response()

@@ -20,7 +20,13 @@ fn now() -> u64 {
 }
 
 /// Signs a token for `user` (and `app`, `scope`), valid for `ttl` seconds.
-pub fn issue(secret: &str, user: &str, app: Option<&str>, scope: Option<&str>, ttl: u64) -> Result<String, String> {
+pub fn issue(
+    secret: &str,
+    user: &str,
+    app: Option<&str>,
+    scope: Option<&str>,
+    ttl: u64,
+) -> Result<String, String> {
     if user.is_empty() {
         return Err("--user must not be empty".into());
     }
@@ -32,8 +38,12 @@ pub fn issue(secret: &str, user: &str, app: Option<&str>, scope: Option<&str>, t
     if let Some(scope) = scope {
         claims["scope"] = json!(scope);
     }
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .map_err(|e| format!("could not sign the token: {e}"))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("could not sign the token: {e}"))
 }
 
 /// Verifies signature and `exp` (no leeway); returns the claims.
@@ -42,9 +52,13 @@ pub fn verify(secret: &str, token: &str) -> Option<Map<String, Value>> {
     v.leeway = 0;
     v.validate_aud = false;
     v.set_required_spec_claims(&["exp", "sub"]);
-    jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
-        .ok()
-        .map(|d| d.claims)
+    jsonwebtoken::decode::<Map<String, Value>>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &v,
+    )
+    .ok()
+    .map(|d| d.claims)
 }
 
 /// Whether the `scope` claim (space-separated, or a list) holds `wanted`.
@@ -95,7 +109,12 @@ mod tests {
     fn an_expired_token_is_refused() {
         let iat = now() - 120;
         let claims = json!({ "sub": "u1", "app_id": "a", "iat": iat, "exp": iat + 60 });
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"k")).unwrap();
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
         assert!(verify("k", &t).is_none());
     }
 

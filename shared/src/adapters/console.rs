@@ -59,16 +59,22 @@ impl ConsoleOutbox {
 
     /// Makes every text fail (true) or work again (false).
     pub fn set_sms_failing(&self, failing: bool) {
-        self.sms_failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+        self.sms_failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes every email fail (true) or work again (false).
     pub fn set_email_failing(&self, failing: bool) {
-        self.email_failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+        self.email_failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn check(&self, what: &str) -> Result<(), PortError> {
-        let flag = if what == "sms" { &self.sms_failing } else { &self.email_failing };
+        let flag = if what == "sms" {
+            &self.sms_failing
+        } else {
+            &self.email_failing
+        };
         if flag.load(std::sync::atomic::Ordering::SeqCst) {
             Err(PortError::new(format!("console {what} switched off")))
         } else {
@@ -83,8 +89,15 @@ impl SmsSender for ConsoleOutbox {
         self.check("sms")?;
         // The console is the developer's phone: the code is shown, the number masked.
         println!("[sms to {}] {body}", to.masked());
-        let mut o = self.outbox.lock().map_err(|_| PortError::new("outbox lock poisoned"))?;
-        o.sms.push(OutboxSms { to: to.e164().to_owned(), body: body.to_owned(), sent_at: self.clock.now() });
+        let mut o = self
+            .outbox
+            .lock()
+            .map_err(|_| PortError::new("outbox lock poisoned"))?;
+        o.sms.push(OutboxSms {
+            to: to.e164().to_owned(),
+            body: body.to_owned(),
+            sent_at: self.clock.now(),
+        });
         Ok(())
     }
 }
@@ -94,7 +107,10 @@ impl EmailSender for ConsoleOutbox {
     async fn send_email(&self, email: &Email) -> Result<(), PortError> {
         self.check("email")?;
         println!("[email to {}] {}\n{}", email.to, email.subject, email.text);
-        let mut o = self.outbox.lock().map_err(|_| PortError::new("outbox lock poisoned"))?;
+        let mut o = self
+            .outbox
+            .lock()
+            .map_err(|_| PortError::new("outbox lock poisoned"))?;
         o.email.push(OutboxEmail {
             to: email.to.clone(),
             subject: email.subject.clone(),

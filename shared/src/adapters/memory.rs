@@ -8,7 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::PortError;
-use crate::ports::{Completion, Counted, Enrollment, NewSend, PhoneRecord, Step, Store, UserRecord};
+use crate::ports::{
+    Completion, Counted, Enrollment, NewSend, PhoneRecord, Step, Store, UserRecord,
+};
 use crate::types::ids::CodeId;
 use crate::types::{AppId, EnrollmentId, Policy, UnixTime, UserId};
 
@@ -45,7 +47,9 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, PortError> {
-        self.state.lock().map_err(|_| PortError::new("memory store lock poisoned"))
+        self.state
+            .lock()
+            .map_err(|_| PortError::new("memory store lock poisoned"))
     }
 }
 
@@ -70,7 +74,11 @@ impl Store for MemoryStore {
     }
 
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        Ok(self.lock()?.users.get(&(app.clone(), user.clone())).cloned())
+        Ok(self
+            .lock()?
+            .users
+            .get(&(app.clone(), user.clone()))
+            .cloned())
     }
 
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
@@ -81,11 +89,17 @@ impl Store for MemoryStore {
     }
 
     async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
-        Ok(self.lock()?.skips.get(&(app.clone(), user.clone())).copied())
+        Ok(self
+            .lock()?
+            .skips
+            .get(&(app.clone(), user.clone()))
+            .copied())
     }
 
     async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
-        self.lock()?.skips.insert((app.clone(), user.clone()), until);
+        self.lock()?
+            .skips
+            .insert((app.clone(), user.clone()), until);
         Ok(())
     }
 
@@ -197,18 +211,26 @@ impl Store for MemoryStore {
         };
         let open = e.expires_at > now
             && e.step == Step::Code
-            && e.pending.as_ref().is_some_and(|p| &p.code_id == code_id && p.expires_at > now);
+            && e.pending
+                .as_ref()
+                .is_some_and(|p| &p.code_id == code_id && p.expires_at > now);
         if !open {
             return Ok(Completion::CodeGone);
         }
-        if s.number_tags.get(&user_key).is_some_and(|tags| tags.iter().any(|t| t == number_tag)) {
+        if s.number_tags
+            .get(&user_key)
+            .is_some_and(|tags| tags.iter().any(|t| t == number_tag))
+        {
             return Ok(Completion::NumberTaken);
         }
         if let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) {
             e.step = Step::Complete;
             e.pending = None;
         }
-        s.number_tags.entry(user_key.clone()).or_default().push(number_tag.to_owned());
+        s.number_tags
+            .entry(user_key.clone())
+            .or_default()
+            .push(number_tag.to_owned());
         s.phones.entry(user_key).or_default().push(phone.clone());
         Ok(Completion::Done)
     }
@@ -231,13 +253,23 @@ impl Store for MemoryStore {
             return Ok(Counted::Limited { until });
         }
         if c.window_start.plus_secs(c.window_secs) <= now {
-            *c = Counter { window_start: now, window_secs, count: 0, blocked_until: None };
+            *c = Counter {
+                window_start: now,
+                window_secs,
+                count: 0,
+                blocked_until: None,
+            };
         }
         if c.count >= limit {
-            return Ok(Counted::Limited { until: c.window_start.plus_secs(c.window_secs) });
+            return Ok(Counted::Limited {
+                until: c.window_start.plus_secs(c.window_secs),
+            });
         }
         c.count += 1;
-        Ok(Counted::Taken { count: c.count, window_start: c.window_start })
+        Ok(Counted::Taken {
+            count: c.count,
+            window_start: c.window_start,
+        })
     }
 
     async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError> {

@@ -56,7 +56,11 @@ pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Starte
     };
     svc.store.create_enrollment(&enrollment).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %enrollment.id, "enrollment started");
-    Ok(Started { enrollment_id: enrollment.id, step: Step::Phone.as_str(), expires_at: enrollment.expires_at })
+    Ok(Started {
+        enrollment_id: enrollment.id,
+        step: Step::Phone.as_str(),
+        expires_at: enrollment.expires_at,
+    })
 }
 
 /// Checks the password under the lockout: a missing user and a wrong password answer alike,
@@ -122,14 +126,23 @@ pub fn clean_label(label: Option<String>) -> Result<Option<String>, MfaError> {
 }
 
 /// Checks whether a new text may be sent now, given the enrollment as read.
-fn check_can_send(svc: &Service, e: &Enrollment, same_number: bool, now: UnixTime) -> Result<(), MfaError> {
+fn check_can_send(
+    svc: &Service,
+    e: &Enrollment,
+    same_number: bool,
+    now: UnixTime,
+) -> Result<(), MfaError> {
     if e.sends >= svc.limits.max_sends_per_enrollment {
-        return Err(MfaError::SendLimitReached { retry_after: now.secs_until(e.expires_at) });
+        return Err(MfaError::SendLimitReached {
+            retry_after: now.secs_until(e.expires_at),
+        });
     }
     if same_number && let Some(last) = e.last_sent_at {
         let ready = last.plus_secs(svc.limits.resend_cooldown_secs);
         if now < ready {
-            return Err(MfaError::ResendTooSoon { retry_after: now.secs_until(ready) });
+            return Err(MfaError::ResendTooSoon {
+                retry_after: now.secs_until(ready),
+            });
         }
     }
     Ok(())
@@ -150,11 +163,15 @@ pub async fn submit_phone(
         return Err(MfaError::MfaDisabled);
     }
     if e.step == Step::Complete {
-        return Err(MfaError::WrongStep { current: Step::Complete.as_str() });
+        return Err(MfaError::WrongStep {
+            current: Step::Complete.as_str(),
+        });
     }
     if !policy.allows_region(number.region()) {
         return Err(MfaError::CountryNotAllowed {
-            country: number.region().map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
+            country: number
+                .region()
+                .map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
         });
     }
     let phones = svc.store.list_phones(&c.app, &c.user).await?;
@@ -169,7 +186,9 @@ pub async fn submit_phone(
         enrollment_id: None,
         purpose: None,
         step: Step::Code.as_str(),
-        phone: MaskedPhone { masked: sent.number.masked() },
+        phone: MaskedPhone {
+            masked: sent.number.masked(),
+        },
         code_expires_at: sent.expires_at,
         resend_available_at: sent.resend_available_at,
         attempts_remaining: svc.limits.code_max_attempts,
@@ -188,7 +207,9 @@ pub struct Resent {
 pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Resent, MfaError> {
     let e = load(svc, c, id).await?;
     let Some(pending) = e.pending.clone().filter(|_| e.step == Step::Code) else {
-        return Err(MfaError::WrongStep { current: e.step.as_str() });
+        return Err(MfaError::WrongStep {
+            current: e.step.as_str(),
+        });
     };
     let now = svc.clock.now();
     check_can_send(svc, &e, true, now)?;
@@ -196,7 +217,16 @@ pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Rese
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    let sent = send_code(svc, c, &e, pending.number, pending.label, Some(pending.code_id), true).await?;
+    let sent = send_code(
+        svc,
+        c,
+        &e,
+        pending.number,
+        pending.label,
+        Some(pending.code_id),
+        true,
+    )
+    .await?;
     Ok(Resent {
         code_expires_at: sent.expires_at,
         resend_available_at: sent.resend_available_at,
@@ -226,14 +256,17 @@ async fn send_code(
         let code = Code::generate()?;
         let code_id = CodeId::generate()?;
         let code_hash = svc.keys.code_hash(CODE_PURPOSE, &code_id, &code);
-        Ok((code, PendingCode {
-            code_id,
-            code_hash,
-            number: number.clone(),
-            label,
-            expires_at: now.plus_secs(svc.limits.code_ttl_secs),
-            attempts: 0,
-        }))
+        Ok((
+            code,
+            PendingCode {
+                code_id,
+                code_hash,
+                number: number.clone(),
+                label,
+                expires_at: now.plus_secs(svc.limits.code_ttl_secs),
+                attempts: 0,
+            },
+        ))
     })();
     let (code, pending) = match prepared {
         Ok(p) => p,
@@ -246,7 +279,9 @@ async fn send_code(
         code: pending.clone(),
         now,
         max_sends: svc.limits.max_sends_per_enrollment,
-        last_sent_at_most: cooldown.then(|| UnixTime(now.0 - i64::try_from(svc.limits.resend_cooldown_secs).unwrap_or(i64::MAX))),
+        last_sent_at_most: cooldown.then(|| {
+            UnixTime(now.0 - i64::try_from(svc.limits.resend_cooldown_secs).unwrap_or(i64::MAX))
+        }),
         replaces,
     };
     let previous = match svc.store.begin_send(e, &send).await {
@@ -278,13 +313,20 @@ async fn send_code(
 }
 
 /// Why the store refused a send that the first read allowed: read again and check again.
-async fn explain_refused_send(svc: &Service, c: &Caller, id: &EnrollmentId, cooldown: bool) -> MfaError {
+async fn explain_refused_send(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    cooldown: bool,
+) -> MfaError {
     let e = match load(svc, c, id).await {
         Ok(e) => e,
         Err(err) => return err,
     };
     if e.step == Step::Complete {
-        return MfaError::WrongStep { current: Step::Complete.as_str() };
+        return MfaError::WrongStep {
+            current: Step::Complete.as_str(),
+        };
     }
     match check_can_send(svc, &e, cooldown, svc.clock.now()) {
         Err(err) => err,
@@ -304,7 +346,9 @@ pub struct Completed {
 /// Why the pending code cannot take a guess now, from the enrollment as read.
 fn check_code_open(svc: &Service, e: &Enrollment, now: UnixTime) -> Result<PendingCode, MfaError> {
     let Some(p) = e.pending.clone().filter(|_| e.step == Step::Code) else {
-        return Err(MfaError::WrongStep { current: e.step.as_str() });
+        return Err(MfaError::WrongStep {
+            current: e.step.as_str(),
+        });
     };
     if now >= p.expires_at {
         return Err(MfaError::CodeExpired);
@@ -317,20 +361,34 @@ fn check_code_open(svc: &Service, e: &Enrollment, now: UnixTime) -> Result<Pendi
 
 /// `429 too_many_attempts` for a burned code: retry once a resend is possible.
 fn burned(svc: &Service, e: &Enrollment, now: UnixTime) -> MfaError {
-    let ready = e.last_sent_at.unwrap_or(now).plus_secs(svc.limits.resend_cooldown_secs);
-    MfaError::TooManyAttempts { retry_after: now.secs_until(ready) }
+    let ready = e
+        .last_sent_at
+        .unwrap_or(now)
+        .plus_secs(svc.limits.resend_cooldown_secs);
+    MfaError::TooManyAttempts {
+        retry_after: now.secs_until(ready),
+    }
 }
 
 /// `POST /v1/mfa/enrollments/{id}/code`. An attempt is taken (on the code, and on the user's
 /// hourly failure budget) before the guess is compared, so no burst of concurrent guesses can
 /// compare more than the limit allows; a right guess gives the user's unit back.
-pub async fn verify(svc: &Service, c: &Caller, id: &EnrollmentId, guess: Code) -> Result<Completed, MfaError> {
+pub async fn verify(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    guess: Code,
+) -> Result<Completed, MfaError> {
     let e = load(svc, c, id).await?;
     let now = svc.clock.now();
     let pending = check_code_open(svc, &e, now)?;
 
     let user_unit = guards::take_code_failure(svc, c).await?;
-    let taken = match svc.store.take_code_attempt(&e, &pending.code_id, svc.limits.code_max_attempts, now).await {
+    let taken = match svc
+        .store
+        .take_code_attempt(&e, &pending.code_id, svc.limits.code_max_attempts, now)
+        .await
+    {
         Ok(Some(n)) => n,
         Ok(None) => {
             user_unit.give_back(svc).await;
@@ -342,13 +400,18 @@ pub async fn verify(svc: &Service, c: &Caller, id: &EnrollmentId, guess: Code) -
         }
     };
 
-    if !svc.keys.code_matches(CODE_PURPOSE, &pending.code_id, &guess, &pending.code_hash) {
+    if !svc
+        .keys
+        .code_matches(CODE_PURPOSE, &pending.code_id, &guess, &pending.code_hash)
+    {
         tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
         let max = svc.limits.code_max_attempts;
         return Err(if taken >= max {
             burned(svc, &e, now)
         } else {
-            MfaError::InvalidCode { attempts_remaining: max - taken }
+            MfaError::InvalidCode {
+                attempts_remaining: max - taken,
+            }
         });
     }
     user_unit.give_back(svc).await;
@@ -357,7 +420,9 @@ pub async fn verify(svc: &Service, c: &Caller, id: &EnrollmentId, guess: Code) -
 
 async fn explain_refused_attempt(svc: &Service, c: &Caller, id: &EnrollmentId) -> MfaError {
     match load(svc, c, id).await {
-        Ok(e) => check_code_open(svc, &e, svc.clock.now()).err().unwrap_or(MfaError::Conflict),
+        Ok(e) => check_code_open(svc, &e, svc.clock.now())
+            .err()
+            .unwrap_or(MfaError::Conflict),
         Err(err) => err,
     }
 }
@@ -384,7 +449,11 @@ async fn complete(
         verified_at: now,
     };
     let tag = svc.keys.number_tag(&pending.number);
-    match svc.store.complete_enrollment(e, &pending.code_id, &phone, &tag, now).await? {
+    match svc
+        .store
+        .complete_enrollment(e, &pending.code_id, &phone, &tag, now)
+        .await?
+    {
         Completion::Done => {}
         Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
         Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id).await),
@@ -393,7 +462,8 @@ async fn complete(
 
     let confirmation_email = match svc.store.get_user(&c.app, &c.user).await {
         Ok(Some(user)) => {
-            let email = notify::enrolled_email(&svc.settings.app_name, &user.email, &phone.number, now);
+            let email =
+                notify::enrolled_email(&svc.settings.app_name, &user.email, &phone.number, now);
             match svc.email.send_email(&email).await {
                 Ok(()) => "sent",
                 Err(err) => {
@@ -408,5 +478,9 @@ async fn complete(
             "failed"
         }
     };
-    Ok(Completed { step: Step::Complete.as_str(), phone: PhoneView::from(&phone), confirmation_email })
+    Ok(Completed {
+        step: Step::Complete.as_str(),
+        phone: PhoneView::from(&phone),
+        confirmation_email,
+    })
 }

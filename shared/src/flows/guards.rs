@@ -22,7 +22,11 @@ pub struct Taken {
 
 impl Taken {
     pub async fn give_back(&self, svc: &Service) {
-        if let Err(e) = svc.store.counter_give_back(&self.key, self.window_start).await {
+        if let Err(e) = svc
+            .store
+            .counter_give_back(&self.key, self.window_start)
+            .await
+        {
             // Failing to give back only over-counts (fails safe); say so and go on.
             tracing::warn!(error = %e.0, "could not give a counter unit back");
         }
@@ -36,10 +40,23 @@ async fn take(
     window_secs: u64,
 ) -> Result<Result<Taken, UnixTime>, MfaError> {
     let now = svc.clock.now();
-    Ok(match svc.store.counter_take(&key, limit, window_secs, now).await? {
-        Counted::Taken { count, window_start } => Ok(Taken { key, window_start, count }),
-        Counted::Limited { until } => Err(until),
-    })
+    Ok(
+        match svc
+            .store
+            .counter_take(&key, limit, window_secs, now)
+            .await?
+        {
+            Counted::Taken {
+                count,
+                window_start,
+            } => Ok(Taken {
+                key,
+                window_start,
+                count,
+            }),
+            Counted::Limited { until } => Err(until),
+        },
+    )
 }
 
 fn password_key(c: &Caller) -> String {
@@ -53,7 +70,9 @@ pub async fn take_password_attempt(svc: &Service, c: &Caller) -> Result<Taken, M
         Ok(t) => Ok(t),
         Err(until) => {
             tracing::info!(app_id = %c.app, user_id = %c.user, "password checks locked");
-            Err(MfaError::TooManyAttempts { retry_after: svc.clock.now().secs_until(until) })
+            Err(MfaError::TooManyAttempts {
+                retry_after: svc.clock.now().secs_until(until),
+            })
         }
     }
 }
@@ -75,9 +94,13 @@ pub async fn settle_password_attempt(
         let until = svc.clock.now().plus_secs(PASSWORD_WINDOW_SECS);
         svc.store.counter_block(&taken.key, until).await?;
         tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
-        return Err(MfaError::TooManyAttempts { retry_after: PASSWORD_WINDOW_SECS });
+        return Err(MfaError::TooManyAttempts {
+            retry_after: PASSWORD_WINDOW_SECS,
+        });
     }
-    Err(MfaError::InvalidPassword { attempts_remaining: limit - taken.count })
+    Err(MfaError::InvalidPassword {
+        attempts_remaining: limit - taken.count,
+    })
 }
 
 /// Takes one unit of the user's hourly budget of failed codes (across all their codes).
@@ -87,7 +110,9 @@ pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaEr
         Ok(t) => Ok(t),
         Err(until) => {
             tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
-            Err(MfaError::TooManyAttempts { retry_after: svc.clock.now().secs_until(until) })
+            Err(MfaError::TooManyAttempts {
+                retry_after: svc.clock.now().secs_until(until),
+            })
         }
     }
 }
@@ -114,9 +139,24 @@ pub async fn take_text_budget(
 ) -> Result<TextBudget, MfaError> {
     let l = &svc.limits;
     let budgets = [
-        (format!("txt-user#{}#{}", c.app, c.user), l.texts_per_user_per_day, 86_400, "texts per user per day"),
-        (format!("txt-num#{}", svc.keys.number_tag(number)), l.texts_per_number_per_hour, 3600, "texts per phone number per hour"),
-        (format!("txt-ip#{}", c.source_ip), l.texts_per_ip_per_hour, 3600, "texts per client IP per hour"),
+        (
+            format!("txt-user#{}#{}", c.app, c.user),
+            l.texts_per_user_per_day,
+            86_400,
+            "texts per user per day",
+        ),
+        (
+            format!("txt-num#{}", svc.keys.number_tag(number)),
+            l.texts_per_number_per_hour,
+            3600,
+            "texts per phone number per hour",
+        ),
+        (
+            format!("txt-ip#{}", c.source_ip),
+            l.texts_per_ip_per_hour,
+            3600,
+            "texts per client IP per hour",
+        ),
     ];
     let mut taken = Vec::with_capacity(budgets.len());
     for (key, limit, window, name) in budgets {
@@ -125,7 +165,10 @@ pub async fn take_text_budget(
             Ok(Err(until)) => {
                 TextBudget(taken).give_back(svc).await;
                 tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
-                return Err(MfaError::RateLimited { retry_after: svc.clock.now().secs_until(until), limit: name });
+                return Err(MfaError::RateLimited {
+                    retry_after: svc.clock.now().secs_until(until),
+                    limit: name,
+                });
             }
             Err(e) => {
                 TextBudget(taken).give_back(svc).await;

@@ -39,7 +39,12 @@ pub fn enrolled_email(app_name: &str, to: &str, number: &PhoneNumber, at: UnixTi
         app = escape_html(app_name),
         masked = escape_html(&masked),
     );
-    Email { to: to.to_owned(), subject, text, html }
+    Email {
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+    }
 }
 
 #[cfg(test)]

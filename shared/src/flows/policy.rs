@@ -47,7 +47,9 @@ pub async fn update(
         if let Some(seen) = if_match
             && seen != current.version
         {
-            return Err(MfaError::VersionConflict { current: current.version });
+            return Err(MfaError::VersionConflict {
+                current: current.version,
+            });
         }
         let next = Policy {
             enabled: change.enabled,
@@ -68,7 +70,9 @@ pub async fn update(
         }
         if if_match.is_some() {
             let now = get(svc, app).await?;
-            return Err(MfaError::VersionConflict { current: now.version });
+            return Err(MfaError::VersionConflict {
+                current: now.version,
+            });
         }
     }
     Err(MfaError::ServiceUnavailable { retry_after: 1 })

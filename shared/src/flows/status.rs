@@ -51,8 +51,16 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let policy = policy::get(svc, &c.app).await?;
     let user = svc.store.get_user(&c.app, &c.user).await?;
     let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
-    phones.sort_by(|a, b| b.primary.cmp(&a.primary).then(a.verified_at.cmp(&b.verified_at)));
-    let skipped_until = svc.store.get_skip(&c.app, &c.user).await?.filter(|t| *t > now);
+    phones.sort_by(|a, b| {
+        b.primary
+            .cmp(&a.primary)
+            .then(a.verified_at.cmp(&b.verified_at))
+    });
+    let skipped_until = svc
+        .store
+        .get_skip(&c.app, &c.user)
+        .await?
+        .filter(|t| *t > now);
 
     let enabled = policy.in_force();
     let enrolled = !phones.is_empty();

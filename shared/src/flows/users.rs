@@ -10,13 +10,19 @@ use crate::types::{AppId, UserId};
 pub fn check_email(email: &str) -> Result<(), MfaError> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
     if ok {
         Ok(())
     } else {
-        Err(MfaError::InvalidRequest("`email` must be an email address such as ada@example.com.".into()))
+        Err(MfaError::InvalidRequest(
+            "`email` must be an email address such as ada@example.com.".into(),
+        ))
     }
 }
 
@@ -55,7 +61,15 @@ mod tests {
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
         assert!(check_email("ada@example.com").is_ok());
-        for bad in ["", "ada", "@example.com", "ada@example", "ada@@example.com", "a da@example.com", "ada@example.com."] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@example.com.",
+        ] {
             assert!(check_email(bad).is_err(), "{bad:?}");
         }
     }

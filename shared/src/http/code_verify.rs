@@ -33,15 +33,23 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 })?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let done = enrollment::verify(svc, &caller, &id, code).await?;
-                Ok((200, serde_json::to_value(done).map_err(|_| MfaError::Internal)?))
+                Ok((
+                    200,
+                    serde_json::to_value(done).map_err(|_| MfaError::Internal)?,
+                ))
             }
             (Method::POST, ["v1", "mfa", "enrollments", id, "resend"]) => {
                 parse_empty_body(&req)?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let sent = enrollment::resend(svc, &caller, &id).await?;
-                Ok((202, serde_json::to_value(sent).map_err(|_| MfaError::Internal)?))
+                Ok((
+                    202,
+                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
+                ))
             }
-            (_, ["v1", "mfa", "enrollments", _, "code" | "resend"]) => Err(MfaError::MethodNotAllowed),
+            (_, ["v1", "mfa", "enrollments", _, "code" | "resend"]) => {
+                Err(MfaError::MethodNotAllowed)
+            }
             _ => Err(MfaError::RouteNotFound),
         }
     }

@@ -8,7 +8,9 @@ use crate::error::MfaError;
 use crate::flows::Caller;
 use crate::types::{AppId, UserId};
 
-fn v2(req: &Request) -> Option<&lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext> {
+fn v2(
+    req: &Request,
+) -> Option<&lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext> {
     match req.request_context_ref()? {
         RequestContext::ApiGatewayV2(ctx) => Some(ctx),
         #[allow(unreachable_patterns)]
@@ -39,7 +41,11 @@ pub fn user_caller(req: &Request) -> Result<Caller, MfaError> {
         .clone()
         .filter(|ip| !ip.is_empty())
         .unwrap_or_else(|| "unknown".to_owned());
-    Ok(Caller { app, user, source_ip })
+    Ok(Caller {
+        app,
+        user,
+        source_ip,
+    })
 }
 
 /// The admin or operator: the IAM authorizer's caller ARN, recorded as the actor.
@@ -54,5 +60,7 @@ pub fn admin_actor(req: &Request) -> Result<String, MfaError> {
 
 /// API Gateway's request id, for log lines.
 pub fn request_id(req: &Request) -> String {
-    v2(req).and_then(|ctx| ctx.request_id.clone()).unwrap_or_default()
+    v2(req)
+        .and_then(|ctx| ctx.request_id.clone())
+        .unwrap_or_default()
 }

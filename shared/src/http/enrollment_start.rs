@@ -26,7 +26,10 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         match (method, segs.as_slice()) {
             (Method::GET, ["v1", "mfa", "status"]) => {
                 let s = status::status(svc, &caller).await?;
-                Ok((200, serde_json::to_value(s).map_err(|_| MfaError::Internal)?))
+                Ok((
+                    200,
+                    serde_json::to_value(s).map_err(|_| MfaError::Internal)?,
+                ))
             }
             (Method::POST, ["v1", "mfa", "skip"]) => {
                 parse_empty_body(&req)?;
@@ -36,9 +39,14 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             (Method::POST, ["v1", "mfa", "enrollments"]) => {
                 let body: StartBody = parse_body(&req)?;
                 let started = enrollment::start(svc, &caller, body.password).await?;
-                Ok((201, serde_json::to_value(started).map_err(|_| MfaError::Internal)?))
+                Ok((
+                    201,
+                    serde_json::to_value(started).map_err(|_| MfaError::Internal)?,
+                ))
             }
-            (_, ["v1", "mfa", "status" | "skip" | "enrollments"]) => Err(MfaError::MethodNotAllowed),
+            (_, ["v1", "mfa", "status" | "skip" | "enrollments"]) => {
+                Err(MfaError::MethodNotAllowed)
+            }
             _ => Err(MfaError::RouteNotFound),
         }
     }

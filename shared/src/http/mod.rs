@@ -29,7 +29,10 @@ pub fn json_response(status: u16, value: &impl Serialize) -> Response<Body> {
     let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     // Answers can carry one-time state (enrollment ids, masked numbers): never cache them.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -64,7 +67,11 @@ pub fn error_response(err: &MfaError) -> Response<Body> {
 }
 
 /// Turns a flow's result into the answer, logging the outcome (never a body).
-pub fn respond<T: Serialize>(req: &Request, status: u16, result: Result<T, MfaError>) -> Response<Body> {
+pub fn respond<T: Serialize>(
+    req: &Request,
+    status: u16,
+    result: Result<T, MfaError>,
+) -> Response<Body> {
     let resp = match result {
         Ok(v) => json_response(status, &v),
         Err(e) => error_response(&e),
@@ -109,7 +116,9 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
         }
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(MfaError::InvalidRequest("The request body must be a JSON object.".into()));
+        return Err(MfaError::InvalidRequest(
+            "The request body must be a JSON object.".into(),
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -122,8 +131,11 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
             MfaError::InvalidRequest(format!("Field `{path}`: {detail}."))
         }
     })?;
-    de.end()
-        .map_err(|_| MfaError::InvalidRequest("Invalid request body: unexpected data after the JSON value.".into()))?;
+    de.end().map_err(|_| {
+        MfaError::InvalidRequest(
+            "Invalid request body: unexpected data after the JSON value.".into(),
+        )
+    })?;
     Ok(value)
 }
 

@@ -52,25 +52,34 @@ pub fn policy_json(p: &Policy) -> Value {
 }
 
 fn app_from_path(seg: &str) -> Result<AppId, MfaError> {
-    AppId::parse(seg).map_err(|_| MfaError::InvalidRequest("The application id in the path is not valid.".into()))
+    AppId::parse(seg).map_err(|_| {
+        MfaError::InvalidRequest("The application id in the path is not valid.".into())
+    })
 }
 
 /// `If-Match: <version>` (quotes and a weak `W/` prefix tolerated).
 fn if_match(req: &Request) -> Result<Option<u64>, MfaError> {
-    let Some(v) = req.headers().get("if-match") else { return Ok(None) };
+    let Some(v) = req.headers().get("if-match") else {
+        return Ok(None);
+    };
     let s = v.to_str().unwrap_or_default().trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<u64>()
-        .map(Some)
-        .map_err(|_| MfaError::InvalidRequest("`If-Match` must be the policy's version number.".into()))
+    s.parse::<u64>().map(Some).map_err(|_| {
+        MfaError::InvalidRequest("`If-Match` must be the policy's version number.".into())
+    })
 }
 
-fn parse_countries(list: Option<Option<Vec<String>>>) -> Result<Option<Option<Vec<CountryCode>>>, MfaError> {
+fn parse_countries(
+    list: Option<Option<Vec<String>>>,
+) -> Result<Option<Option<Vec<CountryCode>>>, MfaError> {
     let Some(inner) = list else { return Ok(None) };
-    let Some(list) = inner else { return Ok(Some(None)) };
+    let Some(list) = inner else {
+        return Ok(Some(None));
+    };
     if list.is_empty() {
         return Err(MfaError::InvalidRequest(
-            "`allowed_countries` must name at least one country, or be null for every country.".into(),
+            "`allowed_countries` must name at least one country, or be null for every country."
+                .into(),
         ));
     }
     let mut out: Vec<CountryCode> = Vec::with_capacity(list.len());
@@ -128,20 +137,43 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             }
             (Method::PUT, ["v1", "admin", "applications", app, "users", user]) => {
                 let app = app_from_path(app)?;
-                let user = UserId::parse(user)
-                    .map_err(|_| MfaError::InvalidRequest("The user id in the path is not valid.".into()))?;
+                let user = UserId::parse(user).map_err(|_| {
+                    MfaError::InvalidRequest("The user id in the path is not valid.".into())
+                })?;
                 let body: UserBody = parse_body(&req)?;
-                let u = users::put(svc, &app, &user, body.email, body.email_verified, body.password_hash).await?;
-                Ok((200, json!({
-                    "app_id": u.app_id,
-                    "user_id": u.user_id,
-                    "email": u.email,
-                    "email_verified": u.email_verified,
-                    "updated_at": u.updated_at,
-                })))
+                let u = users::put(
+                    svc,
+                    &app,
+                    &user,
+                    body.email,
+                    body.email_verified,
+                    body.password_hash,
+                )
+                .await?;
+                Ok((
+                    200,
+                    json!({
+                        "app_id": u.app_id,
+                        "user_id": u.user_id,
+                        "email": u.email,
+                        "email_verified": u.email_verified,
+                        "updated_at": u.updated_at,
+                    }),
+                ))
             }
-            (_, ["v1", "admin", "applications", _, "mfa-policy" | "mfa-availability"])
-            | (_, ["v1", "admin", "applications", _, "users", _]) => Err(MfaError::MethodNotAllowed),
+            (
+                _,
+                [
+                    "v1",
+                    "admin",
+                    "applications",
+                    _,
+                    "mfa-policy" | "mfa-availability",
+                ],
+            )
+            | (_, ["v1", "admin", "applications", _, "users", _]) => {
+                Err(MfaError::MethodNotAllowed)
+            }
             _ => Err(MfaError::RouteNotFound),
         }
     }

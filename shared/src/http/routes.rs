@@ -27,7 +27,11 @@ pub enum Access {
 /// The request's path as the client sent it, without the stage.
 pub fn path(req: &Request) -> &str {
     let raw = req.raw_http_path();
-    if raw.is_empty() { req.uri().path() } else { raw }
+    if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    }
 }
 
 /// The path's segments, without empty ones from a trailing slash.
@@ -90,7 +94,14 @@ mod tests {
 
     #[test]
     fn unknown_paths_have_none() {
-        for p in ["/", "/v1", "/v1/mfa", "/v1/mfa/enrollments/x", "/v1/mfa/enrollments/x/other", "/v2/mfa/status"] {
+        for p in [
+            "/",
+            "/v1",
+            "/v1/mfa",
+            "/v1/mfa/enrollments/x",
+            "/v1/mfa/enrollments/x/other",
+            "/v2/mfa/status",
+        ] {
             assert_eq!(function_for(p), None, "{p}");
         }
     }

@@ -59,8 +59,17 @@ mod tests {
     fn accepts_exactly_six_ascii_digits() {
         assert!(Code::parse("012345").is_ok());
         for bad in [
-            "", "12345", "1234567", "12345a", "+12345", "-12345", " 12345", "12345 ", "１２３４５６",
-            "١٢٣٤٥٦", "12 345",
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "+12345",
+            "-12345",
+            " 12345",
+            "12345 ",
+            "１２３４５６",
+            "١٢٣٤٥٦",
+            "12 345",
         ] {
             assert_eq!(Code::parse(bad), Err(NotACode), "{bad:?}");
         }
@@ -70,7 +79,10 @@ mod tests {
     fn rejection_sampling_keeps_every_code_equally_likely() {
         assert_eq!(ACCEPT_BELOW, 4_294_000_000);
         assert_eq!(Code::from_draw(0).map(|c| c.0), Some("000000".into()));
-        assert_eq!(Code::from_draw(ACCEPT_BELOW - 1).map(|c| c.0), Some("999999".into()));
+        assert_eq!(
+            Code::from_draw(ACCEPT_BELOW - 1).map(|c| c.0),
+            Some("999999".into())
+        );
         assert_eq!(Code::from_draw(ACCEPT_BELOW), None);
         assert_eq!(Code::from_draw(u32::MAX), None);
     }
@@ -87,6 +99,9 @@ mod tests {
 
     #[test]
     fn debug_hides_the_digits() {
-        assert_eq!(format!("{:?}", Code::parse("123456").unwrap()), "Code(******)");
+        assert_eq!(
+            format!("{:?}", Code::parse("123456").unwrap()),
+            "Code(******)"
+        );
     }
 }

@@ -74,8 +74,14 @@ macro_rules! random_id {
             pub fn parse(s: &str) -> Result<Self, BadId> {
                 let hex = s.strip_prefix($prefix).ok_or(BadId($what))?;
                 let ok = hex.len() == 32
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                if ok { Ok(Self(s.to_owned())) } else { Err(BadId($what)) }
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if ok {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(BadId($what))
+                }
             }
 
             pub fn as_str(&self) -> &str {

@@ -155,28 +155,59 @@ mod tests {
 
     #[test]
     fn masks_all_but_country_code_and_last_four() {
-        assert_eq!(PhoneNumber::parse("+14155550123").unwrap().masked(), "+1••••••0123");
-        assert_eq!(PhoneNumber::parse("+447400123456").unwrap().masked(), "+44••••••3456");
-        let shown = format!("{:?} {}", PhoneNumber::parse("+14155550123").unwrap(), PhoneNumber::parse("+14155550123").unwrap());
+        assert_eq!(
+            PhoneNumber::parse("+14155550123").unwrap().masked(),
+            "+1••••••0123"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+447400123456").unwrap().masked(),
+            "+44••••••3456"
+        );
+        let shown = format!(
+            "{:?} {}",
+            PhoneNumber::parse("+14155550123").unwrap(),
+            PhoneNumber::parse("+14155550123").unwrap()
+        );
         assert!(!shown.contains("4155550123"), "{shown}");
     }
 
     #[test]
     fn refuses_what_is_not_an_international_number() {
         for bad in [
-            "", "4155550123", "+", "+1", "+1 415 555 012a", "+1-415-555-0123 ext 4", "++14155550123",
-            "+1234567890123456", "+1 999 555 0123", "+１４１５５５５０１２３", "+14155550123\0",
+            "",
+            "4155550123",
+            "+",
+            "+1",
+            "+1 415 555 012a",
+            "+1-415-555-0123 ext 4",
+            "++14155550123",
+            "+1234567890123456",
+            "+1 999 555 0123",
+            "+１４１５５５５０１２３",
+            "+14155550123\0",
         ] {
-            assert!(matches!(PhoneNumber::parse(bad), Err(PhoneError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(PhoneNumber::parse(bad), Err(PhoneError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn refuses_numbers_that_cannot_receive_texts() {
         // US toll-free, UK premium-rate, a UK fixed line.
-        assert_eq!(PhoneNumber::parse("+1 800 555 0123"), Err(PhoneError::UnsupportedType("toll-free")));
-        assert_eq!(PhoneNumber::parse("+44 909 8790 123"), Err(PhoneError::UnsupportedType("premium-rate")));
-        assert_eq!(PhoneNumber::parse("+44 20 7946 0123"), Err(PhoneError::UnsupportedType("fixed-line")));
+        assert_eq!(
+            PhoneNumber::parse("+1 800 555 0123"),
+            Err(PhoneError::UnsupportedType("toll-free"))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+44 909 8790 123"),
+            Err(PhoneError::UnsupportedType("premium-rate"))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+44 20 7946 0123"),
+            Err(PhoneError::UnsupportedType("fixed-line"))
+        );
     }
 
     #[test]

@@ -11,13 +11,18 @@ pub struct UnixTime(pub i64);
 
 impl UnixTime {
     pub fn plus_secs(self, secs: u64) -> UnixTime {
-        UnixTime(self.0.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)))
+        UnixTime(
+            self.0
+                .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+        )
     }
 
     /// Whole seconds from `self` until `later`, at least 1 (a `Retry-After` of 0 invites a
     /// retry storm and is not what a client expects after a 429).
     pub fn secs_until(self, later: UnixTime) -> u64 {
-        u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0).max(1)
+        u64::try_from(later.0.saturating_sub(self.0))
+            .unwrap_or(0)
+            .max(1)
     }
 
     /// RFC 3339, e.g. `2026-11-28T07:25:11Z`.
