@@ -74,6 +74,13 @@ pub fn respond<T: Serialize>(
 ) -> Response<Body> {
     let resp = match result {
         Ok(v) => json_response(status, &v),
+        Err(MfaError::MethodNotAllowed) => {
+            let mut resp = error_response(&MfaError::MethodNotAllowed);
+            if let Ok(allow) = HeaderValue::from_str(&routes::allowed_methods(routes::path(req))) {
+                resp.headers_mut().insert(header::ALLOW, allow);
+            }
+            resp
+        }
         Err(e) => error_response(&e),
     };
     log_outcome(req, resp.status().as_u16());

@@ -24,14 +24,46 @@ pub enum Access {
     Operator,
 }
 
-/// The request's path as the client sent it, without the stage.
+/// The request's path as the client sent it, without the stage: an HTTP API on a named stage
+/// (not `$default`) puts `/{stage}` in front of `rawPath`.
 pub fn path(req: &Request) -> &str {
     let raw = req.raw_http_path();
-    if raw.is_empty() {
+    let raw = if raw.is_empty() {
         req.uri().path()
     } else {
         raw
+    };
+    let stage = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.stage.as_deref(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    match stage {
+        Some(stage) if stage != "$default" && !stage.is_empty() => raw
+            .strip_prefix('/')
+            .and_then(|r| r.strip_prefix(stage))
+            .filter(|r| r.starts_with('/'))
+            .unwrap_or(raw),
+        _ => raw,
     }
+}
+
+/// The methods `path` accepts, for the `Allow` header of a 405 (e.g. `GET, PUT`).
+pub fn allowed_methods(path: &str) -> String {
+    let segs = segments(path);
+    let mut methods: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, template)| {
+            let t = segments(template);
+            t.len() == segs.len()
+                && t.iter()
+                    .zip(&segs)
+                    .all(|(a, b)| a.starts_with('{') || a == b)
+        })
+        .map(|(m, _)| *m)
+        .collect();
+    methods.dedup();
+    methods.join(", ")
 }
 
 /// The path's segments, without empty ones from a trailing slash.
@@ -104,6 +136,16 @@ mod tests {
         ] {
             assert_eq!(function_for(p), None, "{p}");
         }
+    }
+
+    #[test]
+    fn allowed_methods_come_from_the_route_table() {
+        assert_eq!(
+            allowed_methods("/v1/admin/applications/a/mfa-policy"),
+            "GET, PUT"
+        );
+        assert_eq!(allowed_methods("/v1/mfa/status"), "GET");
+        assert_eq!(allowed_methods("/v1/mfa/phones/ph_1"), "PUT, PATCH, DELETE");
     }
 
     #[test]

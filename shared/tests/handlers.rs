@@ -1,0 +1,1004 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The Lambda handlers driven by API Gateway HTTP API (v2) events, as a deployment delivers
+//! them: fixtures in `tests/fixtures/` are adjusted (method, path, body, claims) and turned into
+//! a `lambda_http::Request` by `lambda_http::request::from_str`, then run by `dispatch`.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
+use base64::Engine;
+use lambda_http::http::HeaderMap;
+use mfa_shared::Service;
+use mfa_shared::adapters::console::ConsoleOutbox;
+use mfa_shared::config::{Limits, Settings};
+use mfa_shared::http::dispatch;
+use mfa_shared::http::routes::Function::{
+    CodeVerify, EnrollmentStart, PhoneEdits, PhoneSubmit, PolicyConfig,
+};
+use mfa_shared::http::routes::{self, Function};
+use mfa_shared::ports::FixedClock;
+use serde_json::{Value, json};
+
+const APP: &str = "app-acme";
+const USER: &str = "user-ada";
+const BOB: &str = "user-bob";
+const ADMIN_ARN: &str = "arn:aws:iam::123456789012:user/grace-admin";
+/// 2026-11-18T11:06:40Z.
+const T0: i64 = 1_795_000_000;
+const PHONE: &str = "+1 (415) 555-0123";
+const MASKED: &str = "+1••••••0123";
+const POLICY: &str = "/v1/admin/applications/app-acme/mfa-policy";
+const AVAILABILITY: &str = "/v1/admin/applications/app-acme/mfa-availability";
+const START: &str = "/v1/mfa/enrollments";
+const RIGHT_PW: Option<&str> = Some(r#"{"password":"pw"}"#);
+const WRONG_PW: Option<&str> = Some(r#"{"password":"not-it"}"#);
+
+fn rfc3339(t: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Sets the method, path and (plain) body of an event, as API Gateway would deliver them.
+fn shape(mut ev: Value, method: &str, path: &str, body: Option<&str>) -> Value {
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["body"] = body.map_or(Value::Null, |b| json!(b));
+    ev["headers"]["content-length"] = json!(body.map_or(0, str::len).to_string());
+    ev["isBase64Encoded"] = json!(false);
+    ev
+}
+
+/// A user route's event; `sub` is the signed-in user of the JWT authorizer's claims.
+fn user_event(sub: &str, method: &str, path: &str, body: Option<&str>) -> Value {
+    let mut ev = shape(fixture("apigw-v2-user-jwt.json"), method, path, body);
+    ev["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
+    ev
+}
+
+fn policy(enabled: bool, include_in_signup: bool, enforcement: &str) -> Value {
+    json!({ "enabled": enabled, "include_in_signup": include_in_signup, "enforcement": enforcement })
+}
+
+/// The object's keys, sorted and space-separated: the JSON shape a client relies on.
+fn keys(v: &Value) -> String {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k.join(" ")
+}
+
+fn enr(id: &str, step: &str) -> String {
+    format!("/v1/mfa/enrollments/{id}/{step}")
+}
+
+/// The password `pw`, hashed once: argon2 at its default cost is slow in debug builds.
+fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| Argon2::default().hash_password(b"pw").unwrap().to_string())
+}
+
+/// A response as a client sees it.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    text: String,
+    json: Value,
+}
+
+impl Answer {
+    #[track_caller]
+    fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        &self.json
+    }
+
+    /// Asserts an error answer and returns its `message`.
+    #[track_caller]
+    fn err(&self, status: u16, code: &str) -> String {
+        let got = (self.status, self.json["error"].as_str());
+        assert_eq!(got, (status, Some(code)), "{}", self.text);
+        self.json["message"].as_str().unwrap().to_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn id(&self) -> String {
+        self.ok(201)["enrollment_id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Runs the event through function `f` and checks what every answer must be.
+async fn run(f: Function, svc: &Service, ev: &Value) -> Answer {
+    // Each route goes to the function the route table (and the deployment) gives it.
+    let path = ev["rawPath"].as_str().unwrap();
+    assert_eq!(
+        routes::function_for(path).map(|(g, _)| g),
+        Some(f),
+        "{path}"
+    );
+    let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
+    let resp = dispatch(f, svc, req).await;
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} not JSON ({e}): {text}"));
+    let a = Answer {
+        status,
+        headers,
+        text,
+        json,
+    };
+    assert_eq!(a.header("content-type"), Some("application/json"), "{a:?}");
+    if status >= 400 {
+        let message = a.json["message"].as_str().unwrap_or_default();
+        assert!(
+            a.json["error"].is_string() && !message.is_empty(),
+            "not the error shape: {}",
+            a.text
+        );
+        let allowed = ["error", "message", "attempts_remaining", "retry_after"];
+        let shape = keys(&a.json);
+        assert!(shape.split(' ').all(|k| allowed.contains(&k)), "{}", a.text);
+    }
+    if status == 429 {
+        let header: u64 = a
+            .header("retry-after")
+            .expect("429 without Retry-After")
+            .parse()
+            .unwrap();
+        assert!(header >= 1, "{a:?}");
+        assert_eq!(a.json["retry_after"].as_u64(), Some(header), "{a:?}");
+    }
+    a
+}
+
+/// One deployment: the service over the in-memory store, its outbox and its clock.
+struct H {
+    svc: Service,
+    outbox: ConsoleOutbox,
+    clock: Arc<FixedClock>,
+}
+
+impl H {
+    fn new() -> H {
+        H::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> H {
+        let clock = Arc::new(FixedClock::at(T0));
+        let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
+        H { svc, outbox, clock }
+    }
+
+    /// Operator makes MFA available, admin saves `policy`, Ada is provisioned (email verified).
+    async fn configured(self, policy: Value) -> H {
+        self.admin("PUT", AVAILABILITY, Some(r#"{"available":true}"#))
+            .await
+            .ok(200);
+        self.admin("PUT", POLICY, Some(&policy.to_string()))
+            .await
+            .ok(200);
+        self.provision(USER, true).await;
+        self
+    }
+
+    async fn with_policy(policy: Value) -> H {
+        H::new().configured(policy).await
+    }
+
+    async fn optional() -> H {
+        H::with_policy(policy(true, true, "optional")).await
+    }
+
+    async fn run(&self, f: Function, ev: &Value) -> Answer {
+        run(f, &self.svc, ev).await
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        let ev = shape(fixture("apigw-v2-admin-iam.json"), method, path, body);
+        run(PolicyConfig, &self.svc, &ev).await
+    }
+
+    async fn put_policy(&self, body: &Value) -> Answer {
+        self.admin("PUT", POLICY, Some(&body.to_string())).await
+    }
+
+    /// Ada's request.
+    async fn user(&self, f: Function, method: &str, path: &str, body: Option<&str>) -> Answer {
+        self.user_as(USER, f, method, path, body).await
+    }
+
+    async fn user_as(
+        &self,
+        sub: &str,
+        f: Function,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        run(f, &self.svc, &user_event(sub, method, path, body)).await
+    }
+
+    async fn provision(&self, user: &str, email_verified: bool) {
+        let body = json!({"email": format!("{user}@example.com"), "email_verified": email_verified, "password_hash": password_hash()});
+        let path = format!("/v1/admin/applications/{APP}/users/{user}");
+        self.admin("PUT", &path, Some(&body.to_string()))
+            .await
+            .ok(200);
+    }
+
+    async fn start_as(&self, sub: &str, body: Option<&str>) -> Answer {
+        self.user_as(sub, EnrollmentStart, "POST", START, body)
+            .await
+    }
+
+    async fn start(&self) -> String {
+        self.start_as(USER, RIGHT_PW).await.id()
+    }
+
+    async fn status(&self) -> Value {
+        self.user(EnrollmentStart, "GET", "/v1/mfa/status", None)
+            .await
+            .ok(200)
+            .clone()
+    }
+
+    async fn phone_as(&self, sub: &str, id: &str, number: &str) -> Answer {
+        let body = json!({ "phone_number": number }).to_string();
+        self.user_as(sub, PhoneSubmit, "POST", &enr(id, "phone"), Some(&body))
+            .await
+    }
+
+    async fn phone(&self, id: &str, number: &str) -> Answer {
+        self.phone_as(USER, id, number).await
+    }
+
+    async fn code(&self, id: &str, code: &str) -> Answer {
+        let body = json!({ "code": code }).to_string();
+        self.user(CodeVerify, "POST", &enr(id, "code"), Some(&body))
+            .await
+    }
+
+    async fn resend(&self, id: &str) -> Answer {
+        self.user(CodeVerify, "POST", &enr(id, "resend"), None)
+            .await
+    }
+
+    /// Ada at the code step, one text sent.
+    async fn at_code_step() -> (H, String) {
+        let h = H::optional().await;
+        let id = h.start().await;
+        h.phone(&id, PHONE).await.ok(202);
+        (h, id)
+    }
+
+    /// Texts sent so far, as `(to, body)`.
+    fn texts(&self) -> Vec<(String, String)> {
+        self.outbox
+            .snapshot()
+            .sms
+            .into_iter()
+            .map(|s| (s.to, s.body))
+            .collect()
+    }
+
+    /// The code in the last text: its first 6 characters.
+    fn last_code(&self) -> String {
+        self.texts().last().unwrap().1.chars().take(6).collect()
+    }
+
+    fn wrong_code(&self) -> String {
+        if self.last_code() == "000000" {
+            "111111".into()
+        } else {
+            "000000".into()
+        }
+    }
+}
+
+// ---------------------------------------------------------------- admin: policy and users
+
+#[tokio::test]
+async fn a_never_configured_app_answers_the_default_policy() {
+    let h = H::new();
+    let a = h.admin("GET", POLICY, None).await;
+    let p = a.ok(200);
+    let shape = "allowed_countries app_id available enabled enforcement include_in_signup \
+                 updated_at updated_by version";
+    assert_eq!(keys(p), shape);
+    assert_eq!(p["app_id"], APP);
+    assert_eq!(p["available"], false);
+    assert_eq!(p["enabled"], false);
+    assert_eq!(p["include_in_signup"], false);
+    assert_eq!(p["enforcement"], "optional");
+    assert_eq!(p["allowed_countries"], Value::Null);
+    assert_eq!(p["version"], 0);
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn the_admin_fixture_is_refused_until_the_operator_makes_mfa_available() {
+    let h = H::new();
+    // The fixture exactly as API Gateway delivers it: PUT mfa-policy with an IAM caller.
+    let as_delivered = fixture("apigw-v2-admin-iam.json");
+    let msg = h
+        .run(PolicyConfig, &as_delivered)
+        .await
+        .err(403, "mfa_not_available");
+    assert!(msg.contains("customer success manager"), "{msg}");
+    assert_eq!(h.admin("GET", POLICY, None).await.ok(200)["version"], 0);
+
+    let a = h
+        .admin("PUT", AVAILABILITY, Some(r#"{"available":true}"#))
+        .await;
+    let p = a.ok(200);
+    assert_eq!(p["available"], true);
+    assert_eq!(p["enabled"], false);
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["updated_by"], ADMIN_ARN);
+
+    let a = h.run(PolicyConfig, &as_delivered).await;
+    let p = a.ok(200);
+    assert_eq!(p["enabled"], true);
+    assert_eq!(p["include_in_signup"], true);
+    assert_eq!(p["version"], 2);
+    assert_eq!(p["updated_by"], ADMIN_ARN);
+    assert_eq!(p["updated_at"], rfc3339(T0));
+    assert_eq!(h.admin("GET", POLICY, None).await.ok(200), p);
+}
+
+#[tokio::test]
+async fn if_match_guards_the_policy_version() {
+    let h = H::optional().await; // version 2
+    let body = json!({"enabled": true, "include_in_signup": false, "enforcement": "required", "allowed_countries": ["US", "GB"]});
+    let mut ev = shape(
+        fixture("apigw-v2-admin-iam.json"),
+        "PUT",
+        POLICY,
+        Some(&body.to_string()),
+    );
+    ev["headers"]["if-match"] = json!("1");
+    h.run(PolicyConfig, &ev).await.err(412, "version_conflict");
+    ev["headers"]["if-match"] = json!("2");
+    let a = h.run(PolicyConfig, &ev).await;
+    let p = a.ok(200);
+    assert_eq!(p["version"], 3);
+    assert_eq!(p["enforcement"], "required");
+    assert_eq!(p["allowed_countries"], json!(["US", "GB"]));
+    // The same If-Match again is now stale.
+    h.run(PolicyConfig, &ev).await.err(412, "version_conflict");
+}
+
+#[tokio::test]
+async fn invalid_policies_are_refused_and_change_nothing() {
+    let h = H::optional().await;
+    let with_countries = |c: &str| json!({"enabled": true, "include_in_signup": false, "enforcement": "optional", "allowed_countries": [c]});
+    let cases = [
+        (policy(false, true, "optional"), "include_in_signup"),
+        (policy(true, false, "sometimes"), "enforcement"),
+        (with_countries("USA"), "allowed_countries"),
+        (with_countries("ZZ"), "allowed_countries"),
+        (
+            json!({"enabled": "yes", "include_in_signup": false, "enforcement": "optional"}),
+            "enabled",
+        ),
+    ];
+    for (body, field) in cases {
+        let msg = h.put_policy(&body).await.err(400, "invalid_request");
+        assert!(msg.contains(field), "{body}: {msg}");
+    }
+    let a = h.admin("GET", POLICY, None).await;
+    assert_eq!(a.ok(200)["version"], 2);
+    assert_eq!(a.json["allowed_countries"], Value::Null);
+}
+
+#[tokio::test]
+async fn users_are_provisioned_with_argon2_hashes_only() {
+    let h = H::new();
+    let path = format!("/v1/admin/applications/{APP}/users/{USER}");
+    let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+    let bad = json!({"email": "ada@example.com", "email_verified": true, "password_hash": bcrypt});
+    let msg = h
+        .admin("PUT", &path, Some(&bad.to_string()))
+        .await
+        .err(400, "invalid_request");
+    assert!(msg.contains("password_hash"), "{msg}");
+
+    let good = json!({"email": "ada@example.com", "email_verified": true, "password_hash": password_hash()});
+    let a = h.admin("PUT", &path, Some(&good.to_string())).await;
+    let u = a.ok(200);
+    assert_eq!(u["app_id"], APP);
+    assert_eq!(u["user_id"], USER);
+    assert_eq!(u["email"], "ada@example.com");
+    assert_eq!(u["email_verified"], true);
+    assert!(!a.text.contains("argon2"), "{}", a.text);
+}
+
+// ---------------------------------------------------------------- who is calling
+
+#[tokio::test]
+async fn a_request_without_an_authorizer_is_unauthenticated() {
+    let h = H::optional().await;
+    let ev = fixture("apigw-v2-no-authorizer.json");
+    h.run(EnrollmentStart, &ev)
+        .await
+        .err(401, "unauthenticated");
+    let admin = shape(ev.clone(), "GET", POLICY, None);
+    h.run(PolicyConfig, &admin)
+        .await
+        .err(401, "unauthenticated");
+    let phones = shape(ev, "GET", "/v1/mfa/phones", None);
+    h.run(PhoneEdits, &phones).await.err(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn user_claims_need_both_sub_and_app_id() {
+    let h = H::optional().await;
+    for claim in ["app_id", "sub"] {
+        let mut ev = user_event(USER, "GET", "/v1/mfa/status", None);
+        ev["requestContext"]["authorizer"]["jwt"]["claims"]
+            .as_object_mut()
+            .unwrap()
+            .remove(claim);
+        h.run(EnrollmentStart, &ev)
+            .await
+            .err(401, "unauthenticated");
+    }
+    // A user's JWT does not open the admin API.
+    let ev = user_event(USER, "GET", POLICY, None);
+    h.run(PolicyConfig, &ev).await.err(401, "unauthenticated");
+}
+
+// ---------------------------------------------------------------- status and skip
+
+#[tokio::test]
+async fn skip_postpones_the_prompt_for_seven_days() {
+    let h = H::optional().await;
+    let s = h.status().await;
+    let shape = "can_skip email_verified enabled enforcement enrolled phones prompt skipped_until";
+    assert_eq!(keys(&s), shape);
+    assert_eq!(s["prompt"], "enroll");
+    assert_eq!(s["enabled"], true);
+    assert_eq!(s["enrolled"], false);
+    assert_eq!(s["can_skip"], true);
+    assert_eq!(s["skipped_until"], Value::Null);
+    assert_eq!(s["phones"], json!([]));
+
+    let until = rfc3339(T0 + 7 * 24 * 3600);
+    let a = h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None).await;
+    assert_eq!(a.ok(200), &json!({ "skipped_until": until }));
+
+    h.clock.advance(3600);
+    let s = h.status().await;
+    assert_eq!(s["prompt"], "none");
+    assert_eq!(s["skipped_until"], until);
+}
+
+#[tokio::test]
+async fn skip_is_refused_when_disabled_or_required() {
+    let h = H::with_policy(policy(false, false, "optional")).await;
+    h.user(EnrollmentStart, "POST", "/v1/mfa/skip", Some("{}"))
+        .await
+        .err(403, "mfa_disabled");
+    let h = H::with_policy(policy(true, true, "required")).await;
+    h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None)
+        .await
+        .err(403, "enrollment_required");
+    let s = h.status().await;
+    assert_eq!(s["prompt"], "enroll");
+    assert_eq!(s["can_skip"], false);
+}
+
+// ---------------------------------------------------------------- start
+
+#[tokio::test]
+async fn start_checks_the_password_and_a_missing_user_looks_the_same() {
+    let h = H::optional().await;
+    let ada = h.start_as(USER, WRONG_PW).await;
+    ada.err(401, "invalid_password");
+    assert_eq!(ada.json["attempts_remaining"], 4);
+    let ghost = h.start_as("user-nobody", RIGHT_PW).await;
+    assert_eq!((ghost.status, &ghost.text), (ada.status, &ada.text));
+
+    let a = h.start_as(USER, RIGHT_PW).await;
+    let s = a.ok(201);
+    assert_eq!(keys(s), "enrollment_id expires_at step");
+    assert!(
+        s["enrollment_id"].as_str().unwrap().starts_with("enr_"),
+        "{s}"
+    );
+    assert_eq!(s["step"], "phone");
+    assert_eq!(s["expires_at"], rfc3339(T0 + 1800));
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_password_locks_even_the_right_one() {
+    let h = H::optional().await;
+    for left in [4, 3, 2, 1] {
+        let a = h.start_as(USER, WRONG_PW).await;
+        a.err(401, "invalid_password");
+        assert_eq!(a.json["attempts_remaining"], left);
+    }
+    let a = h.start_as(USER, WRONG_PW).await;
+    a.err(429, "too_many_attempts");
+    assert_eq!(a.json["retry_after"], 900);
+    h.start_as(USER, RIGHT_PW)
+        .await
+        .err(429, "too_many_attempts");
+}
+
+#[tokio::test]
+async fn start_refuses_unverified_emails_and_disabled_apps() {
+    let h = H::optional().await;
+    h.provision(BOB, false).await;
+    h.start_as(BOB, RIGHT_PW)
+        .await
+        .err(409, "email_not_verified");
+    let h = H::with_policy(policy(false, false, "optional")).await;
+    h.start_as(USER, RIGHT_PW).await.err(403, "mfa_disabled");
+}
+
+// ---------------------------------------------------------------- phone
+
+#[tokio::test]
+async fn the_phone_step_texts_a_code_and_shows_only_the_masked_number() {
+    let h = H::optional().await;
+    let id = h.start().await;
+    let a = h.phone(&id, PHONE).await;
+    let p = a.ok(202);
+    let shape = "attempts_remaining code_expires_at phone resend_available_at step";
+    assert_eq!(keys(p), shape);
+    assert_eq!(p["step"], "code");
+    assert_eq!(p["phone"], json!({ "masked": MASKED }));
+    assert_eq!(p["attempts_remaining"], 5);
+    assert_eq!(p["code_expires_at"], rfc3339(T0 + 600));
+    assert_eq!(p["resend_available_at"], rfc3339(T0 + 30));
+    assert!(
+        !a.text.contains("4155550123") && !a.text.contains("555-0123"),
+        "{}",
+        a.text
+    );
+    let texts = h.texts();
+    assert_eq!(texts.len(), 1);
+    assert_eq!(texts[0].0, "+14155550123");
+    assert!(
+        h.last_code().bytes().all(|b| b.is_ascii_digit()),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_and_unsupported_numbers_are_refused() {
+    let h = H::optional().await;
+    let id = h.start().await;
+    // Nothing to check or resend before a number is in.
+    h.code(&id, "123456").await.err(409, "wrong_step");
+    h.resend(&id).await.err(409, "wrong_step");
+    for bad in [
+        "4155550123",
+        "+1 415 555 012x",
+        "+1 23",
+        "+1 415 555 0123 ext 9",
+    ] {
+        h.phone(&id, bad).await.err(400, "invalid_phone_number");
+    }
+    h.phone(&id, "+1 800 555 0123")
+        .await
+        .err(422, "unsupported_number_type");
+    assert!(h.texts().is_empty());
+}
+
+#[tokio::test]
+async fn numbers_outside_allowed_countries_are_refused() {
+    let gb = json!({"enabled": true, "include_in_signup": true, "enforcement": "optional", "allowed_countries": ["GB"]});
+    let h = H::with_policy(gb).await;
+    let id = h.start().await;
+    let msg = h.phone(&id, PHONE).await.err(422, "country_not_allowed");
+    assert!(!msg.contains("4155550123"), "{msg}");
+    h.phone(&id, "+44 7400 123456").await.ok(202);
+}
+
+#[tokio::test]
+async fn unknown_and_other_users_enrollments_are_not_found() {
+    let h = H::optional().await;
+    h.provision(BOB, true).await;
+    let made_up = format!("enr_{}", "0123456789abcdef".repeat(2));
+    let not_found = h.phone(&made_up, PHONE).await;
+    let msg = not_found.err(404, "enrollment_not_found");
+    h.phone("not-an-id", PHONE)
+        .await
+        .err(404, "enrollment_not_found");
+
+    let bobs = h.start_as(BOB, RIGHT_PW).await.id();
+    let a = h.phone(&bobs, PHONE).await;
+    assert_eq!(a.err(404, "enrollment_not_found"), msg);
+    assert_eq!(a.text, not_found.text);
+    h.resend(&bobs).await.err(404, "enrollment_not_found");
+    assert!(h.texts().is_empty());
+}
+
+// ---------------------------------------------------------------- code and resend
+
+#[tokio::test]
+async fn a_code_that_is_not_six_ascii_digits_is_invalid_and_not_counted() {
+    let (h, id) = H::at_code_step().await;
+    for code in ["12345", "１２３４５６", "1234567", "-12345", " 123456", ""] {
+        let msg = h.code(&id, code).await.err(400, "invalid_request");
+        assert!(msg.contains("code"), "{code:?}: {msg}");
+    }
+    let number = h
+        .user(
+            CodeVerify,
+            "POST",
+            &enr(&id, "code"),
+            Some(r#"{"code":123456}"#),
+        )
+        .await;
+    assert!(
+        number.err(400, "invalid_request").contains("code"),
+        "{}",
+        number.text
+    );
+
+    let wrong = h.code(&id, &h.wrong_code()).await;
+    wrong.err(400, "invalid_code");
+    assert_eq!(wrong.json["attempts_remaining"], 4);
+}
+
+#[tokio::test]
+async fn resend_waits_for_the_cooldown_and_replaces_the_code() {
+    let (h, id) = H::at_code_step().await;
+    let first = h.last_code();
+    let a = h.resend(&id).await;
+    a.err(429, "resend_too_soon");
+    assert_eq!(a.header("retry-after"), Some("30"));
+    h.clock.advance(10);
+    let a = h
+        .user(CodeVerify, "POST", &enr(&id, "resend"), Some("{}"))
+        .await;
+    a.err(429, "resend_too_soon");
+    assert_eq!(a.json["retry_after"], 20);
+    assert_eq!(h.texts().len(), 1);
+
+    h.clock.advance(20);
+    let a = h.resend(&id).await;
+    let r = a.ok(202);
+    let shape = "attempts_remaining code_expires_at resend_available_at";
+    assert_eq!(keys(r), shape);
+    assert_eq!(r["code_expires_at"], rfc3339(T0 + 30 + 600));
+    assert_eq!(r["resend_available_at"], rfc3339(T0 + 60));
+    assert_eq!(r["attempts_remaining"], 5);
+    let texts = h.texts();
+    assert_eq!((texts.len(), texts[1].0.as_str()), (2, "+14155550123"));
+
+    let second = h.last_code();
+    if first != second {
+        h.code(&id, &first).await.err(400, "invalid_code");
+    }
+    assert_eq!(h.code(&id, &second).await.ok(200)["step"], "complete");
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_code_burns_it_until_a_resend() {
+    let (h, id) = H::at_code_step().await;
+    let (right, wrong) = (h.last_code(), h.wrong_code());
+    for left in [4, 3, 2, 1] {
+        let a = h.code(&id, &wrong).await;
+        a.err(400, "invalid_code");
+        assert_eq!(a.json["attempts_remaining"], left);
+    }
+    h.code(&id, &wrong).await.err(429, "too_many_attempts");
+    h.code(&id, &right).await.err(429, "too_many_attempts");
+    h.clock.advance(30);
+    h.resend(&id).await.ok(202);
+    assert_eq!(
+        h.code(&id, &h.last_code()).await.ok(200)["step"],
+        "complete"
+    );
+}
+
+#[tokio::test]
+async fn codes_expire_after_ten_minutes_and_enrollments_after_thirty() {
+    let (h, id) = H::at_code_step().await;
+    h.clock.advance(600);
+    h.code(&id, &h.last_code()).await.err(410, "code_expired");
+    h.resend(&id).await.ok(202);
+    h.clock.advance(1200);
+    h.code(&id, &h.last_code())
+        .await
+        .err(404, "enrollment_not_found");
+    h.phone(&id, PHONE).await.err(404, "enrollment_not_found");
+}
+
+#[tokio::test]
+async fn an_enrollment_sends_at_most_five_texts() {
+    let (h, id) = H::at_code_step().await;
+    for _ in 0..4 {
+        h.clock.advance(30);
+        h.resend(&id).await.ok(202);
+    }
+    h.clock.advance(30);
+    let a = h.resend(&id).await;
+    a.err(429, "send_limit_reached");
+    assert_eq!(a.json["retry_after"], 1800 - 5 * 30);
+    assert_eq!(h.texts().len(), 5);
+}
+
+#[tokio::test]
+async fn a_number_gets_at_most_five_texts_an_hour_across_users() {
+    let (h, id) = H::at_code_step().await;
+    for _ in 0..4 {
+        h.clock.advance(30);
+        h.resend(&id).await.ok(202);
+    }
+    h.provision(BOB, true).await;
+    let bobs = h.start_as(BOB, RIGHT_PW).await.id();
+    let a = h.phone_as(BOB, &bobs, PHONE).await;
+    a.err(429, "rate_limited");
+    assert_eq!(a.json["retry_after"], 3600 - 4 * 30);
+    assert_eq!(h.texts().len(), 5);
+}
+
+#[tokio::test]
+async fn the_ip_budget_uses_the_source_ip_never_a_header() {
+    let limits = Limits {
+        texts_per_ip_per_hour: 1,
+        ..Limits::default()
+    };
+    let h = H::with_limits(limits)
+        .configured(policy(true, true, "optional"))
+        .await;
+    let id = h.start().await;
+    h.phone(&id, PHONE).await.ok(202);
+    h.provision(BOB, true).await;
+    let bobs = h.start_as(BOB, RIGHT_PW).await.id();
+    let body = json!({ "phone_number": "+1 415 555 0199" }).to_string();
+    let mut ev = user_event(BOB, "POST", &enr(&bobs, "phone"), Some(&body));
+    ev["headers"]["x-forwarded-for"] = json!("192.0.2.99");
+    let a = h.run(PhoneSubmit, &ev).await;
+    assert!(a.err(429, "rate_limited").contains("IP"), "{}", a.text);
+    ev["requestContext"]["http"]["sourceIp"] = json!("192.0.2.99");
+    h.run(PhoneSubmit, &ev).await.ok(202);
+}
+
+#[tokio::test]
+async fn a_corrected_number_replaces_the_pending_one() {
+    let (h, id) = H::at_code_step().await;
+    let first = h.last_code();
+    let a = h.phone(&id, "+1 415-555-0199").await;
+    assert_eq!(a.ok(202)["phone"]["masked"], "+1••••••0199");
+    assert_eq!(h.texts().last().unwrap().0, "+14155550199");
+    if first != h.last_code() {
+        h.code(&id, &first).await.err(400, "invalid_code");
+    }
+    let done = h.code(&id, &h.last_code()).await;
+    assert_eq!(done.ok(200)["phone"]["masked"], "+1••••••0199");
+}
+
+#[tokio::test]
+async fn the_texted_code_completes_enrollment_and_emails_the_user() {
+    let (h, id) = H::at_code_step().await;
+    let a = h.code(&id, &h.last_code()).await;
+    let c = a.ok(200);
+    assert_eq!(keys(c), "confirmation_email phone step");
+    let shape = "label masked phone_id primary verified_at";
+    assert_eq!(keys(&c["phone"]), shape);
+    assert_eq!(c["step"], "complete");
+    assert_eq!(c["confirmation_email"], "sent");
+    assert_eq!(c["phone"]["masked"], MASKED);
+    assert_eq!(c["phone"]["primary"], true);
+    assert_eq!(c["phone"]["verified_at"], rfc3339(T0));
+    assert!(
+        c["phone"]["phone_id"].as_str().unwrap().starts_with("ph_"),
+        "{c}"
+    );
+    assert!(!a.text.contains("4155550123"), "{}", a.text);
+    let emails = h.outbox.snapshot().email;
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].to, "user-ada@example.com");
+
+    let s = h.status().await;
+    assert_eq!(s["enrolled"], true);
+    assert_eq!(s["prompt"], "none");
+    assert_eq!(s["phones"], json!([c["phone"]]));
+    // The code is single-use, and the enrollment is over.
+    h.code(&id, &h.last_code()).await.err(409, "wrong_step");
+    h.phone(&id, "+1 415 555 0199").await.err(409, "wrong_step");
+    h.resend(&id).await.err(409, "wrong_step");
+    h.start_as(USER, RIGHT_PW)
+        .await
+        .err(409, "already_enrolled");
+}
+
+#[tokio::test]
+async fn a_failed_confirmation_email_does_not_undo_the_enrollment() {
+    let (h, id) = H::at_code_step().await;
+    h.outbox.set_email_failing(true);
+    let a = h.code(&id, &h.last_code()).await;
+    let c = a.ok(200);
+    assert_eq!(c["step"], "complete");
+    assert_eq!(c["confirmation_email"], "failed");
+    assert_eq!(h.status().await["enrolled"], true);
+}
+
+#[tokio::test]
+async fn a_failed_text_answers_502_and_the_enrollment_stays_usable() {
+    let h = H::optional().await;
+    let id = h.start().await;
+    h.outbox.set_sms_failing(true);
+    h.phone(&id, PHONE).await.err(502, "sms_send_failed");
+    h.outbox.set_sms_failing(false);
+    h.phone(&id, PHONE).await.ok(202);
+    assert_eq!(
+        h.code(&id, &h.last_code()).await.ok(200)["step"],
+        "complete"
+    );
+}
+
+// ---------------------------------------------------------------- phones in settings
+
+#[tokio::test]
+async fn phone_edits_answer_501_in_the_error_shape() {
+    let h = H::optional().await;
+    let one = "/v1/mfa/phones/ph_0123456789abcdef0123456789abcdef";
+    let change = Some(r#"{"password":"pw","phone_number":"+14155550123"}"#);
+    let routes = [
+        ("GET", "/v1/mfa/phones", None),
+        ("POST", "/v1/mfa/phones", change),
+        ("PUT", one, change),
+        ("PATCH", one, Some(r#"{"label":"work"}"#)),
+        ("DELETE", one, RIGHT_PW),
+    ];
+    for (method, path, body) in routes {
+        h.user(PhoneEdits, method, path, body)
+            .await
+            .err(501, "not_implemented");
+    }
+    assert!(h.texts().is_empty());
+}
+
+// ---------------------------------------------------------------- conventions
+
+#[tokio::test]
+async fn bad_bodies_are_invalid_requests_naming_the_field_and_cost_no_attempt() {
+    let h = H::optional().await;
+    let cases = [
+        (r#"{"password":"#, ""),
+        ("[1,2", ""),
+        ("{}", "password"),
+        (r#"{"password":5}"#, "password"),
+        (r#"{"password":null}"#, "password"),
+        (r#"{"password":"pw","remember_me":true}"#, "remember_me"),
+        (r#"{"password":"pw"} {"password":"pw"}"#, ""),
+        (r#"{"password":"pw"}x"#, ""),
+    ];
+    for (body, field) in cases {
+        let msg = h
+            .start_as(USER, Some(body))
+            .await
+            .err(400, "invalid_request");
+        assert!(msg.contains(field), "{body}: {msg}");
+        assert!(!msg.contains("line 1"), "{body}: {msg}");
+    }
+    let a = h.start_as(USER, WRONG_PW).await;
+    a.err(401, "invalid_password");
+    assert_eq!(a.json["attempts_remaining"], 4);
+    // Unknown fields on the other functions too.
+    let id = h.start().await;
+    let body = json!({"phone_number": PHONE, "country": "US"}).to_string();
+    let a = h
+        .user(PhoneSubmit, "POST", &enr(&id, "phone"), Some(&body))
+        .await;
+    assert!(
+        a.err(400, "invalid_request").contains("country"),
+        "{}",
+        a.text
+    );
+    let a = h
+        .admin("PUT", AVAILABILITY, Some(r#"{"available":true,"why":"x"}"#))
+        .await;
+    assert!(a.err(400, "invalid_request").contains("why"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn bodies_over_16_kib_are_too_large() {
+    let h = H::optional().await;
+    let big = json!({ "password": "a".repeat(16 * 1024) }).to_string();
+    h.start_as(USER, Some(&big))
+        .await
+        .err(413, "payload_too_large");
+    let mut big_policy = policy(true, true, "optional");
+    big_policy["allowed_countries"] = json!(vec!["US"; 4000]);
+    h.put_policy(&big_policy)
+        .await
+        .err(413, "payload_too_large");
+    // Just under the limit is read (and is simply the wrong password).
+    let fits = json!({ "password": "a".repeat(16 * 1024 - 20) }).to_string();
+    h.start_as(USER, Some(&fits))
+        .await
+        .err(401, "invalid_password");
+}
+
+#[tokio::test]
+async fn an_unknown_method_on_a_known_path_is_405() {
+    let h = H::optional().await;
+    let id = format!("enr_{}", "ab".repeat(16));
+    let cases = [
+        (EnrollmentStart, "DELETE", "/v1/mfa/status".to_owned()),
+        (EnrollmentStart, "GET", START.to_owned()),
+        (EnrollmentStart, "PUT", "/v1/mfa/skip".to_owned()),
+        (PhoneSubmit, "GET", enr(&id, "phone")),
+        (CodeVerify, "GET", enr(&id, "code")),
+        (CodeVerify, "DELETE", enr(&id, "resend")),
+    ];
+    for (f, method, path) in cases {
+        h.user(f, method, &path, None)
+            .await
+            .err(405, "method_not_allowed");
+    }
+    h.admin("DELETE", POLICY, None)
+        .await
+        .err(405, "method_not_allowed");
+    h.admin("POST", AVAILABILITY, Some(r#"{"available":true}"#))
+        .await
+        .err(405, "method_not_allowed");
+    let user = format!("/v1/admin/applications/{APP}/users/{USER}");
+    h.admin("GET", &user, None)
+        .await
+        .err(405, "method_not_allowed");
+}
+
+#[tokio::test]
+
+async fn a_405_names_the_methods_the_path_accepts() {
+    let h = H::optional().await;
+    let a = h
+        .user(EnrollmentStart, "DELETE", "/v1/mfa/status", None)
+        .await;
+    a.err(405, "method_not_allowed");
+    assert_eq!(a.header("allow"), Some("GET"));
+    assert_eq!(
+        h.admin("DELETE", POLICY, None).await.header("allow"),
+        Some("GET, PUT")
+    );
+}
+
+#[tokio::test]
+async fn a_base64_encoded_body_is_read() {
+    let h = H::optional().await;
+    // The fixture as API Gateway delivers a body it encoded: `{"password": "pw"}`.
+    let ev = fixture("apigw-v2-user-jwt-base64-body.json");
+    let id = h.run(EnrollmentStart, &ev).await.id();
+
+    let body = json!({ "phone_number": PHONE, "label": "Ada’s phone" }).to_string();
+    let mut ev = ev;
+    ev["rawPath"] = json!(enr(&id, "phone"));
+    ev["requestContext"]["http"]["path"] = ev["rawPath"].clone();
+    ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body.as_bytes()));
+    h.run(PhoneSubmit, &ev).await.ok(202);
+
+    let done = h.code(&id, &h.last_code()).await;
+    assert_eq!(done.ok(200)["phone"]["label"], "Ada’s phone");
+}
+
+#[tokio::test]
+async fn a_named_stage_in_raw_path_is_not_part_of_the_route() {
+    let h = H::optional().await;
+    let mut ev = user_event(USER, "GET", "/prod/v1/mfa/status", None);
+    ev["requestContext"]["stage"] = json!("prod");
+    let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
+    let resp = dispatch(EnrollmentStart, &h.svc, req).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["prompt"], "enroll");
+}
