@@ -18,6 +18,10 @@ pub struct Limits {
     pub enrollment_ttl_secs: u64,
     /// How long a Skip holds (`MFA_SKIP_SECONDS`, 7 days by default).
     pub skip_secs: u64,
+    /// Verification phones per user (`MFA_MAX_PHONES_PER_USER`, 5 by default).
+    pub max_phones_per_user: u32,
+    /// How long audit events are kept (`MFA_AUDIT_RETENTION_DAYS`, a year by default).
+    pub audit_retention_days: u64,
 }
 
 /// The password lockout window and lock length (15 minutes, fixed by the contract).
@@ -37,6 +41,8 @@ impl Default for Limits {
             code_failures_per_user_per_hour: 20,
             enrollment_ttl_secs: 1800,
             skip_secs: 7 * 24 * 3600,
+            max_phones_per_user: 5,
+            audit_retention_days: 365,
         }
     }
 }
@@ -117,6 +123,9 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
             enrollment_ttl_secs: self
                 .number("MFA_ENROLLMENT_TTL_SECONDS", d.enrollment_ttl_secs)?,
             skip_secs: self.number("MFA_SKIP_SECONDS", d.skip_secs)?,
+            max_phones_per_user: self.number("MFA_MAX_PHONES_PER_USER", d.max_phones_per_user)?,
+            audit_retention_days: self
+                .number("MFA_AUDIT_RETENTION_DAYS", d.audit_retention_days)?,
         })
     }
 

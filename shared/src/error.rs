@@ -56,6 +56,14 @@ pub enum MfaError {
     PhoneAlreadyEnrolled,
     #[error("This enrollment does not exist or has expired. Start again.")]
     EnrollmentNotFound,
+    #[error("There is no such phone among your verification phones.")]
+    PhoneNotFound,
+    #[error("You already have the most verification phones allowed ({max}). Remove one first.")]
+    TooManyPhones { max: u32 },
+    #[error(
+        "This application requires multi-factor authentication: add another phone before removing your last one."
+    )]
+    LastPhoneRequired,
     #[error("Too many texts have been requested ({limit}). Wait before trying again.")]
     RateLimited {
         retry_after: u64,
@@ -110,6 +118,9 @@ impl MfaError {
             UnsupportedNumberType { .. } => "unsupported_number_type",
             PhoneAlreadyEnrolled => "phone_already_enrolled",
             EnrollmentNotFound => "enrollment_not_found",
+            PhoneNotFound => "phone_not_found",
+            TooManyPhones { .. } => "too_many_phones",
+            LastPhoneRequired => "last_phone_required",
             RateLimited { .. } => "rate_limited",
             SmsSendFailed => "sms_send_failed",
             InvalidCode { .. } => "invalid_code",
@@ -131,12 +142,14 @@ impl MfaError {
             InvalidRequest(_) | InvalidPhoneNumber(_) | InvalidCode { .. } => 400,
             Unauthenticated | InvalidPassword { .. } => 401,
             Forbidden | MfaNotAvailable | MfaDisabled | EnrollmentRequired => 403,
-            RouteNotFound | UserNotFound | EnrollmentNotFound => 404,
+            RouteNotFound | UserNotFound | EnrollmentNotFound | PhoneNotFound => 404,
             MethodNotAllowed => 405,
             EmailNotVerified
             | AlreadyEnrolled
             | PhoneAlreadyEnrolled
             | WrongStep { .. }
+            | TooManyPhones { .. }
+            | LastPhoneRequired
             | Conflict => 409,
             CodeExpired => 410,
             VersionConflict { .. } => 412,

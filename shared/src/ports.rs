@@ -118,15 +118,77 @@ pub struct NewSend {
     pub replaces: Option<CodeId>,
 }
 
+/// The phone change an enrollment commits when its code is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneChange {
+    /// A new phone (the first, or another from settings). `seen_count` is how many phones the
+    /// user had when the flow checked: the write fails if that changed meanwhile, so the limit
+    /// and "the first phone is primary" hold under concurrent adds.
+    Add {
+        phone: PhoneRecord,
+        number_tag: String,
+        seen_count: u32,
+    },
+    /// A new number for an existing phone (make-before-break: the old number stayed in force
+    /// until now). The write fails unless the phone still has `old_number`.
+    Replace {
+        phone_id: PhoneId,
+        old_number: PhoneNumber,
+        old_number_tag: String,
+        new_number: PhoneNumber,
+        new_number_tag: String,
+    },
+}
+
 /// What a completion did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
-    /// The enrollment is complete and the phone stored.
+    /// The enrollment is complete and the phone change stored.
     Done,
     /// The code was no longer pending (used by a concurrent request, replaced, or expired).
     CodeGone,
     /// The user already has this number.
     NumberTaken,
+    /// The user's phones changed meanwhile (another add, replace or removal won the race).
+    PhonesChanged,
+}
+
+/// A phone removal, with what the flow saw when it checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub phone: PhoneRecord,
+    pub number_tag: String,
+    /// Phones the user had when checked; the removal fails if that changed meanwhile.
+    pub seen_count: u32,
+    /// The phone that becomes primary when the primary one goes.
+    pub promote: Option<PhoneId>,
+}
+
+/// One entry of the audit log. Never holds a full number, a code or a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub app_id: AppId,
+    /// Sorts events: the time, then a tie-breaker (see [`crate::flows::audit`]).
+    pub id: String,
+    pub at: UnixTime,
+    /// The user id, or the admin's or operator's identity.
+    pub actor: String,
+    pub action: String,
+    pub user_id: Option<UserId>,
+    /// `ok`, `failed`, `blocked`.
+    pub outcome: String,
+    /// A JSON object, as text.
+    pub details: String,
+    /// When the table may forget it (TTL).
+    pub expires_at: UnixTime,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// The `id` of the last event returned, when more may follow.
+    pub next_after: Option<String>,
 }
 
 /// What a counter answered.
@@ -181,15 +243,55 @@ pub trait Store: Send + Sync {
         now: UnixTime,
     ) -> Result<Option<u32>, PortError>;
     /// Atomically: marks the enrollment complete (if `code_id` is still its pending code and
-    /// both are unexpired), stores `phone`, and claims `number_tag` for this user.
+    /// both are unexpired) and commits `change` with its number claims.
     async fn complete_enrollment(
         &self,
         enrollment: &Enrollment,
         code_id: &CodeId,
-        phone: &PhoneRecord,
-        number_tag: &str,
+        change: &PhoneChange,
         now: UnixTime,
     ) -> Result<Completion, PortError>;
+
+    /// Sets or clears a phone's label. `None` when the user has no such phone.
+    async fn set_phone_label(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        label: Option<String>,
+    ) -> Result<Option<PhoneRecord>, PortError>;
+    /// Makes `phone_id` the primary phone, and `previous` (if any) not, atomically. False when
+    /// either phone no longer is as the flow saw it.
+    async fn set_primary(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        previous: Option<&PhoneId>,
+    ) -> Result<bool, PortError>;
+    /// Removes a phone and its number claim (and promotes another to primary), atomically.
+    /// False when the user's phones changed since the flow looked.
+    async fn remove_phone(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        removal: &Removal,
+    ) -> Result<bool, PortError>;
+    /// The admin reset: removes every phone, number claim and enrollment (pending codes with
+    /// them) of the user. Returns the phones removed.
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+
+    /// Appends an event to the application's audit log.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError>;
+    /// Events newest first, optionally of one user, after the event `after` (a previous page's
+    /// `next_after`).
+    async fn list_audit(
+        &self,
+        app: &AppId,
+        user: Option<&UserId>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AuditPage, PortError>;
 
     /// Takes one unit from the fixed window counter `key` (the window opens at the first unit
     /// and lasts `window_secs`), unless `limit` units are taken or the counter is blocked.

@@ -130,6 +130,15 @@ async fn run(f: Function, svc: &Service, ev: &Value) -> Answer {
     let resp = dispatch(f, svc, req).await;
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    if status == 204 {
+        assert!(text.is_empty(), "204 with a body: {text}");
+        return Answer {
+            status,
+            headers,
+            text,
+            json: Value::Null,
+        };
+    }
     let json =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} not JSON ({e}): {text}"));
     let a = Answer {
@@ -848,23 +857,125 @@ async fn a_failed_text_answers_502_and_the_enrollment_stays_usable() {
 // ---------------------------------------------------------------- phones in settings
 
 #[tokio::test]
-async fn phone_edits_answer_501_in_the_error_shape() {
-    let h = H::optional().await;
-    let one = "/v1/mfa/phones/ph_0123456789abcdef0123456789abcdef";
-    let change = Some(r#"{"password":"pw","phone_number":"+14155550123"}"#);
-    let routes = [
-        ("GET", "/v1/mfa/phones", None),
-        ("POST", "/v1/mfa/phones", change),
-        ("PUT", one, change),
-        ("PATCH", one, Some(r#"{"label":"work"}"#)),
-        ("DELETE", one, RIGHT_PW),
-    ];
-    for (method, path, body) in routes {
-        h.user(PhoneEdits, method, path, body)
-            .await
-            .err(501, "not_implemented");
+async fn phones_in_settings_over_the_handler() {
+    let (h, id) = H::at_code_step().await;
+    h.code(&id, &h.last_code()).await.ok(200);
+    h.clock.advance(31);
+
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    let phones = list.ok(200)["phones"].as_array().unwrap().clone();
+    assert_eq!(phones.len(), 1);
+    assert_eq!(phones[0]["masked"], MASKED);
+    let first = phones[0]["phone_id"].as_str().unwrap().to_owned();
+
+    let add = Some(r#"{"password":"pw","phone_number":"+1 415 555 0188","label":"Desk"}"#);
+    let a = h.user(PhoneEdits, "POST", "/v1/mfa/phones", add).await;
+    let body = a.ok(202).clone();
+    assert_eq!(
+        (body["purpose"].as_str(), body["step"].as_str()),
+        (Some("add"), Some("code"))
+    );
+    assert_eq!(body["phone"]["masked"], "+1••••••0188");
+    assert!(!a.text.contains("4155550188"));
+    let add_id = body["enrollment_id"].as_str().unwrap().to_owned();
+    let done = h.code(&add_id, &h.last_code()).await;
+    assert_eq!(done.ok(200)["phone"]["primary"], false);
+
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    let second = list.ok(200)["phones"][1]["phone_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/mfa/phones/{second}");
+    let p = h
+        .user(
+            PhoneEdits,
+            "PATCH",
+            &path,
+            Some(r#"{"primary":true,"label":"Work"}"#),
+        )
+        .await;
+    assert_eq!(
+        (p.ok(200)["primary"].clone(), p.json["label"].clone()),
+        (json!(true), json!("Work"))
+    );
+
+    h.user(PhoneEdits, "PATCH", &path, Some(r#"{"primary":false}"#))
+        .await
+        .err(400, "invalid_request");
+    h.user(PhoneEdits, "PATCH", &path, Some("{}"))
+        .await
+        .err(400, "invalid_request");
+    h.user(
+        PhoneEdits,
+        "PATCH",
+        "/v1/mfa/phones/not-an-id",
+        Some(r#"{"label":"x"}"#),
+    )
+    .await
+    .err(404, "phone_not_found");
+    h.user(
+        PhoneEdits,
+        "POST",
+        "/v1/mfa/phones",
+        Some(r#"{"password":"pw","phone_number":"+14155550199","extra":1}"#),
+    )
+    .await
+    .err(400, "invalid_request");
+
+    let d = h
+        .user(
+            PhoneEdits,
+            "DELETE",
+            &format!("/v1/mfa/phones/{first}"),
+            RIGHT_PW,
+        )
+        .await;
+    assert_eq!(d.status, 204);
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    assert_eq!(list.ok(200)["phones"].as_array().unwrap().len(), 1);
+    h.provision(BOB, true).await;
+    h.user_as(BOB, PhoneEdits, "DELETE", &path, RIGHT_PW)
+        .await
+        .err(404, "phone_not_found");
+}
+
+#[tokio::test]
+async fn admin_reset_and_audit_events_over_the_handler() {
+    let (h, id) = H::at_code_step().await;
+    h.code(&id, &h.last_code()).await.ok(200);
+    let reset = format!("/v1/admin/applications/{APP}/users/{USER}/mfa");
+    assert_eq!(h.admin("DELETE", &reset, None).await.status, 204);
+    assert_eq!(h.status().await["enrolled"], false);
+
+    let events = format!("/v1/admin/applications/{APP}/audit-events");
+    let all = h.admin("GET", &events, None).await;
+    let list = all.ok(200)["events"].as_array().unwrap().clone();
+    assert_eq!(list[0]["action"], "mfa.reset");
+    assert_eq!(list[0]["actor"], ADMIN_ARN);
+    assert_eq!(list[0]["user_id"], USER);
+    assert!(!all.text.contains("4155550123"));
+
+    let mut ev = shape(fixture("apigw-v2-admin-iam.json"), "GET", &events, None);
+    ev["rawQueryString"] = json!(format!("user_id={USER}&limit=1"));
+    let page = h.run(PolicyConfig, &ev).await;
+    let page = page.ok(200).clone();
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    ev["rawQueryString"] = json!(format!("user_id={USER}&limit=1&cursor={cursor}"));
+    let next = h.run(PolicyConfig, &ev).await;
+    assert_eq!(next.ok(200)["events"][0]["action"], "enrollment.completed");
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "cursor=nothex",
+        "user_id=a%23b",
+    ] {
+        ev["rawQueryString"] = json!(bad);
+        h.run(PolicyConfig, &ev).await.err(400, "invalid_request");
     }
-    assert!(h.texts().is_empty());
 }
 
 // ---------------------------------------------------------------- conventions

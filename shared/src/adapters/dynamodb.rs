@@ -8,12 +8,22 @@
 //! | skip | `USER#{app}#{user}` | `SKIP` | the skip's end |
 //! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none |
 //! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none |
+//! | phone count | `USER#{app}#{user}` | `PHONES` | none |
 //! | enrollment | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` |
 //! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later |
+//! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` |
+//! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` |
+//!
+//! The phone count item (`count`) moves with every phone added or removed, in the same
+//! transaction: conditions on it make "at most N phones", "the first phone is primary" and
+//! removals hold under concurrent changes. Ids never hold `#`, so the key prefixes never
+//! collide. An audit event is written twice (one transaction): under the application and,
+//! when it names a user, under that user, so that both listings are one query, newest first
+//! (event ids sort by time).
 //!
 //! Every read is strongly consistent. Every guard (single use, attempts, sends, counters,
-//! the policy version) is a condition expression of the write itself, never a read followed
-//! by a write. TTL deletion is lazy, so expiry is still checked in the conditions (and by the
+//! the policy version, the phone count) is a condition expression of the write itself, never
+//! a read followed by a write. TTL deletion is lazy, so expiry is still checked in the conditions (and by the
 //! flows for what they read). No code is stored in clear: an enrollment keeps `code_hash`.
 
 use std::collections::HashMap;
@@ -28,15 +38,15 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use crate::adapters::aws::error_detail;
 use crate::error::PortError;
 use crate::ports::{
-    Completion, Counted, Enrollment, NewSend, PendingCode, PhoneRecord, Purpose, Step, Store,
-    UserRecord,
+    AuditEvent, AuditPage, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
+    PhoneRecord, Purpose, Removal, Step, Store, UserRecord,
 };
 use crate::types::ids::CodeId;
 use crate::types::{
@@ -55,6 +65,12 @@ pub const TTL: &str = "ttl";
 
 /// How many times `counter_take` retries when concurrent requests keep moving the window.
 const COUNTER_RETRIES: usize = 8;
+
+/// How many times `reset_user` starts over when concurrent changes keep cancelling it.
+const RESET_RETRIES: usize = 8;
+
+/// The most items one TransactWriteItems may hold.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 /// The store over one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -87,22 +103,35 @@ fn counter_pk(key: &str) -> String {
     format!("COUNTER#{key}")
 }
 
+fn audit_pk(app: &AppId) -> String {
+    format!("AUDIT#{app}")
+}
+
+fn user_audit_pk(app: &AppId, user: &UserId) -> String {
+    format!("AUDIT#{app}#USER#{user}")
+}
+
 const SK_POLICY: &str = "POLICY";
 const SK_PROFILE: &str = "PROFILE";
 const SK_SKIP: &str = "SKIP";
 const SK_COUNTER: &str = "COUNTER";
+const SK_PHONES: &str = "PHONES";
 const PHONE_PREFIX: &str = "PHONE#";
+const NUMBER_PREFIX: &str = "NUMBER#";
+const ENROLLMENT_PREFIX: &str = "ENROLLMENT#";
+/// The phone count item's attribute.
+const COUNT: &str = "count";
 
 fn phone_sk(id: &PhoneId) -> String {
     format!("{PHONE_PREFIX}{id}")
 }
 
 fn number_sk(tag: &str) -> String {
-    format!("NUMBER#{tag}")
+    format!("{NUMBER_PREFIX}{tag}")
 }
 
 fn enrollment_sk(id: &EnrollmentId) -> String {
-    format!("ENROLLMENT#{id}")
+    format!("{ENROLLMENT_PREFIX}{id}")
 }
 
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -410,6 +439,51 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
     })
 }
 
+/// An audit event's items: the application's, then (when the event names a user) the user's.
+pub fn audit_to_items(e: &AuditEvent) -> Vec<Item> {
+    let mut pks = vec![audit_pk(&e.app_id)];
+    if let Some(user) = &e.user_id {
+        pks.push(user_audit_pk(&e.app_id, user));
+    }
+    pks.into_iter()
+        .map(|pk| {
+            let mut item = key(pk, e.id.as_str());
+            item.insert("app_id".into(), s(e.app_id.as_str()));
+            item.insert("id".into(), s(e.id.as_str()));
+            item.insert("at".into(), t(e.at));
+            item.insert("actor".into(), s(e.actor.as_str()));
+            item.insert("action".into(), s(e.action.as_str()));
+            if let Some(user) = &e.user_id {
+                item.insert("user_id".into(), s(user.as_str()));
+            }
+            item.insert("outcome".into(), s(e.outcome.as_str()));
+            item.insert("details".into(), s(e.details.as_str()));
+            item.insert(TTL.into(), t(e.expires_at));
+            item
+        })
+        .collect()
+}
+
+/// The event an audit item holds.
+pub fn audit_from_item(item: &Item) -> Result<AuditEvent, PortError> {
+    const W: &str = "audit";
+    let user_id = match item.get("user_id") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(_) => Some(parse_id(item, W, "user_id", UserId::parse)?),
+    };
+    Ok(AuditEvent {
+        app_id: parse_id(item, W, "app_id", AppId::parse)?,
+        id: get_s(item, W, "id")?.to_owned(),
+        at: get_t(item, W, "at")?,
+        actor: get_s(item, W, "actor")?.to_owned(),
+        action: get_s(item, W, "action")?.to_owned(),
+        user_id,
+        outcome: get_s(item, W, "outcome")?.to_owned(),
+        details: get_s(item, W, "details")?.to_owned(),
+        expires_at: get_t(item, W, TTL)?,
+    })
+}
+
 /// A fixed-window counter as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterState {
@@ -506,7 +580,208 @@ fn build_err(op: &str, e: impl Display) -> PortError {
     PortError::new(format!("dynamodb {op}: could not build the request: {e}"))
 }
 
+/// What a TransactWriteItems answered.
+enum Tx {
+    Done,
+    /// Cancelled: each item's cancellation reason code, `None` for those that passed.
+    Cancelled(Vec<Option<String>>),
+}
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+const TRANSACTION_CONFLICT: &str = "TransactionConflict";
+
+/// Whether item `i` of a cancelled transaction failed its condition.
+fn condition_failed(codes: &[Option<String>], i: usize) -> bool {
+    codes.get(i).and_then(Option::as_deref) == Some(CONDITION_FAILED)
+}
+
+/// Whether a transaction was cancelled only because the items were not as the caller saw
+/// them (a condition failed, or another transaction was changing them).
+fn lost_race(codes: &[Option<String>]) -> bool {
+    let mut reasons = codes.iter().flatten().peekable();
+    reasons.peek().is_some() && reasons.all(|c| c == CONDITION_FAILED || c == TRANSACTION_CONFLICT)
+}
+
+fn cancelled_err(op: &str, codes: &[Option<String>]) -> PortError {
+    let codes: Vec<&str> = codes
+        .iter()
+        .map(|c| c.as_deref().unwrap_or("None"))
+        .collect();
+    PortError::new(format!(
+        "dynamodb {op}: transaction cancelled: [{}]",
+        codes.join(", ")
+    ))
+}
+
+/// One Put of a transaction, guarded by `condition` (with the names and values of `x`).
+fn tx_put(
+    op: &str,
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// One Update of a transaction.
+fn tx_update(
+    op: &str,
+    table: &str,
+    key_: Item,
+    update: &str,
+    condition: &str,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// One Delete of a transaction (deleting a missing item is no error).
+fn tx_delete(
+    op: &str,
+    table: &str,
+    key_: Item,
+    condition: Option<&str>,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+/// The phone count update of an add (`delta` 1) or a removal (`delta` -1), if the user still
+/// has `seen` phones. A user who never had a phone has no count item; one whose phones were
+/// all removed has a count of 0: both count as 0.
+fn tx_count(
+    op: &str,
+    table: &str,
+    app: &AppId,
+    user: &UserId,
+    seen: u32,
+    delta: i64,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let count = x.name(COUNT);
+    let update = format!("ADD {count} {}", x.value("delta", n(delta)));
+    let seen_v = x.value("seen", n(seen));
+    let condition = if seen == 0 {
+        format!("attribute_not_exists({}) OR {count} = {seen_v}", x.name(PK))
+    } else {
+        format!("{count} = {seen_v}")
+    };
+    tx_update(
+        op,
+        table,
+        key(user_pk(app, user), SK_PHONES),
+        &update,
+        &condition,
+        &x,
+    )
+}
+
 impl DynamoStore {
+    /// Runs one transaction. A cancellation is an answer (with its reasons), not an error.
+    async fn transact(&self, op: &str, items: Vec<TransactWriteItem>) -> Result<Tx, PortError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Tx::Done),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tce)) => {
+                    Ok(Tx::Cancelled(
+                        tce.cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                            .collect(),
+                    ))
+                }
+                _ => Err(sdk_err(op, &e)),
+            },
+        }
+    }
+
+    /// Every item of partition `pk` (all pages), in sort key order.
+    async fn query_partition(&self, op: &str, pk: String) -> Result<Vec<Item>, PortError> {
+        let mut x = Expr::default();
+        let condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err(op, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Updates one item if `condition` holds: its new attributes, or `None` when it did not.
+    async fn update_if(
+        &self,
+        op: &str,
+        key_: Item,
+        update: &str,
+        condition: &str,
+        x: &Expr,
+    ) -> Result<Option<Item>, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .set_expression_attribute_values(x.values())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if update_ccf(&e).is_some() => Ok(None),
+            Err(e) => Err(sdk_err(op, &e)),
+        }
+    }
+
     async fn get(&self, op: &str, key: Item) -> Result<Option<Item>, PortError> {
         let out = self
             .client
@@ -890,13 +1165,14 @@ impl Store for DynamoStore {
         &self,
         enrollment: &Enrollment,
         code_id: &CodeId,
-        phone: &PhoneRecord,
-        number_tag: &str,
+        change: &PhoneChange,
         now: UnixTime,
     ) -> Result<Completion, PortError> {
         const OP: &str = "complete_enrollment";
         let (app, user) = (&enrollment.app_id, &enrollment.user_id);
+        let table = self.table.as_str();
 
+        // (0) The enrollment: complete, if the code is still pending and both are unexpired.
         let mut x = Expr::default();
         let step = x.name("step");
         let now_v = x.value("now", t(now));
@@ -914,70 +1190,440 @@ impl Store for DynamoStore {
             cexp = x.name(CODE_EXPIRES_AT),
             exp = x.name("expires_at"),
         );
-        let complete = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(enrollment_key(enrollment)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .build()
-            .map_err(|e| build_err(OP, e))?;
+        let complete = tx_update(
+            OP,
+            table,
+            enrollment_key(enrollment),
+            &update,
+            &condition,
+            &x,
+        )?;
 
         let mut absent = Expr::default();
         let absent_condition = format!("attribute_not_exists({})", absent.name(PK));
-        let put_new = |item: Item| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(&absent_condition)
-                .set_expression_attribute_names(absent.names())
-                .build()
-                .map_err(|e| build_err(OP, e))
-        };
-        let phone_put = put_new(phone_to_item(app, user, phone))?;
-        let claim_put = put_new(number_claim_item(
-            app,
-            user,
-            number_tag,
-            &phone.phone_id,
-            now,
-        ))?;
+        let mut items = vec![complete];
+        // Which item's failed condition means what; checked in this order (the in-memory
+        // store's): a code no longer pending says nothing about the phones.
+        let (number_item, phones_item, collision_item);
+        match change {
+            PhoneChange::Add {
+                phone,
+                number_tag,
+                seen_count,
+            } => {
+                // (1) the phone, (2) its number's claim, (3) the count, still as seen.
+                items.push(tx_put(
+                    OP,
+                    table,
+                    phone_to_item(app, user, phone),
+                    Some(&absent_condition),
+                    &absent,
+                )?);
+                items.push(tx_put(
+                    OP,
+                    table,
+                    number_claim_item(app, user, number_tag, &phone.phone_id, now),
+                    Some(&absent_condition),
+                    &absent,
+                )?);
+                items.push(tx_count(OP, table, app, user, *seen_count, 1)?);
+                (collision_item, number_item, phones_item) = (Some(1), 2, 3);
+            }
+            PhoneChange::Replace {
+                phone_id,
+                old_number,
+                old_number_tag,
+                new_number,
+                new_number_tag,
+            } => {
+                // (1) the phone, if it still has the old number: the new number, verified now
+                // (label and primary stay).
+                let mut px = Expr::default();
+                let number = px.name("number");
+                let update = format!(
+                    "SET {number} = {}, {} = {}",
+                    px.value("new", s(new_number.e164())),
+                    px.name("verified_at"),
+                    px.value("now", t(now)),
+                );
+                let condition = format!(
+                    "attribute_exists({}) AND {number} = {}",
+                    px.name(PK),
+                    px.value("old", s(old_number.e164())),
+                );
+                items.push(tx_update(
+                    OP,
+                    table,
+                    key(user_pk(app, user), phone_sk(phone_id)),
+                    &update,
+                    &condition,
+                    &px,
+                )?);
+                // (2) the old number's claim goes (unless it is the new one too: then the new
+                // claim's condition fails, as the in-memory store answers NumberTaken),
+                // (3) the new number's claim comes.
+                if old_number_tag != new_number_tag {
+                    items.push(tx_delete(
+                        OP,
+                        table,
+                        key(user_pk(app, user), number_sk(old_number_tag)),
+                        None,
+                        &Expr::default(),
+                    )?);
+                }
+                number_item = items.len();
+                items.push(tx_put(
+                    OP,
+                    table,
+                    number_claim_item(app, user, new_number_tag, phone_id, now),
+                    Some(&absent_condition),
+                    &absent,
+                )?);
+                (collision_item, phones_item) = (None, 1);
+            }
+        }
 
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(complete).build())
-            .transact_items(TransactWriteItem::builder().put(phone_put).build())
-            .transact_items(TransactWriteItem::builder().put(claim_put).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Completion::Done),
-            Err(e) => e,
+        let codes = match self.transact(OP, items).await? {
+            Tx::Done => return Ok(Completion::Done),
+            Tx::Cancelled(codes) => codes,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(tce)) =
-            err.as_service_error()
-        else {
-            return Err(sdk_err(OP, &err));
-        };
-        let failed = |i: usize| {
-            tce.cancellation_reasons().get(i).and_then(|r| r.code())
-                == Some("ConditionalCheckFailed")
-        };
-        // The enrollment's condition comes first, as in the in-memory store: a code that is no
-        // longer pending says nothing about the number.
-        if failed(0) {
+        if condition_failed(&codes, 0) {
             Ok(Completion::CodeGone)
-        } else if failed(2) {
+        } else if condition_failed(&codes, number_item) {
             Ok(Completion::NumberTaken)
-        } else if failed(1) {
+        } else if condition_failed(&codes, phones_item) {
+            Ok(Completion::PhonesChanged)
+        } else if collision_item.is_some_and(|i| condition_failed(&codes, i)) {
             Err(PortError::new(
                 "dynamodb complete_enrollment: phone id collision",
             ))
+        } else if lost_race(&codes) {
+            // Only conflicts with concurrent transactions on these items: nothing was written,
+            // and the code stays pending.
+            Ok(Completion::PhonesChanged)
         } else {
-            Err(sdk_err(OP, &err))
+            Err(cancelled_err(OP, &codes))
         }
+    }
+
+    async fn set_phone_label(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        label: Option<String>,
+    ) -> Result<Option<PhoneRecord>, PortError> {
+        let mut x = Expr::default();
+        let label_n = x.name("label");
+        let update = match label {
+            Some(l) => format!("SET {label_n} = {}", x.value("label", s(l))),
+            None => format!("REMOVE {label_n}"),
+        };
+        let condition = format!("attribute_exists({})", x.name(PK));
+        self.update_if(
+            "set_phone_label",
+            key(user_pk(app, user), phone_sk(phone_id)),
+            &update,
+            &condition,
+            &x,
+        )
+        .await?
+        .map(|item| phone_from_item(&item))
+        .transpose()
+    }
+
+    async fn set_primary(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        previous: Option<&PhoneId>,
+    ) -> Result<bool, PortError> {
+        const OP: &str = "set_primary";
+        let make_primary = |must_be_primary: bool| {
+            let mut x = Expr::default();
+            let primary = x.name("primary");
+            let yes = x.value("yes", AttributeValue::Bool(true));
+            let update = format!("SET {primary} = {yes}");
+            let mut condition = format!("attribute_exists({})", x.name(PK));
+            if must_be_primary {
+                condition.push_str(&format!(" AND {primary} = {yes}"));
+            }
+            (x, update, condition)
+        };
+        let phone_key = key(user_pk(app, user), phone_sk(phone_id));
+        match previous {
+            // Without a previous primary (or when it is already this one), one conditional
+            // write. With none, the other phones are not checked: no item holds "which phone
+            // is primary" to condition on.
+            None => {
+                let (x, update, condition) = make_primary(false);
+                Ok(self
+                    .update_if(OP, phone_key, &update, &condition, &x)
+                    .await?
+                    .is_some())
+            }
+            Some(prev) if prev == phone_id => {
+                let (x, update, condition) = make_primary(true);
+                Ok(self
+                    .update_if(OP, phone_key, &update, &condition, &x)
+                    .await?
+                    .is_some())
+            }
+            Some(prev) => {
+                let (x, update, condition) = make_primary(false);
+                let set = tx_update(OP, &self.table, phone_key, &update, &condition, &x)?;
+                let mut px = Expr::default();
+                let primary = px.name("primary");
+                let update = format!(
+                    "SET {primary} = {}",
+                    px.value("no", AttributeValue::Bool(false))
+                );
+                let condition = format!(
+                    "{primary} = {}",
+                    px.value("yes", AttributeValue::Bool(true))
+                );
+                let unset = tx_update(
+                    OP,
+                    &self.table,
+                    key(user_pk(app, user), phone_sk(prev)),
+                    &update,
+                    &condition,
+                    &px,
+                )?;
+                match self.transact(OP, vec![set, unset]).await? {
+                    Tx::Done => Ok(true),
+                    Tx::Cancelled(codes) if lost_race(&codes) => Ok(false),
+                    Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
+                }
+            }
+        }
+    }
+
+    async fn remove_phone(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        removal: &Removal,
+    ) -> Result<bool, PortError> {
+        const OP: &str = "remove_phone";
+        let table = self.table.as_str();
+        let pk = user_pk(app, user);
+        let removed = &removal.phone.phone_id;
+        let mut x = Expr::default();
+        // The phone must still carry the number the flow saw: a replace that completed in
+        // between would otherwise leave its new number claimed by no phone.
+        let exists = format!(
+            "attribute_exists({}) AND {} = {}",
+            x.name(PK),
+            x.name("number"),
+            x.value("number", s(removal.phone.number.e164()))
+        );
+        let mut items = vec![
+            tx_delete(
+                OP,
+                table,
+                key(pk.clone(), phone_sk(removed)),
+                Some(&exists),
+                &x,
+            )?,
+            tx_delete(
+                OP,
+                table,
+                key(pk.clone(), number_sk(&removal.number_tag)),
+                None,
+                &Expr::default(),
+            )?,
+            tx_count(OP, table, app, user, removal.seen_count, -1)?,
+        ];
+        if let Some(promote) = removal.promote.as_ref().filter(|p| *p != removed) {
+            let mut px = Expr::default();
+            let update = format!(
+                "SET {} = {}",
+                px.name("primary"),
+                px.value("yes", AttributeValue::Bool(true))
+            );
+            let condition = format!("attribute_exists({})", px.name(PK));
+            items.push(tx_update(
+                OP,
+                table,
+                key(pk, phone_sk(promote)),
+                &update,
+                &condition,
+                &px,
+            )?);
+        }
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(true),
+            Tx::Cancelled(codes) if lost_race(&codes) => Ok(false),
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
+        }
+    }
+
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        const OP: &str = "reset_user";
+        let table = self.table.as_str();
+        let mut removed = Vec::new();
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                // Let the concurrent change finish before reading again.
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            // Each delete is guarded by what was read: a phone by its number (a concurrent
+            // replace moves its claims), the count by its value (a concurrent add or removal
+            // moves it). A lost race starts over from a fresh read.
+            let mut count_item = None;
+            let mut phone_items = Vec::new();
+            let mut other_items = Vec::new();
+            for item in self.query_partition(OP, user_pk(app, user)).await? {
+                let sk = get_s(&item, "user partition", SK)?.to_owned();
+                if sk == SK_PHONES {
+                    let mut x = Expr::default();
+                    let condition = match opt_n::<u32>(&item, "phone count", COUNT)? {
+                        Some(c) => format!("{} = {}", x.name(COUNT), x.value("seen", n(c))),
+                        None => format!("attribute_not_exists({})", x.name(COUNT)),
+                    };
+                    count_item = Some((
+                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        None,
+                    ));
+                } else if sk.starts_with(PHONE_PREFIX) {
+                    let phone = phone_from_item(&item)?;
+                    let mut x = Expr::default();
+                    let condition = format!(
+                        "{} = {}",
+                        x.name("number"),
+                        x.value("number", s(phone.number.e164()))
+                    );
+                    phone_items.push((
+                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        Some(phone),
+                    ));
+                } else if sk.starts_with(NUMBER_PREFIX) || sk.starts_with(ENROLLMENT_PREFIX) {
+                    other_items.push((
+                        tx_delete(
+                            OP,
+                            table,
+                            key(user_pk(app, user), sk),
+                            None,
+                            &Expr::default(),
+                        )?,
+                        None,
+                    ));
+                }
+            }
+            // One transaction in any real case (a user has a handful of phones, claims and
+            // live enrollments); more items go in chunks, the count and phones first.
+            let ops: Vec<(TransactWriteItem, Option<PhoneRecord>)> = count_item
+                .into_iter()
+                .chain(phone_items)
+                .chain(other_items)
+                .collect();
+            let mut ops = ops.into_iter().peekable();
+            let mut lost = false;
+            while ops.peek().is_some() {
+                let (chunk, phones): (Vec<_>, Vec<_>) =
+                    ops.by_ref().take(MAX_TRANSACTION_ITEMS).unzip();
+                match self.transact(OP, chunk).await? {
+                    Tx::Done => removed.extend(phones.into_iter().flatten()),
+                    Tx::Cancelled(codes) if lost_race(&codes) => {
+                        lost = true;
+                        break;
+                    }
+                    Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
+                }
+            }
+            if !lost {
+                removed.sort_by(|a: &PhoneRecord, b: &PhoneRecord| {
+                    (a.verified_at, a.phone_id.as_str()).cmp(&(b.verified_at, b.phone_id.as_str()))
+                });
+                return Ok(removed);
+            }
+        }
+        Err(PortError::new(
+            "dynamodb reset_user: gave up after repeated concurrent changes",
+        ))
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
+        const OP: &str = "append_audit";
+        let mut items = audit_to_items(event);
+        if items.len() == 1 {
+            return self.put(OP, items.remove(0)).await;
+        }
+        let items = items
+            .into_iter()
+            .map(|item| tx_put(OP, &self.table, item, None, &Expr::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(()),
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
+        }
+    }
+
+    async fn list_audit(
+        &self,
+        app: &AppId,
+        user: Option<&UserId>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AuditPage, PortError> {
+        let limit = limit as usize;
+        if limit == 0 {
+            return Ok(AuditPage {
+                events: Vec::new(),
+                next_after: None,
+            });
+        }
+        let pk = match user {
+            Some(u) => user_audit_pk(app, u),
+            None => audit_pk(app),
+        };
+        let mut x = Expr::default();
+        let mut condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
+        if let Some(after) = after {
+            condition.push_str(&format!(
+                " AND {} < {}",
+                x.name(SK),
+                x.value("after", s(after))
+            ));
+        }
+        // One more than asked for: whether it exists says whether more follow.
+        let wanted = limit.saturating_add(1);
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        while events.len() < wanted {
+            let page = i32::try_from(wanted - events.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .scan_index_forward(false)
+                .limit(page)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("list_audit", &e))?;
+            for item in out.items() {
+                events.push(audit_from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let next_after = if more {
+            events.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next_after })
     }
 
     async fn counter_take(
@@ -1318,6 +1964,68 @@ mod tests {
         assert!(enrollment_from_item(&e).unwrap_err().0.contains("`sends`"));
     }
 
+    fn event(id: &str, user: Option<UserId>) -> AuditEvent {
+        AuditEvent {
+            app_id: app(),
+            id: id.into(),
+            at: UnixTime(1_800_000_000),
+            actor: "arn:aws:iam::123456789012:user/admin".into(),
+            action: "user.reset".into(),
+            user_id: user,
+            outcome: "ok".into(),
+            details: r#"{"phones":2}"#.into(),
+            expires_at: UnixTime(1_807_776_000),
+        }
+    }
+
+    #[test]
+    fn audit_event_is_written_under_the_app_and_its_user() {
+        let e = event("001800000000-x", Some(user()));
+        let items = audit_to_items(&e);
+        assert_eq!(items.len(), 2);
+        assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+        assert_eq!(str_of(&items[1], PK), "AUDIT#app-1#USER#auth0|u1");
+        for item in &items {
+            assert_eq!(str_of(item, SK), "001800000000-x");
+            assert_eq!(item[TTL], n(1_807_776_000));
+            assert_eq!(str_of(item, "details"), r#"{"phones":2}"#);
+            assert_eq!(audit_from_item(item).unwrap(), e);
+        }
+        let e = event("001800000000-y", None);
+        let items = audit_to_items(&e);
+        assert_eq!(items.len(), 1);
+        assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+        assert!(!items[0].contains_key("user_id"));
+        assert_eq!(audit_from_item(&items[0]).unwrap(), e);
+        let mut bad = items[0].clone();
+        bad.remove("actor");
+        assert!(audit_from_item(&bad).unwrap_err().0.contains("`actor`"));
+    }
+
+    #[test]
+    fn cancellations_name_their_cause() {
+        let codes = |c: &[&str]| -> Vec<Option<String>> {
+            c.iter()
+                .map(|c| (*c != "None").then(|| (*c).to_owned()))
+                .collect()
+        };
+        let c = codes(&["None", "ConditionalCheckFailed", "TransactionConflict"]);
+        assert!(condition_failed(&c, 1));
+        assert!(!condition_failed(&c, 0));
+        assert!(!condition_failed(&c, 7));
+        assert!(lost_race(&c));
+        assert!(!lost_race(&codes(&["None", "None"])));
+        assert!(!lost_race(&codes(&[
+            "ValidationError",
+            "ConditionalCheckFailed"
+        ])));
+        let err = cancelled_err("op", &codes(&["None", "ThrottlingError"]));
+        assert_eq!(
+            err.0,
+            "dynamodb op: transaction cancelled: [None, ThrottlingError]"
+        );
+    }
+
     #[test]
     fn expressions_name_every_attribute() {
         let mut x = Expr::default();
@@ -1395,6 +2103,14 @@ mod moto_tests {
             label: None,
             primary: true,
             verified_at: NOW,
+        }
+    }
+
+    fn add(phone: &PhoneRecord, tag: &str, seen_count: u32) -> PhoneChange {
+        PhoneChange::Add {
+            phone: phone.clone(),
+            number_tag: tag.into(),
+            seen_count,
         }
     }
 
@@ -1589,29 +2305,34 @@ mod moto_tests {
         // Completion: once, then the code is gone.
         let ph = phone("+14155550123");
         assert_eq!(
-            db.complete_enrollment(&e1, &c1.code_id, &ph, "tag-1", c1.expires_at)
+            db.complete_enrollment(&e1, &c1.code_id, &add(&ph, "tag-1", 0), c1.expires_at)
                 .await
                 .unwrap(),
             Completion::CodeGone,
             "expired"
         );
         assert_eq!(
-            db.complete_enrollment(&e1, &c2.code_id, &ph, "tag-1", NOW)
+            db.complete_enrollment(&e1, &c2.code_id, &add(&ph, "tag-1", 0), NOW)
                 .await
                 .unwrap(),
             Completion::CodeGone,
             "other code"
         );
         assert_eq!(
-            db.complete_enrollment(&e1, &c1.code_id, &ph, "tag-1", NOW)
+            db.complete_enrollment(&e1, &c1.code_id, &add(&ph, "tag-1", 0), NOW)
                 .await
                 .unwrap(),
             Completion::Done
         );
         assert_eq!(
-            db.complete_enrollment(&e1, &c1.code_id, &phone("+14155550123"), "tag-1", NOW)
-                .await
-                .unwrap(),
+            db.complete_enrollment(
+                &e1,
+                &c1.code_id,
+                &add(&phone("+14155550123"), "tag-1", 0),
+                NOW
+            )
+            .await
+            .unwrap(),
             Completion::CodeGone
         );
         let done = db
@@ -1649,7 +2370,7 @@ mod moto_tests {
             ..phone("+14155550123")
         };
         assert_eq!(
-            db.complete_enrollment(&again_code, &c5.code_id, &ph2, "tag-1", NOW)
+            db.complete_enrollment(&again_code, &c5.code_id, &add(&ph2, "tag-1", 1), NOW)
                 .await
                 .unwrap(),
             Completion::NumberTaken
@@ -1661,7 +2382,7 @@ mod moto_tests {
         assert_eq!(db.list_phones(&app, &user).await.unwrap(), vec![ph.clone()]);
         // Another number completes, and phones list in verification order.
         assert_eq!(
-            db.complete_enrollment(&again_code, &c5.code_id, &ph2, "tag-2", NOW)
+            db.complete_enrollment(&again_code, &c5.code_id, &add(&ph2, "tag-2", 1), NOW)
                 .await
                 .unwrap(),
             Completion::Done
@@ -1814,5 +2535,520 @@ mod moto_tests {
 
     fn key_item(k: &str) -> Item {
         key(counter_pk(k), SK_COUNTER)
+    }
+
+    /// An enrollment of `purpose` at the code step for `number`: the enrollment as the flow
+    /// holds it, and its pending code.
+    async fn at_code(
+        db: &DynamoStore,
+        app: &AppId,
+        user: &UserId,
+        purpose: Purpose,
+        number: &str,
+    ) -> (Enrollment, CodeId) {
+        let e = Enrollment {
+            purpose,
+            ..new_enrollment(app, user)
+        };
+        db.create_enrollment(&e).await.unwrap();
+        let code = pending(number, NOW.plus_secs(600));
+        db.begin_send(&e, &send(&code, NOW)).await.unwrap().unwrap();
+        let e = db.get_enrollment(app, user, &e.id).await.unwrap().unwrap();
+        (e, code.code_id)
+    }
+
+    fn sks(items: &[Item]) -> Vec<String> {
+        let mut sks: Vec<String> = items
+            .iter()
+            .map(|i| i[SK].as_s().unwrap().clone())
+            .collect();
+        sks.sort();
+        sks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+    async fn phones_reset_and_audit_against_moto() {
+        let db = store().await;
+        let app = AppId::parse("app-phones").unwrap();
+        let user = UserId::parse("user-1").unwrap();
+        let pk = user_pk(&app, &user);
+        let raw = |sk: String| key(pk.clone(), sk);
+        let number = |s: &str| PhoneNumber::parse(s).unwrap();
+        let t2 = NOW.plus_secs(2);
+
+        // The first phone, at count 0.
+        let a = phone("+14155550101");
+        let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        assert_eq!(
+            db.complete_enrollment(&ea, &ca, &add(&a, "tag-a", 0), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        let count = db.get("t", raw(SK_PHONES.into())).await.unwrap().unwrap();
+        assert_eq!(count[COUNT], n(1));
+        let claim = db.get("t", raw(number_sk("tag-a"))).await.unwrap().unwrap();
+        assert_eq!(claim["phone_id"], s(a.phone_id.as_str()));
+
+        // Two adds that both saw one phone: the second finds the phones changed and its code
+        // stays pending.
+        let b = PhoneRecord {
+            primary: false,
+            label: Some("work".into()),
+            verified_at: NOW.plus_secs(1),
+            ..phone("+14155550102")
+        };
+        let c = PhoneRecord {
+            primary: false,
+            verified_at: t2,
+            ..phone("+14155550103")
+        };
+        let (eb, cb) = at_code(&db, &app, &user, Purpose::Add, "+14155550102").await;
+        let (ec, cc) = at_code(&db, &app, &user, Purpose::Add, "+14155550103").await;
+        assert_eq!(
+            db.complete_enrollment(&eb, &cb, &add(&b, "tag-b", 1), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        assert_eq!(
+            db.complete_enrollment(&ec, &cc, &add(&c, "tag-c", 1), NOW)
+                .await
+                .unwrap(),
+            Completion::PhonesChanged
+        );
+        assert_eq!(
+            db.get_enrollment(&app, &user, &ec.id).await.unwrap(),
+            Some(ec.clone())
+        );
+        assert_eq!(
+            db.get("t", raw(number_sk("tag-c"))).await.unwrap(),
+            None,
+            "no claim left behind"
+        );
+        // A number the user has: NumberTaken before PhonesChanged; CodeGone before both.
+        assert_eq!(
+            db.complete_enrollment(&ec, &cc, &add(&c, "tag-a", 1), NOW)
+                .await
+                .unwrap(),
+            Completion::NumberTaken
+        );
+        assert_eq!(
+            db.complete_enrollment(&eb, &cb, &add(&c, "tag-a", 1), NOW)
+                .await
+                .unwrap(),
+            Completion::CodeGone
+        );
+        assert_eq!(
+            db.complete_enrollment(&ec, &cc, &add(&c, "tag-c", 2), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        assert_eq!(
+            db.list_phones(&app, &user).await.unwrap(),
+            vec![a.clone(), b.clone(), c.clone()]
+        );
+
+        // Replace, make-before-break: B keeps its number until the code is verified.
+        let (er, cr) = at_code(
+            &db,
+            &app,
+            &user,
+            Purpose::Replace(b.phone_id.clone()),
+            "+14155550104",
+        )
+        .await;
+        assert_eq!(db.list_phones(&app, &user).await.unwrap()[1], b);
+        let replace = |old: &str, old_tag: &str, new_tag: &str| PhoneChange::Replace {
+            phone_id: b.phone_id.clone(),
+            old_number: number(old),
+            old_number_tag: old_tag.into(),
+            new_number: number("+14155550104"),
+            new_number_tag: new_tag.into(),
+        };
+        let t3 = NOW.plus_secs(3);
+        assert_eq!(
+            db.complete_enrollment(&er, &cr, &replace("+14155550109", "tag-b", "tag-d"), t3)
+                .await
+                .unwrap(),
+            Completion::PhonesChanged,
+            "stale old number"
+        );
+        assert_eq!(
+            db.complete_enrollment(&er, &cr, &replace("+14155550102", "tag-b", "tag-c"), t3)
+                .await
+                .unwrap(),
+            Completion::NumberTaken,
+            "a number the user has"
+        );
+        assert_eq!(
+            db.complete_enrollment(&er, &cr, &replace("+14155550102", "tag-b", "tag-b"), t3)
+                .await
+                .unwrap(),
+            Completion::NumberTaken,
+            "the same number"
+        );
+        let wrong_phone = PhoneChange::Replace {
+            phone_id: PhoneId::generate().unwrap(),
+            old_number: number("+14155550102"),
+            old_number_tag: "tag-b".into(),
+            new_number: number("+14155550104"),
+            new_number_tag: "tag-d".into(),
+        };
+        assert_eq!(
+            db.complete_enrollment(&er, &cr, &wrong_phone, t3)
+                .await
+                .unwrap(),
+            Completion::PhonesChanged,
+            "no such phone"
+        );
+        assert_eq!(db.list_phones(&app, &user).await.unwrap()[1], b);
+        assert!(
+            db.get("t", raw(number_sk("tag-b")))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            db.get_enrollment(&app, &user, &er.id).await.unwrap(),
+            Some(er.clone())
+        );
+        assert_eq!(
+            db.complete_enrollment(&er, &cr, &replace("+14155550102", "tag-b", "tag-d"), t3)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        let b = PhoneRecord {
+            number: number("+14155550104"),
+            verified_at: t3,
+            ..b
+        };
+        let phones = db.list_phones(&app, &user).await.unwrap();
+        assert_eq!(phones, vec![a.clone(), c.clone(), b.clone()]);
+        assert_eq!(db.get("t", raw(number_sk("tag-b"))).await.unwrap(), None);
+        let claim = db.get("t", raw(number_sk("tag-d"))).await.unwrap().unwrap();
+        assert_eq!(claim["phone_id"], s(b.phone_id.as_str()));
+        let count = db.get("t", raw(SK_PHONES.into())).await.unwrap().unwrap();
+        assert_eq!(count[COUNT], n(3), "a replace keeps the count");
+
+        // The old number can be added again.
+        let old_b = PhoneRecord {
+            primary: false,
+            verified_at: NOW.plus_secs(4),
+            ..phone("+14155550102")
+        };
+        let (eo, co) = at_code(&db, &app, &user, Purpose::Add, "+14155550102").await;
+        assert_eq!(
+            db.complete_enrollment(&eo, &co, &add(&old_b, "tag-b", 3), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+
+        // Labels.
+        let labelled = db
+            .set_phone_label(&app, &user, &c.phone_id, Some("desk".into()))
+            .await
+            .unwrap();
+        let c = PhoneRecord {
+            label: Some("desk".into()),
+            ..c
+        };
+        assert_eq!(labelled, Some(c.clone()));
+        let b_cleared = db
+            .set_phone_label(&app, &user, &b.phone_id, None)
+            .await
+            .unwrap();
+        let b = PhoneRecord { label: None, ..b };
+        assert_eq!(b_cleared, Some(b.clone()));
+        let ghost = PhoneId::generate().unwrap();
+        assert_eq!(
+            db.set_phone_label(&app, &user, &ghost, Some("x".into()))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            db.set_phone_label(&app, &user, &ghost, None).await.unwrap(),
+            None
+        );
+        assert_eq!(db.get("t", raw(phone_sk(&ghost))).await.unwrap(), None);
+        assert_eq!(
+            db.list_phones(&app, &user).await.unwrap(),
+            vec![a.clone(), c.clone(), b.clone(), old_b.clone()]
+        );
+
+        // Primary.
+        let primaries = |phones: Vec<PhoneRecord>| -> Vec<PhoneId> {
+            phones
+                .into_iter()
+                .filter(|p| p.primary)
+                .map(|p| p.phone_id)
+                .collect()
+        };
+        assert!(
+            db.set_primary(&app, &user, &b.phone_id, Some(&a.phone_id))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            primaries(db.list_phones(&app, &user).await.unwrap()),
+            vec![b.phone_id.clone()]
+        );
+        let a = PhoneRecord {
+            primary: false,
+            ..a
+        };
+        assert!(
+            !db.set_primary(&app, &user, &c.phone_id, Some(&a.phone_id))
+                .await
+                .unwrap(),
+            "A is no longer primary"
+        );
+        assert!(
+            !db.set_primary(&app, &user, &ghost, Some(&b.phone_id))
+                .await
+                .unwrap(),
+            "no such phone"
+        );
+        assert!(
+            !db.set_primary(&app, &user, &a.phone_id, Some(&a.phone_id))
+                .await
+                .unwrap(),
+            "A is not primary"
+        );
+        assert!(
+            db.set_primary(&app, &user, &b.phone_id, Some(&b.phone_id))
+                .await
+                .unwrap()
+        );
+        assert!(!db.set_primary(&app, &user, &ghost, None).await.unwrap());
+        assert_eq!(db.get("t", raw(phone_sk(&ghost))).await.unwrap(), None);
+        assert_eq!(
+            primaries(db.list_phones(&app, &user).await.unwrap()),
+            vec![b.phone_id.clone()]
+        );
+
+        // Removal: the primary B goes, C is promoted; a stale count or a gone phone refuses.
+        let removal =
+            |p: &PhoneRecord, tag: &str, seen: u32, promote: Option<&PhoneRecord>| Removal {
+                phone: p.clone(),
+                number_tag: tag.into(),
+                seen_count: seen,
+                promote: promote.map(|p| p.phone_id.clone()),
+            };
+        let b = PhoneRecord { primary: true, ..b };
+        assert!(
+            !db.remove_phone(&app, &user, &removal(&b, "tag-d", 3, Some(&c)))
+                .await
+                .unwrap(),
+            "stale count"
+        );
+        assert!(
+            !db.remove_phone(
+                &app,
+                &user,
+                &removal(
+                    &b,
+                    "tag-d",
+                    4,
+                    Some(&PhoneRecord {
+                        phone_id: ghost.clone(),
+                        ..c.clone()
+                    })
+                )
+            )
+            .await
+            .unwrap(),
+            "no phone to promote"
+        );
+        assert_eq!(db.list_phones(&app, &user).await.unwrap().len(), 4);
+        assert!(
+            db.get("t", raw(number_sk("tag-d")))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            db.remove_phone(&app, &user, &removal(&b, "tag-d", 4, Some(&c)))
+                .await
+                .unwrap()
+        );
+        let c = PhoneRecord { primary: true, ..c };
+        assert_eq!(
+            db.list_phones(&app, &user).await.unwrap(),
+            vec![a.clone(), c.clone(), old_b.clone()]
+        );
+        assert_eq!(db.get("t", raw(number_sk("tag-d"))).await.unwrap(), None);
+        assert!(
+            !db.remove_phone(&app, &user, &removal(&b, "tag-d", 3, None))
+                .await
+                .unwrap(),
+            "already removed"
+        );
+        assert!(
+            db.remove_phone(&app, &user, &removal(&old_b, "tag-b", 3, None))
+                .await
+                .unwrap()
+        );
+        let count = db.get("t", raw(SK_PHONES.into())).await.unwrap().unwrap();
+        assert_eq!(count[COUNT], n(2));
+
+        // Reset: phones, claims, the count and enrollments go; the profile and skip stay.
+        db.put_user(&UserRecord {
+            app_id: app.clone(),
+            user_id: user.clone(),
+            email: "u@example.com".into(),
+            email_verified: true,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+        db.put_skip(&app, &user, NOW.plus_secs(60)).await.unwrap();
+        let (ep, cp) = at_code(&db, &app, &user, Purpose::Add, "+14155550105").await;
+        let other = UserId::parse("user-2").unwrap();
+        let d = phone("+14155550101");
+        let (ed, cd) = at_code(&db, &app, &other, Purpose::Enroll, "+14155550101").await;
+        assert_eq!(
+            db.complete_enrollment(&ed, &cd, &add(&d, "tag-a", 0), NOW)
+                .await
+                .unwrap(),
+            Completion::Done,
+            "claims are per user"
+        );
+        assert_eq!(
+            db.reset_user(&app, &user).await.unwrap(),
+            vec![a.clone(), c.clone()]
+        );
+        assert_eq!(db.list_phones(&app, &user).await.unwrap(), vec![]);
+        assert_eq!(db.get_enrollment(&app, &user, &ep.id).await.unwrap(), None);
+        assert_eq!(
+            sks(&db.query_partition("t", pk.clone()).await.unwrap()),
+            vec![SK_PROFILE.to_owned(), SK_SKIP.to_owned()]
+        );
+        assert_eq!(
+            db.complete_enrollment(&ep, &cp, &add(&phone("+14155550105"), "tag-e", 2), NOW)
+                .await
+                .unwrap(),
+            Completion::CodeGone
+        );
+        assert_eq!(db.list_phones(&app, &other).await.unwrap(), vec![d.clone()]);
+        assert_eq!(db.reset_user(&app, &user).await.unwrap(), vec![]);
+        // Enrolling again starts from no phones, with the old numbers free.
+        let (ea2, ca2) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        assert_eq!(
+            db.complete_enrollment(&ea2, &ca2, &add(&a, "tag-a", 0), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        // Removing every phone leaves a count of 0, which an add at 0 accepts.
+        assert!(
+            db.remove_phone(&app, &user, &removal(&a, "tag-a", 1, None))
+                .await
+                .unwrap()
+        );
+        let (ea3, ca3) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        assert_eq!(
+            db.complete_enrollment(&ea3, &ca3, &add(&a, "tag-a", 1), NOW)
+                .await
+                .unwrap(),
+            Completion::PhonesChanged
+        );
+        assert_eq!(
+            db.complete_enrollment(&ea3, &ca3, &add(&a, "tag-a", 0), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+
+        // Audit: newest first, per user, in pages.
+        let other_app = AppId::parse("app-other").unwrap();
+        let ev = |i: u32, app: &AppId, user: Option<&UserId>| AuditEvent {
+            app_id: app.clone(),
+            id: format!("{:012}-{i:04}", NOW.0),
+            at: NOW,
+            actor: "arn:aws:iam::123456789012:user/admin".into(),
+            action: format!("action.{i}"),
+            user_id: user.cloned(),
+            outcome: "ok".into(),
+            details: format!(r#"{{"n":{i}}}"#),
+            expires_at: NOW.plus_secs(86_400),
+        };
+        let events: Vec<AuditEvent> = (1..=7)
+            .map(|i| ev(i, &app, [Some(&user), Some(&other), None][i as usize % 3]))
+            .collect();
+        // Appended out of order: the listing sorts by id.
+        for i in [3, 0, 6, 1, 5, 2, 4] {
+            db.append_audit(&events[i]).await.unwrap();
+        }
+        db.append_audit(&ev(9, &other_app, Some(&user)))
+            .await
+            .unwrap();
+        let newest: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+        let page = db.list_audit(&app, None, 50, None).await.unwrap();
+        assert_eq!(page.events, newest);
+        assert_eq!(page.next_after, None);
+        let page = db.list_audit(&app, None, 7, None).await.unwrap();
+        assert_eq!((page.events.len(), page.next_after), (7, None));
+        let mine: Vec<AuditEvent> = newest
+            .iter()
+            .filter(|e| e.user_id.as_ref() == Some(&user))
+            .cloned()
+            .collect();
+        assert_eq!(mine.len(), 2);
+        let page = db.list_audit(&app, Some(&user), 50, None).await.unwrap();
+        assert_eq!((page.events, page.next_after), (mine, None));
+        let page = db.list_audit(&app, Some(&other), 2, None).await.unwrap();
+        assert_eq!(page.events, vec![events[6].clone(), events[3].clone()]);
+        assert_eq!(page.next_after, Some(events[3].id.clone()));
+        let page = db
+            .list_audit(&app, Some(&other), 2, page.next_after.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(
+            (page.events, page.next_after),
+            (vec![events[0].clone()], None)
+        );
+        // Pages of 3 across all 7.
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = db
+                .list_audit(&app, None, 3, after.as_deref())
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.events.len() <= 3);
+            if let Some(next) = &page.next_after {
+                assert_eq!(Some(next), page.events.last().map(|e| &e.id));
+            }
+            seen.extend(page.events);
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!((seen, pages), (newest.clone(), 3));
+        let page = db.list_audit(&app, None, 0, None).await.unwrap();
+        assert_eq!((page.events, page.next_after), (vec![], None));
+        let page = db
+            .list_audit(&app, None, 10, Some(&events[0].id))
+            .await
+            .unwrap();
+        assert_eq!((page.events, page.next_after), (vec![], None));
+        let page = db.list_audit(&other_app, None, 10, None).await.unwrap();
+        assert_eq!(page.events, vec![ev(9, &other_app, Some(&user))]);
+        let item = db
+            .get("t", key(user_audit_pk(&app, &user), events[2].id.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item[TTL], t(NOW.plus_secs(86_400)));
     }
 }

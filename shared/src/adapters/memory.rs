@@ -9,10 +9,11 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    Completion, Counted, Enrollment, NewSend, PhoneRecord, Step, Store, UserRecord,
+    AuditEvent, AuditPage, Completion, Counted, Enrollment, NewSend, PhoneChange, PhoneRecord,
+    Removal, Step, Store, UserRecord,
 };
 use crate::types::ids::CodeId;
-use crate::types::{AppId, EnrollmentId, Policy, UnixTime, UserId};
+use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
 
 type UserKey = (AppId, UserId);
 
@@ -30,7 +31,9 @@ struct State {
     users: HashMap<UserKey, UserRecord>,
     skips: HashMap<UserKey, UnixTime>,
     phones: HashMap<UserKey, Vec<PhoneRecord>>,
-    number_tags: HashMap<UserKey, Vec<String>>,
+    /// Number claims: tag → the phone holding that number.
+    number_tags: HashMap<UserKey, HashMap<String, PhoneId>>,
+    audit: Vec<AuditEvent>,
     enrollments: HashMap<(AppId, UserId, EnrollmentId), Enrollment>,
     counters: HashMap<String, Counter>,
 }
@@ -200,8 +203,7 @@ impl Store for MemoryStore {
         &self,
         enrollment: &Enrollment,
         code_id: &CodeId,
-        phone: &PhoneRecord,
-        number_tag: &str,
+        change: &PhoneChange,
         now: UnixTime,
     ) -> Result<Completion, PortError> {
         let mut s = self.lock()?;
@@ -217,22 +219,180 @@ impl Store for MemoryStore {
         if !open {
             return Ok(Completion::CodeGone);
         }
-        if s.number_tags
-            .get(&user_key)
-            .is_some_and(|tags| tags.iter().any(|t| t == number_tag))
-        {
-            return Ok(Completion::NumberTaken);
+        let tags = s.number_tags.get(&user_key).cloned().unwrap_or_default();
+        let phones = s.phones.get(&user_key).cloned().unwrap_or_default();
+        match change {
+            PhoneChange::Add {
+                phone,
+                number_tag,
+                seen_count,
+            } => {
+                if tags.contains_key(number_tag) {
+                    return Ok(Completion::NumberTaken);
+                }
+                if phones.len() != *seen_count as usize {
+                    return Ok(Completion::PhonesChanged);
+                }
+                s.number_tags
+                    .entry(user_key.clone())
+                    .or_default()
+                    .insert(number_tag.clone(), phone.phone_id.clone());
+                s.phones.entry(user_key).or_default().push(phone.clone());
+            }
+            PhoneChange::Replace {
+                phone_id,
+                old_number,
+                old_number_tag,
+                new_number,
+                new_number_tag,
+            } => {
+                if tags.contains_key(new_number_tag) {
+                    return Ok(Completion::NumberTaken);
+                }
+                let Some(pos) = phones
+                    .iter()
+                    .position(|p| &p.phone_id == phone_id && &p.number == old_number)
+                else {
+                    return Ok(Completion::PhonesChanged);
+                };
+                let claims = s.number_tags.entry(user_key.clone()).or_default();
+                claims.remove(old_number_tag);
+                claims.insert(new_number_tag.clone(), phone_id.clone());
+                if let Some(list) = s.phones.get_mut(&user_key) {
+                    list[pos].number = new_number.clone();
+                    list[pos].verified_at = now;
+                }
+            }
         }
         if let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) {
             e.step = Step::Complete;
             e.pending = None;
         }
-        s.number_tags
-            .entry(user_key.clone())
-            .or_default()
-            .push(number_tag.to_owned());
-        s.phones.entry(user_key).or_default().push(phone.clone());
         Ok(Completion::Done)
+    }
+
+    async fn set_phone_label(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        label: Option<String>,
+    ) -> Result<Option<PhoneRecord>, PortError> {
+        let mut s = self.lock()?;
+        let phone = s
+            .phones
+            .get_mut(&(app.clone(), user.clone()))
+            .and_then(|list| list.iter_mut().find(|p| &p.phone_id == phone_id));
+        Ok(phone.map(|p| {
+            p.label = label;
+            p.clone()
+        }))
+    }
+
+    async fn set_primary(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        phone_id: &PhoneId,
+        previous: Option<&PhoneId>,
+    ) -> Result<bool, PortError> {
+        let mut s = self.lock()?;
+        let Some(list) = s.phones.get_mut(&(app.clone(), user.clone())) else {
+            return Ok(false);
+        };
+        let current: Vec<&PhoneId> = list
+            .iter()
+            .filter(|p| p.primary)
+            .map(|p| &p.phone_id)
+            .collect();
+        let as_seen = match previous {
+            Some(prev) => current == [prev],
+            None => current.is_empty(),
+        };
+        if !as_seen || !list.iter().any(|p| &p.phone_id == phone_id) {
+            return Ok(false);
+        }
+        for p in list.iter_mut() {
+            p.primary = &p.phone_id == phone_id;
+        }
+        Ok(true)
+    }
+
+    async fn remove_phone(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        removal: &Removal,
+    ) -> Result<bool, PortError> {
+        let mut s = self.lock()?;
+        let key = (app.clone(), user.clone());
+        let list = s.phones.get(&key).cloned().unwrap_or_default();
+        let as_seen = list.len() == removal.seen_count as usize
+            && list
+                .iter()
+                .any(|p| p.phone_id == removal.phone.phone_id && p.number == removal.phone.number)
+            && removal
+                .promote
+                .as_ref()
+                .is_none_or(|id| list.iter().any(|p| &p.phone_id == id));
+        if !as_seen {
+            return Ok(false);
+        }
+        if let Some(list) = s.phones.get_mut(&key) {
+            list.retain(|p| p.phone_id != removal.phone.phone_id);
+            if let Some(promote) = &removal.promote {
+                for p in list.iter_mut() {
+                    if &p.phone_id == promote {
+                        p.primary = true;
+                    }
+                }
+            }
+        }
+        if let Some(tags) = s.number_tags.get_mut(&key) {
+            tags.remove(&removal.number_tag);
+        }
+        Ok(true)
+    }
+
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        let mut s = self.lock()?;
+        let key = (app.clone(), user.clone());
+        let removed = s.phones.remove(&key).unwrap_or_default();
+        s.number_tags.remove(&key);
+        s.enrollments
+            .retain(|(a, u, _), _| !(a == app && u == user));
+        Ok(removed)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
+        self.lock()?.audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        app: &AppId,
+        user: Option<&UserId>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AuditPage, PortError> {
+        let s = self.lock()?;
+        let mut events: Vec<&AuditEvent> = s
+            .audit
+            .iter()
+            .filter(|e| &e.app_id == app)
+            .filter(|e| user.is_none_or(|u| e.user_id.as_ref() == Some(u)))
+            .filter(|e| after.is_none_or(|a| e.id.as_str() < a))
+            .collect();
+        events.sort_by(|a, b| b.id.cmp(&a.id));
+        let more = events.len() > limit as usize;
+        let events: Vec<AuditEvent> = events.into_iter().take(limit as usize).cloned().collect();
+        let next_after = if more {
+            events.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next_after })
     }
 
     async fn counter_take(

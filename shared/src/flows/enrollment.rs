@@ -5,14 +5,18 @@
 //! When the write refuses, the enrollment is read again and the same checks say why.
 
 use serde::Serialize;
+use serde_json::json;
 
 use crate::crypto::verify_password;
 use crate::error::MfaError;
-use crate::ports::{Completion, Enrollment, NewSend, PendingCode, PhoneRecord, Purpose, Step};
+use crate::ports::{
+    Completion, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord, Purpose, Step,
+};
 use crate::service::Service;
 use crate::types::ids::CodeId;
 use crate::types::{Code, EnrollmentId, PhoneId, PhoneNumber, UnixTime};
 
+use super::audit::{self, Outcome};
 use super::guards::{self, TextBudget};
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
@@ -234,14 +238,14 @@ pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Rese
     })
 }
 
-struct Sent {
-    number: PhoneNumber,
-    expires_at: UnixTime,
-    resend_available_at: UnixTime,
+pub(crate) struct Sent {
+    pub number: PhoneNumber,
+    pub expires_at: UnixTime,
+    pub resend_available_at: UnixTime,
 }
 
 /// Takes the text budgets, records the new code, texts it; undoes all of it if SNS fails.
-async fn send_code(
+pub(crate) async fn send_code(
     svc: &Service,
     c: &Caller,
     e: &Enrollment,
@@ -407,6 +411,16 @@ pub async fn verify(
         tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
         let max = svc.limits.code_max_attempts;
         return Err(if taken >= max {
+            audit::record(
+                svc,
+                &c.app,
+                c.user.as_str(),
+                "code.locked",
+                Some(&c.user),
+                Outcome::Blocked,
+                json!({ "enrollment_id": e.id }),
+            )
+            .await;
             burned(svc, &e, now)
         } else {
             MfaError::InvalidCode {
@@ -427,7 +441,8 @@ async fn explain_refused_attempt(svc: &Service, c: &Caller, id: &EnrollmentId) -
     }
 }
 
-/// Stores the verified phone and completes the enrollment in one transaction, then emails.
+/// Commits the verified phone (new, or a new number for an existing one) with the
+/// enrollment's completion in one transaction, then notifies the user and audits.
 async fn complete(
     svc: &Service,
     c: &Caller,
@@ -436,51 +451,133 @@ async fn complete(
     now: UnixTime,
 ) -> Result<Completed, MfaError> {
     let phones = svc.store.list_phones(&c.app, &c.user).await?;
-    let primary = match &e.purpose {
-        Purpose::Enroll | Purpose::Add => phones.is_empty(),
-        // Replacing a number comes with phone management in settings.
-        Purpose::Replace(_) => return Err(MfaError::NotImplemented),
+    let new_tag = svc.keys.number_tag(&pending.number);
+    let (change, phone, replaced) = match &e.purpose {
+        Purpose::Enroll | Purpose::Add => {
+            if phones.len() >= svc.limits.max_phones_per_user as usize {
+                return Err(MfaError::TooManyPhones {
+                    max: svc.limits.max_phones_per_user,
+                });
+            }
+            let phone = PhoneRecord {
+                phone_id: PhoneId::generate()?,
+                number: pending.number.clone(),
+                label: pending.label.clone(),
+                primary: phones.is_empty(),
+                verified_at: now,
+            };
+            let change = PhoneChange::Add {
+                phone: phone.clone(),
+                number_tag: new_tag,
+                seen_count: u32::try_from(phones.len()).unwrap_or(u32::MAX),
+            };
+            (change, phone, None)
+        }
+        Purpose::Replace(phone_id) => {
+            let old = phones
+                .iter()
+                .find(|p| &p.phone_id == phone_id)
+                .ok_or(MfaError::PhoneNotFound)?;
+            let change = PhoneChange::Replace {
+                phone_id: phone_id.clone(),
+                old_number: old.number.clone(),
+                old_number_tag: svc.keys.number_tag(&old.number),
+                new_number: pending.number.clone(),
+                new_number_tag: new_tag,
+            };
+            let phone = PhoneRecord {
+                number: pending.number.clone(),
+                verified_at: now,
+                ..old.clone()
+            };
+            (change, phone, Some(old.number.clone()))
+        }
     };
-    let phone = PhoneRecord {
-        phone_id: PhoneId::generate()?,
-        number: pending.number.clone(),
-        label: pending.label.clone(),
-        primary,
-        verified_at: now,
-    };
-    let tag = svc.keys.number_tag(&pending.number);
     match svc
         .store
-        .complete_enrollment(e, &pending.code_id, &phone, &tag, now)
+        .complete_enrollment(e, &pending.code_id, &change, now)
         .await?
     {
         Completion::Done => {}
         Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
+        Completion::PhonesChanged => return Err(MfaError::Conflict),
         Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id).await),
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %phone.number, "phone verified");
 
-    let confirmation_email = match svc.store.get_user(&c.app, &c.user).await {
-        Ok(Some(user)) => {
-            let email =
-                notify::enrolled_email(&svc.settings.app_name, &user.email, &phone.number, now);
-            match svc.email.send_email(&email).await {
-                Ok(()) => "sent",
-                Err(err) => {
-                    tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "confirmation email failed");
-                    "failed"
-                }
-            }
-        }
-        Ok(None) => "failed",
-        Err(err) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not read the user for the confirmation email");
-            "failed"
-        }
+    let (action, details) = match (&e.purpose, &replaced) {
+        (Purpose::Replace(_), Some(old)) => (
+            "phone.replaced",
+            json!({ "phone_id": phone.phone_id, "old_masked": old.masked(), "new_masked": phone.number.masked() }),
+        ),
+        (Purpose::Add, _) => (
+            "phone.added",
+            json!({ "phone_id": phone.phone_id, "masked": phone.number.masked() }),
+        ),
+        _ => (
+            "enrollment.completed",
+            json!({ "phone_id": phone.phone_id, "masked": phone.number.masked() }),
+        ),
     };
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        action,
+        Some(&c.user),
+        Outcome::Ok,
+        details,
+    )
+    .await;
+
+    let confirmation_email =
+        notify_user(svc, c, action, |name, to| match (&e.purpose, &replaced) {
+            (Purpose::Replace(_), Some(old)) => {
+                notify::phone_replaced_email(name, to, old, &phone.number, now)
+            }
+            (Purpose::Add, _) => notify::phone_added_email(name, to, &phone.number, now),
+            _ => notify::enrolled_email(name, to, &phone.number, now),
+        })
+        .await;
     Ok(Completed {
         step: Step::Complete.as_str(),
         phone: PhoneView::from(&phone),
         confirmation_email,
     })
+}
+
+/// Emails the user about `action`; a failure is logged and audited, never undoes the change.
+/// Returns `"sent"` or `"failed"`.
+pub(crate) async fn notify_user(
+    svc: &Service,
+    c: &Caller,
+    action: &str,
+    make: impl FnOnce(&str, &str) -> crate::ports::Email,
+) -> &'static str {
+    let user = match svc.store.get_user(&c.app, &c.user).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return "failed",
+        Err(err) => {
+            tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not read the user to notify");
+            return "failed";
+        }
+    };
+    let email = make(&svc.settings.app_name, &user.email);
+    match svc.email.send_email(&email).await {
+        Ok(()) => "sent",
+        Err(err) => {
+            tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "notification email failed");
+            audit::record(
+                svc,
+                &c.app,
+                "system",
+                "notification.failed",
+                Some(&c.user),
+                Outcome::Failed,
+                json!({ "about": action }),
+            )
+            .await;
+            "failed"
+        }
+    }
 }

@@ -10,6 +10,7 @@ use crate::service::Service;
 use crate::types::{PhoneNumber, UnixTime};
 
 use super::Caller;
+use super::audit::{self, Outcome};
 
 /// A unit taken from one counter, to be given back if the work does not count.
 #[derive(Debug, Clone)]
@@ -94,6 +95,16 @@ pub async fn settle_password_attempt(
         let until = svc.clock.now().plus_secs(PASSWORD_WINDOW_SECS);
         svc.store.counter_block(&taken.key, until).await?;
         tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
+        audit::record(
+            svc,
+            &c.app,
+            c.user.as_str(),
+            "password.lockout",
+            Some(&c.user),
+            Outcome::Blocked,
+            serde_json::json!({ "locked_until": until, "limit": "wrong passwords per user per 15 min" }),
+        )
+        .await;
         return Err(MfaError::TooManyAttempts {
             retry_after: PASSWORD_WINDOW_SECS,
         });
@@ -110,6 +121,7 @@ pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaEr
         Ok(t) => Ok(t),
         Err(until) => {
             tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
+            blocked(svc, c, "wrong codes per user per hour").await;
             Err(MfaError::TooManyAttempts {
                 retry_after: svc.clock.now().secs_until(until),
             })
@@ -165,6 +177,7 @@ pub async fn take_text_budget(
             Ok(Err(until)) => {
                 TextBudget(taken).give_back(svc).await;
                 tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
+                blocked(svc, c, name).await;
                 return Err(MfaError::RateLimited {
                     retry_after: svc.clock.now().secs_until(until),
                     limit: name,
@@ -177,4 +190,18 @@ pub async fn take_text_budget(
         }
     }
     Ok(TextBudget(taken))
+}
+
+/// Audits a request refused by a rate limit, naming the limit.
+async fn blocked(svc: &Service, c: &Caller, limit: &str) {
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        "rate_limit.blocked",
+        Some(&c.user),
+        Outcome::Blocked,
+        serde_json::json!({ "limit": limit }),
+    )
+    .await;
 }

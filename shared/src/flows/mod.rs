@@ -1,9 +1,12 @@
 //! The product's flows as plain async functions over [`crate::Service`]'s ports. They take
 //! validated values and return domain results; HTTP lives in [`crate::http`].
 
+pub mod admin;
+pub mod audit;
 pub mod enrollment;
 pub mod guards;
 pub mod notify;
+pub mod phones;
 pub mod policy;
 pub mod status;
 pub mod users;

@@ -47,6 +47,119 @@ pub fn enrolled_email(app_name: &str, to: &str, number: &PhoneNumber, at: UnixTi
     }
 }
 
+/// A security notice: what changed, when, and what to do if it was not the user.
+fn notice(
+    app_name: &str,
+    to: &str,
+    subject: String,
+    what: &str,
+    lines: &[(&str, String)],
+    at: UnixTime,
+) -> Email {
+    let when = at.rfc3339();
+    let mut text = format!("{what}\n\n");
+    let mut html = format!("<p>{}</p><p>", escape_html(what));
+    for (k, v) in lines {
+        text.push_str(&format!("{k}: {v}\n"));
+        html.push_str(&format!(
+            "{}: <strong>{}</strong><br>",
+            escape_html(k),
+            escape_html(v)
+        ));
+    }
+    text.push_str(&format!("When: {when}\n\n"));
+    html.push_str(&format!("When: {when}</p>"));
+    let advice = format!(
+        "If this was not you, reset your {app_name} password now and contact support: someone may have access to your account."
+    );
+    text.push_str(&advice);
+    html.push_str(&format!("<p>{}</p>", escape_html(&advice)));
+    Email {
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+    }
+}
+
+/// A phone was added from settings.
+pub fn phone_added_email(app_name: &str, to: &str, number: &PhoneNumber, at: UnixTime) -> Email {
+    notice(
+        app_name,
+        to,
+        format!("A verification phone was added to your {app_name} account"),
+        &format!("A phone was added to two-step verification on your {app_name} account."),
+        &[("Phone", number.masked())],
+        at,
+    )
+}
+
+/// A phone's number was changed.
+pub fn phone_replaced_email(
+    app_name: &str,
+    to: &str,
+    old: &PhoneNumber,
+    new: &PhoneNumber,
+    at: UnixTime,
+) -> Email {
+    notice(
+        app_name,
+        to,
+        format!("A verification phone number was changed on your {app_name} account"),
+        &format!("A verification phone number was changed on your {app_name} account."),
+        &[("Old number", old.masked()), ("New number", new.masked())],
+        at,
+    )
+}
+
+/// A phone was removed (and, if it was the last, two-step verification with it).
+pub fn phone_removed_email(
+    app_name: &str,
+    to: &str,
+    number: &PhoneNumber,
+    last: bool,
+    at: UnixTime,
+) -> Email {
+    let what = if last {
+        format!(
+            "Your last verification phone was removed: two-step verification is now off for your {app_name} account."
+        )
+    } else {
+        format!("A phone was removed from two-step verification on your {app_name} account.")
+    };
+    notice(
+        app_name,
+        to,
+        format!("A verification phone was removed from your {app_name} account"),
+        &what,
+        &[("Phone", number.masked())],
+        at,
+    )
+}
+
+/// An administrator reset the user's MFA.
+pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTime) -> Email {
+    let phones = if removed.is_empty() {
+        "none".to_owned()
+    } else {
+        removed
+            .iter()
+            .map(PhoneNumber::masked)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    notice(
+        app_name,
+        to,
+        format!("Two-step verification was reset on your {app_name} account"),
+        &format!(
+            "An administrator reset two-step verification on your {app_name} account: your verification phones were removed and you can set it up again."
+        ),
+        &[("Phones removed", phones)],
+        at,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +181,22 @@ mod tests {
         assert!(e.text.contains("+1••••••0123"));
         assert!(e.html.contains("&lt;Acme&gt;"));
         assert!(e.text.contains("If this was not you"));
+    }
+
+    #[test]
+    fn security_notices_say_what_when_and_what_to_do() {
+        let old = PhoneNumber::parse("+14155550123").unwrap();
+        let new = PhoneNumber::parse("+14155550199").unwrap();
+        let e = phone_replaced_email("Acme", "ada@example.com", &old, &new, UnixTime(0));
+        assert!(e.text.contains("+1••••••0123") && e.text.contains("+1••••••0199"));
+        assert!(e.text.contains("1970-01-01T00:00:00Z"));
+        assert!(e.text.contains("If this was not you"));
+        for part in [&e.subject, &e.text, &e.html] {
+            assert!(!part.contains("4155550123") && !part.contains("4155550199"));
+        }
+        let r = phone_removed_email("Acme", "ada@example.com", &old, true, UnixTime(0));
+        assert!(r.text.contains("now off"));
+        let z = reset_email("Acme", "ada@example.com", &[old], UnixTime(0));
+        assert!(z.text.contains("administrator") && z.text.contains("+1••••••0123"));
     }
 }

@@ -1,5 +1,8 @@
 //! Admin and operator changes to an application's MFA policy.
 
+use serde_json::json;
+
+use super::audit::{self, Outcome};
 use crate::error::MfaError;
 use crate::service::Service;
 use crate::types::{AppId, CountryCode, Enforcement, Policy};
@@ -66,6 +69,17 @@ pub async fn update(
         };
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, version = next.version, "policy updated");
+            let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
+            audit::record(
+                svc,
+                app,
+                actor,
+                "policy.updated",
+                None,
+                Outcome::Ok,
+                details,
+            )
+            .await;
             return Ok(next);
         }
         if if_match.is_some() {
@@ -100,8 +114,31 @@ pub async fn set_availability(
         next.updated_by = Some(actor.to_owned());
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, available, version = next.version, "availability changed");
+            let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
+            audit::record(
+                svc,
+                app,
+                actor,
+                "availability.changed",
+                None,
+                Outcome::Ok,
+                details,
+            )
+            .await;
             return Ok(next);
         }
     }
     Err(MfaError::ServiceUnavailable { retry_after: 1 })
+}
+
+/// The settings of a policy, for the audit log's old and new values.
+fn settings_json(p: &Policy) -> serde_json::Value {
+    json!({
+        "available": p.available,
+        "enabled": p.enabled,
+        "include_in_signup": p.include_in_signup,
+        "enforcement": p.enforcement,
+        "allowed_countries": p.allowed_countries.as_ref().map(|l| l.iter().map(CountryCode::as_str).collect::<Vec<_>>()),
+        "version": p.version,
+    })
 }

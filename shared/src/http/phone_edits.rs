@@ -1,24 +1,128 @@
-//! `phone-edits`: phones in settings (list, add, replace, relabel, remove).
-//!
-//! Not built yet: these routes come with the "phones in settings" issue. Until then every one
-//! of them answers `501 not_implemented` in the contract's error shape, after authenticating
-//! the caller like every user route.
+//! `phone-edits`: phones in settings — list, add another, replace a number, relabel or make
+//! primary, remove. Codes for adds and replaces go through the enrollment code routes.
 
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::{context, respond, routes};
+use super::phone_submit::phone_error;
+use super::{context, double_option, empty_response, log_outcome, parse_body, respond, routes};
 use crate::error::MfaError;
+use crate::flows::phones;
 use crate::service::Service;
+use crate::types::{PhoneId, PhoneNumber};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    password: String,
+    phone_number: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    password: String,
+    phone_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default, deserialize_with = "double_option")]
+    label: Option<Option<String>>,
+    #[serde(default)]
+    primary: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    password: String,
+}
+
+fn phone_id(seg: &str) -> Result<PhoneId, MfaError> {
+    // Anything not shaped like our ids is simply not one of the user's phones.
+    PhoneId::parse(seg).map_err(|_| MfaError::PhoneNotFound)
+}
 
 /// The function's handler.
-pub async fn handle(_svc: &Service, req: Request) -> Response<Body> {
-    let result: Result<Value, MfaError> = (|| {
-        context::user_caller(&req)?;
-        match routes::function_for(routes::path(&req)) {
-            Some((routes::Function::PhoneEdits, _)) => Err(MfaError::NotImplemented),
+pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
+    let path = routes::path(&req).to_owned();
+    let segs = routes::segments(&path);
+    let method = req.method().clone();
+    let result: Result<(u16, Value), MfaError> = async {
+        let caller = context::user_caller(&req)?;
+        match (method, segs.as_slice()) {
+            (Method::GET, ["v1", "mfa", "phones"]) => {
+                Ok((200, json!({ "phones": phones::list(svc, &caller).await? })))
+            }
+            (Method::POST, ["v1", "mfa", "phones"]) => {
+                let body: AddBody = parse_body(&req)?;
+                let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
+                let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
+                Ok((
+                    202,
+                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
+                ))
+            }
+            (Method::PUT, ["v1", "mfa", "phones", id]) => {
+                let body: ReplaceBody = parse_body(&req)?;
+                let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
+                let id = phone_id(id)?;
+                let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
+                Ok((
+                    202,
+                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
+                ))
+            }
+            (Method::PATCH, ["v1", "mfa", "phones", id]) => {
+                let body: PatchBody = parse_body(&req)?;
+                let make_primary = match body.primary {
+                    None => false,
+                    Some(true) => true,
+                    Some(false) => {
+                        return Err(MfaError::InvalidRequest(
+                            "`primary` can only be true: make another phone primary instead."
+                                .into(),
+                        ));
+                    }
+                };
+                if body.label.is_none() && !make_primary {
+                    return Err(MfaError::InvalidRequest(
+                        "Send `label`, `primary` or both.".into(),
+                    ));
+                }
+                let id = phone_id(id)?;
+                let phone = phones::update(svc, &caller, &id, body.label, make_primary).await?;
+                Ok((
+                    200,
+                    serde_json::to_value(phone).map_err(|_| MfaError::Internal)?,
+                ))
+            }
+            (Method::DELETE, ["v1", "mfa", "phones", id]) => {
+                let body: DeleteBody = parse_body(&req)?;
+                let id = phone_id(id)?;
+                phones::remove(svc, &caller, &id, body.password).await?;
+                Ok((204, Value::Null))
+            }
+            (_, ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _]) => {
+                Err(MfaError::MethodNotAllowed)
+            }
             _ => Err(MfaError::RouteNotFound),
         }
-    })();
-    respond(&req, 200, result)
+    }
+    .await;
+    match result {
+        Ok((204, _)) => {
+            let resp = empty_response(204);
+            log_outcome(&req, 204);
+            resp
+        }
+        Ok((status, v)) => respond(&req, status, Ok(v)),
+        Err(e) => respond::<Value>(&req, 0, Err(e)),
+    }
 }

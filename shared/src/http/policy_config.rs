@@ -1,14 +1,14 @@
 //! `policy-config` (admin API, IAM-authorized): the application's MFA policy, the operator's
-//! availability switch, and user provisioning.
+//! availability switch, user provisioning, the admin reset and the audit log.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, double_option, parse_body, respond, routes};
+use super::{context, double_option, empty_response, log_outcome, parse_body, respond, routes};
 use crate::error::MfaError;
-use crate::flows::{policy, users};
+use crate::flows::{admin, audit, policy, users};
 use crate::service::Service;
 use crate::types::{AppId, CountryCode, Enforcement, Policy, UserId};
 
@@ -49,6 +49,16 @@ pub fn policy_json(p: &Policy) -> Value {
         "updated_at": p.updated_at,
         "updated_by": p.updated_by,
     })
+}
+
+fn user_from_path(seg: &str) -> Result<UserId, MfaError> {
+    UserId::parse(seg)
+        .map_err(|_| MfaError::InvalidRequest("The user id in the path is not valid.".into()))
+}
+
+fn user_from_query(s: &str) -> Result<UserId, MfaError> {
+    UserId::parse(s)
+        .map_err(|_| MfaError::InvalidRequest("`user_id` is not a valid user id.".into()))
 }
 
 fn app_from_path(seg: &str) -> Result<AppId, MfaError> {
@@ -161,6 +171,40 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                     }),
                 ))
             }
+            (Method::DELETE, ["v1", "admin", "applications", app, "users", user, "mfa"]) => {
+                let app = app_from_path(app)?;
+                let user = user_from_path(user)?;
+                admin::reset(svc, &app, &user, &actor).await?;
+                Ok((204, Value::Null))
+            }
+            (Method::GET, ["v1", "admin", "applications", app, "audit-events"]) => {
+                let app = app_from_path(app)?;
+                let q = req.query_string_parameters();
+                let user = q
+                    .first("user_id")
+                    .filter(|u| !u.is_empty())
+                    .map(user_from_query)
+                    .transpose()?;
+                let limit = match q.first("limit") {
+                    None | Some("") => 50,
+                    Some(l) => l
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=audit::MAX_PAGE).contains(n))
+                        .ok_or_else(|| {
+                            MfaError::InvalidRequest(format!(
+                                "`limit` must be a whole number from 1 to {}.",
+                                audit::MAX_PAGE
+                            ))
+                        })?,
+                };
+                let cursor = q.first("cursor").filter(|c| !c.is_empty());
+                let page = audit::list(svc, &app, user.as_ref(), limit, cursor).await?;
+                Ok((
+                    200,
+                    serde_json::to_value(page).map_err(|_| MfaError::Internal)?,
+                ))
+            }
             (
                 _,
                 [
@@ -168,10 +212,11 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                     "admin",
                     "applications",
                     _,
-                    "mfa-policy" | "mfa-availability",
+                    "mfa-policy" | "mfa-availability" | "audit-events",
                 ],
             )
-            | (_, ["v1", "admin", "applications", _, "users", _]) => {
+            | (_, ["v1", "admin", "applications", _, "users", _])
+            | (_, ["v1", "admin", "applications", _, "users", _, "mfa"]) => {
                 Err(MfaError::MethodNotAllowed)
             }
             _ => Err(MfaError::RouteNotFound),
@@ -179,6 +224,10 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
     }
     .await;
     match result {
+        Ok((204, _)) => {
+            log_outcome(&req, 204);
+            empty_response(204)
+        }
         Ok((status, v)) => respond(&req, status, Ok(v)),
         Err(e) => respond::<Value>(&req, 0, Err(e)),
     }

@@ -78,7 +78,9 @@ pub fn function_for(path: &str) -> Option<(Function, Access)> {
     match segments(path).as_slice() {
         ["v1", "admin", "applications", _, "mfa-policy"] => Some((PolicyConfig, Admin)),
         ["v1", "admin", "applications", _, "mfa-availability"] => Some((PolicyConfig, Operator)),
-        ["v1", "admin", "applications", _, "users", _] => Some((PolicyConfig, Admin)),
+        ["v1", "admin", "applications", _, "users", _]
+        | ["v1", "admin", "applications", _, "users", _, "mfa"]
+        | ["v1", "admin", "applications", _, "audit-events"] => Some((PolicyConfig, Admin)),
         ["v1", "mfa", "status"] | ["v1", "mfa", "skip"] | ["v1", "mfa", "enrollments"] => {
             Some((EnrollmentStart, User))
         }
@@ -95,6 +97,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/admin/applications/{app_id}/mfa-policy"),
     ("PUT", "/v1/admin/applications/{app_id}/mfa-availability"),
     ("PUT", "/v1/admin/applications/{app_id}/users/{user_id}"),
+    (
+        "DELETE",
+        "/v1/admin/applications/{app_id}/users/{user_id}/mfa",
+    ),
+    ("GET", "/v1/admin/applications/{app_id}/audit-events"),
     ("GET", "/v1/mfa/status"),
     ("POST", "/v1/mfa/skip"),
     ("POST", "/v1/mfa/enrollments"),

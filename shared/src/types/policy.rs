@@ -21,6 +21,10 @@ impl Enforcement {
         }
     }
 
+    pub fn is_required(self) -> bool {
+        self == Enforcement::Required
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Enforcement::Optional => "optional",

@@ -1,0 +1,45 @@
+//! The admin reset: every phone of a user removed, pending codes void, the user told.
+
+use serde_json::json;
+
+use crate::error::MfaError;
+use crate::service::Service;
+use crate::types::{AppId, UserId};
+
+use super::Caller;
+use super::audit::{self, Outcome};
+use super::enrollment::notify_user;
+use super::notify;
+
+/// `DELETE /v1/admin/applications/{app}/users/{user}/mfa`, by `actor`. Idempotent: a user with
+/// nothing to reset is answered the same, and still audited.
+pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Result<(), MfaError> {
+    let removed = svc.store.reset_user(app, user).await?;
+    tracing::info!(app_id = %app, user_id = %user, phones = removed.len(), "MFA reset by an admin");
+    let now = svc.clock.now();
+    let numbers: Vec<_> = removed.iter().map(|p| p.number.clone()).collect();
+    let caller = Caller {
+        app: app.clone(),
+        user: user.clone(),
+        source_ip: String::new(),
+    };
+    let notification = notify_user(svc, &caller, "mfa.reset", |name, to| {
+        notify::reset_email(name, to, &numbers, now)
+    })
+    .await;
+    let details = json!({
+        "phones_removed": removed.iter().map(|p| p.number.masked()).collect::<Vec<_>>(),
+        "notification": notification,
+    });
+    audit::record(
+        svc,
+        app,
+        actor,
+        "mfa.reset",
+        Some(user),
+        Outcome::Ok,
+        details,
+    )
+    .await;
+    Ok(())
+}

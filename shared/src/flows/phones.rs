@@ -1,0 +1,239 @@
+//! Phones in settings: list, add another, replace a number (make-before-break), relabel,
+//! make primary, remove. Adds and replaces are enrollments with a purpose: their code is
+//! checked and resent through the enrollment routes.
+
+use serde_json::json;
+
+use crate::error::MfaError;
+use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step};
+use crate::service::Service;
+use crate::types::{EnrollmentId, PhoneId, PhoneNumber};
+
+use super::audit::{self, Outcome};
+use super::enrollment::{self, CodeSent, MaskedPhone, check_password, clean_label, notify_user};
+use super::status::PhoneView;
+use super::{Caller, notify, policy};
+
+/// The user's phones, primary first, then oldest first.
+pub async fn list(svc: &Service, c: &Caller) -> Result<Vec<PhoneView>, MfaError> {
+    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
+    sort(&mut phones);
+    Ok(phones.iter().map(PhoneView::from).collect())
+}
+
+fn sort(phones: &mut [PhoneRecord]) {
+    phones.sort_by(|a, b| {
+        b.primary
+            .cmp(&a.primary)
+            .then(a.verified_at.cmp(&b.verified_at))
+            .then(a.phone_id.cmp(&b.phone_id))
+    });
+}
+
+async fn find(
+    svc: &Service,
+    c: &Caller,
+    id: &PhoneId,
+) -> Result<(PhoneRecord, Vec<PhoneRecord>), MfaError> {
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phone = phones
+        .iter()
+        .find(|p| &p.phone_id == id)
+        .cloned()
+        .ok_or(MfaError::PhoneNotFound)?;
+    Ok((phone, phones))
+}
+
+/// Starts an add or a replace: policy, password, then the number's checks; texts the code.
+async fn begin(
+    svc: &Service,
+    c: &Caller,
+    purpose: Purpose,
+    password: String,
+    number: PhoneNumber,
+    label: Option<String>,
+) -> Result<CodeSent, MfaError> {
+    let label = clean_label(label)?;
+    let policy = policy::get(svc, &c.app).await?;
+    if !policy.in_force() {
+        return Err(MfaError::MfaDisabled);
+    }
+    let user = check_password(svc, c, password).await?;
+    if !user.email_verified {
+        return Err(MfaError::EmailNotVerified);
+    }
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    match &purpose {
+        Purpose::Replace(id) if !phones.iter().any(|p| &p.phone_id == id) => {
+            return Err(MfaError::PhoneNotFound);
+        }
+        Purpose::Add if phones.len() >= svc.limits.max_phones_per_user as usize => {
+            return Err(MfaError::TooManyPhones {
+                max: svc.limits.max_phones_per_user,
+            });
+        }
+        _ => {}
+    }
+    if phones.iter().any(|p| p.number == number) {
+        return Err(MfaError::PhoneAlreadyEnrolled);
+    }
+    if !policy.allows_region(number.region()) {
+        return Err(MfaError::CountryNotAllowed {
+            country: number
+                .region()
+                .map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
+        });
+    }
+    let now = svc.clock.now();
+    let e = Enrollment {
+        id: EnrollmentId::generate()?,
+        app_id: c.app.clone(),
+        user_id: c.user.clone(),
+        purpose: purpose.clone(),
+        step: Step::Phone,
+        created_at: now,
+        expires_at: now.plus_secs(svc.limits.enrollment_ttl_secs),
+        sends: 0,
+        last_sent_at: None,
+        pending: None,
+    };
+    svc.store.create_enrollment(&e).await?;
+    let sent = enrollment::send_code(svc, c, &e, number, label, None, false).await?;
+    Ok(CodeSent {
+        enrollment_id: Some(e.id),
+        purpose: Some(if matches!(purpose, Purpose::Add) {
+            "add"
+        } else {
+            "replace"
+        }),
+        step: Step::Code.as_str(),
+        phone: MaskedPhone {
+            masked: sent.number.masked(),
+        },
+        code_expires_at: sent.expires_at,
+        resend_available_at: sent.resend_available_at,
+        attempts_remaining: svc.limits.code_max_attempts,
+    })
+}
+
+/// `POST /v1/mfa/phones`: another phone (at most five).
+pub async fn add(
+    svc: &Service,
+    c: &Caller,
+    password: String,
+    number: PhoneNumber,
+    label: Option<String>,
+) -> Result<CodeSent, MfaError> {
+    begin(svc, c, Purpose::Add, password, number, label).await
+}
+
+/// `PUT /v1/mfa/phones/{id}`: a new number for a phone. The old number stays in force until
+/// the new one is verified; then the same phone id carries it, label and primary flag kept.
+pub async fn replace(
+    svc: &Service,
+    c: &Caller,
+    id: &PhoneId,
+    password: String,
+    number: PhoneNumber,
+) -> Result<CodeSent, MfaError> {
+    begin(svc, c, Purpose::Replace(id.clone()), password, number, None).await
+}
+
+/// `PATCH /v1/mfa/phones/{id}`: a new label (`Some(None)` clears it) and/or primary.
+pub async fn update(
+    svc: &Service,
+    c: &Caller,
+    id: &PhoneId,
+    label: Option<Option<String>>,
+    make_primary: bool,
+) -> Result<PhoneView, MfaError> {
+    let (mut phone, phones) = find(svc, c, id).await?;
+    if let Some(label) = label {
+        let label = clean_label(label)?;
+        phone = svc
+            .store
+            .set_phone_label(&c.app, &c.user, id, label)
+            .await?
+            .ok_or(MfaError::PhoneNotFound)?;
+    }
+    if make_primary && !phone.primary {
+        let previous = phones
+            .iter()
+            .find(|p| p.primary)
+            .map(|p| p.phone_id.clone());
+        if !svc
+            .store
+            .set_primary(&c.app, &c.user, id, previous.as_ref())
+            .await?
+        {
+            return Err(MfaError::Conflict);
+        }
+        phone.primary = true;
+        let details =
+            json!({ "phone_id": id, "masked": phone.number.masked(), "previous": previous });
+        audit::record(
+            svc,
+            &c.app,
+            c.user.as_str(),
+            "phone.primary_changed",
+            Some(&c.user),
+            Outcome::Ok,
+            details,
+        )
+        .await;
+    }
+    Ok(PhoneView::from(&phone))
+}
+
+/// `DELETE /v1/mfa/phones/{id}`. The last phone cannot go while the policy is `required`;
+/// otherwise removing it un-enrolls the user. A removed primary hands over to the oldest other.
+pub async fn remove(
+    svc: &Service,
+    c: &Caller,
+    id: &PhoneId,
+    password: String,
+) -> Result<(), MfaError> {
+    check_password(svc, c, password).await?;
+    let (phone, mut phones) = find(svc, c, id).await?;
+    let policy = policy::get(svc, &c.app).await?;
+    let last = phones.len() == 1;
+    if last && policy.in_force() && policy.enforcement.is_required() {
+        return Err(MfaError::LastPhoneRequired);
+    }
+    sort(&mut phones);
+    let promote = if phone.primary {
+        phones
+            .iter()
+            .find(|p| p.phone_id != phone.phone_id)
+            .map(|p| p.phone_id.clone())
+    } else {
+        None
+    };
+    let removal = Removal {
+        number_tag: svc.keys.number_tag(&phone.number),
+        seen_count: u32::try_from(phones.len()).unwrap_or(u32::MAX),
+        promote: promote.clone(),
+        phone: phone.clone(),
+    };
+    if !svc.store.remove_phone(&c.app, &c.user, &removal).await? {
+        return Err(MfaError::Conflict);
+    }
+    tracing::info!(app_id = %c.app, user_id = %c.user, phone = %phone.number, "phone removed");
+    let details = json!({ "phone_id": id, "masked": phone.number.masked(), "unenrolled": last, "promoted": promote });
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        "phone.removed",
+        Some(&c.user),
+        Outcome::Ok,
+        details,
+    )
+    .await;
+    let now = svc.clock.now();
+    notify_user(svc, c, "phone.removed", |name, to| {
+        notify::phone_removed_email(name, to, &phone.number, last, now)
+    })
+    .await;
+    Ok(())
+}
