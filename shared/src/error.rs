@@ -85,8 +85,6 @@ pub enum MfaError {
 
     #[error("This was changed by another request at the same moment. Try again.")]
     Conflict,
-    #[error("Phone management in settings is not available yet.")]
-    NotImplemented,
     #[error("The service is briefly unavailable. Try again.")]
     ServiceUnavailable { retry_after: u64 },
     #[error("Something went wrong on our side. Try again.")]
@@ -129,7 +127,6 @@ impl MfaError {
             ResendTooSoon { .. } => "resend_too_soon",
             SendLimitReached { .. } => "send_limit_reached",
             Conflict => "conflict",
-            NotImplemented => "not_implemented",
             ServiceUnavailable { .. } => "service_unavailable",
             Internal => "internal_error",
         }
@@ -160,7 +157,6 @@ impl MfaError {
             | ResendTooSoon { .. }
             | SendLimitReached { .. } => 429,
             Internal => 500,
-            NotImplemented => 501,
             SmsSendFailed => 502,
             ServiceUnavailable { .. } => 503,
         }

@@ -1,4 +1,4 @@
-//! The `phone-edits` Lambda — user API: phones in settings (answers 501 until that issue lands).
+//! The `phone-edits` Lambda — user API: phones in settings (list, add, replace, relabel, remove).
 //! Only wiring: configuration from the environment, AWS clients and the secret once per cold
 //! start, then `lambda_http::run` over the shared handler.
 

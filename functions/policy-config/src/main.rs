@@ -1,4 +1,4 @@
-//! The `policy-config` Lambda — admin API: an application's MFA policy, the operator's availability switch, user provisioning.
+//! The `policy-config` Lambda — admin API: policy, availability, user provisioning, admin reset, audit log.
 //! Only wiring: configuration from the environment, AWS clients and the secret once per cold
 //! start, then `lambda_http::run` over the shared handler.
 
