@@ -100,6 +100,28 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
+    /// A new enrollment at the phone step, with a fresh random id, live for `ttl_secs`.
+    pub fn begin(
+        app: &AppId,
+        user: &UserId,
+        purpose: Purpose,
+        now: UnixTime,
+        ttl_secs: u64,
+    ) -> Result<Enrollment, getrandom::Error> {
+        Ok(Enrollment {
+            id: EnrollmentId::generate()?,
+            app_id: app.clone(),
+            user_id: user.clone(),
+            purpose,
+            step: Step::Phone,
+            created_at: now,
+            expires_at: now.plus_secs(ttl_secs),
+            sends: 0,
+            last_sent_at: None,
+            pending: None,
+        })
+    }
+
     /// Expired enrollments are gone even if the table's TTL sweep has not removed them yet.
     pub fn is_live(&self, now: UnixTime) -> bool {
         now < self.expires_at

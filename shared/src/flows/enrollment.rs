@@ -46,18 +46,13 @@ pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Starte
         return Err(MfaError::AlreadyEnrolled);
     }
     let now = svc.clock.now();
-    let enrollment = Enrollment {
-        id: EnrollmentId::generate()?,
-        app_id: c.app.clone(),
-        user_id: c.user.clone(),
-        purpose: Purpose::Enroll,
-        step: Step::Phone,
-        created_at: now,
-        expires_at: now.plus_secs(svc.limits.enrollment_ttl_secs),
-        sends: 0,
-        last_sent_at: None,
-        pending: None,
-    };
+    let enrollment = Enrollment::begin(
+        &c.app,
+        &c.user,
+        Purpose::Enroll,
+        now,
+        svc.limits.enrollment_ttl_secs,
+    )?;
     svc.store.create_enrollment(&enrollment).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %enrollment.id, "enrollment started");
     Ok(Started {

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::error::MfaError;
 use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step};
 use crate::service::Service;
-use crate::types::{EnrollmentId, PhoneId, PhoneNumber};
+use crate::types::{PhoneId, PhoneNumber};
 
 use super::audit::{self, Outcome};
 use super::enrollment::{self, CodeSent, MaskedPhone, check_password, clean_label, notify_user};
@@ -85,18 +85,13 @@ async fn begin(
         });
     }
     let now = svc.clock.now();
-    let e = Enrollment {
-        id: EnrollmentId::generate()?,
-        app_id: c.app.clone(),
-        user_id: c.user.clone(),
-        purpose: purpose.clone(),
-        step: Step::Phone,
-        created_at: now,
-        expires_at: now.plus_secs(svc.limits.enrollment_ttl_secs),
-        sends: 0,
-        last_sent_at: None,
-        pending: None,
-    };
+    let e = Enrollment::begin(
+        &c.app,
+        &c.user,
+        purpose.clone(),
+        now,
+        svc.limits.enrollment_ttl_secs,
+    )?;
     svc.store.create_enrollment(&e).await?;
     let sent = enrollment::send_code(svc, c, &e, number, label, None, false).await?;
     Ok(CodeSent {

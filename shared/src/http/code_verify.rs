@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{context, parse_body, parse_empty_body, respond, routes};
+use super::{context, parse_body, parse_empty_body, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::enrollment;
 use crate::service::Service;
@@ -33,19 +33,13 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 })?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let done = enrollment::verify(svc, &caller, &id, code).await?;
-                Ok((
-                    200,
-                    serde_json::to_value(done).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(200, done)
             }
             (Method::POST, ["v1", "mfa", "enrollments", id, "resend"]) => {
                 parse_empty_body(&req)?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let sent = enrollment::resend(svc, &caller, &id).await?;
-                Ok((
-                    202,
-                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(202, sent)
             }
             (_, ["v1", "mfa", "enrollments", _, "code" | "resend"]) => {
                 Err(MfaError::MethodNotAllowed)
@@ -54,8 +48,5 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         }
     }
     .await;
-    match result {
-        Ok((status, v)) => respond(&req, status, Ok(v)),
-        Err(e) => respond::<Value>(&req, 0, Err(e)),
-    }
+    respond(&req, result)
 }

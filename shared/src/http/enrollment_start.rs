@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, parse_body, parse_empty_body, respond, routes};
+use super::{context, parse_body, parse_empty_body, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::{enrollment, status};
 use crate::service::Service;
@@ -26,10 +26,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         match (method, segs.as_slice()) {
             (Method::GET, ["v1", "mfa", "status"]) => {
                 let s = status::status(svc, &caller).await?;
-                Ok((
-                    200,
-                    serde_json::to_value(s).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(200, s)
             }
             (Method::POST, ["v1", "mfa", "skip"]) => {
                 parse_empty_body(&req)?;
@@ -39,10 +36,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             (Method::POST, ["v1", "mfa", "enrollments"]) => {
                 let body: StartBody = parse_body(&req)?;
                 let started = enrollment::start(svc, &caller, body.password).await?;
-                Ok((
-                    201,
-                    serde_json::to_value(started).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(201, started)
             }
             (_, ["v1", "mfa", "status" | "skip" | "enrollments"]) => {
                 Err(MfaError::MethodNotAllowed)
@@ -51,8 +45,5 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         }
     }
     .await;
-    match result {
-        Ok((status, v)) => respond(&req, status, Ok(v)),
-        Err(e) => respond::<Value>(&req, 0, Err(e)),
-    }
+    respond(&req, result)
 }

@@ -66,14 +66,12 @@ pub fn error_response(err: &MfaError) -> Response<Body> {
     resp
 }
 
-/// Turns a flow's result into the answer, logging the outcome (never a body).
-pub fn respond<T: Serialize>(
-    req: &Request,
-    status: u16,
-    result: Result<T, MfaError>,
-) -> Response<Body> {
+/// Turns a handler's result, `(status, body)` or an error, into the answer (`204` has no
+/// body; a 405 names the allowed methods), logging the outcome (never a body).
+pub fn respond(req: &Request, result: Result<(u16, Value), MfaError>) -> Response<Body> {
     let resp = match result {
-        Ok(v) => json_response(status, &v),
+        Ok((204, _)) => empty_response(204),
+        Ok((status, v)) => json_response(status, &v),
         Err(MfaError::MethodNotAllowed) => {
             let mut resp = error_response(&MfaError::MethodNotAllowed);
             if let Ok(allow) = HeaderValue::from_str(&routes::allowed_methods(routes::path(req))) {
@@ -85,6 +83,13 @@ pub fn respond<T: Serialize>(
     };
     log_outcome(req, resp.status().as_u16());
     resp
+}
+
+/// A flow's value as a JSON body with `status`.
+pub fn with_status<T: Serialize>(status: u16, value: T) -> Result<(u16, Value), MfaError> {
+    serde_json::to_value(value)
+        .map(|v| (status, v))
+        .map_err(|_| MfaError::Internal)
 }
 
 /// One line per request: method, path shape and status. Paths hold only ids, never secrets.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{context, double_option, empty_response, log_outcome, parse_body, respond, routes};
+use super::{context, double_option, parse_body, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -64,20 +64,14 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 let body: AddBody = parse_body(&req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
                 let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
-                Ok((
-                    202,
-                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(202, sent)
             }
             (Method::PUT, ["v1", "mfa", "phones", id]) => {
                 let body: ReplaceBody = parse_body(&req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
                 let id = phone_id(id)?;
                 let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
-                Ok((
-                    202,
-                    serde_json::to_value(sent).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(202, sent)
             }
             (Method::PATCH, ["v1", "mfa", "phones", id]) => {
                 let body: PatchBody = parse_body(&req)?;
@@ -98,10 +92,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 }
                 let id = phone_id(id)?;
                 let phone = phones::update(svc, &caller, &id, body.label, make_primary).await?;
-                Ok((
-                    200,
-                    serde_json::to_value(phone).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(200, phone)
             }
             (Method::DELETE, ["v1", "mfa", "phones", id]) => {
                 let body: DeleteBody = parse_body(&req)?;
@@ -116,13 +107,5 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         }
     }
     .await;
-    match result {
-        Ok((204, _)) => {
-            let resp = empty_response(204);
-            log_outcome(&req, 204);
-            resp
-        }
-        Ok((status, v)) => respond(&req, status, Ok(v)),
-        Err(e) => respond::<Value>(&req, 0, Err(e)),
-    }
+    respond(&req, result)
 }

@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{context, parse_body, respond, routes};
+use super::{context, parse_body, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::enrollment;
 use crate::service::Service;
@@ -33,7 +33,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
     let path = routes::path(&req).to_owned();
     let segs = routes::segments(&path);
     let method = req.method().clone();
-    let result: Result<Value, MfaError> = async {
+    let result: Result<(u16, Value), MfaError> = async {
         let caller = context::user_caller(&req)?;
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "enrollments", id, "phone"]) => {
@@ -42,12 +42,12 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 let label = enrollment::clean_label(body.label)?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let sent = enrollment::submit_phone(svc, &caller, &id, number, label).await?;
-                serde_json::to_value(sent).map_err(|_| MfaError::Internal)
+                with_status(202, sent)
             }
             (_, ["v1", "mfa", "enrollments", _, "phone"]) => Err(MfaError::MethodNotAllowed),
             _ => Err(MfaError::RouteNotFound),
         }
     }
     .await;
-    respond(&req, 202, result)
+    respond(&req, result)
 }

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, double_option, empty_response, log_outcome, parse_body, respond, routes};
+use super::{context, double_option, parse_body, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::{admin, audit, policy, users};
 use crate::service::Service;
@@ -200,10 +200,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 };
                 let cursor = q.first("cursor").filter(|c| !c.is_empty());
                 let page = audit::list(svc, &app, user.as_ref(), limit, cursor).await?;
-                Ok((
-                    200,
-                    serde_json::to_value(page).map_err(|_| MfaError::Internal)?,
-                ))
+                with_status(200, page)
             }
             (
                 _,
@@ -223,12 +220,5 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         }
     }
     .await;
-    match result {
-        Ok((204, _)) => {
-            log_outcome(&req, 204);
-            empty_response(204)
-        }
-        Ok((status, v)) => respond(&req, status, Ok(v)),
-        Err(e) => respond::<Value>(&req, 0, Err(e)),
-    }
+    respond(&req, result)
 }
