@@ -20,6 +20,14 @@ if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" >"$VENV/.requirements"
 fi
 
+log "template and OpenAPI checks"
+# Offline: no AWS credentials and no network. cfn-lint exits non-zero on errors (2) and on
+# warnings (4); `sam validate --lint` runs cfn-lint through SAM and fails on any match.
+export SAM_CLI_TELEMETRY=0
+"$VENV/bin/cfn-lint" template.yaml
+AWS_REGION=us-east-1 "$VENV/bin/sam" validate --lint --template-file template.yaml
+"$VENV/bin/openapi-spec-validator" openapi.yaml
+
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MOTO_LOG=$(mktemp)
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &

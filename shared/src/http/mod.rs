@@ -137,7 +137,12 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let detail = strip_position(&inner.to_string());
-        if path == "." || path.is_empty() {
+        if matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        ) {
+            MfaError::InvalidRequest(format!("The body is not valid JSON: {detail}."))
+        } else if path == "." || path.is_empty() || path.contains('?') {
             MfaError::InvalidRequest(format!("Invalid request body: {detail}."))
         } else {
             MfaError::InvalidRequest(format!("Field `{path}`: {detail}."))

@@ -1,0 +1,133 @@
+//! The routes of `template.yaml`, of `openapi.yaml` and of `mfa-local` are the same set, each
+//! served by the same function and behind the same authorizer everywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use mfa_shared::http::routes::{Access, Function, ROUTES, function_for};
+use mfa_tests::{LocalServer, root};
+use yaml_rust2::{Yaml, YamlLoader};
+
+type Route = (String, String);
+
+fn load(file: &str) -> Yaml {
+    let text = std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .remove(0)
+}
+
+fn binary(f: Function) -> &'static str {
+    match f {
+        Function::PolicyConfig => "policy-config",
+        Function::EnrollmentStart => "enrollment-start",
+        Function::PhoneSubmit => "phone-submit",
+        Function::CodeVerify => "code-verify",
+        Function::PhoneEdits => "phone-edits",
+    }
+}
+
+fn served() -> BTreeSet<Route> {
+    ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect()
+}
+
+/// `(method, path)` → (binary, API) of every HttpApi event in the template.
+fn template_routes() -> Vec<(Route, String, String)> {
+    let t = load("template.yaml");
+    let mut out = Vec::new();
+    for (_, res) in t["Resources"].as_hash().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let bin = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Binary")
+            .to_owned();
+        for (_, ev) in res["Properties"]["Events"].as_hash().unwrap() {
+            assert_eq!(ev["Type"].as_str(), Some("HttpApi"));
+            let p = &ev["Properties"];
+            let route = (
+                p["Method"].as_str().unwrap().to_owned(),
+                p["Path"].as_str().unwrap().to_owned(),
+            );
+            let api = match &p["ApiId"] {
+                Yaml::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            out.push((route, bin.clone(), api));
+        }
+    }
+    out
+}
+
+fn openapi_routes() -> BTreeSet<Route> {
+    let o = load("openapi.yaml");
+    let mut out = BTreeSet::new();
+    for (path, item) in o["paths"].as_hash().unwrap() {
+        for (method, _) in item.as_hash().unwrap() {
+            let m = method.as_str().unwrap();
+            if ["get", "put", "post", "patch", "delete"].contains(&m) {
+                out.insert((m.to_uppercase(), path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_template_the_openapi_file_and_the_server_have_the_same_routes() {
+    let template: BTreeSet<Route> = template_routes().into_iter().map(|(r, _, _)| r).collect();
+    let openapi = openapi_routes();
+    let server = served();
+    assert_eq!(template, server, "template.yaml vs the server's routes");
+    assert_eq!(openapi, server, "openapi.yaml vs the server's routes");
+}
+
+#[test]
+fn each_route_is_deployed_to_the_function_and_api_that_serve_it() {
+    for ((method, path), bin, api) in template_routes() {
+        let (f, access) =
+            function_for(&path).unwrap_or_else(|| panic!("{method} {path}: no function"));
+        assert_eq!(bin, binary(f), "{method} {path}");
+        let want = if access == Access::User {
+            "UserApi"
+        } else {
+            "AdminApi"
+        };
+        assert!(
+            api.contains(want),
+            "{method} {path} is on {api}, expected {want}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mfa_local_answers_every_route() {
+    let s = LocalServer::memory(&[]);
+    let user = s.token("u1", Some("acme"), None);
+    let admin = s.token("admin", None, Some("mfa:admin"));
+    let operator = s.token("ops", None, Some("mfa:operator"));
+    for (method, template) in ROUTES {
+        let path = template
+            .replace("{app_id}", "acme")
+            .replace("{user_id}", "u1")
+            .replace("{enrollment_id}", "enr_00000000000000000000000000000000")
+            .replace("{phone_id}", "ph_00000000000000000000000000000000");
+        let (_, access) = function_for(&path).unwrap();
+        let token = match access {
+            Access::User => &user,
+            Access::Admin => &admin,
+            Access::Operator => &operator,
+        };
+        let r = s.call(method, &path, Some(token), None).await;
+        // Routed: whatever the answer (a missing body, an unknown enrollment), never "no such
+        // route" or "method not allowed".
+        assert!(
+            r.status != 405 && r.error() != "not_found",
+            "{method} {path}: {r:?}"
+        );
+    }
+}
