@@ -135,6 +135,7 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
             app_name: self.optional("MFA_APP_NAME").unwrap_or(d.app_name),
             sender_email: self.optional("MFA_SENDER_EMAIL").unwrap_or(d.sender_email),
             sms_sender_id: self.optional("MFA_SMS_SENDER_ID"),
+            issuer: self.optional("MFA_ISSUER").unwrap_or(d.issuer),
         }
     }
 }
@@ -148,6 +149,8 @@ pub struct Settings {
     pub sender_email: String,
     /// Optional alphanumeric SMS sender id where the country allows it (`MFA_SMS_SENDER_ID`).
     pub sms_sender_id: Option<String>,
+    /// The `iss` of sign-in assertions (`MFA_ISSUER`).
+    pub issuer: String,
 }
 
 impl Default for Settings {
@@ -156,15 +159,18 @@ impl Default for Settings {
             app_name: "MFA".to_owned(),
             sender_email: "no-reply@mfa.example.com".to_owned(),
             sms_sender_id: None,
+            issuer: "mfa".to_owned(),
         }
     }
 }
 
-/// Where the AWS backend keeps things (`MFA_TABLE_NAME`, `MFA_SECRET_ID`).
+/// Where the AWS backend keeps things (`MFA_TABLE_NAME`, `MFA_SECRET_ID`, and for the
+/// function that signs assertions `MFA_SIGNING_SECRET_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsNames {
     pub table_name: String,
     pub secret_id: String,
+    pub signing_secret_id: Option<String>,
 }
 
 impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
@@ -172,6 +178,7 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         Ok(AwsNames {
             table_name: self.required("MFA_TABLE_NAME")?,
             secret_id: self.required("MFA_SECRET_ID")?,
+            signing_secret_id: self.optional("MFA_SIGNING_SECRET_ID"),
         })
     }
 }

@@ -89,6 +89,16 @@ impl Keys {
         computed.as_slice().ct_eq(stored.as_slice()).into()
     }
 
+    /// The stored form of a recovery code (normalised), bound to its user.
+    pub fn recovery_hash(&self, app: &str, user: &str, normalised: &str) -> String {
+        hex::encode(self.mac(&[
+            b"recovery",
+            app.as_bytes(),
+            user.as_bytes(),
+            normalised.as_bytes(),
+        ]))
+    }
+
     /// A stable pseudonym for a phone number: table keys and counters use it, never the number.
     pub fn number_tag(&self, number: &PhoneNumber) -> String {
         hex::encode(&self.mac(&[b"phone", number.e164().as_bytes()])[..16])

@@ -58,6 +58,10 @@ pub enum MfaError {
     EnrollmentNotFound,
     #[error("There is no such phone among your verification phones.")]
     PhoneNotFound,
+    #[error("There is no such sign-in challenge, or it has expired. Start again.")]
+    ChallengeNotFound,
+    #[error("This user has no verification phone: set up multi-factor authentication first.")]
+    NotEnrolled,
     #[error("You already have the most verification phones allowed ({max}). Remove one first.")]
     TooManyPhones { max: u32 },
     #[error(
@@ -117,6 +121,8 @@ impl MfaError {
             PhoneAlreadyEnrolled => "phone_already_enrolled",
             EnrollmentNotFound => "enrollment_not_found",
             PhoneNotFound => "phone_not_found",
+            ChallengeNotFound => "challenge_not_found",
+            NotEnrolled => "not_enrolled",
             TooManyPhones { .. } => "too_many_phones",
             LastPhoneRequired => "last_phone_required",
             RateLimited { .. } => "rate_limited",
@@ -139,7 +145,8 @@ impl MfaError {
             InvalidRequest(_) | InvalidPhoneNumber(_) | InvalidCode { .. } => 400,
             Unauthenticated | InvalidPassword { .. } => 401,
             Forbidden | MfaNotAvailable | MfaDisabled | EnrollmentRequired => 403,
-            RouteNotFound | UserNotFound | EnrollmentNotFound | PhoneNotFound => 404,
+            RouteNotFound | UserNotFound | EnrollmentNotFound | PhoneNotFound
+            | ChallengeNotFound => 404,
             MethodNotAllowed => 405,
             EmailNotVerified
             | AlreadyEnrolled
@@ -147,6 +154,7 @@ impl MfaError {
             | WrongStep { .. }
             | TooManyPhones { .. }
             | LastPhoneRequired
+            | NotEnrolled
             | Conflict => 409,
             CodeExpired => 410,
             VersionConflict { .. } => 412,

@@ -17,6 +17,7 @@ pub mod flows;
 pub mod http;
 pub mod ports;
 pub mod service;
+pub mod signing;
 pub mod types;
 
 pub use error::MfaError;

@@ -41,6 +41,9 @@ pub enum Purpose {
     Add,
     /// A new number for an existing phone, from settings.
     Replace(PhoneId),
+    /// A sign-in challenge: a code to this phone proves the second factor. Its code is hashed
+    /// under another purpose, so enrollment codes and challenge codes never stand for each other.
+    Challenge(PhoneId),
 }
 
 /// Where an enrollment stands.
@@ -160,6 +163,8 @@ pub enum PhoneChange {
         new_number: PhoneNumber,
         new_number_tag: String,
     },
+    /// Nothing but the completion itself (a sign-in challenge: single use is all it needs).
+    Nothing,
 }
 
 /// What a completion did.
@@ -299,9 +304,27 @@ pub trait Store: Send + Sync {
         user: &UserId,
         removal: &Removal,
     ) -> Result<bool, PortError>;
-    /// The admin reset: removes every phone, number claim and enrollment (pending codes with
-    /// them) of the user. Returns the phones removed.
+    /// The admin reset: removes every phone, number claim, enrollment and challenge (pending
+    /// codes with them) and every recovery code of the user. Returns the phones removed.
     async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+
+    /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically.
+    async fn replace_recovery_codes(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hashes: &[String],
+        now: UnixTime,
+    ) -> Result<(), PortError>;
+    /// Uses the recovery code with this hash: true exactly once per code, even under races.
+    async fn consume_recovery_code(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, PortError>;
+    /// How many unused recovery codes the user has.
+    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError>;
 
     /// Appends an event to the application's audit log.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError>;

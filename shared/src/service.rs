@@ -15,6 +15,9 @@ pub struct Service {
     pub email: Arc<dyn EmailSender>,
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
+    /// The assertion signing keys; only the function that signs sign-in assertions (and
+    /// serves the JWKS) is given them.
+    pub signing: Option<crate::signing::SigningKeys>,
     pub limits: Limits,
     pub settings: Settings,
 }
@@ -34,6 +37,7 @@ impl Service {
             email: Arc::new(outbox.clone()),
             clock,
             keys: Keys::random()?,
+            signing: Some(crate::signing::SigningKeys::random()?),
             limits,
             settings,
         };

@@ -474,7 +474,7 @@ async fn user_claims_need_both_sub_and_app_id() {
 async fn skip_postpones_the_prompt_for_seven_days() {
     let h = H::optional().await;
     let s = h.status().await;
-    let shape = "can_skip email_verified enabled enforcement enrolled phones prompt skipped_until";
+    let shape = "can_skip email_verified enabled enforcement enrolled phones prompt recovery_codes_remaining skipped_until";
     assert_eq!(keys(&s), shape);
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["enabled"], true);
@@ -1000,7 +1000,10 @@ async fn bad_bodies_are_invalid_requests_naming_the_field_and_cost_no_attempt() 
             .await
             .err(400, "invalid_request");
         assert!(msg.contains(field), "{body}: {msg}");
-        assert!(!msg.contains("line 1") && !msg.contains('?'), "{body}: {msg}");
+        assert!(
+            !msg.contains("line 1") && !msg.contains('?'),
+            "{body}: {msg}"
+        );
     }
     let a = h.start_as(USER, WRONG_PW).await;
     a.err(401, "invalid_password");

@@ -24,6 +24,7 @@ fn binary(f: Function) -> &'static str {
         Function::PhoneSubmit => "phone-submit",
         Function::CodeVerify => "code-verify",
         Function::PhoneEdits => "phone-edits",
+        Function::Challenge => "challenge",
     }
 }
 
@@ -92,10 +93,9 @@ fn each_route_is_deployed_to_the_function_and_api_that_serve_it() {
         let (f, access) =
             function_for(&path).unwrap_or_else(|| panic!("{method} {path}: no function"));
         assert_eq!(bin, binary(f), "{method} {path}");
-        let want = if access == Access::User {
-            "UserApi"
-        } else {
-            "AdminApi"
+        let want = match access {
+            Access::User | Access::Public => "UserApi",
+            Access::Admin | Access::Operator => "AdminApi",
         };
         assert!(
             api.contains(want),
@@ -115,14 +115,16 @@ async fn mfa_local_answers_every_route() {
             .replace("{app_id}", "acme")
             .replace("{user_id}", "u1")
             .replace("{enrollment_id}", "enr_00000000000000000000000000000000")
-            .replace("{phone_id}", "ph_00000000000000000000000000000000");
+            .replace("{phone_id}", "ph_00000000000000000000000000000000")
+            .replace("{challenge_id}", "chl_00000000000000000000000000000000");
         let (_, access) = function_for(&path).unwrap();
         let token = match access {
-            Access::User => &user,
-            Access::Admin => &admin,
-            Access::Operator => &operator,
+            Access::User => Some(&user),
+            Access::Admin => Some(&admin),
+            Access::Operator => Some(&operator),
+            Access::Public => None,
         };
-        let r = s.call(method, &path, Some(token), None).await;
+        let r = s.call(method, &path, token.map(String::as_str), None).await;
         // Routed: whatever the answer (a missing body, an unknown enrollment), never "no such
         // route" or "method not allowed".
         assert!(

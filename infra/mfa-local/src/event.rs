@@ -10,6 +10,10 @@ pub enum Authorizer {
     Jwt(Map<String, Value>),
     /// IAM: the caller's identity, recorded as the actor.
     Iam(String),
+    /// No authorizer on the route (the JWKS).
+    None,
+    /// A valid token without the scope the route needs (never reaches a function).
+    Refused,
 }
 
 /// API Gateway hands claims to the function as strings; lists become `[a b]`.
@@ -63,6 +67,7 @@ pub fn api_gateway_v2_event(i: Incoming<'_>) -> String {
         Authorizer::Iam(arn) => {
             json!({ "iam": { "accountId": "000000000000", "callerId": arn, "userArn": arn, "userId": arn } })
         }
+        Authorizer::None | Authorizer::Refused => Value::Null,
     };
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -41,6 +41,10 @@ fn local_aws_names(env: &EnvSource<fn(&str) -> Option<String>>) -> AwsNames {
         secret_id: env
             .optional("MFA_SECRET_ID")
             .unwrap_or_else(|| "mfa-local/code-hmac-key".to_owned()),
+        signing_secret_id: Some(
+            env.optional("MFA_SIGNING_SECRET_ID")
+                .unwrap_or_else(|| "mfa-local/assertion-signing-key".to_owned()),
+        ),
     }
 }
 
@@ -146,6 +150,25 @@ fn request_id() -> String {
     format!("{hi:016x}{lo:016x}")
 }
 
+/// What API Gateway's authorizer would pass on for a verified token: the JWT claims on user
+/// routes; the caller's identity on admin and operator routes, if the token's scope allows.
+fn authorize(access: Access, claims: serde_json::Map<String, serde_json::Value>) -> Authorizer {
+    let scope = match access {
+        Access::User => return Authorizer::Jwt(claims),
+        Access::Public => return Authorizer::None,
+        Access::Admin => "mfa:admin",
+        Access::Operator => "mfa:operator",
+    };
+    if !token::has_scope(&claims, scope) {
+        return Authorizer::Refused;
+    }
+    let actor = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default();
+    Authorizer::Iam(actor.to_owned())
+}
+
 /// Every API route: authenticate, build the event, run the function.
 async fn route(
     State(st): State<Arc<AppState>>,
@@ -161,27 +184,16 @@ async fn route(
     let Some((function, access)) = routes::function_for(&path) else {
         return to_axum(error_response(&MfaError::RouteNotFound));
     };
-    let Some(claims) = bearer(&parts.headers).and_then(|t| token::verify(&st.jwt_secret, t)) else {
-        return to_axum(error_response(&MfaError::Unauthenticated));
+    let claims = bearer(&parts.headers).and_then(|t| token::verify(&st.jwt_secret, t));
+    let authorizer = match (access, claims) {
+        // The JWKS route has no authorizer, as deployed.
+        (Access::Public, _) => Authorizer::None,
+        (_, None) => return to_axum(error_response(&MfaError::Unauthenticated)),
+        (access, Some(claims)) => authorize(access, claims),
     };
-    let authorizer = match access {
-        Access::User => Authorizer::Jwt(claims),
-        Access::Admin | Access::Operator => {
-            let scope = if access == Access::Admin {
-                "mfa:admin"
-            } else {
-                "mfa:operator"
-            };
-            if !token::has_scope(&claims, scope) {
-                return to_axum(error_response(&MfaError::Forbidden));
-            }
-            let actor = claims
-                .get("sub")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            Authorizer::Iam(actor)
-        }
+    let authorizer = match authorizer {
+        Authorizer::Refused => return to_axum(error_response(&MfaError::Forbidden)),
+        a => a,
     };
     let headers = parts
         .headers

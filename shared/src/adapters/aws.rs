@@ -31,6 +31,7 @@ use crate::adapters::sns::SnsSms;
 use crate::config::{AwsNames, ConfigError, EnvSource, Limits, Settings};
 use crate::crypto::{Keys, WeakKey};
 use crate::ports::{SecretSource, SystemClock};
+use crate::signing::{KeyError, SigningKeys};
 
 /// Why the service could not start (or the resources could not be made). Never holds a
 /// secret value.
@@ -45,6 +46,12 @@ pub enum StartupError {
         secret_id: String,
         #[source]
         source: WeakKey,
+    },
+    #[error("the secret {secret_id} does not hold usable signing keys: {source}")]
+    SigningKeys {
+        secret_id: String,
+        #[source]
+        source: KeyError,
     },
     #[error("bootstrap: could not {action}: {detail}")]
     Bootstrap { action: String, detail: String },
@@ -96,6 +103,8 @@ pub async fn service_from_env() -> Result<Service, StartupError> {
 }
 
 /// The service over the AWS clients made from `sdk` (one of each, shared by every request).
+/// Reads the code key's secret and, when `names.signing_secret_id` is set, the signing
+/// keys' secret, once each.
 pub async fn service_from_sdk_config(
     sdk: &SdkConfig,
     names: AwsNames,
@@ -113,6 +122,24 @@ pub async fn service_from_sdk_config(
         secret_id: names.secret_id.clone(),
         source,
     })?;
+    let signing =
+        match &names.signing_secret_id {
+            None => None,
+            Some(id) => {
+                let secret = secrets.secret_string(id).await.map_err(|e| {
+                    StartupError::SecretUnreadable {
+                        secret_id: id.clone(),
+                        detail: e.0,
+                    }
+                })?;
+                Some(SigningKeys::from_secret(&secret).map_err(|source| {
+                    StartupError::SigningKeys {
+                        secret_id: id.clone(),
+                        source,
+                    }
+                })?)
+            }
+        };
     Ok(Service {
         store: Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -128,6 +155,7 @@ pub async fn service_from_sdk_config(
         )),
         clock: Arc::new(SystemClock),
         keys,
+        signing,
         limits,
         settings,
     })
@@ -137,15 +165,33 @@ pub async fn service_from_sdk_config(
 const TABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// Creates what is missing: the table (on-demand, `pk`/`sk` strings, TTL on `ttl`), the
-/// secret (64 random bytes in hex) and the SES identity of `sender_email`. Running it again
-/// changes nothing.
+/// code key's secret (64 random bytes in hex), the signing secret when
+/// `names.signing_secret_id` is set (32 random bytes in hex: the plain-string form of
+/// [`SigningKeys::from_secret`], one key) and the SES identity of `sender_email`. Running it
+/// again changes nothing.
 pub async fn bootstrap(
     sdk: &SdkConfig,
     names: &AwsNames,
     sender_email: &str,
 ) -> Result<(), StartupError> {
     ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table_name).await?;
-    ensure_secret(&aws_sdk_secretsmanager::Client::new(sdk), &names.secret_id).await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    ensure_secret(
+        &secrets,
+        &names.secret_id,
+        "MFA service: the key that codes and phone numbers are hashed under",
+        64,
+    )
+    .await?;
+    if let Some(id) = &names.signing_secret_id {
+        ensure_secret(
+            &secrets,
+            id,
+            "MFA service: the key material that sign-in assertions are signed with",
+            32,
+        )
+        .await?;
+    }
     ensure_email_identity(&aws_sdk_sesv2::Client::new(sdk), sender_email).await
 }
 
@@ -268,9 +314,12 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
     Ok(())
 }
 
+/// Creates secret `secret_id` holding `random_bytes` random bytes in hex, unless it exists.
 async fn ensure_secret(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
+    description: &str,
+    random_bytes: usize,
 ) -> Result<(), StartupError> {
     match client.describe_secret().secret_id(secret_id).send().await {
         Ok(_) => return Ok(()),
@@ -286,13 +335,13 @@ async fn ensure_secret(
             ));
         }
     }
-    let mut key = [0u8; 64];
+    let mut key = vec![0u8; random_bytes];
     getrandom::fill(&mut key).map_err(|e| bootstrap_err("draw a random key", e))?;
     let created = client
         .create_secret()
         .name(secret_id)
-        .description("MFA service: the key that codes and phone numbers are hashed under")
-        .secret_string(hex::encode(key))
+        .description(description)
+        .secret_string(hex::encode(&key))
         .send()
         .await;
     match created {
@@ -404,6 +453,17 @@ mod tests {
             e.to_string(),
             "the secret mfa/key is not a usable key: the code hashing key must be at least 32 bytes"
         );
+        let secret = "short-secret-value";
+        let e = StartupError::SigningKeys {
+            secret_id: "mfa/signing".into(),
+            source: SigningKeys::from_secret(secret).unwrap_err(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("the secret mfa/signing does not hold usable signing keys: "),
+            "{text}"
+        );
+        assert!(!text.contains(secret), "{text}");
     }
 }
 
@@ -411,6 +471,7 @@ mod tests {
 mod moto_tests {
     use super::*;
     use crate::ports::Email;
+    use crate::signing::SigningKeys;
     use crate::types::PhoneNumber;
 
     #[tokio::test]
@@ -421,6 +482,7 @@ mod moto_tests {
         let names = AwsNames {
             table_name: moto::unique("mfa-table"),
             secret_id: moto::unique("mfa-secret"),
+            signing_secret_id: Some(moto::unique("mfa-signing")),
         };
         let sender = format!("{}@example.com", moto::unique("sender"));
 
@@ -445,7 +507,27 @@ mod moto_tests {
         );
 
         bootstrap(&sdk, &names, &sender).await.unwrap();
+        let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+        let signing_id = names.signing_secret_id.clone().unwrap();
+        let signing_value = |sm: aws_sdk_secretsmanager::Client, id: String| async move {
+            sm.get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .unwrap()
+                .secret_string()
+                .unwrap()
+                .to_owned()
+        };
+        let signing_secret = signing_value(sm.clone(), signing_id.clone()).await;
         bootstrap(&sdk, &names, &sender).await.unwrap();
+        assert_eq!(
+            signing_value(sm.clone(), signing_id.clone()).await,
+            signing_secret,
+            "a second bootstrap keeps the signing secret"
+        );
+        assert_eq!(signing_secret.len(), 64);
+        assert!(signing_secret.bytes().all(|b| b.is_ascii_hexdigit()));
 
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let table = ddb
@@ -489,9 +571,65 @@ mod moto_tests {
             sms_sender_id: Some("MFA".into()),
             ..Settings::default()
         };
-        let svc = service_from_sdk_config(&sdk, names.clone(), Limits::default(), settings)
+        let svc = service_from_sdk_config(&sdk, names.clone(), Limits::default(), settings.clone())
             .await
             .unwrap();
+        let signing = svc.signing.as_ref().expect("the signing keys were read");
+        let jwks = signing.jwks();
+        let listed = jwks["keys"].as_array().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["alg"], "EdDSA");
+        assert_eq!(
+            signing.jwks(),
+            SigningKeys::from_secret(&signing_secret).unwrap().jwks(),
+            "the keys are the secret's"
+        );
+        assert!(signing.sign(&serde_json::json!({ "sub": "u" })).is_some());
+
+        // Without a signing secret id, no signing keys (and nothing else is read).
+        let unsigned = AwsNames {
+            signing_secret_id: None,
+            ..names.clone()
+        };
+        let svc_unsigned =
+            service_from_sdk_config(&sdk, unsigned, Limits::default(), settings.clone())
+                .await
+                .unwrap();
+        assert!(svc_unsigned.signing.is_none());
+
+        // A missing or unusable signing secret is named, never shown.
+        let missing = AwsNames {
+            signing_secret_id: Some(moto::unique("mfa-signing-missing")),
+            ..names.clone()
+        };
+        let err =
+            service_from_sdk_config(&sdk, missing.clone(), Limits::default(), settings.clone())
+                .await
+                .err()
+                .unwrap();
+        assert!(
+            matches!(&err, StartupError::SecretUnreadable { secret_id, .. } if Some(secret_id) == missing.signing_secret_id.as_ref()),
+            "{err}"
+        );
+        let weak_id = moto::unique("mfa-signing-weak");
+        sm.create_secret()
+            .name(&weak_id)
+            .secret_string("too-short-value")
+            .send()
+            .await
+            .unwrap();
+        let weak = AwsNames {
+            signing_secret_id: Some(weak_id.clone()),
+            ..names.clone()
+        };
+        let err = service_from_sdk_config(&sdk, weak, Limits::default(), settings.clone())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, StartupError::SigningKeys { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&weak_id), "{text}");
+        assert!(!text.contains("too-short-value"), "{text}");
         assert!(
             svc.store
                 .get_policy(&crate::types::AppId::parse("nobody").unwrap())

@@ -9,7 +9,9 @@
 //! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none |
 //! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none |
 //! | phone count | `USER#{app}#{user}` | `PHONES` | none |
-//! | enrollment | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` |
+//! | enrollment or sign-in challenge | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` |
+//! | recovery code | `USER#{app}#{user}` | `RECOVERY#{keyed hash}` | none |
+//! | recovery set | `USER#{app}#{user}` | `RECOVERY_SET` | none |
 //! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later |
 //! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` |
 //! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` |
@@ -19,7 +21,10 @@
 //! removals hold under concurrent changes. Ids never hold `#`, so the key prefixes never
 //! collide. An audit event is written twice (one transaction): under the application and,
 //! when it names a user, under that user, so that both listings are one query, newest first
-//! (event ids sort by time).
+//! (event ids sort by time). A sign-in challenge is an enrollment item with purpose
+//! `challenge` (and the phone in `replace_phone_id`, as for a replace). A recovery code is one
+//! item whose sort key holds its keyed hash, so that using it is one conditional delete; the
+//! recovery set item's `generation` orders whole-set replacements.
 //!
 //! Every read is strongly consistent. Every guard (single use, attempts, sends, counters,
 //! the policy version, the phone count) is a condition expression of the write itself, never
@@ -34,11 +39,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
     TransactWriteItem, Update,
 };
 
@@ -66,7 +72,8 @@ pub const TTL: &str = "ttl";
 /// How many times `counter_take` retries when concurrent requests keep moving the window.
 const COUNTER_RETRIES: usize = 8;
 
-/// How many times `reset_user` starts over when concurrent changes keep cancelling it.
+/// How many times `reset_user` and `replace_recovery_codes` start over when concurrent
+/// changes keep cancelling them.
 const RESET_RETRIES: usize = 8;
 
 /// The most items one TransactWriteItems may hold.
@@ -119,6 +126,12 @@ const SK_PHONES: &str = "PHONES";
 const PHONE_PREFIX: &str = "PHONE#";
 const NUMBER_PREFIX: &str = "NUMBER#";
 const ENROLLMENT_PREFIX: &str = "ENROLLMENT#";
+const RECOVERY_PREFIX: &str = "RECOVERY#";
+/// The recovery set item: its `generation` moves with every replacement, so that two
+/// concurrent replacements never leave the union of their sets. Not under `RECOVERY#`.
+const SK_RECOVERY_SET: &str = "RECOVERY_SET";
+/// The recovery set item's attribute.
+const GENERATION: &str = "generation";
 /// The phone count item's attribute.
 const COUNT: &str = "count";
 
@@ -132,6 +145,10 @@ fn number_sk(tag: &str) -> String {
 
 fn enrollment_sk(id: &EnrollmentId) -> String {
     format!("{ENROLLMENT_PREFIX}{id}")
+}
+
+fn recovery_sk(hash: &str) -> String {
+    format!("{RECOVERY_PREFIX}{hash}")
 }
 
 fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -368,7 +385,12 @@ const PENDING_ATTRS: [&str; 6] = [
     ATTEMPTS,
 ];
 
-/// An enrollment's item: expires (TTL) with the enrollment.
+/// The phone an enrollment is about: the phone a replace changes, or the phone a sign-in
+/// challenge texted. Named for the first use, kept for the stored items.
+const PURPOSE_PHONE_ID: &str = "replace_phone_id";
+
+/// An enrollment's item (or a sign-in challenge's: purpose `challenge`): expires (TTL) with
+/// the enrollment.
 pub fn enrollment_to_item(e: &Enrollment) -> Item {
     let mut item = key(user_pk(&e.app_id, &e.user_id), enrollment_sk(&e.id));
     item.insert("enrollment_id".into(), s(e.id.as_str()));
@@ -378,8 +400,12 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
         Purpose::Enroll => "enroll",
         Purpose::Add => "add",
         Purpose::Replace(phone) => {
-            item.insert("replace_phone_id".into(), s(phone.as_str()));
+            item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
             "replace"
+        }
+        Purpose::Challenge(phone) => {
+            item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
+            "challenge"
         }
     };
     item.insert("purpose".into(), s(purpose));
@@ -410,7 +436,8 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
     let purpose = match get_s(item, W, "purpose")? {
         "enroll" => Purpose::Enroll,
         "add" => Purpose::Add,
-        "replace" => Purpose::Replace(parse_id(item, W, "replace_phone_id", PhoneId::parse)?),
+        "replace" => Purpose::Replace(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
+        "challenge" => Purpose::Challenge(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
         _ => return Err(malformed(W, "purpose")),
     };
     let pending = if item.contains_key(CODE_ID) {
@@ -482,6 +509,14 @@ pub fn audit_from_item(item: &Item) -> Result<AuditEvent, PortError> {
         details: get_s(item, W, "details")?.to_owned(),
         expires_at: get_t(item, W, TTL)?,
     })
+}
+
+/// A recovery code's item: its keyed hash is the sort key (no other copy, never the code).
+/// No TTL: a code lasts until it is used, replaced or reset.
+pub fn recovery_code_item(app: &AppId, user: &UserId, hash: &str, at: UnixTime) -> Item {
+    let mut item = key(user_pk(app, user), recovery_sk(hash));
+    item.insert("created_at".into(), t(at));
+    item
 }
 
 /// A fixed-window counter as stored.
@@ -1281,6 +1316,17 @@ impl Store for DynamoStore {
                 )?);
                 (collision_item, phones_item) = (None, 1);
             }
+            PhoneChange::Nothing => {
+                // A sign-in challenge: the conditional completion alone is its single use
+                // (one UpdateItem, no transaction).
+                let completed = self
+                    .update_if(OP, enrollment_key(enrollment), &update, &condition, &x)
+                    .await?;
+                return Ok(match completed {
+                    Some(_) => Completion::Done,
+                    None => Completion::CodeGone,
+                });
+            }
         }
 
         let codes = match self.transact(OP, items).await? {
@@ -1499,7 +1545,11 @@ impl Store for DynamoStore {
                         tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
                         Some(phone),
                     ));
-                } else if sk.starts_with(NUMBER_PREFIX) || sk.starts_with(ENROLLMENT_PREFIX) {
+                } else if sk.starts_with(NUMBER_PREFIX)
+                    || sk.starts_with(ENROLLMENT_PREFIX)
+                    || sk.starts_with(RECOVERY_PREFIX)
+                    || sk == SK_RECOVERY_SET
+                {
                     other_items.push((
                         tx_delete(
                             OP,
@@ -1513,7 +1563,8 @@ impl Store for DynamoStore {
                 }
             }
             // One transaction in any real case (a user has a handful of phones, claims and
-            // live enrollments); more items go in chunks, the count and phones first.
+            // live enrollments, and ten recovery codes); more items go in chunks, the count
+            // and phones first.
             let ops: Vec<(TransactWriteItem, Option<PhoneRecord>)> = count_item
                 .into_iter()
                 .chain(phone_items)
@@ -1543,6 +1594,170 @@ impl Store for DynamoStore {
         Err(PortError::new(
             "dynamodb reset_user: gave up after repeated concurrent changes",
         ))
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hashes: &[String],
+        now: UnixTime,
+    ) -> Result<(), PortError> {
+        const OP: &str = "replace_recovery_codes";
+        let table = self.table.as_str();
+        let pk = user_pk(app, user);
+        // One item per hash: a hash given twice is one code.
+        let mut new: Vec<&str> = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if !new.contains(&h.as_str()) {
+                new.push(h);
+            }
+        }
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            // The set as it is now: its generation and its codes.
+            let mut generation: Option<u64> = None;
+            let mut old = Vec::new();
+            for item in self.query_partition(OP, pk.clone()).await? {
+                let sk = get_s(&item, "user partition", SK)?;
+                if sk == SK_RECOVERY_SET {
+                    generation = opt_n(&item, "recovery set", GENERATION)?;
+                } else if let Some(hash) = sk.strip_prefix(RECOVERY_PREFIX) {
+                    old.push(hash.to_owned());
+                }
+            }
+            // (0) The set item moves to the next generation if it is still at the one read:
+            // a concurrent replacement or reset makes this one start over.
+            let mut x = Expr::default();
+            let gen_n = x.name(GENERATION);
+            let update = format!(
+                "SET {gen_n} = {}, {} = {}",
+                x.value("next", n(generation.unwrap_or(0) + 1)),
+                x.name("updated_at"),
+                x.value("now", t(now)),
+            );
+            let condition = match generation {
+                Some(g) => format!("{gen_n} = {}", x.value("seen", n(g))),
+                None => format!("attribute_not_exists({gen_n})"),
+            };
+            let mut items = vec![tx_update(
+                OP,
+                table,
+                key(pk.clone(), SK_RECOVERY_SET),
+                &update,
+                &condition,
+                &x,
+            )?];
+            // (1..) Old codes go (a code kept in the new set is put again instead: one
+            // transaction may not touch an item twice), then the new ones come.
+            for hash in old.iter().filter(|h| !new.contains(&h.as_str())) {
+                items.push(tx_delete(
+                    OP,
+                    table,
+                    key(pk.clone(), recovery_sk(hash)),
+                    None,
+                    &Expr::default(),
+                )?);
+            }
+            for hash in &new {
+                items.push(tx_put(
+                    OP,
+                    table,
+                    recovery_code_item(app, user, hash, now),
+                    None,
+                    &Expr::default(),
+                )?);
+            }
+            // One transaction whenever the old and new sets fit in 100 items (a set is 10
+            // codes). Beyond that, a non-atomic fallback: the first chunk (the generation
+            // guard, then deletions first) is the one that can lose a race; the rest follow
+            // unconditionally, so a failure part way leaves some old codes deleted and the
+            // new set incomplete (the caller sees the error and may replace again).
+            let mut items = items.into_iter().peekable();
+            let mut first = true;
+            while items.peek().is_some() {
+                let chunk: Vec<TransactWriteItem> =
+                    items.by_ref().take(MAX_TRANSACTION_ITEMS).collect();
+                match self.transact(OP, chunk).await? {
+                    Tx::Done => first = false,
+                    Tx::Cancelled(codes) if first && lost_race(&codes) => break,
+                    Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
+                }
+            }
+            if !first {
+                return Ok(());
+            }
+        }
+        Err(PortError::new(
+            "dynamodb replace_recovery_codes: gave up after repeated concurrent changes",
+        ))
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, PortError> {
+        // One conditional delete: of concurrent uses of one code, exactly one finds it.
+        let mut x = Expr::default();
+        let condition = format!("attribute_exists({})", x.name(PK));
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(app, user), recovery_sk(hash))))
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_err("consume_recovery_code", &e)),
+        }
+    }
+
+    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
+        let mut x = Expr::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            x.name(PK),
+            x.value("pk", s(user_pk(app, user))),
+            x.name(SK),
+            x.value("prefix", s(RECOVERY_PREFIX)),
+        );
+        let mut total: u32 = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("count_recovery_codes", &e))?;
+            total = total.saturating_add(u32::try_from(out.count).unwrap_or(0));
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(total),
+            }
+        }
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
@@ -1912,6 +2127,56 @@ mod tests {
     }
 
     #[test]
+    fn purposes_map_to_stable_names_and_the_phone_attribute() {
+        let phone = PhoneId::generate().unwrap();
+        for (purpose, name, phone_attr) in [
+            (Purpose::Enroll, "enroll", false),
+            (Purpose::Add, "add", false),
+            (Purpose::Replace(phone.clone()), "replace", true),
+            (Purpose::Challenge(phone.clone()), "challenge", true),
+        ] {
+            for pending in [false, true] {
+                let e = Enrollment {
+                    purpose: purpose.clone(),
+                    ..enrollment(pending)
+                };
+                let item = enrollment_to_item(&e);
+                assert_eq!(str_of(&item, "purpose"), name);
+                assert_eq!(str_of(&item, SK), format!("ENROLLMENT#{}", e.id));
+                assert_eq!(item.contains_key("replace_phone_id"), phone_attr);
+                if phone_attr {
+                    assert_eq!(str_of(&item, "replace_phone_id"), phone.as_str());
+                }
+                assert_eq!(enrollment_from_item(&item).unwrap(), e);
+            }
+        }
+        // A challenge or a replace without its phone, or an unknown purpose, is malformed.
+        let mut item = enrollment_to_item(&Enrollment {
+            purpose: Purpose::Challenge(phone),
+            ..enrollment(true)
+        });
+        item.remove("replace_phone_id");
+        let err = enrollment_from_item(&item).unwrap_err();
+        assert!(err.0.contains("`replace_phone_id`"), "{}", err.0);
+        item.insert("purpose".into(), s("recover"));
+        let err = enrollment_from_item(&item).unwrap_err();
+        assert!(err.0.contains("`purpose`"), "{}", err.0);
+    }
+
+    #[test]
+    fn recovery_code_item_is_keyed_by_its_hash() {
+        let hash = "0f".repeat(32);
+        let item = recovery_code_item(&app(), &user(), &hash, UnixTime(7));
+        assert_eq!(str_of(&item, PK), "USER#app-1#auth0|u1");
+        assert_eq!(str_of(&item, SK), format!("RECOVERY#{hash}"));
+        assert_eq!(item["created_at"], n(7));
+        assert!(!item.contains_key(TTL));
+        assert_eq!(item.len(), 3);
+        // The set item sorts outside the codes' prefix, so counting codes never counts it.
+        assert!(!SK_RECOVERY_SET.starts_with(RECOVERY_PREFIX));
+    }
+
+    #[test]
     fn enrollment_item_never_holds_the_code() {
         let e = enrollment(true);
         let item = enrollment_to_item(&e);
@@ -2051,6 +2316,7 @@ mod moto_tests {
         let names = AwsNames {
             table_name: moto::unique("mfa-store"),
             secret_id: moto::unique("mfa-store-secret"),
+            signing_secret_id: None,
         };
         bootstrap(&sdk, &names, "store-test@example.com")
             .await
@@ -2564,6 +2830,265 @@ mod moto_tests {
             .collect();
         sks.sort();
         sks
+    }
+
+    fn hashes(tag: &str, count: usize) -> Vec<String> {
+        (0..count)
+            .map(|i| hex::encode(format!("{tag}-{i:04}")))
+            .collect()
+    }
+
+    async fn recovery_sks(db: &DynamoStore, app: &AppId, user: &UserId) -> Vec<String> {
+        sks(&db.query_partition("t", user_pk(app, user)).await.unwrap())
+            .into_iter()
+            .filter(|sk| sk.starts_with(RECOVERY_PREFIX))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+    async fn challenges_and_recovery_codes_against_moto() {
+        let db = Arc::new(store().await);
+        let app = AppId::parse("app-recovery").unwrap();
+        let user = UserId::parse("user-1").unwrap();
+        let other = UserId::parse("user-2").unwrap();
+
+        // A sign-in challenge round trips with its purpose and phone.
+        let ph = phone("+14155550101");
+        let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        assert_eq!(
+            db.complete_enrollment(&ea, &ca, &add(&ph, "tag-a", 0), NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        let challenge = Purpose::Challenge(ph.phone_id.clone());
+        let (ec, cc) = at_code(&db, &app, &user, challenge.clone(), "+14155550101").await;
+        assert_eq!(ec.purpose, challenge);
+        assert_eq!(ec.step, Step::Code);
+        let raw = db
+            .get("t", key(user_pk(&app, &user), enrollment_sk(&ec.id)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(raw["purpose"], s("challenge"));
+        assert_eq!(raw["replace_phone_id"], s(ph.phone_id.as_str()));
+        assert_eq!(db.get_enrollment(&app, &other, &ec.id).await.unwrap(), None);
+
+        // Completing it changes nothing but the challenge: once, then CodeGone.
+        let other_code = CodeId::generate().unwrap();
+        let expiry = ec.pending.as_ref().unwrap().expires_at;
+        for (code, at, why) in [(&other_code, NOW, "other code"), (&cc, expiry, "expired")] {
+            assert_eq!(
+                db.complete_enrollment(&ec, code, &PhoneChange::Nothing, at)
+                    .await
+                    .unwrap(),
+                Completion::CodeGone,
+                "{why}"
+            );
+        }
+        assert_eq!(
+            db.get_enrollment(&app, &user, &ec.id).await.unwrap(),
+            Some(ec.clone())
+        );
+        assert_eq!(
+            db.complete_enrollment(&ec, &cc, &PhoneChange::Nothing, NOW)
+                .await
+                .unwrap(),
+            Completion::Done
+        );
+        assert_eq!(
+            db.complete_enrollment(&ec, &cc, &PhoneChange::Nothing, NOW)
+                .await
+                .unwrap(),
+            Completion::CodeGone
+        );
+        let done = db
+            .get_enrollment(&app, &user, &ec.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (done.purpose, done.step, done.pending),
+            (challenge.clone(), Step::Complete, None)
+        );
+        assert_eq!(
+            db.take_code_attempt(&ec, &cc, 9, NOW).await.unwrap(),
+            None,
+            "completed"
+        );
+        assert_eq!(db.list_phones(&app, &user).await.unwrap(), vec![ph.clone()]);
+
+        // Concurrent completions of one challenge: exactly one is Done.
+        let (ec2, cc2) = at_code(&db, &app, &user, challenge.clone(), "+14155550101").await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (db, e, c) = (db.clone(), ec2.clone(), cc2.clone());
+            tasks.push(tokio::spawn(async move {
+                db.complete_enrollment(&e, &c, &PhoneChange::Nothing, NOW)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut done = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Completion::Done => done += 1,
+                other => assert_eq!(other, Completion::CodeGone),
+            }
+        }
+        assert_eq!(done, 1);
+
+        // Recovery codes: none, then a set of ten, each usable once.
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 0);
+        let first = hashes("first", 10);
+        db.replace_recovery_codes(&app, &user, &first, NOW)
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 10);
+        assert_eq!(db.count_recovery_codes(&app, &other).await.unwrap(), 0);
+        let mut expected: Vec<String> = first.iter().map(|h| recovery_sk(h)).collect();
+        expected.sort();
+        assert_eq!(recovery_sks(&db, &app, &user).await, expected);
+        let item = db
+            .get("t", key(user_pk(&app, &user), recovery_sk(&first[0])))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item["created_at"], t(NOW));
+        assert!(!item.contains_key(TTL));
+        assert!(
+            db.consume_recovery_code(&app, &user, &first[0])
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.consume_recovery_code(&app, &user, &first[0])
+                .await
+                .unwrap(),
+            "used"
+        );
+        assert!(
+            !db.consume_recovery_code(&app, &other, &first[1])
+                .await
+                .unwrap(),
+            "another user's"
+        );
+        assert!(
+            !db.consume_recovery_code(&app, &user, &"ee".repeat(32))
+                .await
+                .unwrap(),
+            "unknown"
+        );
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 9);
+
+        // Concurrent uses of one code: exactly one succeeds.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (db, app, user, h) = (db.clone(), app.clone(), user.clone(), first[1].clone());
+            tasks.push(tokio::spawn(async move {
+                db.consume_recovery_code(&app, &user, &h).await.unwrap()
+            }));
+        }
+        let mut used = 0;
+        for task in tasks {
+            used += u32::from(task.await.unwrap());
+        }
+        assert_eq!(used, 1);
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 8);
+
+        // A new set replaces the old one: old codes no longer work. A hash in both sets (never
+        // in practice) stays one code; a hash given twice is one code.
+        let mut second = hashes("second", 9);
+        second.push(first[5].clone());
+        let mut given = second.clone();
+        given.push(second[0].clone());
+        db.replace_recovery_codes(&app, &user, &given, NOW.plus_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 10);
+        for h in first.iter().filter(|h| **h != first[5]) {
+            assert!(!db.consume_recovery_code(&app, &user, h).await.unwrap());
+        }
+        let set = db
+            .get("t", key(user_pk(&app, &user), SK_RECOVERY_SET))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(set[GENERATION], n(2));
+        assert!(
+            db.consume_recovery_code(&app, &user, &first[5])
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.consume_recovery_code(&app, &user, &second[0])
+                .await
+                .unwrap()
+        );
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 8);
+
+        // Concurrent replacements: one whole set wins, never a mix.
+        let sets: Vec<Vec<String>> = (0..4).map(|i| hashes(&format!("race{i}"), 10)).collect();
+        let mut tasks = Vec::new();
+        for set in sets.clone() {
+            let (db, app, user) = (db.clone(), app.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                db.replace_recovery_codes(&app, &user, &set, NOW).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let stored = recovery_sks(&db, &app, &user).await;
+        assert!(
+            sets.iter().any(|set| {
+                let mut want: Vec<String> = set.iter().map(|h| recovery_sk(h)).collect();
+                want.sort();
+                want == stored
+            }),
+            "{stored:?}"
+        );
+
+        // A set too big for one transaction (the non-atomic fallback), then a normal one.
+        db.replace_recovery_codes(&app, &user, &hashes("big", 150), NOW)
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 150);
+        let last = hashes("last", 10);
+        db.replace_recovery_codes(&app, &user, &last, NOW)
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 10);
+        db.replace_recovery_codes(&app, &user, &[], NOW)
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 0);
+        db.replace_recovery_codes(&app, &user, &last, NOW)
+            .await
+            .unwrap();
+        db.replace_recovery_codes(&app, &other, &first, NOW)
+            .await
+            .unwrap();
+
+        // Reset removes the codes (and the set item) with the phones and challenges.
+        assert_eq!(db.reset_user(&app, &user).await.unwrap(), vec![ph]);
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 0);
+        assert!(
+            !db.consume_recovery_code(&app, &user, &last[0])
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.query_partition("t", user_pk(&app, &user)).await.unwrap(),
+            vec![]
+        );
+        assert_eq!(db.count_recovery_codes(&app, &other).await.unwrap(), 10);
+        // A set after a reset starts again.
+        db.replace_recovery_codes(&app, &user, &last, NOW)
+            .await
+            .unwrap();
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 10);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -34,6 +34,7 @@ struct State {
     /// Number claims: tag → the phone holding that number.
     number_tags: HashMap<UserKey, HashMap<String, PhoneId>>,
     audit: Vec<AuditEvent>,
+    recovery: HashMap<UserKey, Vec<String>>,
     enrollments: HashMap<(AppId, UserId, EnrollmentId), Enrollment>,
     counters: HashMap<String, Counter>,
 }
@@ -239,6 +240,7 @@ impl Store for MemoryStore {
                     .insert(number_tag.clone(), phone.phone_id.clone());
                 s.phones.entry(user_key).or_default().push(phone.clone());
             }
+            PhoneChange::Nothing => {}
             PhoneChange::Replace {
                 phone_id,
                 old_number,
@@ -359,9 +361,47 @@ impl Store for MemoryStore {
         let key = (app.clone(), user.clone());
         let removed = s.phones.remove(&key).unwrap_or_default();
         s.number_tags.remove(&key);
+        s.recovery.remove(&key);
         s.enrollments
             .retain(|(a, u, _), _| !(a == app && u == user));
         Ok(removed)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hashes: &[String],
+        _now: UnixTime,
+    ) -> Result<(), PortError> {
+        self.lock()?
+            .recovery
+            .insert((app.clone(), user.clone()), hashes.to_vec());
+        Ok(())
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, PortError> {
+        let mut s = self.lock()?;
+        let Some(codes) = s.recovery.get_mut(&(app.clone(), user.clone())) else {
+            return Ok(false);
+        };
+        let before = codes.len();
+        codes.retain(|h| h != hash);
+        Ok(codes.len() < before)
+    }
+
+    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
+        let s = self.lock()?;
+        let n = s
+            .recovery
+            .get(&(app.clone(), user.clone()))
+            .map_or(0, Vec::len);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {

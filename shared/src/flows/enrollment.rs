@@ -21,8 +21,14 @@ use super::guards::{self, TextBudget};
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
 
-/// The purpose every enrollment code is hashed under (sign-in challenges use another).
-const CODE_PURPOSE: &str = "enroll";
+/// The purpose a code is hashed under: a challenge's code never verifies an enrollment, nor
+/// the reverse, even if the digits match.
+pub(crate) fn code_purpose(p: &Purpose) -> &'static str {
+    match p {
+        Purpose::Challenge(_) => "challenge",
+        Purpose::Enroll | Purpose::Add | Purpose::Replace(_) => "enroll",
+    }
+}
 
 /// `201` of Start.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -103,8 +109,25 @@ pub struct MaskedPhone {
 
 /// Loads the caller's enrollment; missing, expired and other users' all look the same.
 async fn load(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Enrollment, MfaError> {
+    load_kind(svc, c, id, false).await
+}
+
+/// Loads an enrollment (`challenge` false) or a sign-in challenge (true). Each kind's routes
+/// see only their own kind: anything else is "not found", like another user's.
+pub(crate) async fn load_kind(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    challenge: bool,
+) -> Result<Enrollment, MfaError> {
     match svc.store.get_enrollment(&c.app, &c.user, id).await? {
-        Some(e) if e.is_live(svc.clock.now()) => Ok(e),
+        Some(e)
+            if e.is_live(svc.clock.now())
+                && matches!(e.purpose, Purpose::Challenge(_)) == challenge =>
+        {
+            Ok(e)
+        }
+        _ if challenge => Err(MfaError::ChallengeNotFound),
         _ => Err(MfaError::EnrollmentNotFound),
     }
 }
@@ -205,6 +228,15 @@ pub struct Resent {
 /// A new code replaces the pending one, on the same number.
 pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Resent, MfaError> {
     let e = load(svc, c, id).await?;
+    resend_loaded(svc, c, e).await
+}
+
+/// A new code for a loaded enrollment or challenge, on the same number.
+pub(crate) async fn resend_loaded(
+    svc: &Service,
+    c: &Caller,
+    e: Enrollment,
+) -> Result<Resent, MfaError> {
     let Some(pending) = e.pending.clone().filter(|_| e.step == Step::Code) else {
         return Err(MfaError::WrongStep {
             current: e.step.as_str(),
@@ -254,7 +286,9 @@ pub(crate) async fn send_code(
     let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
         let code = Code::generate()?;
         let code_id = CodeId::generate()?;
-        let code_hash = svc.keys.code_hash(CODE_PURPOSE, &code_id, &code);
+        let code_hash = svc
+            .keys
+            .code_hash(code_purpose(&e.purpose), &code_id, &code);
         Ok((
             code,
             PendingCode {
@@ -287,7 +321,14 @@ pub(crate) async fn send_code(
         Ok(Some(prev)) => prev,
         Ok(None) => {
             budget.give_back(svc).await;
-            return Err(explain_refused_send(svc, c, &e.id, cooldown).await);
+            return Err(explain_refused_send(
+                svc,
+                c,
+                &e.id,
+                matches!(e.purpose, Purpose::Challenge(_)),
+                cooldown,
+            )
+            .await);
         }
         Err(err) => {
             budget.give_back(svc).await;
@@ -316,9 +357,10 @@ async fn explain_refused_send(
     svc: &Service,
     c: &Caller,
     id: &EnrollmentId,
+    challenge: bool,
     cooldown: bool,
 ) -> MfaError {
-    let e = match load(svc, c, id).await {
+    let e = match load_kind(svc, c, id, challenge).await {
         Ok(e) => e,
         Err(err) => return err,
     };
@@ -379,19 +421,33 @@ pub async fn verify(
     guess: Code,
 ) -> Result<Completed, MfaError> {
     let e = load(svc, c, id).await?;
+    let (pending, now) = check_guess(svc, c, &e, guess).await?;
+    complete(svc, c, &e, pending, now).await
+}
+
+/// Takes an attempt (on the code and on the user's hourly failure budget, which enrollments
+/// and challenges share), then compares the guess in constant time. Returns the pending code
+/// when the guess is right; the caller completes it.
+pub(crate) async fn check_guess(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    guess: Code,
+) -> Result<(PendingCode, UnixTime), MfaError> {
     let now = svc.clock.now();
-    let pending = check_code_open(svc, &e, now)?;
+    let pending = check_code_open(svc, e, now)?;
+    let challenge = matches!(e.purpose, Purpose::Challenge(_));
 
     let user_unit = guards::take_code_failure(svc, c).await?;
     let taken = match svc
         .store
-        .take_code_attempt(&e, &pending.code_id, svc.limits.code_max_attempts, now)
+        .take_code_attempt(e, &pending.code_id, svc.limits.code_max_attempts, now)
         .await
     {
         Ok(Some(n)) => n,
         Ok(None) => {
             user_unit.give_back(svc).await;
-            return Err(explain_refused_attempt(svc, c, id).await);
+            return Err(explain_refused_attempt(svc, c, &e.id, challenge).await);
         }
         Err(err) => {
             user_unit.give_back(svc).await;
@@ -399,10 +455,12 @@ pub async fn verify(
         }
     };
 
-    if !svc
-        .keys
-        .code_matches(CODE_PURPOSE, &pending.code_id, &guess, &pending.code_hash)
-    {
+    if !svc.keys.code_matches(
+        code_purpose(&e.purpose),
+        &pending.code_id,
+        &guess,
+        &pending.code_hash,
+    ) {
         tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
         let max = svc.limits.code_max_attempts;
         return Err(if taken >= max {
@@ -413,10 +471,10 @@ pub async fn verify(
                 "code.locked",
                 Some(&c.user),
                 Outcome::Blocked,
-                json!({ "enrollment_id": e.id }),
+                json!({ "id": e.id }),
             )
             .await;
-            burned(svc, &e, now)
+            burned(svc, e, now)
         } else {
             MfaError::InvalidCode {
                 attempts_remaining: max - taken,
@@ -424,11 +482,16 @@ pub async fn verify(
         });
     }
     user_unit.give_back(svc).await;
-    complete(svc, c, &e, pending, now).await
+    Ok((pending, now))
 }
 
-async fn explain_refused_attempt(svc: &Service, c: &Caller, id: &EnrollmentId) -> MfaError {
-    match load(svc, c, id).await {
+pub(crate) async fn explain_refused_attempt(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    challenge: bool,
+) -> MfaError {
+    match load_kind(svc, c, id, challenge).await {
         Ok(e) => check_code_open(svc, &e, svc.clock.now())
             .err()
             .unwrap_or(MfaError::Conflict),
@@ -468,6 +531,8 @@ async fn complete(
             };
             (change, phone, None)
         }
+        // Challenges complete through `flows::challenge`; `load` never hands one to this path.
+        Purpose::Challenge(_) => return Err(MfaError::Internal),
         Purpose::Replace(phone_id) => {
             let old = phones
                 .iter()
@@ -496,7 +561,7 @@ async fn complete(
         Completion::Done => {}
         Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
         Completion::PhonesChanged => return Err(MfaError::Conflict),
-        Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id).await),
+        Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id, false).await),
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %phone.number, "phone verified");
 

@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod audit;
+pub mod challenge;
 pub mod enrollment;
 pub mod guards;
 pub mod notify;
 pub mod phones;
 pub mod policy;
+pub mod recovery;
 pub mod status;
 pub mod users;
 

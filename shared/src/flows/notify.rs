@@ -160,6 +160,32 @@ pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTi
     )
 }
 
+/// A new set of recovery codes was made (the old set no longer works).
+pub fn recovery_codes_created_email(app_name: &str, to: &str, at: UnixTime) -> Email {
+    notice(
+        app_name,
+        to,
+        format!("New recovery codes for your {app_name} account"),
+        &format!(
+            "A new set of recovery codes was created for your {app_name} account; any earlier codes no longer work."
+        ),
+        &[],
+        at,
+    )
+}
+
+/// A recovery code was used to sign in.
+pub fn recovery_code_used_email(app_name: &str, to: &str, remaining: u32, at: UnixTime) -> Email {
+    notice(
+        app_name,
+        to,
+        format!("A recovery code was used on your {app_name} account"),
+        &format!("A recovery code was used to sign in to your {app_name} account."),
+        &[("Codes left", remaining.to_string())],
+        at,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

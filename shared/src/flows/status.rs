@@ -43,6 +43,7 @@ pub struct Status {
     pub can_skip: bool,
     pub skipped_until: Option<UnixTime>,
     pub phones: Vec<PhoneView>,
+    pub recovery_codes_remaining: u32,
 }
 
 /// The user's status under the policy as it is at this very request.
@@ -80,6 +81,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         can_skip: enabled && !required && !enrolled,
         skipped_until,
         phones: phones.iter().map(PhoneView::from).collect(),
+        recovery_codes_remaining: svc.store.count_recovery_codes(&c.app, &c.user).await?,
     })
 }
 

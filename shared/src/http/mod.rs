@@ -4,6 +4,7 @@
 //! [`phone_submit`], [`code_verify`] or [`phone_edits`]; the local server runs the very same
 //! functions. [`error_response`] is the one place a domain error becomes an HTTP answer.
 
+pub mod challenge;
 pub mod code_verify;
 pub mod context;
 pub mod enrollment_start;
@@ -199,6 +200,7 @@ pub async fn dispatch(f: routes::Function, svc: &crate::Service, req: Request) -
         PhoneSubmit => phone_submit::handle(svc, req).await,
         CodeVerify => code_verify::handle(svc, req).await,
         PhoneEdits => phone_edits::handle(svc, req).await,
+        Challenge => challenge::handle(svc, req).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub enum Function {
     PhoneSubmit,
     CodeVerify,
     PhoneEdits,
+    Challenge,
 }
 
 /// Who may call a route.
@@ -22,6 +23,8 @@ pub enum Access {
     Admin,
     /// The customer success team (IAM; locally the `mfa:operator` scope).
     Operator,
+    /// Anyone (the JWKS).
+    Public,
 }
 
 /// The request's path as the client sent it, without the stage: an HTTP API on a named stage
@@ -87,6 +90,11 @@ pub fn function_for(path: &str) -> Option<(Function, Access)> {
         ["v1", "mfa", "enrollments", _, "phone"] => Some((PhoneSubmit, User)),
         ["v1", "mfa", "enrollments", _, "code" | "resend"] => Some((CodeVerify, User)),
         ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _] => Some((PhoneEdits, User)),
+        ["v1", "mfa", "jwks.json"] => Some((Challenge, Public)),
+        ["v1", "mfa", "challenges"]
+        | ["v1", "mfa", "challenges", "recovery"]
+        | ["v1", "mfa", "challenges", _, "code" | "resend"]
+        | ["v1", "mfa", "recovery-codes"] => Some((Challenge, User)),
         _ => None,
     }
 }
@@ -113,7 +121,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/mfa/phones/{phone_id}"),
     ("PATCH", "/v1/mfa/phones/{phone_id}"),
     ("DELETE", "/v1/mfa/phones/{phone_id}"),
+    ("POST", "/v1/mfa/challenges"),
+    ("POST", "/v1/mfa/challenges/{challenge_id}/code"),
+    ("POST", "/v1/mfa/challenges/{challenge_id}/resend"),
+    ("POST", "/v1/mfa/challenges/recovery"),
+    ("POST", "/v1/mfa/recovery-codes"),
+    ("GET", "/v1/mfa/jwks.json"),
 ];
+
+/// Whether the request carries a body at all (some routes take an optional one).
+pub fn has_body(req: &Request) -> bool {
+    match req.body() {
+        lambda_http::Body::Empty => false,
+        lambda_http::Body::Text(s) => !s.trim().is_empty(),
+        lambda_http::Body::Binary(b) => !b.is_empty(),
+        _ => false,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -126,7 +150,8 @@ mod tests {
                 .replace("{app_id}", "app1")
                 .replace("{user_id}", "u1")
                 .replace("{enrollment_id}", "enr_x")
-                .replace("{phone_id}", "ph_x");
+                .replace("{phone_id}", "ph_x")
+                .replace("{challenge_id}", "chl_x");
             assert!(function_for(&concrete).is_some(), "{template}");
         }
     }

@@ -106,6 +106,20 @@ macro_rules! random_id {
 random_id!(EnrollmentId, "enr_", "enrollment");
 random_id!(PhoneId, "ph_", "phone");
 random_id!(CodeId, "code_", "code");
+random_id!(ChallengeId, "chl_", "challenge");
+
+impl ChallengeId {
+    /// Challenges are stored like enrollments (a pending code and its guards); this is the key
+    /// they are stored under. Enrollment routes refuse it by its purpose.
+    pub fn as_enrollment_key(&self) -> EnrollmentId {
+        EnrollmentId(self.0.clone())
+    }
+
+    /// The challenge id of a stored challenge.
+    pub fn from_enrollment_key(id: &EnrollmentId) -> ChallengeId {
+        ChallengeId(id.0.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,17 @@
+//! The `challenge` Lambda — user API: the second factor at sign-in, recovery codes, and the JWKS.
+//! Only wiring: configuration from the environment, AWS clients and the secrets once per cold
+//! start, then `lambda_http::run` over the shared handler.
+
+use std::sync::Arc;
+
+use mfa_shared::adapters::aws;
+use mfa_shared::http::{lambda_handler, routes::Function};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let service = aws::service_from_env().await.inspect_err(|e| {
+        lambda_http::tracing::error!(error = %e, "cold start failed");
+    })?;
+    lambda_http::run(lambda_handler(Arc::new(service), Function::Challenge)).await
+}

@@ -1,0 +1,142 @@
+//! The second factor at sign-in: a code texted to an enrolled phone, exchanged for a signed
+//! assertion the platform's login verifies with the JWKS.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::MfaError;
+use crate::ports::{Completion, Enrollment, PhoneChange, Purpose};
+use crate::service::Service;
+use crate::signing::ASSERTION_TTL_SECS;
+use crate::types::ids::ChallengeId;
+use crate::types::{Code, PhoneId, UnixTime};
+
+use super::Caller;
+use super::audit::{self, Outcome};
+use super::enrollment::{self, MaskedPhone, Resent};
+
+/// `202` of a started challenge.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChallengeSent {
+    pub challenge_id: ChallengeId,
+    pub phone: MaskedPhone,
+    pub code_expires_at: UnixTime,
+    pub resend_available_at: UnixTime,
+    pub attempts_remaining: u32,
+}
+
+/// `POST /v1/mfa/challenges`: texts a code to the primary phone, or to `phone_id`.
+pub async fn start(
+    svc: &Service,
+    c: &Caller,
+    phone_id: Option<PhoneId>,
+) -> Result<ChallengeSent, MfaError> {
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    if phones.is_empty() {
+        return Err(MfaError::NotEnrolled);
+    }
+    let phone = match &phone_id {
+        Some(id) => phones
+            .iter()
+            .find(|p| &p.phone_id == id)
+            .ok_or(MfaError::PhoneNotFound)?,
+        None => phones.iter().find(|p| p.primary).unwrap_or(&phones[0]),
+    };
+    let now = svc.clock.now();
+    let mut e = Enrollment::begin(
+        &c.app,
+        &c.user,
+        Purpose::Challenge(phone.phone_id.clone()),
+        now,
+        svc.limits.enrollment_ttl_secs,
+    )?;
+    let id = ChallengeId::generate()?;
+    e.id = id.as_enrollment_key();
+    svc.store.create_enrollment(&e).await?;
+    let sent = enrollment::send_code(svc, c, &e, phone.number.clone(), None, None, false).await?;
+    Ok(ChallengeSent {
+        challenge_id: id,
+        phone: MaskedPhone {
+            masked: sent.number.masked(),
+        },
+        code_expires_at: sent.expires_at,
+        resend_available_at: sent.resend_available_at,
+        attempts_remaining: svc.limits.code_max_attempts,
+    })
+}
+
+/// `POST /v1/mfa/challenges/{id}/resend`.
+pub async fn resend(svc: &Service, c: &Caller, id: &ChallengeId) -> Result<Resent, MfaError> {
+    let e = enrollment::load_kind(svc, c, &id.as_enrollment_key(), true).await?;
+    enrollment::resend_loaded(svc, c, e).await
+}
+
+/// A signed assertion and when it expires.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Assertion {
+    pub assertion: String,
+    pub expires_at: UnixTime,
+}
+
+/// Signs `{iss, sub, app_id, amr, iat, exp, jti}` for the caller.
+pub(crate) fn assert(svc: &Service, c: &Caller, amr: &str) -> Result<Assertion, MfaError> {
+    let keys = svc.signing.as_ref().ok_or_else(|| {
+        tracing::error!("no assertion signing key is configured (MFA_SIGNING_SECRET_ID)");
+        MfaError::Internal
+    })?;
+    let iat = svc.clock.now();
+    let exp = iat.plus_secs(ASSERTION_TTL_SECS);
+    let mut jti = [0u8; 16];
+    getrandom::fill(&mut jti)?;
+    let claims = json!({
+        "iss": svc.settings.issuer,
+        "sub": c.user,
+        "app_id": c.app,
+        "amr": [amr],
+        "iat": iat.0,
+        "exp": exp.0,
+        "jti": hex::encode(jti),
+    });
+    let assertion = keys.sign(&claims).ok_or(MfaError::Internal)?;
+    Ok(Assertion {
+        assertion,
+        expires_at: exp,
+    })
+}
+
+/// `POST /v1/mfa/challenges/{id}/code`: a right code, once, gives an assertion (`amr: ["sms"]`).
+pub async fn verify(
+    svc: &Service,
+    c: &Caller,
+    id: &ChallengeId,
+    guess: Code,
+) -> Result<Assertion, MfaError> {
+    let key = id.as_enrollment_key();
+    let e = enrollment::load_kind(svc, c, &key, true).await?;
+    let (pending, now) = enrollment::check_guess(svc, c, &e, guess).await?;
+    match svc
+        .store
+        .complete_enrollment(&e, &pending.code_id, &PhoneChange::Nothing, now)
+        .await?
+    {
+        Completion::Done => {}
+        _ => return Err(enrollment::explain_refused_attempt(svc, c, &key, true).await),
+    }
+    let assertion = assert(svc, c, "sms")?;
+    tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");
+    let phone_id = match &e.purpose {
+        Purpose::Challenge(p) => Some(p.clone()),
+        _ => None,
+    };
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        "challenge.verified",
+        Some(&c.user),
+        Outcome::Ok,
+        json!({ "challenge_id": id, "phone_id": phone_id, "masked": pending.number.masked(), "amr": "sms" }),
+    )
+    .await;
+    Ok(assertion)
+}

@@ -1,0 +1,192 @@
+//! Recovery codes: ten one-time codes shown once, for when no phone is at hand. Each is 10
+//! characters of Crockford base32 (50 bits from the CSPRNG), stored only as a keyed hash and
+//! used at most once, even by concurrent requests (a conditional delete).
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::MfaError;
+use crate::service::Service;
+use crate::types::UnixTime;
+
+use super::audit::{self, Outcome};
+use super::challenge::{self, Assertion};
+use super::enrollment::{check_password, notify_user};
+use super::guards;
+use super::{Caller, notify};
+
+/// Codes per set.
+pub const SET_SIZE: usize = 10;
+/// Crockford's base32 alphabet: no I, L, O or U to misread.
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A fresh code, `XXXXX-XXXXX`: each character takes 5 bits of one random byte, so all 32
+/// characters are equally likely (no modulo bias).
+fn generate() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes)?;
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 0x1f)] as char)
+        .collect();
+    Ok(format!("{}-{}", &chars[..5], &chars[5..]))
+}
+
+/// What a person typed, normalised: case, dashes and spaces ignored, and the look-alikes
+/// Crockford maps (O→0, I/L→1). `None` unless it is 10 alphabet characters.
+fn normalise(input: &str) -> Option<String> {
+    let mut out = String::with_capacity(10);
+    for c in input.chars() {
+        let c = match c.to_ascii_uppercase() {
+            '-' | ' ' => continue,
+            'O' => '0',
+            'I' | 'L' => '1',
+            c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
+            _ => return None,
+        };
+        out.push(c);
+    }
+    (out.len() == 10).then_some(out)
+}
+
+fn hash(svc: &Service, c: &Caller, normalised: &str) -> String {
+    svc.keys
+        .recovery_hash(c.app.as_str(), c.user.as_str(), normalised)
+}
+
+/// `201` of a new set: shown this once.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NewSet {
+    pub codes: Vec<String>,
+}
+
+/// `POST /v1/mfa/recovery-codes`: a new set replaces the old.
+pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSet, MfaError> {
+    check_password(svc, c, password).await?;
+    if svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+        return Err(MfaError::NotEnrolled);
+    }
+    let codes = (0..SET_SIZE)
+        .map(|_| generate())
+        .collect::<Result<Vec<_>, _>>()?;
+    let hashes: Vec<String> = codes
+        .iter()
+        .map(|code| hash(svc, c, &code.replace('-', "")))
+        .collect();
+    let now = svc.clock.now();
+    svc.store
+        .replace_recovery_codes(&c.app, &c.user, &hashes, now)
+        .await?;
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        "recovery_codes.created",
+        Some(&c.user),
+        Outcome::Ok,
+        json!({ "count": SET_SIZE }),
+    )
+    .await;
+    notify_user(svc, c, "recovery_codes.created", |name, to| {
+        notify::recovery_codes_created_email(name, to, now)
+    })
+    .await;
+    Ok(NewSet { codes })
+}
+
+/// `200` of a used recovery code.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Recovered {
+    pub assertion: String,
+    pub expires_at: UnixTime,
+    pub remaining: u32,
+}
+
+/// `POST /v1/mfa/challenges/recovery`: a recovery code, once, gives an assertion
+/// (`amr: ["recovery"]`). Wrong codes count against the user's hourly budget of failed codes.
+pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered, MfaError> {
+    let Some(code) = normalise(input) else {
+        return Err(MfaError::InvalidRequest(
+            "`code` must be a recovery code such as 7K3QD-M9XWP (10 letters and digits).".into(),
+        ));
+    };
+    let unit = guards::take_code_failure(svc, c).await?;
+    let used = match svc
+        .store
+        .consume_recovery_code(&c.app, &c.user, &hash(svc, c, &code))
+        .await
+    {
+        Ok(used) => used,
+        Err(e) => {
+            unit.give_back(svc).await;
+            return Err(e.into());
+        }
+    };
+    if !used {
+        tracing::info!(app_id = %c.app, user_id = %c.user, "wrong recovery code");
+        let left = svc
+            .limits
+            .code_failures_per_user_per_hour
+            .saturating_sub(unit.count);
+        return Err(MfaError::InvalidCode {
+            attempts_remaining: left,
+        });
+    }
+    unit.give_back(svc).await;
+    let Assertion {
+        assertion,
+        expires_at,
+    } = challenge::assert(svc, c, "recovery")?;
+    let remaining = svc.store.count_recovery_codes(&c.app, &c.user).await?;
+    audit::record(
+        svc,
+        &c.app,
+        c.user.as_str(),
+        "recovery_code.used",
+        Some(&c.user),
+        Outcome::Ok,
+        json!({ "remaining": remaining }),
+    )
+    .await;
+    let now = svc.clock.now();
+    notify_user(svc, c, "recovery_code.used", |name, to| {
+        notify::recovery_code_used_email(name, to, remaining, now)
+    })
+    .await;
+    Ok(Recovered {
+        assertion,
+        expires_at,
+        remaining,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_ten_alphabet_characters_with_a_dash() {
+        for _ in 0..100 {
+            let c = generate().unwrap();
+            assert_eq!(c.len(), 11);
+            assert_eq!(&c[5..6], "-");
+            assert_eq!(normalise(&c).unwrap(), c.replace('-', ""));
+        }
+    }
+
+    #[test]
+    fn typing_slips_are_forgiven_but_not_other_characters() {
+        assert_eq!(normalise("7k3qd m9xwp").unwrap(), "7K3QDM9XWP");
+        assert_eq!(normalise("OIL00-11111").unwrap(), "0110011111");
+        for bad in [
+            "",
+            "7K3QD",
+            "7K3QD-M9XWPX",
+            "7K3QD-M9XWU",
+            "7K3QD_M9XWP",
+            "７K3QD-M9XWP",
+        ] {
+            assert!(normalise(bad).is_none(), "{bad:?}");
+        }
+    }
+}

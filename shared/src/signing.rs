@@ -1,0 +1,239 @@
+//! Sign-in assertions: compact JWS signed EdDSA (Ed25519), and the JWKS that verifies them.
+//!
+//! Keys come from one Secrets Manager secret (see [`SigningKeys::from_secret`]): the stack
+//! generates random material and each key's Ed25519 seed is SHA-256 of its material, so
+//! CloudFormation's `GenerateSecretString` is enough to make a key. Rotation adds a key before
+//! it signs and keeps the old one listed until its assertions have expired (README, "Rotation").
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Assertions live 5 minutes (the contract).
+pub const ASSERTION_TTL_SECS: u64 = 300;
+
+/// PKCS#8 v1 DER of an Ed25519 private key is this prefix followed by the 32-byte seed
+/// (RFC 8410, section 7).
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// One Ed25519 key. `Debug` never shows the private half.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    public: [u8; 32],
+    pkcs8: Vec<u8>,
+    /// Listed in the JWKS, but does not sign (the newest key of a rotation, or the previous).
+    pub signs: bool,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({}, signs: {})", self.kid, self.signs)
+    }
+}
+
+impl Key {
+    /// The key whose seed is SHA-256 of `material` (at least 32 bytes of secret randomness).
+    pub fn from_material(material: &str, signs: bool) -> Result<Key, KeyError> {
+        if material.len() < 32 {
+            return Err(KeyError(
+                "each signing key's material must be at least 32 characters",
+            ));
+        }
+        let seed: [u8; 32] = Sha256::digest(material.as_bytes()).into();
+        let signing = SigningKey::from_bytes(&seed);
+        let public = signing.verifying_key().to_bytes();
+        let kid = hex::encode(&Sha256::digest(public)[..8]);
+        let mut pkcs8 = PKCS8_ED25519_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        Ok(Key {
+            kid,
+            public,
+            pkcs8,
+            signs,
+        })
+    }
+
+    /// The public JWK (RFC 8037).
+    pub fn jwk(&self) -> Value {
+        json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x": URL_SAFE_NO_PAD.encode(self.public),
+        })
+    }
+}
+
+/// Why the signing secret is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("signing keys: {0}")]
+pub struct KeyError(pub &'static str);
+
+/// The keys of a deployment: exactly one signs; all are published.
+#[derive(Debug, Clone)]
+pub struct SigningKeys {
+    keys: Vec<Key>,
+}
+
+impl SigningKeys {
+    /// Parses the secret. Either a plain string (one key, which signs), or JSON
+    /// `{"current": "...", "next": "...", "previous": ["...", ...]}` where `current` signs,
+    /// `next` is published ahead of a rotation and `previous` stay published until the
+    /// assertions they signed have expired.
+    pub fn from_secret(secret: &str) -> Result<SigningKeys, KeyError> {
+        let trimmed = secret.trim();
+        if !trimmed.starts_with('{') {
+            return Ok(SigningKeys {
+                keys: vec![Key::from_material(trimmed, true)?],
+            });
+        }
+        let v: Value =
+            serde_json::from_str(trimmed).map_err(|_| KeyError("the secret is not valid JSON"))?;
+        let current = v["current"]
+            .as_str()
+            .ok_or(KeyError("the secret has no \"current\" key"))?;
+        let mut keys = vec![Key::from_material(current, true)?];
+        if let Some(next) = v.get("next").and_then(Value::as_str) {
+            keys.push(Key::from_material(next, false)?);
+        }
+        for prev in v
+            .get("previous")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let material = prev
+                .as_str()
+                .ok_or(KeyError("\"previous\" must list strings"))?;
+            keys.push(Key::from_material(material, false)?);
+        }
+        Ok(SigningKeys { keys })
+    }
+
+    /// A fresh random key, for the in-memory backend.
+    pub fn random() -> Result<SigningKeys, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        let material = hex::encode(bytes);
+        Ok(SigningKeys {
+            keys: vec![
+                Key::from_material(&material, true).map_err(|_| getrandom::Error::UNSUPPORTED)?,
+            ],
+        })
+    }
+
+    fn signer(&self) -> Option<&Key> {
+        self.keys.iter().find(|k| k.signs)
+    }
+
+    /// `{"keys": [...]}`: every key, signing or not.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.keys.iter().map(Key::jwk).collect::<Vec<_>>() })
+    }
+
+    /// Signs `claims` as a compact JWS (`alg: EdDSA`, `typ: JWT`, `kid`).
+    pub fn sign(&self, claims: &impl Serialize) -> Option<String> {
+        let key = self.signer()?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&key.pkcs8)).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    fn verify(jwks: &Value, token: &str) -> Option<Value> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let jwk = jwks["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())?;
+        let key = DecodingKey::from_ed_components(jwk["x"].as_str()?).ok()?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.validate_aud = false;
+        jsonwebtoken::decode::<Value>(token, &key, &v)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    fn claims() -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        json!({ "sub": "ada", "iat": now, "exp": now + ASSERTION_TTL_SECS })
+    }
+
+    #[test]
+    fn signs_and_the_jwks_verifies() {
+        let keys = SigningKeys::from_secret(&"k".repeat(64)).unwrap();
+        let token = keys.sign(&claims()).unwrap();
+        assert_eq!(verify(&keys.jwks(), &token).unwrap()["sub"], "ada");
+        let jwk = &keys.jwks()["keys"][0];
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["crv"].as_str()),
+            (Some("OKP"), Some("Ed25519"))
+        );
+        assert!(!format!("{keys:?}").contains("kkkk"));
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_previous_key_published_and_verifiable() {
+        let (old, new) = ("o".repeat(64), "n".repeat(64));
+        let before = SigningKeys::from_secret(&old).unwrap();
+        let token = before.sign(&claims()).unwrap();
+        let after =
+            SigningKeys::from_secret(&json!({ "current": new, "previous": [old] }).to_string())
+                .unwrap();
+        assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert!(
+            verify(&after.jwks(), &token).is_some(),
+            "old assertions still verify"
+        );
+        let fresh = after.sign(&claims()).unwrap();
+        assert_ne!(
+            jsonwebtoken::decode_header(&fresh).unwrap().kid,
+            jsonwebtoken::decode_header(&token).unwrap().kid,
+            "the new key signs"
+        );
+        let dropped = SigningKeys::from_secret(&new).unwrap();
+        assert!(
+            verify(&dropped.jwks(), &token).is_none(),
+            "once dropped, the old key verifies nothing"
+        );
+    }
+
+    #[test]
+    fn a_next_key_is_published_before_it_signs() {
+        let keys = SigningKeys::from_secret(
+            &json!({ "current": "c".repeat(40), "next": "x".repeat(40) }).to_string(),
+        )
+        .unwrap();
+        let token = keys.sign(&claims()).unwrap();
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        assert_eq!(keys.jwks()["keys"][0]["kid"], kid.as_str());
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn weak_or_malformed_secrets_are_refused() {
+        assert!(SigningKeys::from_secret("short").is_err());
+        assert!(
+            SigningKeys::from_secret("{\"next\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}")
+                .is_err()
+        );
+        assert!(SigningKeys::from_secret("{not json").is_err());
+    }
+}
