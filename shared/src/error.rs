@@ -80,7 +80,7 @@ pub enum MfaError {
     InvalidCode { attempts_remaining: u32 },
     #[error("The code has expired. Ask for a new one.")]
     CodeExpired,
-    #[error("This enrollment is at the {current} step; that action is not possible now.")]
+    #[error("That is not possible at the {current} step: start again or go on from there.")]
     WrongStep { current: &'static str },
     #[error("A code was sent moments ago. Wait before asking for another.")]
     ResendTooSoon { retry_after: u64 },

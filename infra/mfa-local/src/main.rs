@@ -96,6 +96,8 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        // Logs to stderr; stdout carries the console outbox and the "listening" line.
+        .with_writer(std::io::stderr)
         .init();
     let opts = server::Options {
         port: cli.port,

@@ -453,7 +453,7 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         None
     };
     Ok(Enrollment {
-        id: parse_id(item, W, "enrollment_id", EnrollmentId::parse)?,
+        id: parse_id(item, W, "enrollment_id", EnrollmentId::parse_stored)?,
         app_id: parse_id(item, W, "app_id", AppId::parse)?,
         user_id: parse_id(item, W, "user_id", UserId::parse)?,
         purpose,

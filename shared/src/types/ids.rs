@@ -108,6 +108,13 @@ random_id!(PhoneId, "ph_", "phone");
 random_id!(CodeId, "code_", "code");
 random_id!(ChallengeId, "chl_", "challenge");
 
+impl EnrollmentId {
+    /// A stored key: an enrollment's id, or a challenge's (which is stored like one).
+    pub fn parse_stored(s: &str) -> Result<Self, BadId> {
+        EnrollmentId::parse(s).or_else(|_| ChallengeId::parse(s).map(|c| c.as_enrollment_key()))
+    }
+}
+
 impl ChallengeId {
     /// Challenges are stored like enrollments (a pending code and its guards); this is the key
     /// they are stored under. Enrollment routes refuse it by its purpose.
