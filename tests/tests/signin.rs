@@ -347,3 +347,23 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     assert!(verify(&later, &old_assertion).await.is_err());
     assert!(verify(&later, new_assertion).await.is_ok());
 }
+
+#[tokio::test]
+#[ignore = "needs the project's .venv (Python with cryptography): run by tests/run.sh"]
+async fn the_readme_sign_in_script_verifies_its_assertion() {
+    let s = LocalServer::memory(&[]);
+    let out = std::process::Command::new("bash")
+        .arg(mfa_tests::root().join("tests/signin-example.sh"))
+        .env("B", &s.base)
+        .env("MFA_LOCAL", mfa_tests::mfa_local_bin())
+        .env("PY", mfa_tests::root().join(".venv/bin/python"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("assertion verified:"), "{stdout}");
+}
