@@ -438,6 +438,14 @@ impl Tenant {
         .await
     }
 
+    /// The whole enrollment with `number`: Start, phone, the texted code.
+    pub async fn enroll(&self, s: &LocalServer, number: &str) {
+        let id = self.start(s).await;
+        assert_eq!(self.phone(s, &id, number).await.status, 202);
+        let r = self.code(s, &id, &s.last_code(number).await).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
     pub async fn code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
         s.call(
             "POST",

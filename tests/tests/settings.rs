@@ -6,14 +6,6 @@ use std::sync::Arc;
 use mfa_tests::{Launch, LocalServer, Reply, Tenant, unique_number};
 use serde_json::{Value, json};
 
-/// Enrolls the tenant's user with `number`.
-async fn enroll(s: &LocalServer, t: &Tenant, number: &str) {
-    let id = t.start(s).await;
-    assert_eq!(t.phone(s, &id, number).await.status, 202);
-    let r = t.code(s, &id, &s.last_code(number).await).await;
-    assert_eq!(r.status, 200, "{r:?}");
-}
-
 async fn phones(s: &LocalServer, t: &Tenant) -> Vec<Value> {
     let r = s
         .call("GET", "/v1/mfa/phones", Some(&t.user_token), None)
@@ -40,7 +32,7 @@ async fn confirm(s: &LocalServer, t: &Tenant, id: &str, number: &str) -> Reply {
 async fn the_settings_walk(s: &LocalServer) {
     let t = Tenant::set_up(s, "optional").await;
     let (first, second, third) = (unique_number(), unique_number(), unique_number());
-    enroll(s, &t, &first).await;
+    t.enroll(s, &first).await;
 
     // Add another phone: password, then a code to the new number.
     let r = settings_change(
@@ -240,7 +232,7 @@ async fn two_replaces_of_one_phone_at_once_leave_one_consistent_phone_on_moto() 
     }));
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     let first = unique_number();
-    enroll(&s, &t, &first).await;
+    t.enroll(&s, &first).await;
     let id = phones(&s, &t).await[0]["phone_id"]
         .as_str()
         .unwrap()

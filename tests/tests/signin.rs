@@ -8,12 +8,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
 use serde_json::{Value, json};
 
-async fn enroll(s: &LocalServer, t: &Tenant, number: &str) {
-    let id = t.start(s).await;
-    assert_eq!(t.phone(s, &id, number).await.status, 202);
-    assert_eq!(t.code(s, &id, &s.last_code(number).await).await.status, 200);
-}
-
 /// What a platform's login does with an assertion: the key by `kid` from the JWKS, the
 /// signature, `exp`.
 async fn verify(s: &LocalServer, assertion: &str) -> Result<Value, String> {
@@ -42,7 +36,7 @@ async fn verify(s: &LocalServer, assertion: &str) -> Result<Value, String> {
 async fn sign_in_walk(s: &LocalServer) {
     let t = Tenant::set_up(s, "optional").await;
     let number = unique_number();
-    enroll(s, &t, &number).await;
+    t.enroll(s, &number).await;
 
     let r = s
         .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
@@ -209,7 +203,7 @@ async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
         ..Launch::default()
     }));
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
-    enroll(&s, &t, &unique_number()).await;
+    t.enroll(&s, &unique_number()).await;
     let r = s
         .call(
             "POST",
@@ -258,7 +252,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     });
     let t = Tenant::set_up(&before, "optional").await;
     let number = unique_number();
-    enroll(&before, &t, &number).await;
+    t.enroll(&before, &number).await;
     let r = before
         .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
         .await;
