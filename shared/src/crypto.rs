@@ -105,12 +105,26 @@ impl Keys {
     }
 }
 
-/// Is `hash` an argon2 PHC string (`$argon2id$v=19$...`, or argon2i/argon2d)?
+/// Is `hash` an argon2id v=19 PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) whose
+/// costs a Lambda can afford? A stored hash with absurd costs (say 4 GiB of memory) would make
+/// every password check of that user exhaust the function, so memory is capped at 256 MiB, passes
+/// at 10 and lanes at 8 — far above OWASP's recommendations (19 MiB, 2 passes, 1 lane).
 pub fn is_argon2_phc(hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(h) => matches!(h.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d"),
-        Err(_) => false,
-    }
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let within = |name: &str, max: u32| {
+        h.params
+            .get_decimal(name)
+            .is_some_and(|v| (1..=max).contains(&v))
+    };
+    h.algorithm.as_str() == "argon2id"
+        && h.version == Some(19)
+        && within("m", 256 * 1024)
+        && within("t", 10)
+        && within("p", 8)
+        && h.salt.is_some()
+        && h.hash.is_some()
 }
 
 /// A PHC string that no password matches in practice, so that a missing user costs one argon2
@@ -174,6 +188,11 @@ mod tests {
     fn recognises_argon2_phc_strings_only() {
         assert!(is_argon2_phc(DUMMY_HASH));
         assert!(!is_argon2_phc("$2b$12$abcdefghijklmnopqrstuv"));
+        // Only argon2id v=19, at costs a function can afford.
+        assert!(!is_argon2_phc(&DUMMY_HASH.replace("argon2id", "argon2i")));
+        assert!(!is_argon2_phc(&DUMMY_HASH.replace("v=19", "v=16")));
+        assert!(!is_argon2_phc(&DUMMY_HASH.replace("m=19456", "m=4194304")));
+        assert!(!is_argon2_phc(&DUMMY_HASH.replace("t=2", "t=50")));
         assert!(!is_argon2_phc("hunter2"));
         assert!(!is_argon2_phc(""));
     }

@@ -11,15 +11,27 @@ use crate::types::ids::CodeId;
 use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId};
 
 /// What the service keeps of a platform account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub app_id: AppId,
     pub user_id: UserId,
     pub email: String,
     pub email_verified: bool,
-    /// An argon2 PHC string. Never logged (the `Debug` of the flows' types never shows it).
+    /// An argon2 PHC string. Never logged: `Debug` leaves it out.
     pub password_hash: String,
     pub updated_at: UnixTime,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("app_id", &self.app_id)
+            .field("user_id", &self.user_id)
+            .field("email_verified", &self.email_verified)
+            .field("password_hash", &"<redacted>")
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A verified phone: a second factor.
@@ -73,8 +85,9 @@ impl Step {
     }
 }
 
-/// The code most recently texted for an enrollment. Only its keyed hash is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The code most recently texted for an enrollment. Only its keyed hash is kept, and `Debug`
+/// leaves even that out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PendingCode {
     pub code_id: CodeId,
     /// Hex HMAC-SHA256 of the code under the secret key, bound to `code_id`.
@@ -84,6 +97,18 @@ pub struct PendingCode {
     pub expires_at: UnixTime,
     /// Attempts taken against this code (each taken before its guess is compared).
     pub attempts: u32,
+}
+
+impl std::fmt::Debug for PendingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCode")
+            .field("code_id", &self.code_id)
+            .field("code_hash", &"<redacted>")
+            .field("number", &self.number)
+            .field("expires_at", &self.expires_at)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An enrollment in progress (or just completed).

@@ -993,6 +993,7 @@ async fn bad_bodies_are_invalid_requests_naming_the_field_and_cost_no_attempt() 
         (r#"{"password":"pw"} {"password":"pw"}"#, ""),
         (r#"{"password":"pw"}x"#, ""),
         ("{not json", "not valid JSON"),
+        (r#"{"password":14155550123}"#, "password"),
     ];
     for (body, field) in cases {
         let msg = h

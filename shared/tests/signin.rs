@@ -381,3 +381,78 @@ async fn one_recovery_code_used_twice_at_once_succeeds_once() {
         9
     );
 }
+
+#[tokio::test]
+async fn recovery_codes_go_with_the_last_phone() {
+    let (w, c) = world().await;
+    let set = recovery::create(&w.svc, &c, PASSWORD.into()).await.unwrap();
+    let only = phones::list(&w.svc, &c).await.unwrap()[0].phone_id.clone();
+    phones::remove(&w.svc, &c, &only, PASSWORD.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        status::status(&w.svc, &c)
+            .await
+            .unwrap()
+            .recovery_codes_remaining,
+        0
+    );
+    assert_eq!(
+        recovery::redeem(&w.svc, &c, &set.codes[0])
+            .await
+            .unwrap_err(),
+        MfaError::NotEnrolled
+    );
+}
+
+#[tokio::test]
+async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
+    let (w, c) = world().await;
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    let code = w.last_code();
+    // The user replaces that number (a swapped SIM) before the code is typed.
+    let id = phones::list(&w.svc, &c).await.unwrap()[0].phone_id.clone();
+    w.clock.advance(31);
+    let r = phones::replace(
+        &w.svc,
+        &c,
+        &id,
+        PASSWORD.into(),
+        PhoneNumber::parse("+14155550199").unwrap(),
+    )
+    .await
+    .unwrap();
+    enrollment::verify(&w.svc, &c, r.enrollment_id.as_ref().unwrap(), w.last_code())
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
+            .await
+            .unwrap_err(),
+        MfaError::ChallengeNotFound
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_resend_does_not_depend_on_the_policy() {
+    let (w, c) = world().await;
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    let change = policy::PolicyChange {
+        enabled: false,
+        include_in_signup: false,
+        enforcement: Enforcement::Optional,
+        allowed_countries: None,
+    };
+    policy::update(&w.svc, &c.app, change, None, "admin")
+        .await
+        .unwrap();
+    w.clock.advance(30);
+    challenge::resend(&w.svc, &c, &sent.challenge_id)
+        .await
+        .unwrap();
+    assert!(
+        challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
+            .await
+            .is_ok()
+    );
+}

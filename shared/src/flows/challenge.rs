@@ -114,6 +114,18 @@ pub async fn verify(
     let key = id.as_enrollment_key();
     let e = enrollment::load_kind(svc, c, &key, true).await?;
     let (pending, now) = enrollment::check_guess(svc, c, &e, guess).await?;
+    // The code proves the phone only while it is still the user's, with that number: a removed
+    // or replaced number (a lost or swapped SIM) no longer signs anyone in.
+    let Purpose::Challenge(phone_id) = &e.purpose else {
+        return Err(MfaError::ChallengeNotFound);
+    };
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    if !phones
+        .iter()
+        .any(|p| &p.phone_id == phone_id && p.number == pending.number)
+    {
+        return Err(MfaError::ChallengeNotFound);
+    }
     match svc
         .store
         .complete_enrollment(&e, &pending.code_id, &PhoneChange::Nothing, now)
@@ -124,10 +136,6 @@ pub async fn verify(
     }
     let assertion = assert(svc, c, "sms")?;
     tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");
-    let phone_id = match &e.purpose {
-        Purpose::Challenge(p) => Some(p.clone()),
-        _ => None,
-    };
     audit::record(
         svc,
         &c.app,

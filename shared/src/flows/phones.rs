@@ -214,6 +214,13 @@ pub async fn remove(
         return Err(MfaError::Conflict);
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, phone = %phone.number, "phone removed");
+    if last {
+        // Un-enrolled: recovery codes go too, so they cannot come back with a later enrollment.
+        let now = svc.clock.now();
+        svc.store
+            .replace_recovery_codes(&c.app, &c.user, &[], now)
+            .await?;
+    }
     let details = json!({ "phone_id": id, "masked": phone.number.masked(), "unenrolled": last, "promoted": promote });
     audit::record(
         svc,

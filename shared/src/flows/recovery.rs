@@ -110,6 +110,10 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
             "`code` must be a recovery code such as 7K3QD-M9XWP (10 letters and digits).".into(),
         ));
     };
+    // Recovery codes stand in for a phone: without one, the user has no second factor to recover.
+    if svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+        return Err(MfaError::NotEnrolled);
+    }
     let unit = guards::take_code_failure(svc, c).await?;
     let used = match svc
         .store

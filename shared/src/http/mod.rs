@@ -169,12 +169,27 @@ pub fn parse_empty_body(req: &Request) -> Result<(), MfaError> {
     parse_body::<Nothing>(req).map(|_| ())
 }
 
-/// serde_json appends " at line 1 column 12"; a person does not need it.
+/// serde_json appends " at line 1 column 12"; a person does not need it. A wrong type or value
+/// is quoted by serde (`invalid type: integer `14155550123``): the quote goes, since an answer
+/// never repeats what could be a phone number, a code or a password.
 fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+        let mut out = String::with_capacity(msg.len());
+        let mut quoted = false;
+        for ch in msg.chars() {
+            if ch == '`' {
+                quoted = !quoted;
+            } else if !quoted {
+                out.push(ch);
+            }
+        }
+        return out.replace("  ", " ").replace(" ,", ",");
     }
+    msg.to_owned()
 }
 
 /// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
