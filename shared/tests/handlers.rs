@@ -1118,3 +1118,37 @@ async fn a_named_stage_in_raw_path_is_not_part_of_the_route() {
     let body: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(body["prompt"], "enroll");
 }
+
+#[tokio::test]
+async fn a_body_must_say_it_is_json() {
+    let h = H::optional().await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut ev = user_event(USER, "POST", START, RIGHT_PW);
+        match content_type {
+            None => {
+                ev["headers"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("content-type");
+            }
+            Some(ct) => ev["headers"]["content-type"] = json!(ct),
+        }
+        let msg = h
+            .run(EnrollmentStart, &ev)
+            .await
+            .err(400, "invalid_request");
+        assert!(msg.contains("application/json"), "{content_type:?}: {msg}");
+    }
+    // A route without a body needs no Content-Type.
+    let ev = user_event(USER, "GET", "/v1/mfa/status", None);
+    let mut ev = ev;
+    ev["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("content-type");
+    h.run(EnrollmentStart, &ev).await.ok(200);
+}

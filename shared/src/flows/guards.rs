@@ -164,7 +164,7 @@ pub async fn take_text_budget(
             "texts per phone number per hour",
         ),
         (
-            format!("txt-ip#{}", c.source_ip),
+            format!("txt-ip#{}", ip_bucket(&c.source_ip)),
             l.texts_per_ip_per_hour,
             3600,
             "texts per client IP per hour",
@@ -204,4 +204,38 @@ async fn blocked(svc: &Service, c: &Caller, limit: &str) {
         serde_json::json!({ "limit": limit }),
     )
     .await;
+}
+
+/// The client a per-IP budget counts: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+/// network: whoever holds one can use all of its addresses, so each must not get a budget).
+pub fn ip_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_bucket;
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_ipv4_stays_whole() {
+        assert_eq!(ip_bucket("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            ip_bucket("2001:db8:1:2:ffff::1"),
+            ip_bucket("2001:db8:1:2::9")
+        );
+        assert_ne!(ip_bucket("2001:db8:1:3::1"), ip_bucket("2001:db8:1:2::1"));
+        assert_eq!(ip_bucket("198.51.100.7"), "198.51.100.7");
+        assert_eq!(ip_bucket("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(ip_bucket("unknown"), "unknown");
+    }
 }

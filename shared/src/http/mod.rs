@@ -119,8 +119,14 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(MfaError::PayloadTooLarge);
     }
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+    let has_body = !bytes.iter().all(u8::is_ascii_whitespace);
+    let content_type = req.headers().get(header::CONTENT_TYPE);
+    // A body must say it is JSON; a missing header counts as wrong.
+    if has_body || content_type.is_some() {
+        let ct = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();
         if essence != "application/json" {
             return Err(MfaError::InvalidRequest(
@@ -128,7 +134,7 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
             ));
         }
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if !has_body {
         return Err(MfaError::InvalidRequest(
             "The request body must be a JSON object.".into(),
         ));
