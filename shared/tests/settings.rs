@@ -25,9 +25,12 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(Limits::default()).await
+}
+
+async fn world_with(limits: Limits) -> World {
     let clock = Arc::new(FixedClock::at(T0));
-    let (svc, outbox) =
-        Service::in_memory(Limits::default(), Settings::default(), clock.clone()).unwrap();
+    let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
     let app = AppId::parse("acme").unwrap();
     policy::set_availability(&svc, &app, true, "operator")
         .await
@@ -508,23 +511,11 @@ async fn the_audit_log_records_every_event_newest_first_without_numbers() {
 
 #[tokio::test]
 async fn rate_limit_blocks_name_their_limit_in_the_audit_log() {
-    let clock = Arc::new(FixedClock::at(T0));
-    let limits = Limits {
+    let w = world_with(Limits {
         texts_per_user_per_day: 1,
         ..Limits::default()
-    };
-    let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let w = World {
-        svc,
-        outbox,
-        clock,
-        app,
-    };
-    w.enforce(Enforcement::Optional).await;
+    })
+    .await;
     let c = w.enrolled("ada").await;
     let err = w.add(&c, "+14155550102").await.unwrap_err();
     assert!(matches!(err, MfaError::RateLimited { .. }));

@@ -5,8 +5,26 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
+use mfa_tests::{Launch, LocalServer, Reply, Tenant, moto_url, unique_number};
 use serde_json::{Value, json};
+
+/// The platform's login: a challenge to the primary phone, then the texted code.
+async fn sign_in(s: &LocalServer, t: &Tenant, number: &str) -> Reply {
+    let r = s
+        .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let id = r.json["challenge_id"].as_str().unwrap();
+    let code = s.last_code(number).await;
+    let path = format!("/v1/mfa/challenges/{id}/code");
+    s.call(
+        "POST",
+        &path,
+        Some(&t.user_token),
+        Some(json!({"code": code})),
+    )
+    .await
+}
 
 /// What a platform's login does with an assertion: the key by `kid` from the JWKS, the
 /// signature, `exp`.
@@ -253,19 +271,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     let t = Tenant::set_up(&before, "optional").await;
     let number = unique_number();
     t.enroll(&before, &number).await;
-    let r = before
-        .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
-        .await;
-    let id = r.json["challenge_id"].as_str().unwrap().to_owned();
-    let code = before.last_code(&number).await;
-    let r = before
-        .call(
-            "POST",
-            &format!("/v1/mfa/challenges/{id}/code"),
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = sign_in(&before, &t, &number).await;
     let old_assertion = r.json["assertion"].as_str().unwrap().to_owned();
 
     // Rotate: the old material becomes "previous", fresh material signs from now on.
@@ -307,19 +313,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
         .await
         .expect("an assertion of the previous key still verifies");
     assert_eq!(claims["sub"].as_str(), Some(t.user.as_str()));
-    let r = after
-        .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
-        .await;
-    let id = r.json["challenge_id"].as_str().unwrap().to_owned();
-    let code = after.last_code(&number).await;
-    let r = after
-        .call(
-            "POST",
-            &format!("/v1/mfa/challenges/{id}/code"),
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = sign_in(&after, &t, &number).await;
     assert_eq!(r.status, 200, "{r:?}");
     let new_assertion = r.json["assertion"].as_str().unwrap();
     verify(&after, new_assertion).await.unwrap();
