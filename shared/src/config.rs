@@ -13,6 +13,9 @@ pub struct Limits {
     pub texts_per_user_per_day: u32,
     pub texts_per_number_per_hour: u32,
     pub texts_per_ip_per_hour: u32,
+    /// Texts per application per day, all its users (`MFA_TEXTS_PER_APP_PER_DAY`): a circuit
+    /// breaker against SMS pumping that spreads over many accounts, numbers and addresses.
+    pub texts_per_app_per_day: u32,
     pub password_max_attempts: u32,
     pub code_failures_per_user_per_hour: u32,
     pub enrollment_ttl_secs: u64,
@@ -37,6 +40,7 @@ impl Default for Limits {
             texts_per_user_per_day: 10,
             texts_per_number_per_hour: 5,
             texts_per_ip_per_hour: 20,
+            texts_per_app_per_day: 10_000,
             password_max_attempts: 5,
             code_failures_per_user_per_hour: 20,
             enrollment_ttl_secs: 1800,
@@ -114,6 +118,8 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
                 .number("MFA_TEXTS_PER_NUMBER_PER_HOUR", d.texts_per_number_per_hour)?,
             texts_per_ip_per_hour: self
                 .number("MFA_TEXTS_PER_IP_PER_HOUR", d.texts_per_ip_per_hour)?,
+            texts_per_app_per_day: self
+                .number("MFA_TEXTS_PER_APP_PER_DAY", d.texts_per_app_per_day)?,
             password_max_attempts: self
                 .number("MFA_PASSWORD_MAX_ATTEMPTS", d.password_max_attempts)?,
             code_failures_per_user_per_hour: self.number(
@@ -136,6 +142,9 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
             sender_email: self.optional("MFA_SENDER_EMAIL").unwrap_or(d.sender_email),
             sms_sender_id: self.optional("MFA_SMS_SENDER_ID"),
             issuer: self.optional("MFA_ISSUER").unwrap_or(d.issuer),
+            metrics_service: self
+                .optional("MFA_METRICS_SERVICE")
+                .unwrap_or(d.metrics_service),
         }
     }
 }
@@ -151,6 +160,9 @@ pub struct Settings {
     pub sms_sender_id: Option<String>,
     /// The `iss` of sign-in assertions (`MFA_ISSUER`).
     pub issuer: String,
+    /// The `Service` dimension of the CloudWatch metrics (`MFA_METRICS_SERVICE`; the stack name
+    /// on AWS), so that deployments sharing an account are told apart.
+    pub metrics_service: String,
 }
 
 impl Default for Settings {
@@ -160,6 +172,7 @@ impl Default for Settings {
             sender_email: "no-reply@mfa.example.com".to_owned(),
             sms_sender_id: None,
             issuer: "mfa".to_owned(),
+            metrics_service: "mfa".to_owned(),
         }
     }
 }

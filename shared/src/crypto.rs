@@ -131,21 +131,40 @@ pub fn is_argon2_phc(hash: &str) -> bool {
 /// run like a real one (OWASP's argon2id parameters: 19 MiB, 2 passes).
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$5Ge5XKMOwTRXbyrU9NnBGV+hTIuXpdi1d6mk/7EKoK0";
 
+/// What one password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// The password matches the user's hash (never true without a user).
+    pub matches: bool,
+    /// argon2 ran: on the user's hash, or on [`DUMMY_HASH`] when there is no user, so that a
+    /// missing user costs what a real one does. False only for a hash that does not parse.
+    pub hashed: bool,
+}
+
 /// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on a
 /// blocking thread: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
-pub async fn verify_password(phc: Option<String>, password: String) -> bool {
+pub async fn verify_password(phc: Option<String>, password: String) -> PasswordCheck {
     let result = tokio::task::spawn_blocking(move || {
         let stored = phc.as_deref().unwrap_or(DUMMY_HASH);
         let Ok(parsed) = PasswordHash::new(stored) else {
-            return false;
+            return PasswordCheck {
+                matches: false,
+                hashed: false,
+            };
         };
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
-        ok && phc.is_some()
+        PasswordCheck {
+            matches: ok && phc.is_some(),
+            hashed: true,
+        }
     })
     .await;
-    result.unwrap_or(false)
+    result.unwrap_or(PasswordCheck {
+        matches: false,
+        hashed: false,
+    })
 }
 
 #[cfg(test)]
@@ -203,9 +222,15 @@ mod tests {
             .hash_password(b"correct horse")
             .unwrap()
             .to_string();
-        assert!(verify_password(Some(phc.clone()), "correct horse".into()).await);
-        assert!(!verify_password(Some(phc), "wrong".into()).await);
-        assert!(!verify_password(None, "correct horse".into()).await);
-        assert!(!verify_password(Some("garbage".into()), "x".into()).await);
+        let check = |matches, hashed| PasswordCheck { matches, hashed };
+        let ok = verify_password(Some(phc.clone()), "correct horse".into()).await;
+        assert_eq!(ok, check(true, true));
+        let wrong = verify_password(Some(phc), "wrong".into()).await;
+        assert_eq!(wrong, check(false, true));
+        // No user: argon2 still runs, on the dummy hash, and nothing matches it.
+        let ghost = verify_password(None, "correct horse".into()).await;
+        assert_eq!(ghost, check(false, true));
+        let garbage = verify_password(Some("garbage".into()), "x".into()).await;
+        assert_eq!(garbage, check(false, false));
     }
 }

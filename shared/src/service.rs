@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::config::{Limits, Settings};
 use crate::crypto::Keys;
+use crate::metrics::{Metric, Metrics};
 use crate::ports::{Clock, EmailSender, SmsSender, Store};
+use crate::types::AppId;
 
 /// Everything a flow needs. Cheap to share behind an `Arc`.
 #[derive(Clone)]
@@ -14,6 +16,8 @@ pub struct Service {
     pub sms: Arc<dyn SmsSender>,
     pub email: Arc<dyn EmailSender>,
     pub clock: Arc<dyn Clock>,
+    /// Where the operators' counts go (EMF on Lambda, kept in memory locally).
+    pub metrics: Arc<dyn Metrics>,
     pub keys: Keys,
     /// The assertion signing keys; only the function that signs sign-in assertions (and
     /// serves the JWKS) is given them.
@@ -23,6 +27,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// Counts `metric` for `app`.
+    pub fn count(&self, app: &AppId, metric: Metric) {
+        self.metrics.count(app, metric);
+    }
+
     /// The embedded default: an in-process store, texts and emails to the console outbox, a
     /// random code key for this process.
     pub fn in_memory(
@@ -36,6 +45,7 @@ impl Service {
             sms: Arc::new(outbox.clone()),
             email: Arc::new(outbox.clone()),
             clock,
+            metrics: Arc::new(crate::metrics::Recorded::new()),
             keys: Keys::random()?,
             signing: Some(crate::signing::SigningKeys::random()?),
             limits,

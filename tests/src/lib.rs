@@ -67,6 +67,8 @@ pub struct LocalServer {
     /// For the aws backend: the emulator and the table this server uses.
     pub moto: Option<String>,
     pub table: Option<String>,
+    /// Every line the server printed on stdout so far (the console outbox, EMF metrics).
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// How to start a server.
@@ -78,6 +80,8 @@ pub struct Launch {
     pub table: Option<String>,
     /// Pass `--bootstrap`.
     pub bootstrap: bool,
+    /// Write the server's log (its stderr) to this file instead of the test's stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -109,7 +113,8 @@ impl LocalServer {
         Self::spawn(true, launch)
     }
 
-    fn spawn(aws: bool, mut launch: Launch) -> LocalServer {
+    /// The memory backend (`aws: false`) or `--backend aws` against moto, as `launch` says.
+    pub fn spawn(aws: bool, mut launch: Launch) -> LocalServer {
         let port = free_port();
         let mut cmd = Command::new(mfa_local_bin());
         cmd.args(["--port", &port.to_string()]);
@@ -135,17 +140,24 @@ impl LocalServer {
         for (k, v) in &launch.env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let stderr = match &launch.log_file {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::inherit(),
+        };
+        cmd.stdout(Stdio::piped()).stderr(stderr);
         let mut child = cmd.spawn().expect("spawn mfa-local");
         // Wait for its "listening" line (bootstrap against the emulator can take a while).
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.contains("listening on") {
                     let _ = tx.send(());
                 }
                 // Keep draining so the server never blocks on a full pipe.
+                kept.lock().unwrap().push(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -167,7 +179,13 @@ impl LocalServer {
             http: reqwest::Client::new(),
             moto,
             table,
+            stdout: lines,
         }
+    }
+
+    /// The lines printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Runs `mfa-local token ...` and returns the JWT.

@@ -24,6 +24,10 @@ struct Cli {
     /// With `--backend aws`: first create whatever is missing (table with TTL, secret, sender).
     #[arg(long)]
     bootstrap: bool,
+    /// Log lines as `text` (for people) or `json` (one object per line, with the request id
+    /// and application id of the request span, as the Lambda functions log).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "MFA_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +36,12 @@ struct Cli {
 enum Backend {
     Memory,
     Aws,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,15 +100,18 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
         // Logs to stderr; stdout carries the console outbox and the "listening" line.
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let opts = server::Options {
         port: cli.port,
         aws: cli.backend == Backend::Aws,

@@ -154,6 +154,9 @@ pub async fn service_from_sdk_config(
             settings.sender_email.clone(),
         )),
         clock: Arc::new(SystemClock),
+        metrics: Arc::new(crate::metrics::EmfStdout::new(
+            settings.metrics_service.clone(),
+        )),
         keys,
         signing,
         limits,

@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod console;
 pub mod dynamodb;
+pub mod faulty;
 pub mod memory;
 pub mod secrets_manager;
 pub mod ses;

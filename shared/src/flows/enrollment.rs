@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::crypto::verify_password;
 use crate::error::MfaError;
+use crate::metrics::{Metric, Reason};
 use crate::ports::{
     Completion, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord, Purpose, Step,
 };
@@ -83,8 +84,11 @@ pub async fn check_password(
             return Err(e.into());
         }
     };
-    let correct = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await;
-    guards::settle_password_attempt(svc, c, taken, correct).await?;
+    let check = verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await;
+    if check.hashed {
+        svc.count(&c.app, Metric::PasswordChecked);
+    }
+    guards::settle_password_attempt(svc, c, taken, check.matches).await?;
     user.ok_or(MfaError::Internal)
 }
 
@@ -155,6 +159,7 @@ fn check_can_send(
     now: UnixTime,
 ) -> Result<(), MfaError> {
     if e.sends >= svc.limits.max_sends_per_enrollment {
+        svc.count(&e.app_id, Metric::RateLimited(Reason::SendsPerEnrollment));
         return Err(MfaError::SendLimitReached {
             retry_after: now.secs_until(e.expires_at),
         });
@@ -162,6 +167,7 @@ fn check_can_send(
     if same_number && let Some(last) = e.last_sent_at {
         let ready = last.plus_secs(svc.limits.resend_cooldown_secs);
         if now < ready {
+            svc.count(&e.app_id, Metric::RateLimited(Reason::ResendCooldown));
             return Err(MfaError::ResendTooSoon {
                 retry_after: now.secs_until(ready),
             });
@@ -338,6 +344,7 @@ pub(crate) async fn send_code(
     let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
     if let Err(err) = svc.sms.send_sms(&number, &body).await {
         tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
+        svc.count(&c.app, Metric::SmsSendError);
         if let Err(undo) = svc.store.undo_send(&previous, &pending.code_id).await {
             tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
         }
@@ -345,6 +352,7 @@ pub(crate) async fn send_code(
         return Err(MfaError::SmsSendFailed);
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
+    svc.count(&c.app, Metric::TextSent);
     Ok(Sent {
         number,
         expires_at: pending.expires_at,
@@ -462,8 +470,10 @@ pub(crate) async fn check_guess(
         &pending.code_hash,
     ) {
         tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
+        svc.count(&c.app, Metric::VerificationFailed);
         let max = svc.limits.code_max_attempts;
         return Err(if taken >= max {
+            svc.count(&c.app, Metric::Lockout);
             audit::record(
                 svc,
                 &c.app,
@@ -482,6 +492,7 @@ pub(crate) async fn check_guess(
         });
     }
     user_unit.give_back(svc).await;
+    svc.count(&c.app, Metric::VerificationOk);
     Ok((pending, now))
 }
 
@@ -627,6 +638,7 @@ pub(crate) async fn notify_user(
         Ok(()) => "sent",
         Err(err) => {
             tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "notification email failed");
+            svc.count(&c.app, Metric::EmailSendError);
             audit::record(
                 svc,
                 &c.app,

@@ -5,6 +5,7 @@
 
 use crate::config::PASSWORD_WINDOW_SECS;
 use crate::error::MfaError;
+use crate::metrics::{Metric, Reason};
 use crate::ports::Counted;
 use crate::service::Service;
 use crate::types::{PhoneNumber, UnixTime};
@@ -22,6 +23,13 @@ pub struct Taken {
 }
 
 impl Taken {
+    /// Seconds until this unit's window of `window_secs` ends.
+    pub fn resets_in(&self, svc: &Service, window_secs: u64) -> u64 {
+        svc.clock
+            .now()
+            .secs_until(self.window_start.plus_secs(window_secs))
+    }
+
     pub async fn give_back(&self, svc: &Service) {
         if let Err(e) = svc
             .store
@@ -71,6 +79,7 @@ pub async fn take_password_attempt(svc: &Service, c: &Caller) -> Result<Taken, M
         Ok(t) => Ok(t),
         Err(until) => {
             tracing::info!(app_id = %c.app, user_id = %c.user, "password checks locked");
+            svc.count(&c.app, Metric::RateLimited(Reason::PasswordAttempts));
             Err(MfaError::TooManyAttempts {
                 retry_after: svc.clock.now().secs_until(until),
             })
@@ -95,6 +104,7 @@ pub async fn settle_password_attempt(
         let until = svc.clock.now().plus_secs(PASSWORD_WINDOW_SECS);
         svc.store.counter_block(&taken.key, until).await?;
         tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
+        svc.count(&c.app, Metric::Lockout);
         audit::record(
             svc,
             &c.app,
@@ -121,6 +131,7 @@ pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaEr
         Ok(t) => Ok(t),
         Err(until) => {
             tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
+            svc.count(&c.app, Metric::RateLimited(Reason::CodeFailuresPerUser));
             blocked(svc, c, "wrong codes per user per hour").await;
             Err(MfaError::TooManyAttempts {
                 retry_after: svc.clock.now().secs_until(until),
@@ -142,8 +153,10 @@ impl TextBudget {
     }
 }
 
-/// Takes one text from the user's daily, the number's hourly and the IP's hourly budget, or
-/// none of them: `429 rate_limited` naming the limit that was reached.
+/// Takes one text from the user's daily, the number's hourly, the IP's hourly and the
+/// application's daily budget, or none of them: `429 rate_limited` naming the limit that was
+/// reached. The application's budget comes last so that one abuser trips their own limits
+/// before they can spend the tenant's.
 pub async fn take_text_budget(
     svc: &Service,
     c: &Caller,
@@ -156,27 +169,38 @@ pub async fn take_text_budget(
             l.texts_per_user_per_day,
             86_400,
             "texts per user per day",
+            Reason::TextsPerUser,
         ),
         (
             format!("txt-num#{}", svc.keys.number_tag(number)),
             l.texts_per_number_per_hour,
             3600,
             "texts per phone number per hour",
+            Reason::TextsPerNumber,
         ),
         (
             format!("txt-ip#{}", ip_bucket(&c.source_ip)),
             l.texts_per_ip_per_hour,
             3600,
             "texts per client IP per hour",
+            Reason::TextsPerIp,
+        ),
+        (
+            format!("txt-app#{}", c.app),
+            l.texts_per_app_per_day,
+            86_400,
+            "texts per application per day",
+            Reason::TextsPerApp,
         ),
     ];
     let mut taken = Vec::with_capacity(budgets.len());
-    for (key, limit, window, name) in budgets {
+    for (key, limit, window, name, reason) in budgets {
         match take(svc, key, limit, window).await {
             Ok(Ok(t)) => taken.push(t),
             Ok(Err(until)) => {
                 TextBudget(taken).give_back(svc).await;
                 tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
+                svc.count(&c.app, Metric::RateLimited(reason));
                 blocked(svc, c, name).await;
                 return Err(MfaError::RateLimited {
                     retry_after: svc.clock.now().secs_until(until),

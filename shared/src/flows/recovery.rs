@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::MfaError;
+use crate::metrics::Metric;
 use crate::service::Service;
 use crate::types::UnixTime;
 
@@ -128,15 +129,24 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
     };
     if !used {
         tracing::info!(app_id = %c.app, user_id = %c.user, "wrong recovery code");
+        svc.count(&c.app, Metric::VerificationFailed);
         let left = svc
             .limits
             .code_failures_per_user_per_hour
             .saturating_sub(unit.count);
+        if left == 0 {
+            // The guess that used up the hour's budget answers as the next one would.
+            svc.count(&c.app, Metric::Lockout);
+            return Err(MfaError::TooManyAttempts {
+                retry_after: unit.resets_in(svc, 3600),
+            });
+        }
         return Err(MfaError::InvalidCode {
             attempts_remaining: left,
         });
     }
     unit.give_back(svc).await;
+    svc.count(&c.app, Metric::VerificationOk);
     let Assertion {
         assertion,
         expires_at,

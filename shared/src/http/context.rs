@@ -64,3 +64,23 @@ pub fn request_id(req: &Request) -> String {
         .and_then(|ctx| ctx.request_id.clone())
         .unwrap_or_default()
 }
+
+/// The application a request is about, for log lines: the user's `app_id` claim, or the
+/// `{app_id}` of an admin path. Empty when there is none (or it is not a valid id: a log line
+/// never repeats arbitrary input).
+pub fn app_id_for_logs(req: &Request) -> String {
+    let from_claims = v2(req)
+        .and_then(|ctx| ctx.authorizer.as_ref())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("app_id"))
+        .and_then(|s| AppId::parse(s).ok());
+    let from_path = || {
+        let path = super::routes::path(req);
+        let rest = path.strip_prefix("/v1/admin/applications/")?;
+        AppId::parse(rest.split('/').next()?).ok()
+    };
+    from_claims
+        .or_else(from_path)
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default()
+}

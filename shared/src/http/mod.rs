@@ -213,16 +213,29 @@ pub fn object(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 /// Runs the handler of function `f`: what each Lambda runs, and what the local server calls.
+///
+/// Everything logged while it runs carries the request id and the application id (the
+/// `request` span), so that one request's lines can be found together.
 pub async fn dispatch(f: routes::Function, svc: &crate::Service, req: Request) -> Response<Body> {
     use routes::Function::*;
-    match f {
-        PolicyConfig => policy_config::handle(svc, req).await,
-        EnrollmentStart => enrollment_start::handle(svc, req).await,
-        PhoneSubmit => phone_submit::handle(svc, req).await,
-        CodeVerify => code_verify::handle(svc, req).await,
-        PhoneEdits => phone_edits::handle(svc, req).await,
-        Challenge => challenge::handle(svc, req).await,
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %context::request_id(&req),
+        app_id = %context::app_id_for_logs(&req),
+    );
+    async move {
+        match f {
+            PolicyConfig => policy_config::handle(svc, req).await,
+            EnrollmentStart => enrollment_start::handle(svc, req).await,
+            PhoneSubmit => phone_submit::handle(svc, req).await,
+            CodeVerify => code_verify::handle(svc, req).await,
+            PhoneEdits => phone_edits::handle(svc, req).await,
+            Challenge => challenge::handle(svc, req).await,
+        }
     }
+    .instrument(span)
+    .await
 }
 
 /// The `lambda_http` service of function `f` over a service built once per cold start.

@@ -1,0 +1,473 @@
+//! Faults and abuse over the in-memory store: a store that fails (as a throttled DynamoDB
+//! does) at each step of a flow leaves nothing half-written and the flow retryable; a throttled
+//! failure counter never lets a guess through; the per-application text budget trips as a
+//! circuit breaker; a missing user costs an argon2 run; counts reach the metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use argon2::password_hash::PasswordHasher;
+use mfa_shared::adapters::console::ConsoleOutbox;
+use mfa_shared::adapters::faulty::FaultyStore;
+use mfa_shared::adapters::memory::MemoryStore;
+use mfa_shared::config::{Limits, Settings};
+use mfa_shared::flows::{Caller, audit, enrollment, policy, recovery, status, users};
+use mfa_shared::metrics::{Metric, Reason, Recorded};
+use mfa_shared::ports::FixedClock;
+use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
+use mfa_shared::{MfaError, Service};
+
+const T0: i64 = 1_800_000_000;
+const PASSWORD: &str = "correct horse battery";
+const NUMBER: &str = "+14155550123";
+
+struct World {
+    svc: Service,
+    store: Arc<FaultyStore>,
+    outbox: ConsoleOutbox,
+    metrics: Recorded,
+    clock: Arc<FixedClock>,
+    app: AppId,
+}
+
+async fn world(limits: Limits) -> World {
+    let clock = Arc::new(FixedClock::at(T0));
+    let (mut svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
+    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let metrics = Recorded::new();
+    svc.store = store.clone();
+    svc.metrics = Arc::new(metrics.clone());
+    let app = AppId::parse("acme").unwrap();
+    policy::set_availability(&svc, &app, true, "operator")
+        .await
+        .unwrap();
+    let change = policy::PolicyChange {
+        enabled: true,
+        include_in_signup: true,
+        enforcement: Enforcement::Optional,
+        allowed_countries: None,
+    };
+    policy::update(&svc, &app, change, None, "admin")
+        .await
+        .unwrap();
+    World {
+        svc,
+        store,
+        outbox,
+        metrics,
+        clock,
+        app,
+    }
+}
+
+impl World {
+    async fn user_at(&self, id: &str, ip: &str) -> Caller {
+        let user = UserId::parse(id).unwrap();
+        let hash = argon2::Argon2::default()
+            .hash_password(PASSWORD.as_bytes())
+            .unwrap()
+            .to_string();
+        users::put(
+            &self.svc,
+            &self.app,
+            &user,
+            format!("{id}@example.com"),
+            true,
+            hash,
+        )
+        .await
+        .unwrap();
+        Caller {
+            app: self.app.clone(),
+            user,
+            source_ip: ip.into(),
+        }
+    }
+
+    async fn user(&self, id: &str) -> Caller {
+        self.user_at(id, "198.51.100.7").await
+    }
+
+    async fn start(&self, c: &Caller) -> EnrollmentId {
+        enrollment::start(&self.svc, c, PASSWORD.into())
+            .await
+            .unwrap()
+            .enrollment_id
+    }
+
+    async fn phone(
+        &self,
+        c: &Caller,
+        id: &EnrollmentId,
+        number: &str,
+    ) -> Result<enrollment::CodeSent, MfaError> {
+        enrollment::submit_phone(&self.svc, c, id, PhoneNumber::parse(number).unwrap(), None).await
+    }
+
+    async fn verify(
+        &self,
+        c: &Caller,
+        id: &EnrollmentId,
+        code: &str,
+    ) -> Result<enrollment::Completed, MfaError> {
+        enrollment::verify(&self.svc, c, id, Code::parse(code).unwrap()).await
+    }
+
+    fn last_code(&self) -> String {
+        self.outbox.snapshot().sms.last().expect("a text").body[..6].to_owned()
+    }
+
+    fn texts(&self) -> usize {
+        self.outbox.snapshot().sms.len()
+    }
+
+    fn wrong_code(&self) -> String {
+        let right: u32 = self.last_code().parse().unwrap();
+        format!("{:06}", (right + 1) % 1_000_000)
+    }
+
+    async fn enrolled(&self, c: &Caller) -> bool {
+        status::status(&self.svc, c).await.unwrap().enrolled
+    }
+}
+
+fn unavailable(e: &MfaError) -> bool {
+    matches!(e, MfaError::ServiceUnavailable { retry_after } if *retry_after >= 1)
+}
+
+#[tokio::test]
+async fn a_store_failure_when_recording_a_send_sends_nothing_and_counts_nothing() {
+    let limits = Limits {
+        texts_per_user_per_day: 1,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.store.fail("begin_send");
+    for _ in 0..3 {
+        assert!(unavailable(&w.phone(&c, &id, NUMBER).await.unwrap_err()));
+    }
+    assert_eq!(w.texts(), 0, "nothing may be sent without its record");
+    w.store.heal();
+    // The one-text daily budget was given back each time, and the enrollment is untouched.
+    let sent = w.phone(&c, &id, NUMBER).await.unwrap();
+    assert_eq!(sent.attempts_remaining, 5);
+    assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_throttled_budget_counter_sends_nothing_and_leaves_the_others_untouched() {
+    let limits = Limits {
+        texts_per_user_per_day: 1,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    // The user's unit is taken first, then the number's fails: the user's must come back.
+    w.store.fail_counter("counter_take", "txt-num#");
+    assert!(unavailable(&w.phone(&c, &id, NUMBER).await.unwrap_err()));
+    assert_eq!(w.texts(), 0);
+    w.store.heal();
+    assert!(w.phone(&c, &id, NUMBER).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_throttled_failure_counter_never_lets_a_guess_through() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    let right = w.last_code();
+    w.store.fail_counter("counter_take", "codefail#");
+    // Not even the right code: the guess is never compared without its unit.
+    for code in [right.clone(), w.wrong_code()] {
+        assert!(unavailable(&w.verify(&c, &id, &code).await.unwrap_err()));
+    }
+    assert!(!w.enrolled(&c).await);
+    w.store.heal();
+    // Nothing was counted: all five attempts remain, and the right code still works.
+    let wrong = w.wrong_code();
+    assert_eq!(
+        w.verify(&c, &id, &wrong).await.unwrap_err(),
+        MfaError::InvalidCode {
+            attempts_remaining: 4
+        }
+    );
+    assert!(w.verify(&c, &id, &right).await.is_ok());
+    assert!(w.enrolled(&c).await);
+}
+
+#[tokio::test]
+async fn a_throttled_attempt_write_compares_nothing_and_gives_the_user_unit_back() {
+    let limits = Limits {
+        code_failures_per_user_per_hour: 2,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    let right = w.last_code();
+    w.store.fail("take_code_attempt");
+    for _ in 0..5 {
+        assert!(unavailable(&w.verify(&c, &id, &right).await.unwrap_err()));
+    }
+    w.store.heal();
+    // Five failed writes took none of the user's two hourly failures.
+    let wrong = w.wrong_code();
+    assert_eq!(
+        w.verify(&c, &id, &wrong).await.unwrap_err(),
+        MfaError::InvalidCode {
+            attempts_remaining: 4
+        }
+    );
+    assert!(w.verify(&c, &id, &right).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_failed_completion_leaves_the_code_usable() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    let right = w.last_code();
+    w.store.fail_times("complete_enrollment", 1);
+    assert!(unavailable(&w.verify(&c, &id, &right).await.unwrap_err()));
+    assert!(!w.enrolled(&c).await);
+    let done = w.verify(&c, &id, &right).await.unwrap();
+    assert_eq!(done.step, "complete");
+    assert!(w.enrolled(&c).await);
+    // Single use still holds after the retry.
+    assert!(matches!(
+        w.verify(&c, &id, &right).await.unwrap_err(),
+        MfaError::WrongStep { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_lockout_write_still_refuses_the_password() {
+    let limits = Limits {
+        password_max_attempts: 2,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    assert!(matches!(
+        enrollment::start(&w.svc, &c, "nope".into()).await,
+        Err(MfaError::InvalidPassword { .. })
+    ));
+    w.store.fail("counter_block");
+    // The lock cannot be written: the request fails, and the counter is still at its limit.
+    assert!(unavailable(
+        &enrollment::start(&w.svc, &c, "nope".into())
+            .await
+            .unwrap_err()
+    ));
+    w.store.heal();
+    assert!(matches!(
+        enrollment::start(&w.svc, &c, PASSWORD.into()).await,
+        Err(MfaError::TooManyAttempts { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_give_back_that_fails_only_over_counts() {
+    let limits = Limits {
+        password_max_attempts: 2,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    w.store.fail("counter_give_back");
+    // A right password whose unit cannot be given back still succeeds...
+    w.start(&c).await;
+    assert!(w.store.failures("counter_give_back") >= 1);
+    w.store.heal();
+    // ...and it stays counted (fail safe): one wrong password now reaches the limit of two.
+    assert!(matches!(
+        enrollment::start(&w.svc, &c, "nope".into()).await,
+        Err(MfaError::TooManyAttempts { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_read_answers_503_with_a_retry_delay_and_changes_nothing() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    w.store.fail("get_user");
+    let err = enrollment::start(&w.svc, &c, PASSWORD.into())
+        .await
+        .unwrap_err();
+    assert!(unavailable(&err));
+    assert_eq!(err.status(), 503);
+    w.store.heal();
+    // The password attempt taken before the read was given back: all five remain.
+    assert_eq!(
+        enrollment::start(&w.svc, &c, "nope".into())
+            .await
+            .unwrap_err(),
+        MfaError::InvalidPassword {
+            attempts_remaining: 4
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_application_text_budget_is_a_circuit_breaker_across_users_numbers_and_ips() {
+    let limits = Limits {
+        texts_per_app_per_day: 3,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    for i in 0..3 {
+        let c = w
+            .user_at(&format!("u{i}"), &format!("198.51.100.{i}"))
+            .await;
+        let id = w.start(&c).await;
+        w.phone(&c, &id, &format!("+1415555010{i}")).await.unwrap();
+    }
+    let c = w.user_at("u9", "203.0.113.9").await;
+    let id = w.start(&c).await;
+    let err = w.phone(&c, &id, "+14155550109").await.unwrap_err();
+    assert_eq!(
+        err,
+        MfaError::RateLimited {
+            retry_after: 86_400,
+            limit: "texts per application per day"
+        }
+    );
+    assert_eq!(err.status(), 429);
+    assert_eq!(w.texts(), 3);
+    // The refusal and its reason are in the audit log, and counted for the alarms.
+    let page = audit::list(&w.svc, &w.app, Some(&c.user), 10, None)
+        .await
+        .unwrap();
+    let blocked = page
+        .events
+        .iter()
+        .find(|e| e.action == "rate_limit.blocked")
+        .expect("an audit event for the block");
+    assert_eq!(
+        blocked.details["limit"], "texts per application per day",
+        "{blocked:?}"
+    );
+    assert_eq!(w.metrics.total(Metric::RateLimited(Reason::TextsPerApp)), 1);
+    // The next day the breaker closes again.
+    w.clock.advance(86_400);
+    let id = w.start(&c).await;
+    assert!(w.phone(&c, &id, "+14155550109").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_missing_user_runs_argon2_and_answers_like_a_wrong_password() {
+    let w = world(Limits::default()).await;
+    let real = w.user("ada").await;
+    let ghost = Caller {
+        app: w.app.clone(),
+        user: UserId::parse("ghost").unwrap(),
+        source_ip: "198.51.100.7".into(),
+    };
+    let a = enrollment::start(&w.svc, &ghost, PASSWORD.into())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        w.metrics.total(Metric::PasswordChecked),
+        1,
+        "argon2 ran on the dummy hash"
+    );
+    let b = enrollment::start(&w.svc, &real, "nope".into())
+        .await
+        .unwrap_err();
+    assert_eq!(w.metrics.total(Metric::PasswordChecked), 2);
+    assert_eq!(a, b);
+    assert_eq!(a.to_string(), b.to_string());
+}
+
+#[tokio::test]
+async fn texts_and_verifications_are_counted_and_sms_failures_too() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.outbox.set_sms_failing(true);
+    assert_eq!(
+        w.phone(&c, &id, NUMBER).await.unwrap_err(),
+        MfaError::SmsSendFailed
+    );
+    w.outbox.set_sms_failing(false);
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    let wrong = w.wrong_code();
+    w.verify(&c, &id, &wrong).await.unwrap_err();
+    w.outbox.set_email_failing(true);
+    let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
+    assert_eq!(done.confirmation_email, "failed");
+    let m = &w.metrics;
+    assert_eq!(m.total(Metric::SmsSendError), 1);
+    assert_eq!(m.total(Metric::TextSent), 1);
+    assert_eq!(m.total(Metric::VerificationFailed), 1);
+    assert_eq!(m.total(Metric::VerificationOk), 1);
+    assert_eq!(m.total(Metric::EmailSendError), 1);
+    // The email failure is on record, and the enrollment stands.
+    let page = audit::list(&w.svc, &w.app, Some(&c.user), 20, None)
+        .await
+        .unwrap();
+    assert!(
+        page.events
+            .iter()
+            .any(|e| e.action == "notification.failed")
+    );
+    assert!(w.enrolled(&c).await);
+}
+
+#[tokio::test]
+async fn the_wrong_recovery_code_that_uses_up_the_hour_answers_429() {
+    let limits = Limits {
+        code_failures_per_user_per_hour: 2,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    w.verify(&c, &id, &w.last_code()).await.unwrap();
+    recovery::create(&w.svc, &c, PASSWORD.into()).await.unwrap();
+    assert_eq!(
+        recovery::redeem(&w.svc, &c, "AAAAA-AAAAA")
+            .await
+            .unwrap_err(),
+        MfaError::InvalidCode {
+            attempts_remaining: 1
+        }
+    );
+    let err = recovery::redeem(&w.svc, &c, "AAAAA-AAAAA")
+        .await
+        .unwrap_err();
+    assert_eq!(err, MfaError::TooManyAttempts { retry_after: 3600 });
+    assert_eq!(w.metrics.total(Metric::Lockout), 1);
+}
+
+#[test]
+fn ids_are_128_random_bits_that_never_repeat_or_follow_a_pattern() {
+    let ids: Vec<String> = (0..2000)
+        .map(|_| EnrollmentId::generate().unwrap().as_str()[4..].to_owned())
+        .chain((0..2000).map(|_| PhoneId::generate().unwrap().as_str()[3..].to_owned()))
+        .collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    for id in &ids {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    // Every hex position takes every value: no fixed, counting or time-derived part.
+    for pos in 0..32 {
+        let seen: HashSet<u8> = ids.iter().map(|id| id.as_bytes()[pos]).collect();
+        assert_eq!(seen.len(), 16, "position {pos} is not uniformly random");
+    }
+    // Consecutive ids share no prefix beyond chance (a counter or a clock would).
+    let shared = ids
+        .windows(2)
+        .filter(|p| p[0].as_bytes()[..4] == p[1].as_bytes()[..4])
+        .count();
+    assert!(shared < 5, "{shared} consecutive ids share a 16-bit prefix");
+}
