@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod fault_proxy;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -40,6 +42,20 @@ pub fn mfa_local_bin() -> PathBuf {
         target.join("debug").join("mfa-local")
     })
     .clone()
+}
+
+/// Builds one of the Lambda functions' binaries (debug, offline) and returns its path.
+pub fn function_bin(package: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package])
+        .current_dir(root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
+    target.join("debug").join(package)
 }
 
 /// A random lowercase hex suffix, to keep tests that share one emulator apart.

@@ -62,10 +62,10 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
     }
     let region =
         aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await;
+    let sdk = mfa_shared::adapters::aws::sdk_config(
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region),
+    )
+    .await;
     let names = local_aws_names(&env);
     if o.bootstrap {
         mfa_shared::adapters::aws::bootstrap(&sdk, &names, &settings.sender_email)

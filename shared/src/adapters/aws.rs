@@ -98,8 +98,55 @@ pub async fn service_from_env() -> Result<Service, StartupError> {
     let limits = env.limits()?;
     let settings = env.settings();
     let names = env.aws_names()?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = sdk_config(aws_config::defaults(BehaviorVersion::latest())).await;
     service_from_sdk_config(&sdk, names, limits, settings).await
+}
+
+/// [`service_from_env`] for a Lambda function's cold start. On failure it writes one log line
+/// naming what failed (never a secret value) and exits: the init fails, Lambda reports it and
+/// tries a fresh sandbox. There is no fallback: without its keys the service must not run.
+pub async fn service_from_env_or_exit() -> Service {
+    match service_from_env().await {
+        Ok(service) => service,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// How often one AWS call is tried (the first attempt included) before the request answers
+/// `503 service_unavailable`.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The AWS configuration every client is made from: the standard environment, plus bounded
+/// retries and timeouts sized for a person waiting on a verification screen.
+///
+/// Throttling (`ProvisionedThroughputExceededException`, `ThrottlingException`), 5xx answers,
+/// timeouts and refused connections are retried up to [`MAX_ATTEMPTS`] times with exponential
+/// backoff and full jitter from 50 ms (capped at 1 s), under the SDK's retry quota, which
+/// stops retrying when most calls fail so that a struggling service is not hammered. A call
+/// attempt gives up after 3 s and the whole operation after 6 s, well inside the functions'
+/// 10 s timeout: the user gets a clear 503 with `Retry-After`, never an API Gateway 504.
+pub async fn sdk_config(loader: aws_config::ConfigLoader) -> SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    loader
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// The service over the AWS clients made from `sdk` (one of each, shared by every request).

@@ -1,0 +1,354 @@
+//! Faults over the real wire: DynamoDB and SNS throttling through a fault-injecting proxy in
+//! front of moto (the SDK's own retries included), a Lambda function whose secret cannot be
+//! read at cold start, and conditional-write races on both backends, whose losers get a 4xx.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mfa_tests::fault_proxy::{Fault, FaultProxy};
+use mfa_tests::{Launch, LocalServer, Tenant, function_bin, moto_url, unique, unique_number};
+use serde_json::{Value, json};
+
+/// How often the service tries one AWS call (`mfa_shared::adapters::aws::MAX_ATTEMPTS`).
+const ATTEMPTS: u32 = mfa_shared::adapters::aws::MAX_ATTEMPTS;
+
+/// A server whose `service` endpoint goes through a fresh proxy to moto; the table is
+/// bootstrapped directly on moto first.
+fn behind_proxy(service: &str, env: &[(&str, &str)]) -> (LocalServer, FaultProxy) {
+    let proxy = FaultProxy::start(&moto_url());
+    let table = unique("mfa-faults-");
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push((format!("AWS_ENDPOINT_URL_{service}"), proxy.url.clone()));
+    let s = LocalServer::aws(Launch {
+        env,
+        table: Some(table),
+        bootstrap: true,
+        ..Launch::default()
+    });
+    (s, proxy)
+}
+
+fn retry_after(r: &mfa_tests::Reply) -> u64 {
+    r.headers
+        .get("retry-after")
+        .expect("a Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_throttled_failure_counter_write_answers_503_and_lets_no_guess_through() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let right = s.last_code(&number).await;
+
+    proxy.fail("UpdateItem", Some("codefail#"), Fault::DynamoThrottled);
+    let r = t.code(&s, &id, &right).await;
+    assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
+    assert!(retry_after(&r) >= 1);
+    // Bounded retries with backoff: the SDK tried exactly its attempts, then gave up.
+    assert_eq!(proxy.failed("UpdateItem"), ATTEMPTS);
+
+    proxy.heal();
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
+    assert_eq!(
+        st.json["enrolled"], false,
+        "the right code did not get through"
+    );
+    // Nothing was counted: a wrong code still has four left after it, and the code works.
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = t.code(&s, &id, wrong).await;
+    assert_eq!(r.json["attempts_remaining"], 4, "{r:?}");
+    assert_eq!(t.code(&s, &id, &right).await.status, 200);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_throttled_send_record_sends_nothing_and_gives_every_budget_back() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[("MFA_TEXTS_PER_USER_PER_DAY", "1")]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    // The enrollment's send record (the update that sets `last_sent_at`).
+    proxy.fail("UpdateItem", Some("last_sent_at"), Fault::DynamoThrottled);
+    for _ in 0..2 {
+        let r = t.phone(&s, &id, &number).await;
+        assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
+    }
+    assert!(
+        s.texts_to(&number).await.is_empty(),
+        "no text without its record"
+    );
+    proxy.heal();
+    // The one-text daily budget came back both times.
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(s.texts_to(&number).await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_throttled_completion_is_retryable_with_the_same_code() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let right = s.last_code(&number).await;
+    proxy.fail("TransactWriteItems", None, Fault::DynamoThrottled);
+    let r = t.code(&s, &id, &right).await;
+    assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
+    assert_eq!(proxy.failed("TransactWriteItems"), ATTEMPTS);
+    proxy.heal();
+    let r = t.code(&s, &id, &right).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let phones = s
+        .call("GET", "/v1/mfa/phones", Some(&t.user_token), None)
+        .await;
+    assert_eq!(phones.json["phones"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_throttled_sns_answers_502_counts_nothing_and_the_retry_works() {
+    let (s, proxy) = behind_proxy("SNS", &[("MFA_TEXTS_PER_USER_PER_DAY", "1")]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    proxy.fail("Publish", None, Fault::SnsThrottled);
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!((r.status, r.error()), (502, "sms_send_failed"), "{r:?}");
+    assert_eq!(proxy.failed("Publish"), ATTEMPTS);
+    proxy.heal();
+    // Not counted against the one-text budget nor the enrollment's sends.
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.json["attempts_remaining"], 5);
+    let code = s.last_code(&number).await;
+    assert_eq!(t.code(&s, &id, &code).await.status, 200);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
+    let (s, proxy) = behind_proxy("SESV2", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    // SES v2 is a REST API: no operation name in a header or the body, so "" matches its calls.
+    proxy.fail("", None, Fault::ServerError);
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let r = t.code(&s, &id, &s.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["confirmation_email"], "failed");
+    assert!(proxy.failed("") >= 1);
+    let audit = s
+        .call(
+            "GET",
+            &format!(
+                "/v1/admin/applications/{}/audit-events?user_id={}",
+                t.app, t.user
+            ),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"notification.failed"), "{actions:?}");
+    assert!(actions.contains(&"enrollment.completed"), "{actions:?}");
+}
+
+/// Runs the `code-verify` Lambda binary with `env` until it exits (it must, within 30 s).
+fn cold_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(function_bin("code-verify"));
+    cmd.env_clear()
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("MFA_TABLE_NAME", "mfa-cold-start")
+        .env("MFA_SECRET_ID", "mfa/code-hmac-key")
+        // Were init to get this far, the runtime API would be here: nothing listens.
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the function did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+fn one_clear_line(text: &str) -> Value {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one log line: {text}");
+    let v: Value = serde_json::from_str(lines[0]).expect("a JSON log line");
+    assert_eq!(v["level"], "ERROR", "{v}");
+    assert_eq!(v["fields"]["message"], "cold start failed", "{v}");
+    v
+}
+
+#[test]
+fn secrets_manager_unreachable_fails_the_cold_start_with_one_line_and_no_fallback() {
+    let (code, text) = cold_start(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")]);
+    assert_eq!(code, Some(1), "{text}");
+    let v = one_clear_line(&text);
+    let error = v["fields"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("mfa/code-hmac-key") && error.contains("Secrets Manager"),
+        "{error}"
+    );
+}
+
+#[test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+fn a_missing_secret_fails_the_cold_start_with_one_line_naming_it() {
+    let url = moto_url();
+    let (code, text) = cold_start(&[("AWS_ENDPOINT_URL", &url)]);
+    assert_eq!(code, Some(1), "{text}");
+    let v = one_clear_line(&text);
+    let error = v["fields"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("mfa/code-hmac-key") && error.contains("ResourceNotFoundException"),
+        "{error}"
+    );
+}
+
+/// Sends the requests at once; their statuses, sorted.
+async fn concurrently(requests: Vec<reqwest::RequestBuilder>) -> Vec<u16> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| tokio::spawn(async move { r.send().await.unwrap().status().as_u16() }))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
+/// Races on conditional writes: the policy's version, the same recovery code used twice, the
+/// same phone removed twice. Each has one winner; every loser gets a clear 4xx.
+async fn races(s: &LocalServer) {
+    let t = Tenant::set_up(s, "optional").await;
+    let policy = format!("{}/v1/admin/applications/{}/mfa-policy", s.base, t.app);
+    let version = s
+        .http
+        .get(&policy)
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    let version = version.json::<Value>().await.unwrap()["version"]
+        .as_u64()
+        .unwrap();
+    let body = json!({"enabled": true, "include_in_signup": false, "enforcement": "optional"});
+    let puts = (0..6)
+        .map(|_| {
+            s.http
+                .put(&policy)
+                .bearer_auth(&t.admin)
+                .header("content-type", "application/json")
+                .header("if-match", version.to_string())
+                .body(body.to_string())
+        })
+        .collect();
+    assert_eq!(concurrently(puts).await, [200, 412, 412, 412, 412, 412]);
+
+    t.enroll(s, &unique_number()).await;
+    let r = s
+        .call(
+            "POST",
+            "/v1/mfa/recovery-codes",
+            Some(&t.user_token),
+            Some(json!({"password": t.password})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let code = r.json["codes"][0].as_str().unwrap().to_owned();
+    let uses = (0..4)
+        .map(|_| {
+            s.http
+                .post(format!("{}/v1/mfa/challenges/recovery", s.base))
+                .bearer_auth(&t.user_token)
+                .header("content-type", "application/json")
+                .body(json!({ "code": code }).to_string())
+        })
+        .collect();
+    assert_eq!(
+        concurrently(uses).await,
+        [200, 400, 400, 400],
+        "recovery code"
+    );
+
+    let phones = s
+        .call("GET", "/v1/mfa/phones", Some(&t.user_token), None)
+        .await;
+    let phone = phones.json["phones"][0]["phone_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deletes = (0..4)
+        .map(|_| {
+            s.http
+                .delete(format!("{}/v1/mfa/phones/{phone}", s.base))
+                .bearer_auth(&t.user_token)
+                .header("content-type", "application/json")
+                .body(json!({"password": t.password}).to_string())
+        })
+        .collect();
+    let statuses = concurrently(deletes).await;
+    assert_eq!(statuses[0], 204, "one removal wins: {statuses:?}");
+    assert!(
+        statuses[1..].iter().all(|s| (400..500).contains(s)),
+        "the losers get a 4xx: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn conditional_write_races_give_one_winner_and_4xx_losers_memory() {
+    let s = LocalServer::memory(&[]);
+    races(&s).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn conditional_write_races_give_one_winner_and_4xx_losers_aws() {
+    let s = LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    });
+    races(&s).await;
+}
