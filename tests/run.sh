@@ -54,3 +54,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo test (unit, flows, handlers, end-to-end on memory and on moto)"
 # --include-ignored runs the moto tests, which plain `cargo test` lists as ignored.
 cargo test --workspace -- --include-ignored
+
+log "OpenAPI fuzzing (schemathesis against openapi.yaml on mfa-local, bounded, fixed seed)"
+# Uses target/debug/mfa-local, which the cargo test step above has just built.
+tests/api-fuzz.sh
