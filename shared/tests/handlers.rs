@@ -14,7 +14,7 @@ use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{Limits, Settings};
 use mfa_shared::http::dispatch;
 use mfa_shared::http::routes::Function::{
-    CodeVerify, EnrollmentStart, PhoneEdits, PhoneSubmit, PolicyConfig,
+    Challenge, CodeVerify, EnrollmentStart, PhoneEdits, PhoneSubmit, PolicyConfig,
 };
 use mfa_shared::http::routes::{self, Function};
 use mfa_shared::ports::FixedClock;
@@ -906,6 +906,33 @@ async fn phones_in_settings_over_the_handler() {
     h.user(PhoneEdits, "PATCH", &path, Some("{}"))
         .await
         .err(400, "invalid_request");
+    // `null` is a wrong type, not "absent": the label is not cleared behind the caller's back.
+    let nulled = h
+        .user(
+            PhoneEdits,
+            "PATCH",
+            &path,
+            Some(r#"{"label":"","primary":null}"#),
+        )
+        .await;
+    nulled.err(400, "invalid_request");
+    assert!(
+        nulled.json["message"].as_str().unwrap().contains("primary"),
+        "{:?}",
+        nulled.json
+    );
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    let phones = list.ok(200)["phones"].as_array().unwrap().clone();
+    let work = phones.iter().find(|p| p["phone_id"] == second.as_str());
+    assert_eq!(work.unwrap()["label"], "Work");
+    h.user(
+        Challenge,
+        "POST",
+        "/v1/mfa/challenges",
+        Some(r#"{"phone_id":null}"#),
+    )
+    .await
+    .err(400, "invalid_request");
     h.user(
         PhoneEdits,
         "PATCH",

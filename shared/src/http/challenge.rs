@@ -18,7 +18,7 @@ use crate::types::{Code, PhoneId};
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     phone_id: Option<String>,
 }
 

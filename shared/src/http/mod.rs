@@ -207,6 +207,16 @@ where
     serde::Deserialize::deserialize(de).map(Some)
 }
 
+/// Deserializes an optional field that, when present, must hold a value: `null` is refused
+/// as a wrong type (`400 invalid_request` naming the field), not taken for "absent".
+pub fn present<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(de).map(Some)
+}
+
 /// A JSON object from parts, for answers assembled by hand.
 pub fn object(pairs: Vec<(&str, Value)>) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{context, double_option, parse_body, respond, routes, with_status};
+use super::{context, double_option, parse_body, present, respond, routes, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -34,7 +34,7 @@ struct ReplaceBody {
 struct PatchBody {
     #[serde(default, deserialize_with = "double_option")]
     label: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     primary: Option<bool>,
 }
 
