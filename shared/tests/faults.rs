@@ -5,132 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::adapters::faulty::FaultyStore;
-use mfa_shared::adapters::memory::MemoryStore;
-use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{Caller, audit, enrollment, policy, recovery, status, users};
-use mfa_shared::metrics::{Metric, Reason, Recorded};
-use mfa_shared::ports::FixedClock;
-use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::MfaError;
+use mfa_shared::config::Limits;
+use mfa_shared::flows::{Caller, audit, enrollment, recovery};
+use mfa_shared::metrics::{Metric, Reason};
+use mfa_shared::types::{EnrollmentId, PhoneId, UserId};
 
-const T0: i64 = 1_800_000_000;
-const PASSWORD: &str = "correct horse battery";
-const NUMBER: &str = "+14155550123";
+mod common;
 
-struct World {
-    svc: Service,
-    store: Arc<FaultyStore>,
-    outbox: ConsoleOutbox,
-    metrics: Recorded,
-    clock: Arc<FixedClock>,
-    app: AppId,
-}
-
-async fn world(limits: Limits) -> World {
-    let clock = Arc::new(FixedClock::at(T0));
-    let (mut svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
-    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
-    let metrics = Recorded::new();
-    svc.store = store.clone();
-    svc.metrics = Arc::new(metrics.clone());
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-    };
-    policy::update(&svc, &app, change, None, "admin")
-        .await
-        .unwrap();
-    World {
-        svc,
-        store,
-        outbox,
-        metrics,
-        clock,
-        app,
-    }
-}
-
-impl World {
-    async fn user_at(&self, id: &str, ip: &str) -> Caller {
-        let user = UserId::parse(id).unwrap();
-        let hash = argon2::Argon2::default()
-            .hash_password(PASSWORD.as_bytes())
-            .unwrap()
-            .to_string();
-        users::put(
-            &self.svc,
-            &self.app,
-            &user,
-            format!("{id}@example.com"),
-            true,
-            hash,
-        )
-        .await
-        .unwrap();
-        Caller {
-            app: self.app.clone(),
-            user,
-            source_ip: ip.into(),
-        }
-    }
-
-    async fn user(&self, id: &str) -> Caller {
-        self.user_at(id, "198.51.100.7").await
-    }
-
-    async fn start(&self, c: &Caller) -> EnrollmentId {
-        enrollment::start(&self.svc, c, PASSWORD.into())
-            .await
-            .unwrap()
-            .enrollment_id
-    }
-
-    async fn phone(
-        &self,
-        c: &Caller,
-        id: &EnrollmentId,
-        number: &str,
-    ) -> Result<enrollment::CodeSent, MfaError> {
-        enrollment::submit_phone(&self.svc, c, id, PhoneNumber::parse(number).unwrap(), None).await
-    }
-
-    async fn verify(
-        &self,
-        c: &Caller,
-        id: &EnrollmentId,
-        code: &str,
-    ) -> Result<enrollment::Completed, MfaError> {
-        enrollment::verify(&self.svc, c, id, Code::parse(code).unwrap()).await
-    }
-
-    fn last_code(&self) -> String {
-        self.outbox.snapshot().sms.last().expect("a text").body[..6].to_owned()
-    }
-
-    fn texts(&self) -> usize {
-        self.outbox.snapshot().sms.len()
-    }
-
-    fn wrong_code(&self) -> String {
-        let right: u32 = self.last_code().parse().unwrap();
-        format!("{:06}", (right + 1) % 1_000_000)
-    }
-
-    async fn enrolled(&self, c: &Caller) -> bool {
-        status::status(&self.svc, c).await.unwrap().enrolled
-    }
-}
+use common::{NUMBER, PASSWORD, world};
 
 fn unavailable(e: &MfaError) -> bool {
     matches!(e, MfaError::ServiceUnavailable { retry_after } if *retry_after >= 1)
@@ -356,7 +240,7 @@ async fn the_application_text_budget_is_a_circuit_breaker_across_users_numbers_a
     );
     assert_eq!(w.metrics.total(Metric::RateLimited(Reason::TextsPerApp)), 1);
     // The next day the breaker closes again.
-    w.clock.advance(86_400);
+    w.advance(86_400);
     let id = w.start(&c).await;
     assert!(w.phone(&c, &id, "+14155550109").await.is_ok());
 }

@@ -4,140 +4,14 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::config::{Limits, Settings};
+use mfa_shared::MfaError;
+use mfa_shared::config::Limits;
 use mfa_shared::flows::{Caller, enrollment, policy, status, users};
-use mfa_shared::ports::FixedClock;
-use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::types::{AppId, Enforcement, UserId};
 
-const T0: i64 = 1_800_000_000;
-const PASSWORD: &str = "correct horse battery";
-const NUMBER: &str = "+14155550123";
+mod common;
 
-struct World {
-    svc: Service,
-    outbox: ConsoleOutbox,
-    clock: Arc<FixedClock>,
-    app: AppId,
-}
-
-fn hash(pw: &str) -> String {
-    argon2::Argon2::default()
-        .hash_password(pw.as_bytes())
-        .unwrap()
-        .to_string()
-}
-
-async fn world(limits: Limits) -> World {
-    let clock = Arc::new(FixedClock::at(T0));
-    let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    set_policy(&svc, &app, true, true, Enforcement::Optional).await;
-    World {
-        svc,
-        outbox,
-        clock,
-        app,
-    }
-}
-
-async fn set_policy(
-    svc: &Service,
-    app: &AppId,
-    enabled: bool,
-    signup: bool,
-    enforcement: Enforcement,
-) {
-    let change = policy::PolicyChange {
-        enabled,
-        include_in_signup: signup,
-        enforcement,
-        allowed_countries: None,
-    };
-    policy::update(svc, app, change, None, "admin")
-        .await
-        .unwrap();
-}
-
-impl World {
-    async fn user(&self, id: &str) -> Caller {
-        self.user_at(id, "198.51.100.7").await
-    }
-
-    async fn user_at(&self, id: &str, ip: &str) -> Caller {
-        let user = UserId::parse(id).unwrap();
-        users::put(
-            &self.svc,
-            &self.app,
-            &user,
-            format!("{id}@example.com"),
-            true,
-            hash(PASSWORD),
-        )
-        .await
-        .unwrap();
-        Caller {
-            app: self.app.clone(),
-            user,
-            source_ip: ip.into(),
-        }
-    }
-
-    async fn start(&self, c: &Caller) -> EnrollmentId {
-        enrollment::start(&self.svc, c, PASSWORD.into())
-            .await
-            .unwrap()
-            .enrollment_id
-    }
-
-    async fn phone(
-        &self,
-        c: &Caller,
-        id: &EnrollmentId,
-        number: &str,
-    ) -> Result<enrollment::CodeSent, MfaError> {
-        enrollment::submit_phone(&self.svc, c, id, PhoneNumber::parse(number).unwrap(), None).await
-    }
-
-    async fn verify(
-        &self,
-        c: &Caller,
-        id: &EnrollmentId,
-        code: &str,
-    ) -> Result<enrollment::Completed, MfaError> {
-        enrollment::verify(&self.svc, c, id, Code::parse(code).unwrap()).await
-    }
-
-    /// The code in the newest text.
-    fn last_code(&self) -> String {
-        self.outbox
-            .snapshot()
-            .sms
-            .last()
-            .expect("a text was sent")
-            .body[..6]
-            .to_owned()
-    }
-
-    fn texts(&self) -> usize {
-        self.outbox.snapshot().sms.len()
-    }
-
-    /// A code that is certainly not the one sent.
-    fn wrong_code(&self) -> String {
-        let right: u32 = self.last_code().parse().unwrap();
-        format!("{:06}", (right + 1) % 1_000_000)
-    }
-
-    fn advance(&self, secs: i64) {
-        self.clock.advance(secs);
-    }
-}
+use common::{NUMBER, PASSWORD, T0, hash, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {
