@@ -112,6 +112,16 @@ fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. A body of nothing
+/// else is no body; a form feed or a Unicode space is not JSON at all.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().copied().all(is_json_space)
+}
+
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Parses a JSON body into `T` (which should `deny_unknown_fields`): `413` when too large,
 /// `400 invalid_request` naming the offending field otherwise.
 pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
@@ -119,7 +129,7 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(MfaError::PayloadTooLarge);
     }
-    let has_body = !bytes.iter().all(u8::is_ascii_whitespace);
+    let has_body = !is_blank(bytes);
     let content_type = req.headers().get(header::CONTENT_TYPE);
     // A body must say it is JSON; a missing header counts as wrong.
     if has_body || content_type.is_some() {
@@ -165,14 +175,20 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
 
 /// Accepts an absent or empty body, or `{}`: for routes that take no fields.
 pub fn parse_empty_body(req: &Request) -> Result<(), MfaError> {
-    let bytes = body_bytes(req);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct Nothing {}
-    parse_body::<Nothing>(req).map(|_| ())
+    parse_optional_body::<Nothing>(req).map(|_| ())
+}
+
+/// A body that may be absent (or only whitespace): then `T::default()`; otherwise as
+/// [`parse_body`], the size limit included.
+pub fn parse_optional_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, MfaError> {
+    let bytes = body_bytes(req);
+    if bytes.len() <= MAX_BODY_BYTES && is_blank(bytes) {
+        return Ok(T::default());
+    }
+    parse_body(req)
 }
 
 /// serde_json appends " at line 1 column 12"; a person does not need it. A wrong type or value
