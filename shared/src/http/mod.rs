@@ -194,8 +194,9 @@ pub fn parse_optional_body<T: DeserializeOwned + Default>(req: &Request) -> Resu
 }
 
 /// serde_json appends " at line 1 column 12"; a person does not need it. A wrong type or value
-/// is quoted by serde (`invalid type: integer `14155550123``): the quote goes, since an answer
-/// never repeats what could be a phone number, a code or a password.
+/// is quoted by serde (`invalid type: integer `14155550123``, or a string in Rust's debug quotes:
+/// `invalid type: string "+14155550123"`): the quote goes, since an answer never repeats what
+/// could be a phone number, a code or a password.
 fn strip_position(msg: &str) -> String {
     let msg = match msg.rfind(" at line ") {
         Some(i) => &msg[..i],
@@ -204,9 +205,21 @@ fn strip_position(msg: &str) -> String {
     if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         let mut out = String::with_capacity(msg.len());
         let mut quoted = false;
-        for ch in msg.chars() {
+        let mut chars = msg.chars();
+        while let Some(ch) = chars.next() {
             if ch == '`' {
                 quoted = !quoted;
+            } else if ch == '"' && !quoted && out.ends_with("string ") {
+                // Skip the debug-quoted string, escapes (`\"`) included.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
             } else if !quoted {
                 out.push(ch);
             }
