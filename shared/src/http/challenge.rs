@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    context, json_response, log_outcome, parse_body, parse_empty_body, respond, routes, with_status,
+    context, json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body,
+    respond, routes, with_status,
 };
 use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
@@ -69,11 +70,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         let caller = context::user_caller(&req)?;
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "challenges"]) => {
-                let body: StartBody = if routes::has_body(&req) {
-                    parse_body(&req)?
-                } else {
-                    StartBody::default()
-                };
+                let body: StartBody = parse_optional_body(&req)?;
                 let phone = body
                     .phone_id
                     .map(|p| PhoneId::parse(&p).map_err(|_| MfaError::PhoneNotFound))

@@ -112,6 +112,16 @@ fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. A body of nothing
+/// else is no body; a form feed or a Unicode space is not JSON at all.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().copied().all(is_json_space)
+}
+
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Parses a JSON body into `T` (which should `deny_unknown_fields`): `413` when too large,
 /// `400 invalid_request` naming the offending field otherwise.
 pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
@@ -119,7 +129,7 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(MfaError::PayloadTooLarge);
     }
-    let has_body = !bytes.iter().all(u8::is_ascii_whitespace);
+    let has_body = !is_blank(bytes);
     let content_type = req.headers().get(header::CONTENT_TYPE);
     // A body must say it is JSON; a missing header counts as wrong.
     if has_body || content_type.is_some() {
@@ -134,7 +144,9 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
             ));
         }
     }
-    if !has_body {
+    // Every body of the contract is an object; serde's derive would also take a struct from an
+    // array of its fields in order (`["pw"]`), which the contract does not allow.
+    if bytes.iter().copied().find(|b| !is_json_space(*b)) != Some(b'{') {
         return Err(MfaError::InvalidRequest(
             "The request body must be a JSON object.".into(),
         ));
@@ -165,19 +177,26 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {
 
 /// Accepts an absent or empty body, or `{}`: for routes that take no fields.
 pub fn parse_empty_body(req: &Request) -> Result<(), MfaError> {
-    let bytes = body_bytes(req);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct Nothing {}
-    parse_body::<Nothing>(req).map(|_| ())
+    parse_optional_body::<Nothing>(req).map(|_| ())
+}
+
+/// A body that may be absent (or only whitespace): then `T::default()`; otherwise as
+/// [`parse_body`], the size limit included.
+pub fn parse_optional_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, MfaError> {
+    let bytes = body_bytes(req);
+    if bytes.len() <= MAX_BODY_BYTES && is_blank(bytes) {
+        return Ok(T::default());
+    }
+    parse_body(req)
 }
 
 /// serde_json appends " at line 1 column 12"; a person does not need it. A wrong type or value
-/// is quoted by serde (`invalid type: integer `14155550123``): the quote goes, since an answer
-/// never repeats what could be a phone number, a code or a password.
+/// is quoted by serde (`invalid type: integer `14155550123``, or a string in Rust's debug quotes:
+/// `invalid type: string "+14155550123"`): the quote goes, since an answer never repeats what
+/// could be a phone number, a code or a password.
 fn strip_position(msg: &str) -> String {
     let msg = match msg.rfind(" at line ") {
         Some(i) => &msg[..i],
@@ -186,9 +205,21 @@ fn strip_position(msg: &str) -> String {
     if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         let mut out = String::with_capacity(msg.len());
         let mut quoted = false;
-        for ch in msg.chars() {
+        let mut chars = msg.chars();
+        while let Some(ch) = chars.next() {
             if ch == '`' {
                 quoted = !quoted;
+            } else if ch == '"' && !quoted && out.ends_with("string ") {
+                // Skip the debug-quoted string, escapes (`\"`) included.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
             } else if !quoted {
                 out.push(ch);
             }

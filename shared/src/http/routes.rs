@@ -129,16 +129,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/mfa/jwks.json"),
 ];
 
-/// Whether the request carries a body at all (some routes take an optional one).
-pub fn has_body(req: &Request) -> bool {
-    match req.body() {
-        lambda_http::Body::Empty => false,
-        lambda_http::Body::Text(s) => !s.trim().is_empty(),
-        lambda_http::Body::Binary(b) => !b.is_empty(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
