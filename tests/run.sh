@@ -10,15 +10,12 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 log() { printf '\n== %s\n' "$*"; }
+# moto_venv and moto_start, shared with tests/load.sh.
+source tests/lib/moto.sh
 
 log "tools: moto (project-local virtualenv $VENV)"
 # Reinstall whenever tests/requirements.txt changes (its hash is kept in the venv).
-WANT=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$WANT" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-  echo "$WANT" >"$VENV/.requirements"
-fi
+moto_venv
 
 log "template and OpenAPI checks"
 # Offline: no AWS credentials and no network. cfn-lint exits non-zero on errors (2) and on
@@ -28,22 +25,7 @@ export SAM_CLI_TELEMETRY=0
 AWS_REGION=us-east-1 "$VENV/bin/sam" validate --lint --template-file template.yaml
 "$VENV/bin/openapi-spec-validator" openapi.yaml
 
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MOTO_LOG=$(mktemp)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
-MOTO_PID=$!
-trap 'kill $MOTO_PID 2>/dev/null || true; wait $MOTO_PID 2>/dev/null || true; rm -f "$MOTO_LOG"' EXIT
-for _ in $(seq 1 100); do
-  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/data.json', timeout=1)" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$MOTO_PID" 2>/dev/null; then
-    cat "$MOTO_LOG"; echo "moto_server did not start" >&2; exit 1
-  fi
-  sleep 0.2
-done
-export MFA_TEST_MOTO_URL="http://127.0.0.1:$PORT"
-echo "moto_server on $MFA_TEST_MOTO_URL"
+moto_start
 
 log "cargo fmt --check"
 cargo fmt --all --check
@@ -52,9 +34,19 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "cargo test (unit, flows, handlers, end-to-end on memory and on moto)"
-# --include-ignored runs the moto tests, which plain `cargo test` lists as ignored.
-cargo test --workspace -- --include-ignored
+# --include-ignored runs the moto tests, which plain `cargo test` lists as ignored. The output is
+# also kept to total the results at the end.
+CARGO_LOG=$(mktemp)
+cargo test --workspace -- --include-ignored 2>&1 | tee "$CARGO_LOG"
 
 log "OpenAPI fuzzing (schemathesis against openapi.yaml on mfa-local, bounded, fixed seed)"
 # Uses target/debug/mfa-local, which the cargo test step above has just built.
 tests/api-fuzz.sh
+
+# One closing line for the whole run (the fuzzing step printed last, and is not a test runner
+# that CI reads): every cargo test result added up; a failure has already stopped the script.
+PASSED=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$CARGO_LOG")
+FAILED=$(awk '/^test result:/ {n += $6} END {print n + 0}' "$CARGO_LOG")
+rm -f "$CARGO_LOG"
+echo
+echo "tests: $PASSED passed, $FAILED failed"

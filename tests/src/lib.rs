@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod fault_proxy;
+pub mod load;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
