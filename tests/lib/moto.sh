@@ -3,8 +3,10 @@
 #   moto_venv        creates or refreshes the project-local virtualenv $VENV (default .venv)
 #                    from tests/requirements.txt; it reinstalls whenever that file changes (its
 #                    hash is kept in the venv)
-#   moto_start       starts $VENV/bin/moto_server on a free loopback port, waits until it
-#                    answers, exports MFA_TEST_MOTO_URL, and stops it when the script exits
+#   moto_start       starts moto's server (through tests/lib/moto_serial.py: one request at a
+#                    time, as DynamoDB's transactions need) on a free loopback port, waits
+#                    until it answers, exports MFA_TEST_MOTO_URL, and stops it when the script
+#                    exits
 #
 # Both expect the repository root as the working directory.
 
@@ -24,7 +26,7 @@ moto_start() {
   local port
   port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   MOTO_LOG=$(mktemp)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+  "$VENV/bin/python" tests/lib/moto_serial.py -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
   MOTO_PID=$!
   trap 'kill $MOTO_PID 2>/dev/null || true; wait $MOTO_PID 2>/dev/null || true; rm -f "$MOTO_LOG"' EXIT
   for _ in $(seq 1 100); do
