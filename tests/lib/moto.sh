@@ -3,6 +3,7 @@
 #   moto_venv        creates or refreshes the project-local virtualenv $VENV (default .venv)
 #                    from tests/requirements.txt; it reinstalls whenever that file changes (its
 #                    hash is kept in the venv)
+#   moto_stop        stops it
 #   moto_start       starts moto's server (through tests/lib/moto_serial.py: one request at a
 #                    time, as DynamoDB's transactions need) on a free loopback port, waits
 #                    until it answers, exports MFA_TEST_MOTO_URL, and stops it when the script
@@ -28,7 +29,7 @@ moto_start() {
   MOTO_LOG=$(mktemp)
   "$VENV/bin/python" tests/lib/moto_serial.py -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
   MOTO_PID=$!
-  trap 'kill $MOTO_PID 2>/dev/null || true; wait $MOTO_PID 2>/dev/null || true; rm -f "$MOTO_LOG"' EXIT
+  trap moto_stop EXIT
   for _ in $(seq 1 100); do
     if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/data.json', timeout=1)" 2>/dev/null; then
       break
@@ -40,4 +41,11 @@ moto_start() {
   done
   export MFA_TEST_MOTO_URL="http://127.0.0.1:$port"
   echo "moto_server on $MFA_TEST_MOTO_URL"
+}
+
+# Stops the server moto_start started (moto_start may then start a fresh one).
+moto_stop() {
+  kill "$MOTO_PID" 2>/dev/null || true
+  wait "$MOTO_PID" 2>/dev/null || true
+  rm -f "$MOTO_LOG"
 }

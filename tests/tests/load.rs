@@ -25,7 +25,7 @@ async fn eight_users_enroll_for_eight_seconds_on_the_memory_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn eight_users_enroll_for_twelve_seconds_on_moto() {
+async fn eight_users_enroll_for_twelve_seconds_on_moto_load() {
     let _one = ONE_AT_A_TIME.lock().await;
     let report = load::run(&Options {
         backend: Backend::Moto,
