@@ -1850,14 +1850,23 @@ impl Store for DynamoStore {
     ) -> Result<Counted, PortError> {
         const OP: &str = "counter_take";
         for _ in 0..COUNTER_RETRIES {
-            // Count one in the open window, unless it is full or the counter is blocked.
+            // Count one in the open window, unless it is full or the counter is blocked; a
+            // counter that does not exist yet is created with its window open and one counted,
+            // in the same single write (most counters are new: a fresh user, number or IP).
             let mut x = Expr::default();
             let count = x.name("count");
             let blocked = x.name("blocked_until");
             let now_v = x.value("now", t(now));
-            let update = format!("ADD {count} {}", x.value("one", n(1)));
+            let end_v = x.value("end", t(now.plus_secs(window_secs)));
+            let update = format!(
+                "SET {ws} = if_not_exists({ws}, {now_v}), {end} = if_not_exists({end}, {end_v}), {ttl} = if_not_exists({ttl}, {end_v}) ADD {count} {one}",
+                ws = x.name("window_start"),
+                end = x.name("window_end"),
+                ttl = x.name(TTL),
+                one = x.value("one", n(1)),
+            );
             let condition = format!(
-                "attribute_exists({pk}) AND {end} > {now_v} AND {count} < {limit} AND (attribute_not_exists({blocked}) OR {blocked} <= {now_v})",
+                "attribute_not_exists({pk}) OR ({end} > {now_v} AND {count} < {limit} AND (attribute_not_exists({blocked}) OR {blocked} <= {now_v}))",
                 pk = x.name(PK),
                 end = x.name("window_end"),
                 limit = x.value("limit", n(limit)),
@@ -2665,6 +2674,18 @@ mod moto_tests {
                     window_start: NOW
                 }
             );
+            // The first take creates the counter in the same write, window and TTL included.
+            let item = db.get("test", key_item(&key)).await.unwrap().unwrap();
+            assert_eq!(
+                counter_from_item(&item).unwrap(),
+                CounterState {
+                    window_start: NOW,
+                    window_end: NOW.plus_secs(100),
+                    count: i,
+                    blocked_until: None,
+                }
+            );
+            assert_eq!(item[TTL].as_n().unwrap(), &NOW.plus_secs(100).0.to_string());
         }
         assert_eq!(
             db.counter_take(&key, 3, 100, NOW.plus_secs(10))
