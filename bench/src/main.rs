@@ -317,6 +317,15 @@ async fn run_sandbox(
         ("MFA_SECRET_ID".into(), a.secret_id.clone()),
         ("LAMBDA_TASK_ROOT".into(), "/var/task".into()),
     ];
+    // Secrets Manager (read during init) on another authority than DynamoDB, as on AWS: the
+    // first request then opens its own connection (and TLS session) instead of reusing the
+    // one init opened, which a single local endpoint would otherwise allow.
+    if a.endpoint.contains("127.0.0.1") {
+        env.push((
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER".into(),
+            a.endpoint.replace("127.0.0.1", "localhost"),
+        ));
+    }
     if let Some(ca) = &a.ca_file {
         let ca = ca.display().to_string();
         for var in ["SSL_CERT_FILE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] {
