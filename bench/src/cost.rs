@@ -1,0 +1,143 @@
+//! The cost of 1000 enrollments at AWS list prices, and the share of it that is not the texts.
+//!
+//! Prices: us-east-1 public list prices as published on the AWS pricing pages named beside each
+//! constant, as known on 2026-11-28 (not fetched live by the benchmark; re-check before quoting
+//! them as current). First usage tier everywhere; free tiers ignored.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// aws.amazon.com/lambda/pricing: Arm (Graviton2), first 7.5 billion GB-s per month.
+const LAMBDA_ARM_PER_GB_S: f64 = 0.000_013_333_4;
+/// aws.amazon.com/lambda/pricing: requests, any architecture.
+const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
+/// aws.amazon.com/api-gateway/pricing: HTTP APIs, first 300 million requests per month.
+const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;
+/// aws.amazon.com/dynamodb/pricing/on-demand: one read request unit (after the
+/// November 2024 on-demand price cut).
+const DDB_PER_RRU: f64 = 0.125 / 1e6;
+/// aws.amazon.com/dynamodb/pricing/on-demand: one write request unit.
+const DDB_PER_WRU: f64 = 0.625 / 1e6;
+/// aws.amazon.com/end-user-messaging/pricing: outbound SMS to the United States, the AWS
+/// base price per message part, WITHOUT the carriers' pass-through fees (about $0.0025 to
+/// $0.003 more per message) and the origination number's monthly fee. The lower SMS price
+/// makes the non-SMS share below an upper bound.
+const SMS_US_PER_MESSAGE: f64 = 0.005_81;
+/// The US carriers' pass-through fee per message part on top (AT&T, T-Mobile, Verizon:
+/// about $0.002 to $0.003 on 10DLC and toll-free numbers, 2024-2025; listed with the End User
+/// Messaging prices). Shown as a second line, never folded into the budget check.
+const SMS_US_CARRIER_FEE: f64 = 0.003;
+/// aws.amazon.com/ses/pricing: outbound email, per 1000 messages.
+const SES_PER_EMAIL: f64 = 0.10 / 1000.0;
+
+/// What one enrollment uses, beside the invocations: DynamoDB operations as counted by the
+/// load test (tests/load.sh, about 37 AWS calls per enrollment) and reasoned from
+/// shared/src/adapters/dynamodb.rs.
+const GET_ITEMS: f64 = 13.0;
+const QUERIES: f64 = 5.0;
+const UPDATE_ITEMS: f64 = 9.0;
+const PUT_ITEMS: f64 = 6.0;
+/// Items in the two transactions: the completion (enrollment, phone, number claim, phone
+/// count) and the audit event written twice (application and user). A transactional write
+/// costs 2 WRU per item.
+const TRANSACTION_ITEMS: f64 = 4.0 + 2.0;
+const TEXTS: f64 = 1.0;
+const EMAILS: f64 = 1.0;
+
+/// The invocations of one enrollment: (what, the benchmark row whose warm p50 bills it).
+/// Status before, Start (the password), phone, code, and status again to confirm.
+const INVOCATIONS: &[(&str, &str)] = &[
+    ("status", "enrollment-start GET status"),
+    ("start (argon2)", "enrollment-start POST start"),
+    ("phone", "phone-submit unknown id"),
+    ("code", "code-verify unknown id"),
+    ("status (confirm)", "enrollment-start GET status"),
+];
+
+/// The model over measured durations: row label → (configured MB, warm p50 ms).
+pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n== cost model per 1000 enrollments (durations: warm p50 of mode {mode}) =="
+    );
+    let mut gb_s = 0.0;
+    let mut missing = Vec::new();
+    for (what, row) in INVOCATIONS {
+        match measured.get(row) {
+            Some((mem, p50)) => {
+                // Billed in whole milliseconds, rounded up.
+                let billed_ms = p50.ceil();
+                let g = f64::from(*mem) / 1024.0 * billed_ms / 1000.0;
+                gb_s += g;
+                let _ = writeln!(
+                    s,
+                    "  invocation {what:<17} {mem:>5} MB x {billed_ms:>5.0} ms = {g:.6} GB-s   (from \"{row}\")"
+                );
+            }
+            None => missing.push(*row),
+        }
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(
+            s,
+            "  (not measured in this run, billed as 0 ms: {})",
+            missing.join(", ")
+        );
+    }
+    let n = INVOCATIONS.len() as f64;
+    let rru = GET_ITEMS + QUERIES;
+    let wru = UPDATE_ITEMS + PUT_ITEMS + 2.0 * TRANSACTION_ITEMS;
+    let per = 1000.0;
+    let lines = [
+        ("Lambda duration (arm64)", gb_s * LAMBDA_ARM_PER_GB_S * per),
+        ("Lambda requests", n * LAMBDA_PER_REQUEST * per),
+        ("HTTP API requests", n * HTTP_API_PER_REQUEST * per),
+        ("DynamoDB reads", rru * DDB_PER_RRU * per),
+        ("DynamoDB writes", wru * DDB_PER_WRU * per),
+        ("SES emails", EMAILS * SES_PER_EMAIL * per),
+        ("SMS texts (US)", TEXTS * SMS_US_PER_MESSAGE * per),
+    ];
+    let _ = writeln!(
+        s,
+        "  per enrollment: {n:.0} invocations, {gb_s:.6} GB-s, {rru:.0} RRU ({GET_ITEMS:.0} GetItem + {QUERIES:.0} Query, \
+         strongly consistent, <= 4 KB), {wru:.0} WRU ({UPDATE_ITEMS:.0} UpdateItem + {PUT_ITEMS:.0} PutItem + \
+         {TRANSACTION_ITEMS:.0} transaction items x 2), {TEXTS:.0} text, {EMAILS:.0} email"
+    );
+    let total: f64 = lines.iter().map(|(_, c)| c).sum();
+    let sms = TEXTS * SMS_US_PER_MESSAGE * per;
+    for (what, cost) in &lines {
+        let _ = writeln!(
+            s,
+            "  {what:<26} ${cost:>9.5}  {:>6.2} %",
+            cost / total * 100.0
+        );
+    }
+    let not_sms = total - sms;
+    let share = not_sms / total * 100.0;
+    let _ = writeln!(s, "  {:<26} ${total:>9.5}", "total");
+    let _ = writeln!(
+        s,
+        "  not SMS: ${not_sms:.5} = {share:.2} % of the total (budget <= 2 %: {})",
+        if share <= 2.0 { "met" } else { "MISSED" }
+    );
+    let with_fees = not_sms / (total + TEXTS * SMS_US_CARRIER_FEE * per) * 100.0;
+    let _ = writeln!(
+        s,
+        "  with the carriers' fee (${SMS_US_CARRIER_FEE} a text) on top of the SMS price: not SMS = {with_fees:.2} %"
+    );
+    let without_ses = not_sms - EMAILS * SES_PER_EMAIL * per;
+    let _ = writeln!(
+        s,
+        "  of which SES is ${:.5}; everything but SMS and SES: {:.2} %",
+        EMAILS * SES_PER_EMAIL * per,
+        without_ses / total * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "  note: phone and code are billed at their measured cheap route (unknown id → 404, one read);\n  \
+         the real steps also write and call SNS/SES. Sensitivity: at 100 ms each, those two would add ${:.5}.",
+        2.0 * 0.25 * 0.1 * LAMBDA_ARM_PER_GB_S * per
+    );
+    s
+}
