@@ -49,19 +49,20 @@ pub struct Status {
 /// The user's status under the policy as it is at this very request.
 pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let now = svc.clock.now();
-    let policy = policy::get(svc, &c.app).await?;
-    let user = svc.store.get_user(&c.app, &c.user).await?;
-    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
+    // Five independent reads, at once: the answer waits for the slowest, not for their sum.
+    let (policy, user, mut phones, skip, recovery_codes_remaining) = tokio::try_join!(
+        policy::get(svc, &c.app),
+        async { Ok(svc.store.get_user(&c.app, &c.user).await?) },
+        async { Ok(svc.store.list_phones(&c.app, &c.user).await?) },
+        async { Ok(svc.store.get_skip(&c.app, &c.user).await?) },
+        async { Ok(svc.store.count_recovery_codes(&c.app, &c.user).await?) },
+    )?;
     phones.sort_by(|a, b| {
         b.primary
             .cmp(&a.primary)
             .then(a.verified_at.cmp(&b.verified_at))
     });
-    let skipped_until = svc
-        .store
-        .get_skip(&c.app, &c.user)
-        .await?
-        .filter(|t| *t > now);
+    let skipped_until = skip.filter(|t| *t > now);
 
     let enabled = policy.in_force();
     let enrolled = !phones.is_empty();
@@ -81,7 +82,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         can_skip: enabled && !required && !enrolled,
         skipped_until,
         phones: phones.iter().map(PhoneView::from).collect(),
-        recovery_codes_remaining: svc.store.count_recovery_codes(&c.app, &c.user).await?,
+        recovery_codes_remaining,
     })
 }
 
