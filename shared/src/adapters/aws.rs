@@ -162,6 +162,13 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
     limits: Limits,
     settings: Settings,
 ) -> Result<Service, StartupError> {
+    // This read is also the warm-up of the TLS stack, so no separate one is made: aws-lc
+    // (rustls' provider in the SDK's HTTPS client) seeds its generator on the first random
+    // bytes a process draws, once, and the first TLS handshake draws them. Measured
+    // (2026-11-28, x86_64, shared/examples/aws_lc_first_use.rs): that first draw costs ~30 ms
+    // of a full core with CPU jitter entropy (~300 ms at 256 MB's CPU share, ~600 ms at 128 MB),
+    // the next 1 µs. Here it lands in init, before the first `/next` poll, never on the first
+    // request; see the README ("Size and speed") for the build setting that removes it.
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let secret = secrets.secret_string(&names.secret_id).await.map_err(|e| {
         StartupError::SecretUnreadable {
