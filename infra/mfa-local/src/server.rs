@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use mfa_shared::adapters::aws;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{AwsNames, EnvSource};
 use mfa_shared::http::routes::{self, Access};
@@ -68,7 +69,7 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
     .await;
     let names = local_aws_names(&env);
     if o.bootstrap {
-        mfa_shared::adapters::aws::bootstrap(&sdk, &names, &settings.sender_email)
+        aws::bootstrap(&sdk, &names, &settings.sender_email)
             .await
             .map_err(|e| e.to_string())?;
         println!(
@@ -76,7 +77,7 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
             names.table_name, names.secret_id
         );
     }
-    let svc = mfa_shared::adapters::aws::service_from_sdk_config(&sdk, names, limits, settings)
+    let svc = aws::service_from_sdk_config::<aws::Sns, aws::Ses>(&sdk, names, limits, settings)
         .await
         .map_err(|e| e.to_string())?;
     Ok((svc, None))

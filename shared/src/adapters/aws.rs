@@ -21,16 +21,20 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+#[cfg(feature = "ses")]
 use aws_sdk_sesv2::operation::create_email_identity::CreateEmailIdentityError;
 
 use crate::Service;
 use crate::adapters::dynamodb::{DynamoStore, PK, SK, TTL};
 use crate::adapters::secrets_manager::SecretsManagerSource;
+#[cfg(feature = "ses")]
 use crate::adapters::ses::SesEmail;
+#[cfg(feature = "sns")]
 use crate::adapters::sns::SnsSms;
 use crate::config::{AwsNames, ConfigError, EnvSource, Limits, Settings};
 use crate::crypto::{Keys, WeakKey};
-use crate::ports::{SecretSource, SystemClock};
+use crate::error::PortError;
+use crate::ports::{EmailSender, SecretSource, SmsSender, SystemClock};
 use crate::signing::{KeyError, SigningKeys};
 
 /// Why the service could not start (or the resources could not be made). Never holds a
@@ -93,21 +97,21 @@ fn bootstrap_err(action: impl Into<String>, detail: impl std::fmt::Display) -> S
 
 /// The service from the process environment: `MFA_*` settings and limits, the table and
 /// secret names, and the standard AWS configuration. Reads the secret once.
-pub async fn service_from_env() -> Result<Service, StartupError> {
+pub async fn service_from_env<S: SmsClient, E: EmailClient>() -> Result<Service, StartupError> {
     crate::types::PhoneNumber::load_metadata();
     let env = EnvSource::process();
     let limits = env.limits()?;
     let settings = env.settings();
     let names = env.aws_names()?;
     let sdk = sdk_config(aws_config::defaults(BehaviorVersion::latest())).await;
-    service_from_sdk_config(&sdk, names, limits, settings).await
+    service_from_sdk_config::<S, E>(&sdk, names, limits, settings).await
 }
 
 /// [`service_from_env`] for a Lambda function's cold start. On failure it writes one log line
 /// naming what failed (never a secret value) and exits: the init fails, Lambda reports it and
 /// tries a fresh sandbox. There is no fallback: without its keys the service must not run.
-pub async fn service_from_env_or_exit() -> Service {
-    match service_from_env().await {
+pub async fn service_from_env_or_exit<S: SmsClient, E: EmailClient>() -> Service {
+    match service_from_env::<S, E>().await {
         Ok(service) => service,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
@@ -153,12 +157,19 @@ pub async fn sdk_config(loader: aws_config::ConfigLoader) -> SdkConfig {
 /// The service over the AWS clients made from `sdk` (one of each, shared by every request).
 /// Reads the code key's secret and, when `names.signing_secret_id` is set, the signing
 /// keys' secret, once each.
-pub async fn service_from_sdk_config(
+pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
     sdk: &SdkConfig,
     names: AwsNames,
     limits: Limits,
     settings: Settings,
 ) -> Result<Service, StartupError> {
+    // This read is also the warm-up of the TLS stack, so no separate one is made: aws-lc
+    // (rustls' provider in the SDK's HTTPS client) seeds its generator on the first random
+    // bytes a process draws, once, and the first TLS handshake draws them. Measured
+    // (2026-11-28, x86_64, shared/examples/aws_lc_first_use.rs): that first draw costs ~30 ms
+    // of a full core with CPU jitter entropy (~300 ms at 256 MB's CPU share, ~600 ms at 128 MB),
+    // the next 1 µs. Here it lands in init, before the first `/next` poll, never on the first
+    // request; see the README ("Size and speed") for the build setting that removes it.
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let secret = secrets.secret_string(&names.secret_id).await.map_err(|e| {
         StartupError::SecretUnreadable {
@@ -193,14 +204,8 @@ pub async fn service_from_sdk_config(
             aws_sdk_dynamodb::Client::new(sdk),
             names.table_name,
         )),
-        sms: Arc::new(SnsSms::new(
-            aws_sdk_sns::Client::new(sdk),
-            settings.sms_sender_id.clone(),
-        )),
-        email: Arc::new(SesEmail::new(
-            aws_sdk_sesv2::Client::new(sdk),
-            settings.sender_email.clone(),
-        )),
+        sms: S::sms(sdk, &settings),
+        email: E::email(sdk, &settings),
         clock: Arc::new(SystemClock),
         metrics: Arc::new(crate::metrics::EmfStdout::new(
             settings.metrics_service.clone(),
@@ -210,6 +215,100 @@ pub async fn service_from_sdk_config(
         limits,
         settings,
     })
+}
+
+/// Which client a function texts through: [`Sns`], or [`NoSms`] for a function none of
+/// whose routes text. The choice is a type in the function's `main.rs`, so the SNS client is
+/// not even referenced (hence not linked) where it is not used, whatever cargo's feature
+/// unification enabled (`sam build --bin NAME` resolves features for the whole workspace).
+pub trait SmsClient {
+    fn sms(sdk: &SdkConfig, settings: &Settings) -> Arc<dyn SmsSender>;
+}
+
+/// Which client a function emails through: [`Ses`], or [`NoEmail`] (see [`SmsClient`]).
+pub trait EmailClient {
+    fn email(sdk: &SdkConfig, settings: &Settings) -> Arc<dyn EmailSender>;
+}
+
+/// Texts through SNS.
+#[cfg(feature = "sns")]
+pub struct Sns;
+
+#[cfg(feature = "sns")]
+impl SmsClient for Sns {
+    fn sms(sdk: &SdkConfig, settings: &Settings) -> Arc<dyn SmsSender> {
+        Arc::new(SnsSms::new(
+            aws_sdk_sns::Client::new(sdk),
+            settings.sms_sender_id.clone(),
+        ))
+    }
+}
+
+/// Emails through SES v2.
+#[cfg(feature = "ses")]
+pub struct Ses;
+
+#[cfg(feature = "ses")]
+impl EmailClient for Ses {
+    fn email(sdk: &SdkConfig, settings: &Settings) -> Arc<dyn EmailSender> {
+        Arc::new(SesEmail::new(
+            aws_sdk_sesv2::Client::new(sdk),
+            settings.sender_email.clone(),
+        ))
+    }
+}
+
+/// No SMS client: for a function whose routes never text (e.g. `enrollment-start`: status,
+/// skip, start). A send here is a wiring bug: it fails loudly, like an SNS outage, rather
+/// than pretending to have sent.
+pub struct NoSms;
+
+impl SmsClient for NoSms {
+    fn sms(_: &SdkConfig, _: &Settings) -> Arc<dyn SmsSender> {
+        Arc::new(NotLinked)
+    }
+}
+
+/// No email client: for a function whose routes never email (see [`NoSms`]).
+pub struct NoEmail;
+
+impl EmailClient for NoEmail {
+    fn email(_: &SdkConfig, _: &Settings) -> Arc<dyn EmailSender> {
+        Arc::new(NotLinked)
+    }
+}
+
+/// Every client this build of the crate has (its `sns` / `ses` features): the local server's
+/// and the tests' choice.
+#[cfg(feature = "sns")]
+pub type LinkedSms = Sns;
+#[cfg(not(feature = "sns"))]
+pub type LinkedSms = NoSms;
+#[cfg(feature = "ses")]
+pub type LinkedEmail = Ses;
+#[cfg(not(feature = "ses"))]
+pub type LinkedEmail = NoEmail;
+
+struct NotLinked;
+
+#[async_trait::async_trait]
+impl SmsSender for NotLinked {
+    async fn send_sms(
+        &self,
+        _to: &crate::types::PhoneNumber,
+        _body: &str,
+    ) -> Result<(), PortError> {
+        tracing::error!("this function was built without an SMS client (aws::NoSms)");
+        Err(PortError::new("no SMS client in this function"))
+    }
+}
+
+#[async_trait::async_trait]
+impl EmailSender for NotLinked {
+    async fn send_email(&self, _email: &crate::ports::Email) -> Result<(), PortError> {
+        tracing::error!("this function was built without an email client (aws::NoEmail)");
+        Err(PortError::new("no email client in this function"))
+    }
 }
 
 /// How long `bootstrap` waits for a new table to become ACTIVE.
@@ -243,7 +342,11 @@ pub async fn bootstrap(
         )
         .await?;
     }
-    ensure_email_identity(&aws_sdk_sesv2::Client::new(sdk), sender_email).await
+    #[cfg(feature = "ses")]
+    ensure_email_identity(&aws_sdk_sesv2::Client::new(sdk), sender_email).await?;
+    #[cfg(not(feature = "ses"))]
+    let _ = sender_email;
+    Ok(())
 }
 
 async fn table_status(
@@ -415,6 +518,7 @@ async fn ensure_secret(
     }
 }
 
+#[cfg(feature = "ses")]
 async fn ensure_email_identity(
     client: &aws_sdk_sesv2::Client,
     sender_email: &str,
@@ -538,11 +642,15 @@ mod moto_tests {
         let sender = format!("{}@example.com", moto::unique("sender"));
 
         // A missing secret is named, not guessed at.
-        let err =
-            service_from_sdk_config(&sdk, names.clone(), Limits::default(), Settings::default())
-                .await
-                .err()
-                .unwrap();
+        let err = service_from_sdk_config::<LinkedSms, LinkedEmail>(
+            &sdk,
+            names.clone(),
+            Limits::default(),
+            Settings::default(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             matches!(err, StartupError::SecretUnreadable { .. }),
             "{err}"
@@ -622,9 +730,14 @@ mod moto_tests {
             sms_sender_id: Some("MFA".into()),
             ..Settings::default()
         };
-        let svc = service_from_sdk_config(&sdk, names.clone(), Limits::default(), settings.clone())
-            .await
-            .unwrap();
+        let svc = service_from_sdk_config::<LinkedSms, LinkedEmail>(
+            &sdk,
+            names.clone(),
+            Limits::default(),
+            settings.clone(),
+        )
+        .await
+        .unwrap();
         let signing = svc.signing.as_ref().expect("the signing keys were read");
         let jwks = signing.jwks();
         let listed = jwks["keys"].as_array().unwrap();
@@ -642,10 +755,14 @@ mod moto_tests {
             signing_secret_id: None,
             ..names.clone()
         };
-        let svc_unsigned =
-            service_from_sdk_config(&sdk, unsigned, Limits::default(), settings.clone())
-                .await
-                .unwrap();
+        let svc_unsigned = service_from_sdk_config::<LinkedSms, LinkedEmail>(
+            &sdk,
+            unsigned,
+            Limits::default(),
+            settings.clone(),
+        )
+        .await
+        .unwrap();
         assert!(svc_unsigned.signing.is_none());
 
         // A missing or unusable signing secret is named, never shown.
@@ -653,11 +770,15 @@ mod moto_tests {
             signing_secret_id: Some(moto::unique("mfa-signing-missing")),
             ..names.clone()
         };
-        let err =
-            service_from_sdk_config(&sdk, missing.clone(), Limits::default(), settings.clone())
-                .await
-                .err()
-                .unwrap();
+        let err = service_from_sdk_config::<LinkedSms, LinkedEmail>(
+            &sdk,
+            missing.clone(),
+            Limits::default(),
+            settings.clone(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             matches!(&err, StartupError::SecretUnreadable { secret_id, .. } if Some(secret_id) == missing.signing_secret_id.as_ref()),
             "{err}"
@@ -673,10 +794,15 @@ mod moto_tests {
             signing_secret_id: Some(weak_id.clone()),
             ..names.clone()
         };
-        let err = service_from_sdk_config(&sdk, weak, Limits::default(), settings.clone())
-            .await
-            .err()
-            .unwrap();
+        let err = service_from_sdk_config::<LinkedSms, LinkedEmail>(
+            &sdk,
+            weak,
+            Limits::default(),
+            settings.clone(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(err, StartupError::SigningKeys { .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains(&weak_id), "{text}");

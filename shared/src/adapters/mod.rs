@@ -6,5 +6,7 @@ pub mod dynamodb;
 pub mod faulty;
 pub mod memory;
 pub mod secrets_manager;
+#[cfg(feature = "ses")]
 pub mod ses;
+#[cfg(feature = "sns")]
 pub mod sns;
