@@ -98,7 +98,6 @@ fn bootstrap_err(action: impl Into<String>, detail: impl std::fmt::Display) -> S
 /// The service from the process environment: `MFA_*` settings and limits, the table and
 /// secret names, and the standard AWS configuration. Reads the secret once.
 pub async fn service_from_env<S: SmsClient, E: EmailClient>() -> Result<Service, StartupError> {
-    crate::types::PhoneNumber::load_metadata();
     let env = EnvSource::process();
     let limits = env.limits()?;
     let settings = env.settings();

@@ -2230,7 +2230,7 @@ mod tests {
         let err = phone_from_item(&item).unwrap_err();
         assert!(err.0.contains("`primary`"), "{}", err.0);
         item.insert("primary".into(), AttributeValue::Bool(true));
-        item.insert("number".into(), s("+1800555012"));
+        item.insert("number".into(), s("+1-800-555-012"));
         let err = phone_from_item(&item).unwrap_err();
         assert!(!err.0.contains("800555012"), "{}", err.0);
         let mut e = enrollment_to_item(&enrollment(false));

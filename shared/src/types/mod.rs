@@ -3,6 +3,7 @@
 pub mod code;
 pub mod ids;
 pub mod phone;
+pub mod phone_metadata;
 pub mod policy;
 pub mod time;
 

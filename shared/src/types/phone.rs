@@ -1,8 +1,9 @@
-//! Phone numbers, parsed with the `phonenumber` crate (a port of Google's libphonenumber).
+//! Phone numbers, validated by libphonenumber's rules (`phone_metadata`, a table built
+//! from its metadata at compile time).
 
 use std::fmt;
 
-use phonenumber::{Mode, Type};
+use super::phone_metadata::{self, NumberType};
 
 /// An ISO 3166-1 alpha-2 region, e.g. `US`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -12,7 +13,7 @@ impl CountryCode {
     /// Two ASCII capital letters that name an assigned ISO 3166-1 alpha-2 region.
     pub fn parse(s: &str) -> Option<CountryCode> {
         let ok = s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase());
-        (ok && s.parse::<phonenumber::country::Id>().is_ok()).then(|| CountryCode(s.to_owned()))
+        (ok && phone_metadata::is_region(s)).then(|| CountryCode(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -31,7 +32,7 @@ pub enum PhoneError {
 
 /// A valid phone number that can receive texts, kept in E.164.
 /// `Debug` and `Display` show only the masked form.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PhoneNumber {
     e164: String,
     calling_code: u16,
@@ -41,13 +42,6 @@ pub struct PhoneNumber {
 impl PhoneNumber {
     /// Accepts E.164 (`+14155550123`) or the same with spaces, dashes, dots and brackets
     /// (`+1 (415) 555-0123`). A leading `+` and the country calling code are required.
-    /// Loads libphonenumber's metadata (it is built on first use): called at cold start so
-    /// that the first phone step does not pay for it. Measured with `bench/run.sh`: it was
-    /// ~100 ms of phone-submit's first request unthrottled, ~500 ms at 256 MB's CPU share.
-    pub fn load_metadata() {
-        let _ = phonenumber::parse(None, "+14155550123").map(|n| phonenumber::is_valid(&n));
-    }
-
     pub fn parse(input: &str) -> Result<PhoneNumber, PhoneError> {
         const INVALID: &str = "Enter the number in international format, starting with + and the country code, e.g. +1 415 555 0123.";
         let trimmed = input.trim();
@@ -69,41 +63,50 @@ impl PhoneNumber {
         if !(7..=15).contains(&digits.len()) {
             return Err(PhoneError::Invalid(INVALID));
         }
-        let candidate = format!("+{digits}");
-        let parsed =
-            phonenumber::parse(None, &candidate).map_err(|_| PhoneError::Invalid(INVALID))?;
-        if !phonenumber::is_valid(&parsed) {
+        let Some(valid) = phone_metadata::validate(&digits) else {
             return Err(PhoneError::Invalid(
                 "That is not a valid phone number for its country. Check the digits and the country code.",
             ));
+        };
+        match valid.kind {
+            NumberType::Mobile
+            | NumberType::FixedLineOrMobile
+            | NumberType::Voip
+            | NumberType::PersonalNumber
+            | NumberType::Pager => {}
+            NumberType::TollFree => return Err(PhoneError::UnsupportedType("toll-free")),
+            NumberType::PremiumRate => return Err(PhoneError::UnsupportedType("premium-rate")),
+            NumberType::SharedCost => return Err(PhoneError::UnsupportedType("shared-cost")),
+            NumberType::FixedLine => return Err(PhoneError::UnsupportedType("fixed-line")),
+            NumberType::Uan | NumberType::Voicemail => {
+                return Err(PhoneError::UnsupportedType("non-mobile"));
+            }
         }
-        match parsed.number_type(&phonenumber::metadata::DATABASE) {
-            Type::Mobile
-            | Type::FixedLineOrMobile
-            | Type::Voip
-            | Type::PersonalNumber
-            | Type::Pager => {}
-            Type::TollFree => return Err(PhoneError::UnsupportedType("toll-free")),
-            Type::PremiumRate => return Err(PhoneError::UnsupportedType("premium-rate")),
-            Type::SharedCost => return Err(PhoneError::UnsupportedType("shared-cost")),
-            Type::FixedLine => return Err(PhoneError::UnsupportedType("fixed-line")),
-            _ => return Err(PhoneError::UnsupportedType("non-mobile")),
-        }
-        let e164 = parsed.format().mode(Mode::E164).to_string();
-        let region = parsed
-            .country()
-            .id()
-            .and_then(|id| CountryCode::parse(id.as_ref()));
         Ok(PhoneNumber {
-            e164,
-            calling_code: parsed.code().value(),
-            region,
+            e164: format!("+{}{}", valid.code, valid.national),
+            calling_code: valid.code,
+            region: valid.region.and_then(CountryCode::parse),
         })
     }
 
-    /// Rebuilds a number this service stored itself (already validated in E.164).
+    /// Rebuilds a number this service stored itself (validated in E.164 when it was stored).
+    /// It is validated again so that its region is known; if libphonenumber's rules have
+    /// changed since and no longer accept it, the number is still the user's factor, so it
+    /// is kept (region unknown) as long as it is E.164 with a known calling code.
     pub fn from_stored(e164: &str) -> Result<PhoneNumber, PhoneError> {
-        PhoneNumber::parse(e164)
+        PhoneNumber::parse(e164).or_else(|err| {
+            let digits = e164.strip_prefix('+').unwrap_or_default();
+            let shape =
+                (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+            match phone_metadata::calling_code(e164) {
+                Some(calling_code) if shape => Ok(PhoneNumber {
+                    e164: e164.to_owned(),
+                    calling_code,
+                    region: None,
+                }),
+                _ => Err(err),
+            }
+        })
     }
 
     /// The full number, for SNS and the table only. Never log or return it.
@@ -111,7 +114,8 @@ impl PhoneNumber {
         &self.e164
     }
 
-    /// The region the number belongs to, if libphonenumber names one.
+    /// The region the number belongs to, if libphonenumber names one (not for non-geographic
+    /// codes such as +882).
     pub fn region(&self) -> Option<&CountryCode> {
         self.region.as_ref()
     }
@@ -131,6 +135,15 @@ impl PhoneNumber {
         out
     }
 }
+
+/// Two numbers are the same number when their E.164 forms are equal.
+impl PartialEq for PhoneNumber {
+    fn eq(&self, other: &PhoneNumber) -> bool {
+        self.e164 == other.e164
+    }
+}
+
+impl Eq for PhoneNumber {}
 
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -215,6 +228,34 @@ mod tests {
             PhoneNumber::parse("+44 20 7946 0123"),
             Err(PhoneError::UnsupportedType("fixed-line"))
         );
+    }
+
+    #[test]
+    fn every_regions_patterns_compile_with_regex_lite() {
+        let mut n = 0;
+        for (i, region) in phone_metadata::all_regions() {
+            assert!(phone_metadata::compiles(i).is_ok(), "{}", region.id);
+            n += 1;
+        }
+        assert!(n > 240, "{n} regions");
+    }
+
+    #[test]
+    fn a_stored_number_the_rules_no_longer_accept_is_kept() {
+        // +1 999 is not a valid area code today: parse refuses it, from_stored keeps it.
+        assert!(PhoneNumber::parse("+19995550123").is_err());
+        let kept = PhoneNumber::from_stored("+19995550123").unwrap();
+        assert_eq!(kept.e164(), "+19995550123");
+        assert_eq!(kept.masked(), "+1••••••0123");
+        assert_eq!(kept.region(), None);
+        assert!(PhoneNumber::from_stored("+1999").is_err());
+        assert!(PhoneNumber::from_stored("19995550123").is_err());
+    }
+
+    #[test]
+    fn a_national_prefix_left_in_is_stripped_as_libphonenumber_does() {
+        let n = PhoneNumber::parse("+44 07400 123456").unwrap();
+        assert_eq!(n.e164(), "+447400123456");
     }
 
     #[test]
