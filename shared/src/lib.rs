@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod ports;
 pub mod service;

@@ -19,6 +19,7 @@ async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
+        .http_client(mfa_shared::adapters::aws::https_client())
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "test",
         ))

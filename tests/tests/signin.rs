@@ -280,6 +280,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
+        .http_client(mfa_shared::adapters::aws::https_client())
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
             "testing", "testing", None, None, "test",
         ))

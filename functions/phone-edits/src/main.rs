@@ -9,7 +9,7 @@ use mfa_shared::http::{lambda_handler, routes::Function};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    mfa_shared::logging::init_lambda();
     let service = aws::service_from_env_or_exit::<aws::Sns, aws::Ses>().await;
     lambda_http::run(lambda_handler(Arc::new(service), Function::PhoneEdits)).await
 }

@@ -2,11 +2,12 @@
 //! Manager, built once per cold start, and `bootstrap`, which creates the resources a fresh
 //! account or emulator lacks.
 //!
-//! Endpoints come from the standard AWS configuration: `aws_config` reads `AWS_ENDPOINT_URL`
-//! and the per-service `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SNS`,
-//! `AWS_ENDPOINT_URL_SESV2` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (or `endpoint_url` in the
-//! profile), and each client built from the `SdkConfig` applies them. That is how the local
-//! server and the tests point the same code at an emulator.
+//! Endpoints come from the standard variables `AWS_ENDPOINT_URL` and the per-service
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SNS`, `AWS_ENDPOINT_URL_SESV2` and
+//! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, which each client built from the `SdkConfig` applies.
+//! That is how the local server, the tests and the benchmark point the same code at an
+//! emulator. A Lambda's configuration is read from its environment alone
+//! ([`lambda_sdk_config`]); the local server uses `aws_config`'s full chain (profiles too).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,8 +103,60 @@ pub async fn service_from_env<S: SmsClient, E: EmailClient>() -> Result<Service,
     let limits = env.limits()?;
     let settings = env.settings();
     let names = env.aws_names()?;
-    let sdk = sdk_config(aws_config::defaults(BehaviorVersion::latest())).await;
+    let sdk = lambda_sdk_config()?;
     service_from_sdk_config::<S, E>(&sdk, names, limits, settings).await
+}
+
+/// The SDK's HTTPS client (hyper 1 and rustls) with ring as rustls' crypto provider, and the
+/// operating system's CA certificates (`SSL_CERT_FILE` is honoured). The SDK's default client
+/// uses aws-lc instead: measured (2026-11-28, `bench/size-profile.py`), aws-lc was 1.9 MB of
+/// each function (ring: ~0.3 MB), and it seeds its generator with CPU-jitter entropy on
+/// first use (~30 ms of a full core, ~300 ms at 256 MB's CPU share), which ring does not.
+pub fn https_client() -> aws_types::sdk_config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// A Lambda function's AWS configuration, from its environment alone: the region and the
+/// execution role's credentials are the variables Lambda sets (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), endpoints the standard
+/// `AWS_ENDPOINT_URL*` variables, with the retries and timeouts of [`sdk_config`].
+///
+/// `aws_config::defaults(..).load()` would also link (and probe) profile files, SSO, web
+/// identity through STS, ECS and IMDS credentials: ~0.4 MB of each binary that a Lambda
+/// never uses.
+pub fn lambda_sdk_config() -> Result<SdkConfig, StartupError> {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_types::sdk_config::SharedCredentialsProvider;
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .map_err(|_| StartupError::Config(crate::config::ConfigError::Missing("AWS_REGION")))?;
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+        .http_client(https_client())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .service_config(EnvEndpoints);
+    builder.set_endpoint_url(std::env::var("AWS_ENDPOINT_URL").ok());
+    Ok(builder.build())
+}
+
+/// Per-service settings from the environment only (`AWS_ENDPOINT_URL_DYNAMODB`, ...), as
+/// `aws_config`'s loader would read them, without its profile files.
+#[derive(Debug)]
+struct EnvEndpoints;
+
+impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        std::env::var(key.env()).ok()
+    }
 }
 
 /// [`service_from_env`] for a Lambda function's cold start. On failure it writes one log line
@@ -133,24 +186,27 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// attempt gives up after 3 s and the whole operation after 6 s, well inside the functions'
 /// 10 s timeout: the user gets a clear 503 with `Retry-After`, never an API Gateway 504.
 pub async fn sdk_config(loader: aws_config::ConfigLoader) -> SdkConfig {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
     loader
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(50))
-                .with_max_backoff(Duration::from_secs(1)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(6))
-                .build(),
-        )
+        .http_client(https_client())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
+}
+
+fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1))
+}
+
+fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(6))
+        .build()
 }
 
 /// The service over the AWS clients made from `sdk` (one of each, shared by every request).
@@ -162,13 +218,8 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
     limits: Limits,
     settings: Settings,
 ) -> Result<Service, StartupError> {
-    // This read is also the warm-up of the TLS stack, so no separate one is made: aws-lc
-    // (rustls' provider in the SDK's HTTPS client) seeds its generator on the first random
-    // bytes a process draws, once, and the first TLS handshake draws them. Measured
-    // (2026-11-28, x86_64, shared/examples/aws_lc_first_use.rs): that first draw costs ~30 ms
-    // of a full core with CPU jitter entropy (~300 ms at 256 MB's CPU share, ~600 ms at 128 MB),
-    // the next 1 µs. Here it lands in init, before the first `/next` poll, never on the first
-    // request; see the README ("Size and speed") for the build setting that removes it.
+    // This read is also the warm-up of the TLS stack (the CA store is loaded and the first
+    // handshake made here, in init), so no separate warm-up call is made.
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let secret = secrets.secret_string(&names.secret_id).await.map_err(|e| {
         StartupError::SecretUnreadable {
@@ -559,6 +610,7 @@ pub(crate) mod moto {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(url)
             .region(Region::new("us-east-1"))
+            .http_client(super::https_client())
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "test", "test", None, None, "moto",
             ))
