@@ -61,8 +61,14 @@ async fn build_service(o: &Options) -> Result<(Service, Option<ConsoleOutbox>), 
             .map_err(|e| format!("no OS randomness: {e}"))?;
         return Ok((svc, Some(outbox)));
     }
-    let region =
-        aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+    // The region from the environment (or the profile, through the loader), else us-east-1.
+    // Not `RegionProviderChain::default_provider()`: its IMDS client is built without the
+    // HTTP client set on the loader, and the SDK then refuses to build it.
+    let region = aws_config::meta::region::RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+    .or_else("us-east-1");
     let sdk = mfa_shared::adapters::aws::sdk_config(
         aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region),
     )
