@@ -352,3 +352,75 @@ async fn conditional_write_races_give_one_winner_and_4xx_losers_aws() {
     });
     races(&s).await;
 }
+
+/// `bench/tls_proxy.py` (a throwaway CA, TLS in front of moto) on the tests' Python, until
+/// dropped; the CA's PEM path and the proxy's `https://` URL.
+struct TlsProxy {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl TlsProxy {
+    fn start() -> TlsProxy {
+        use std::io::BufRead;
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: tests/run.sh creates it (moto's virtualenv, which has `cryptography`)",
+            python.display()
+        );
+        let dir = std::env::temp_dir().join(unique("mfa-tls-"));
+        let upstream = moto_url().trim_start_matches("http://").to_owned();
+        let mut child = Command::new(python)
+            .arg(root.join("bench/tls_proxy.py"))
+            .args(["--upstream", &upstream, "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("tls_proxy.py exited").unwrap();
+            if let Some(at) = line.find("https://") {
+                break line[at..].trim().to_owned();
+            }
+        };
+        TlsProxy { child, dir, url }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+fn aws_calls_go_over_tls_and_the_certificate_is_verified() {
+    let proxy = TlsProxy::start();
+    let ca = proxy.dir.join("ca.pem");
+    // Trusting the throwaway CA (the standard `SSL_CERT_FILE`), the call reaches moto through
+    // TLS: moto's own answer comes back (no such secret).
+    let (code, text) = cold_start(&[
+        ("AWS_ENDPOINT_URL", &proxy.url),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    let error = one_clear_line(&text)["fields"]["error"].to_string();
+    assert!(error.contains("ResourceNotFoundException"), "{error}");
+    // Without it, the handshake fails on the unknown issuer: nothing is sent.
+    let (code, text) = cold_start(&[("AWS_ENDPOINT_URL", &proxy.url)]);
+    assert_eq!(code, Some(1), "{text}");
+    let error = one_clear_line(&text)["fields"]["error"].to_string();
+    assert!(
+        !error.contains("ResourceNotFoundException")
+            && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use mfa_shared::adapters::aws;
-use mfa_shared::http::{lambda_handler, routes::Function};
+use mfa_shared::http::{functions, lambda_handler};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     mfa_shared::logging::init_lambda();
     let service = aws::service_from_env_or_exit::<aws::NoSms, aws::Ses>().await;
-    lambda_http::run(lambda_handler(Arc::new(service), Function::PolicyConfig)).await
+    lambda_http::run(lambda_handler::<functions::PolicyConfig>(Arc::new(service))).await
 }

@@ -107,16 +107,10 @@ pub async fn service_from_env<S: SmsClient, E: EmailClient>() -> Result<Service,
     service_from_sdk_config::<S, E>(&sdk, names, limits, settings).await
 }
 
-/// The SDK's HTTPS client (hyper 1 and rustls) with ring as rustls' crypto provider, and the
-/// operating system's CA certificates (`SSL_CERT_FILE` is honoured). The SDK's default client
-/// uses aws-lc instead: measured (2026-11-28, `bench/size-profile.py`), aws-lc was 1.9 MB of
-/// each function (ring: ~0.3 MB), and it seeds its generator with CPU-jitter entropy on
-/// first use (~30 ms of a full core, ~300 ms at 256 MB's CPU share), which ring does not.
+/// The HTTP client of every SDK client here: HTTP/1.1 on rustls with ring (see
+/// [`super::https`] for why not the SDK's default client).
 pub fn https_client() -> aws_types::sdk_config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    super::https::client()
 }
 
 /// A Lambda function's AWS configuration, from its environment alone: the region and the

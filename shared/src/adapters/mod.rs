@@ -4,6 +4,7 @@ pub mod aws;
 pub mod console;
 pub mod dynamodb;
 pub mod faulty;
+pub mod https;
 pub mod memory;
 pub mod secrets_manager;
 #[cfg(feature = "ses")]
