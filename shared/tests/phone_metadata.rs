@@ -9,7 +9,7 @@
 use mfa_shared::types::phone_metadata::{NumberType, validate};
 use phonenumber::{Mode, Type};
 
-fn ours(digits: &str) -> Option<(String, Option<&'static str>, NumberType)> {
+fn ours(digits: &str) -> Option<(String, Option<String>, NumberType)> {
     validate(digits).map(|v| (format!("+{}{}", v.code, v.national), v.region, v.kind))
 }
 
@@ -82,7 +82,7 @@ fn neighbours(digits: &str) -> Vec<String> {
 /// Why the `phonenumber` crate's verdict may differ from libphonenumber's, checked per case.
 fn crate_quirk(
     digits: &str,
-    ours: &Option<(String, Option<&'static str>, NumberType)>,
+    ours: &Option<(String, Option<String>, NumberType)>,
 ) -> Option<&'static str> {
     let n = phonenumber::parse(None, format!("+{digits}")).ok();
     let code = n.as_ref().map(|n| n.code().value().to_string());
@@ -170,9 +170,12 @@ fn every_example_number_is_valid_and_of_its_type() {
                 // everywhere in the NANP, so AG's example is the US's first.
                 let regions = db.region(&code).unwrap_or_default();
                 if regions.len() == 1 && m.id() != "001" {
-                    assert_eq!(v.region, Some(m.id()), "+{digits}");
+                    assert_eq!(v.region.as_deref(), Some(m.id()), "+{digits}");
                 } else if m.id() != "001" {
-                    assert!(v.region.is_some_and(|r| regions.contains(&r)), "+{digits}");
+                    assert!(
+                        v.region.as_deref().is_some_and(|r| regions.contains(&r)),
+                        "+{digits}"
+                    );
                 }
                 checked += 1;
             }
@@ -200,7 +203,7 @@ fn agrees_with_the_phonenumber_crate_on_neighbours_of_the_examples() {
                 (Some((e1, r1, k1)), Some((e2, r2, k2))) => {
                     e1 == e2
                         && k1 == k2
-                        && r1.map(str::to_owned) == r2.clone().filter(|r| r != "001")
+                        && *r1 == r2.clone().filter(|r| r != "001")
                 }
                 _ => false,
             };

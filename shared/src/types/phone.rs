@@ -85,27 +85,27 @@ impl PhoneNumber {
         Ok(PhoneNumber {
             e164: format!("+{}{}", valid.code, valid.national),
             calling_code: valid.code,
-            region: valid.region.and_then(CountryCode::parse),
+            region: valid.region.as_deref().and_then(CountryCode::parse),
         })
     }
 
-    /// Rebuilds a number this service stored itself (validated in E.164 when it was stored).
-    /// It is validated again so that its region is known; if libphonenumber's rules have
-    /// changed since and no longer accept it, the number is still the user's factor, so it
-    /// is kept (region unknown) as long as it is E.164 with a known calling code.
+    /// Rebuilds a number this service stored itself, validated when it was stored: only its
+    /// shape (E.164 with a known calling code) is checked again, not libphonenumber's rules,
+    /// so that a number the rules stop accepting after an update stays the user's factor, and
+    /// so that the functions that only show stored numbers do not link the rules' table. Its
+    /// region is not looked up (it is needed only to admit a new number).
     pub fn from_stored(e164: &str) -> Result<PhoneNumber, PhoneError> {
-        PhoneNumber::parse(e164).or_else(|err| {
-            let digits = e164.strip_prefix('+').unwrap_or_default();
-            let shape =
-                (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-            match phone_metadata::calling_code(e164) {
-                Some(calling_code) if shape => Ok(PhoneNumber {
-                    e164: e164.to_owned(),
-                    calling_code,
-                    region: None,
-                }),
-                _ => Err(err),
-            }
+        const NOT_STORED: &str = "not a stored number";
+        let digits = e164.strip_prefix('+').ok_or(PhoneError::Invalid(NOT_STORED))?;
+        if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PhoneError::Invalid(NOT_STORED));
+        }
+        let calling_code =
+            phone_metadata::calling_code(e164).ok_or(PhoneError::Invalid(NOT_STORED))?;
+        Ok(PhoneNumber {
+            e164: e164.to_owned(),
+            calling_code,
+            region: None,
         })
     }
 
@@ -115,7 +115,7 @@ impl PhoneNumber {
     }
 
     /// The region the number belongs to, if libphonenumber names one (not for non-geographic
-    /// codes such as +882).
+    /// codes such as +882), for a number just parsed; `None` for one read from the store.
     pub fn region(&self) -> Option<&CountryCode> {
         self.region.as_ref()
     }
@@ -234,7 +234,7 @@ mod tests {
     fn every_regions_patterns_compile_with_regex_lite() {
         let mut n = 0;
         for (i, region) in phone_metadata::all_regions() {
-            assert!(phone_metadata::compiles(i).is_ok(), "{}", region.id);
+            assert!(phone_metadata::compiles(i).is_ok(), "{:?}", region.iso());
             n += 1;
         }
         assert!(n > 240, "{n} regions");
