@@ -201,9 +201,7 @@ fn agrees_with_the_phonenumber_crate_on_neighbours_of_the_examples() {
             let same = match (&a, &b) {
                 (None, None) => true,
                 (Some((e1, r1, k1)), Some((e2, r2, k2))) => {
-                    e1 == e2
-                        && k1 == k2
-                        && *r1 == r2.clone().filter(|r| r != "001")
+                    e1 == e2 && k1 == k2 && *r1 == r2.clone().filter(|r| r != "001")
                 }
                 _ => false,
             };

@@ -1,15 +1,15 @@
 //! The `code-verify` Lambda — user API: code verification and resend.
 //! Only wiring: configuration from the environment, AWS clients and the secret once per cold
-//! start, then `lambda_http::run` over the shared handler.
+//! start, then the Lambda runtime's loop over the shared handler.
 
 use std::sync::Arc;
 
 use mfa_shared::adapters::aws;
-use mfa_shared::http::{functions, lambda_handler};
+use mfa_shared::http::{functions, run_lambda};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     mfa_shared::logging::init_lambda();
     let service = aws::service_from_env_or_exit::<aws::Sns, aws::Ses>().await;
-    lambda_http::run(lambda_handler::<functions::CodeVerify>(Arc::new(service))).await
+    run_lambda::<functions::CodeVerify>(Arc::new(service)).await
 }

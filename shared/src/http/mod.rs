@@ -280,24 +280,49 @@ pub async fn run<H: functions::Handler>(svc: &crate::Service, req: Request) -> R
     H::handle(svc, req).instrument(span).await
 }
 
-/// The `lambda_http` service of function `H` over a service built once per cold start.
-/// `H` is a type, not a value, so that each binary links its own handler and the flows it
-/// reaches, and none of the other functions' (measured: see README "Size and speed").
-pub fn lambda_handler<H: functions::Handler>(
+/// Runs function `H` as a Lambda over a service built once per cold start: the runtime's
+/// loop, each API Gateway HTTP API (v2) event made a [`Request`] (as `lambda_http` does), and
+/// the answer made the v2 response directly.
+///
+/// Not `lambda_http::run`: its response path converts any body by its content type through
+/// `encoding_rs`, which links every legacy text encoding (~0.3 MB of tables and code in each
+/// binary) to re-encode answers that are already UTF-8 JSON. `H` is a type, not a value, so
+/// that each binary links its own handler and the flows it reaches, and none of the others'.
+pub async fn run_lambda<H: functions::Handler>(
     svc: std::sync::Arc<crate::Service>,
-) -> impl lambda_http::Service<
-    Request,
-    Response = Response<Body>,
-    Error = lambda_http::Error,
-    Future = impl std::future::Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
-> {
-    lambda_http::service_fn(move |req: Request| {
+) -> Result<(), lambda_http::Error> {
+    use lambda_http::request::LambdaRequest;
+    use lambda_http::{LambdaEvent, RequestExt};
+    let handler = lambda_http::service_fn(move |event: LambdaEvent<LambdaRequest>| {
         let svc = std::sync::Arc::clone(&svc);
-        async move { Ok::<_, lambda_http::Error>(run::<H>(&svc, req).await) }
-    })
+        async move {
+            let LambdaEvent { payload, context } = event;
+            let req = Request::from(payload).with_lambda_context(context);
+            Ok::<_, lambda_http::Error>(v2_response(run::<H>(&svc, req).await))
+        }
+    });
+    lambda_http::lambda_runtime::run(handler).await
 }
 
-/// Each Lambda function as a type, for [`lambda_handler`].
+/// An answer as API Gateway's HTTP API (v2) payload: status, headers, and the body as text
+/// (or base64 for bytes). No answer here sets cookies.
+pub fn v2_response(
+    resp: Response<Body>,
+) -> lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse {
+    let (parts, body) = resp.into_parts();
+    let mut out = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = parts.headers;
+    (out.is_base64_encoded, out.body) = match body {
+        Body::Empty => (false, None),
+        b @ Body::Text(_) => (false, Some(b)),
+        b @ Body::Binary(_) => (true, Some(b)),
+        _ => (false, None),
+    };
+    out
+}
+
+/// Each Lambda function as a type, for [`run_lambda`].
 pub mod functions {
     use std::future::Future;
 

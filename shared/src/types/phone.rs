@@ -96,7 +96,9 @@ impl PhoneNumber {
     /// region is not looked up (it is needed only to admit a new number).
     pub fn from_stored(e164: &str) -> Result<PhoneNumber, PhoneError> {
         const NOT_STORED: &str = "not a stored number";
-        let digits = e164.strip_prefix('+').ok_or(PhoneError::Invalid(NOT_STORED))?;
+        let digits = e164
+            .strip_prefix('+')
+            .ok_or(PhoneError::Invalid(NOT_STORED))?;
         if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PhoneError::Invalid(NOT_STORED));
         }

@@ -1,0 +1,142 @@
+//! A function's release path end to end: its binary, started as Lambda starts it, takes an API
+//! Gateway HTTP API (v2) event from a minimal Lambda Runtime API and posts back the v2 answer
+//! (`mfa_shared::http::run_lambda`, which makes the answer without `lambda_http::run`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mfa_tests::{Launch, LocalServer, function_bin, moto_url};
+use serde_json::{Value, json};
+
+/// Serves one invocation of `event` on a free port, then sends the posted answer on the
+/// channel. Later `/next` polls are held open (the process is killed by then).
+fn runtime_api(event: Value) -> (String, mpsc::Receiver<Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let (tx, served, event) = (tx.clone(), served.clone(), event.clone());
+            std::thread::spawn(move || serve(stream.unwrap(), &tx, &served, &event));
+        }
+    });
+    (addr, rx)
+}
+
+/// One request per connection (`Connection: close` on every answer).
+fn serve(
+    mut stream: std::net::TcpStream,
+    tx: &mpsc::Sender<Value>,
+    served: &std::sync::atomic::AtomicBool,
+    event: &Value,
+) {
+    use std::sync::atomic::Ordering;
+    {
+        {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            if line.starts_with("GET /2018-06-01/runtime/invocation/next") {
+                if served.swap(true, Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(60));
+                    return;
+                }
+                let payload = event.to_string();
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\
+                     Lambda-Runtime-Aws-Request-Id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\n\
+                     Lambda-Runtime-Deadline-Ms: 4102444800000\r\n\
+                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:code-verify\r\n\
+                     Content-Length: {}\r\n\r\n{payload}",
+                    payload.len()
+                )
+                .unwrap();
+            } else if line.contains("/response") {
+                stream
+                    .write_all(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+                    .unwrap();
+                tx.send(serde_json::from_slice(&body).unwrap()).unwrap();
+            } else {
+                // An /error post: report it as the answer, for the assertion message.
+                stream
+                    .write_all(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+                    .unwrap();
+                let text = String::from_utf8_lossy(&body).to_string();
+                tx.send(json!({ "runtime_error": line.trim(), "body": text }))
+                    .unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
+    // mfa-local bootstraps a fresh table and the local secrets on moto.
+    let local = LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    });
+    let table = local.table.clone().unwrap();
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+    ))
+    .unwrap();
+    let path = "/v1/mfa/enrollments/0123456789abcdef0123456789abcdef/code";
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["body"] = json!(r#"{"code":"123456"}"#);
+    event["headers"]["content-length"] = json!("17");
+    let (api, answers) = runtime_api(event);
+
+    let mut child = Command::new(function_bin("code-verify"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "code-verify")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("MFA_TABLE_NAME", &table)
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let answer = answers.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let answer = answer.expect("no answer posted within 60 s");
+
+    assert_eq!(answer["statusCode"], 404, "{answer}");
+    assert_eq!(
+        answer["headers"]["content-type"], "application/json",
+        "{answer}"
+    );
+    assert_eq!(answer["headers"]["cache-control"], "no-store", "{answer}");
+    assert_eq!(answer["isBase64Encoded"], false, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"], "enrollment_not_found", "{body}");
+}
