@@ -19,14 +19,13 @@ const DDB_PER_RRU: f64 = 0.125 / 1e6;
 /// aws.amazon.com/dynamodb/pricing/on-demand: one write request unit.
 const DDB_PER_WRU: f64 = 0.625 / 1e6;
 /// aws.amazon.com/end-user-messaging/pricing: outbound SMS to the United States, the AWS
-/// base price per message part, WITHOUT the carriers' pass-through fees (about $0.0025 to
-/// $0.003 more per message) and the origination number's monthly fee. The lower SMS price
-/// makes the non-SMS share below an upper bound.
+/// base price per message part.
 const SMS_US_PER_MESSAGE: f64 = 0.005_81;
-/// The US carriers' pass-through fee per message part on top (AT&T, T-Mobile, Verizon:
-/// about $0.002 to $0.003 on 10DLC and toll-free numbers, 2024-2025; listed with the End User
-/// Messaging prices). Shown as a second line, never folded into the budget check.
-const SMS_US_CARRIER_FEE: f64 = 0.003;
+/// The US carriers' pass-through fee per message part, which AWS bills with every text to a
+/// US number on top of the base price (listed with the End User Messaging prices: about
+/// $0.0025 to $0.003 on 10DLC and toll-free numbers, 2024-2025). The low end is used, which
+/// makes the non-SMS share an upper bound; the origination number's monthly fee is left out.
+const SMS_US_CARRIER_FEE: f64 = 0.0025;
 /// aws.amazon.com/ses/pricing: outbound email, per 1000 messages.
 const SES_PER_EMAIL: f64 = 0.10 / 1000.0;
 
@@ -97,7 +96,8 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
         ("DynamoDB reads", rru * DDB_PER_RRU * per),
         ("DynamoDB writes", wru * DDB_PER_WRU * per),
         ("SES emails", EMAILS * SES_PER_EMAIL * per),
-        ("SMS texts (US)", TEXTS * SMS_US_PER_MESSAGE * per),
+        ("SMS texts (US), base price", TEXTS * SMS_US_PER_MESSAGE * per),
+        ("SMS carriers' fees (US)", TEXTS * SMS_US_CARRIER_FEE * per),
     ];
     let _ = writeln!(
         s,
@@ -106,7 +106,7 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
          {TRANSACTION_ITEMS:.0} transaction items x 2), {TEXTS:.0} text, {EMAILS:.0} email"
     );
     let total: f64 = lines.iter().map(|(_, c)| c).sum();
-    let sms = TEXTS * SMS_US_PER_MESSAGE * per;
+    let sms = TEXTS * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE) * per;
     for (what, cost) in &lines {
         let _ = writeln!(
             s,
@@ -119,13 +119,14 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
     let _ = writeln!(s, "  {:<26} ${total:>9.5}", "total");
     let _ = writeln!(
         s,
-        "  not SMS: ${not_sms:.5} = {share:.2} % of the total (budget <= 2 %: {})",
+        "  not SMS: ${not_sms:.5} = {share:.2} % of the total, a text billed as AWS bills one to a US number \
+         (${SMS_US_PER_MESSAGE} + ${SMS_US_CARRIER_FEE} carriers' fee) (budget <= 2 %: {})",
         if share <= 2.0 { "met" } else { "MISSED" }
     );
-    let with_fees = not_sms / (total + TEXTS * SMS_US_CARRIER_FEE * per) * 100.0;
+    let base_only = not_sms / (not_sms + TEXTS * SMS_US_PER_MESSAGE * per) * 100.0;
     let _ = writeln!(
         s,
-        "  with the carriers' fee (${SMS_US_CARRIER_FEE} a text) on top of the SMS price: not SMS = {with_fees:.2} %"
+        "  at the base price alone (${SMS_US_PER_MESSAGE} a text, no carriers' fee): not SMS = {base_only:.2} %"
     );
     let without_ses = not_sms - EMAILS * SES_PER_EMAIL * per;
     let _ = writeln!(
