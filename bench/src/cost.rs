@@ -96,7 +96,10 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
         ("DynamoDB reads", rru * DDB_PER_RRU * per),
         ("DynamoDB writes", wru * DDB_PER_WRU * per),
         ("SES emails", EMAILS * SES_PER_EMAIL * per),
-        ("SMS texts (US), base price", TEXTS * SMS_US_PER_MESSAGE * per),
+        (
+            "SMS texts (US), base price",
+            TEXTS * SMS_US_PER_MESSAGE * per,
+        ),
         ("SMS carriers' fees (US)", TEXTS * SMS_US_CARRIER_FEE * per),
     ];
     let _ = writeln!(
