@@ -142,3 +142,90 @@ async fn limits_come_from_the_environment() {
     let r = t.code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+#[tokio::test]
+async fn the_reference_page_and_its_local_sign_in_helpers() {
+    let s = LocalServer::memory(&[]);
+    // The page and its assets, same-origin only.
+    let page = s.call("GET", "/", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(page.json.as_str().unwrap().contains("/web/app.js"));
+    for (path, kind) in [
+        ("/web/app.js", "text/javascript"),
+        ("/web/style.css", "text/css"),
+    ] {
+        let r = s.call("GET", path, None, None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+    }
+
+    // The user helper refuses a short password and changes nothing; then signs a user in whose
+    // token the API accepts (status answers for that user).
+    let short = json!({ "app_id": "acme", "user_id": "ada", "email": "ada@example.com", "password": "short" });
+    let r = s.call("POST", "/_local/sign-in", None, Some(short)).await;
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let ok = json!({ "app_id": "acme", "user_id": "ada", "email": "ada@example.com", "password": "correct horse battery" });
+    let r = s.call("POST", "/_local/sign-in", None, Some(ok)).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let user = r.json["token"].as_str().unwrap().to_owned();
+    let st = s.call("GET", "/v1/mfa/status", Some(&user), None).await;
+    assert_eq!(
+        (st.status, st.json["email_verified"].as_bool()),
+        (200, Some(true))
+    );
+    // The password was stored as the platform would: Start accepts it.
+    let admin = s
+        .call(
+            "POST",
+            "/_local/admin-sign-in",
+            None,
+            Some(json!({ "app_id": "acme" })),
+        )
+        .await;
+    assert_eq!(admin.status, 200);
+    let admin = admin.json["token"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (
+            "PUT",
+            "/v1/admin/applications/acme/mfa-availability",
+            json!({ "available": true }),
+        ),
+        (
+            "PUT",
+            "/v1/admin/applications/acme/mfa-policy",
+            json!({ "enabled": true, "include_in_signup": true, "enforcement": "optional" }),
+        ),
+    ] {
+        let r = s.call(method, path, Some(&admin), Some(body)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.json);
+    }
+    let started = s
+        .call(
+            "POST",
+            "/v1/mfa/enrollments",
+            Some(&user),
+            Some(json!({ "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{}", started.json);
+}

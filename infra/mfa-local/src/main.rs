@@ -7,6 +7,7 @@
 mod event;
 mod server;
 mod token;
+mod web;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use mfa_shared::adapters::aws;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{AwsNames, EnvSource};
@@ -19,6 +19,7 @@ use mfa_shared::{MfaError, Service};
 
 use crate::event::{self, Authorizer, Incoming};
 use crate::token;
+use crate::web;
 
 pub struct Options {
     pub port: u16,
@@ -27,10 +28,10 @@ pub struct Options {
     pub jwt_secret: String,
 }
 
-struct AppState {
-    svc: Service,
+pub(crate) struct AppState {
+    pub(crate) svc: Service,
     outbox: Option<ConsoleOutbox>,
-    jwt_secret: String,
+    pub(crate) jwt_secret: String,
 }
 
 /// The table and secret names the aws backend uses locally, unless the environment says.
@@ -98,6 +99,11 @@ pub async fn run(o: Options) -> Result<(), String> {
         jwt_secret: o.jwt_secret.clone(),
     });
     let app = Router::new()
+        .route("/", get(web::index))
+        .route("/web/app.js", get(web::app_js))
+        .route("/web/style.css", get(web::style))
+        .route("/_local/sign-in", post(web::sign_in))
+        .route("/_local/admin-sign-in", post(web::admin_sign_in))
         .route("/_local/outbox", get(outbox_route))
         .fallback(route)
         .with_state(state);
@@ -130,7 +136,7 @@ async fn outbox_route(State(st): State<Arc<AppState>>) -> axum::response::Respon
     }
 }
 
-fn to_axum(resp: lambda_http::Response<lambda_http::Body>) -> axum::response::Response {
+pub(crate) fn to_axum(resp: lambda_http::Response<lambda_http::Body>) -> axum::response::Response {
     let (parts, body) = resp.into_parts();
     let body = match body {
         lambda_http::Body::Text(s) => axum::body::Body::from(s),

@@ -80,7 +80,6 @@ pub fn has_scope(claims: &Map<String, Value>, wanted: &str) -> bool {
 /// Reads one password from standard input (a trailing newline is dropped) and hashes it with
 /// argon2id's defaults (19 MiB, 2 passes), as a platform would store it.
 pub fn hash_password_from_stdin() -> Result<String, String> {
-    use argon2::password_hash::PasswordHasher;
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
@@ -90,6 +89,12 @@ pub fn hash_password_from_stdin() -> Result<String, String> {
     if password.is_empty() {
         return Err("give the password on standard input".into());
     }
+    hash_password(password)
+}
+
+/// argon2id with its defaults (19 MiB, 2 passes), as a platform would store a password.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
     argon2::Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
