@@ -4,7 +4,9 @@
 #   2. unit, flow and handler tests (`cargo test`, no network),
 #   3. end-to-end tests over HTTP against mfa-local on the memory backend and, with
 #      `--backend aws`, against moto's server, which this script installs into ./.venv,
-#      starts on a free loopback port and stops again.
+#      starts on a free loopback port and stops again,
+#   4. OpenAPI fuzzing, and the browser test of the reference web page (Node.js, Debian's
+#      chromium, which tests/browser.sh installs as root when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,10 +52,20 @@ log "OpenAPI fuzzing (schemathesis against openapi.yaml on mfa-local, bounded, f
 # Uses target/debug/mfa-local, which the cargo test step above has just built.
 tests/api-fuzz.sh
 
+log "browser test (the reference web page in headless Chromium, playwright-core)"
+# Uses target/debug/mfa-local too. node's test runner prints TAP; its totals join the count.
+BROWSER_LOG=$(mktemp)
+tests/browser.sh 2>&1 | tee "$BROWSER_LOG"
+BROWSER_PASSED=$(awk '/^# pass / {print $3}' "$BROWSER_LOG")
+BROWSER_FAILED=$(awk '/^# fail / {print $3}' "$BROWSER_LOG")
+rm -f "$BROWSER_LOG"
+
 # One closing line for the whole run (the fuzzing step printed last, and is not a test runner
 # that CI reads): every cargo test result added up; a failure has already stopped the script.
 PASSED=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$CARGO_LOG")
 FAILED=$(awk '/^test result:/ {n += $6} END {print n + 0}' "$CARGO_LOG")
+PASSED=$((PASSED + ${BROWSER_PASSED:-0}))
+FAILED=$((FAILED + ${BROWSER_FAILED:-0}))
 rm -f "$CARGO_LOG"
 echo
 echo "tests: $PASSED passed, $FAILED failed"
