@@ -170,8 +170,9 @@ pub async fn service_from_env_or_exit<S: SmsClient, E: EmailClient>() -> Service
 /// `503 service_unavailable`.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// The AWS configuration every client is made from: the standard environment, plus bounded
-/// retries and timeouts sized for a person waiting on a verification screen.
+/// The AWS configuration of the local server and the tests: `aws_config`'s full chain
+/// (profiles too), our HTTP client, and the bounded retries and timeouts that the Lambdas'
+/// [`lambda_sdk_config`] uses as well, sized for a person waiting on a verification screen.
 ///
 /// Throttling (`ProvisionedThroughputExceededException`, `ThrottlingException`), 5xx answers,
 /// timeouts and refused connections are retried up to [`MAX_ATTEMPTS`] times with exponential

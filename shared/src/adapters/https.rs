@@ -118,8 +118,12 @@ impl Origin {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let port = uri.port_u16().unwrap_or(Origin::default_port(tls));
         Ok(Origin { tls, host, port })
+    }
+
+    fn default_port(tls: bool) -> u16 {
+        if tls { 443 } else { 80 }
     }
 }
 
@@ -134,7 +138,7 @@ fn origin_form(
 ) -> Result<http1x::Request<SdkBody>, ConnectorError> {
     let (mut parts, body) = request.into_parts();
     if !parts.headers.contains_key(header::HOST) {
-        let default_port = if origin.tls { 443 } else { 80 };
+        let default_port = Origin::default_port(origin.tls);
         let host = match parts.uri.authority() {
             Some(a) if a.port_u16().is_none_or(|p| p != default_port) => a.as_str().to_owned(),
             Some(a) => a.host().to_owned(),
