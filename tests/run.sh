@@ -5,8 +5,9 @@
 #   3. end-to-end tests over HTTP against mfa-local on the memory backend and, with
 #      `--backend aws`, against moto's server, which this script installs into ./.venv,
 #      starts on a free loopback port and stops again,
-#   4. OpenAPI fuzzing, and the browser test of the reference web page (Node.js, Debian's
-#      chromium, which tests/browser.sh installs as root when missing).
+#   4. OpenAPI fuzzing, the browser test of the reference web page (Node.js, Debian's
+#      chromium, which tests/browser.sh installs as root when missing), and the README's
+#      walk-through run as written (tests/walkthrough.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,11 +61,18 @@ BROWSER_PASSED=$(awk '/^# pass / {print $3}' "$BROWSER_LOG")
 BROWSER_FAILED=$(awk '/^# fail / {print $3}' "$BROWSER_LOG")
 rm -f "$BROWSER_LOG"
 
+log "README walk-through, run as written (tests/walkthrough.sh)"
+# Uses target/debug/mfa-local too; its "walkthrough: N passed, N failed" line joins the count.
+WALK_LOG=$(mktemp)
+tests/walkthrough.sh 2>&1 | tee "$WALK_LOG"
+WALK_PASSED=$(awk '/^walkthrough: / {print $2}' "$WALK_LOG")
+rm -f "$WALK_LOG"
+
 # One closing line for the whole run (the fuzzing step printed last, and is not a test runner
 # that CI reads): every cargo test result added up; a failure has already stopped the script.
 PASSED=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$CARGO_LOG")
 FAILED=$(awk '/^test result:/ {n += $6} END {print n + 0}' "$CARGO_LOG")
-PASSED=$((PASSED + ${BROWSER_PASSED:-0}))
+PASSED=$((PASSED + ${BROWSER_PASSED:-0} + ${WALK_PASSED:-0}))
 FAILED=$((FAILED + ${BROWSER_FAILED:-0}))
 rm -f "$CARGO_LOG"
 echo
