@@ -151,7 +151,7 @@ pub struct PasswordCheck {
 /// Each argon2id check allocates its memory cost (19 MiB at OWASP's parameters) on the thread
 /// that runs it, and the allocator keeps those pages for reuse once the check ends. Unbounded,
 /// a burst of 24 concurrent enrollments on `mfa-local` ran 24 checks at once and left the process
-/// at 2.4 GB. Checks beyond the bound wait their turn in [`password_work`]: a burst then costs
+/// at 2.4 to 3 GB. Checks beyond the bound wait their turn in [`password_work`]: a burst then costs
 /// latency, not memory, and no throughput (argon2 is CPU-bound, so more checks than cores
 /// only share the same cores). A Lambda sandbox serves one request at a time and never waits.
 pub fn password_check_bound() -> usize {
@@ -266,8 +266,8 @@ where
     result.await.ok()
 }
 
-/// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on a
-/// blocking thread: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
+/// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on one of
+/// the password threads: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
 /// At most [`password_check_bound`] checks run at once; the others wait their turn.
 pub async fn verify_password(phc: Option<String>, password: String) -> PasswordCheck {
     let result = password_work(move || {
