@@ -1,11 +1,17 @@
 // The reference frontend: the admin portal's MFA tab, the end user's enrollment and settings,
-// on the public routes of the v1 contract. Plain JavaScript, no build step. The two sign-in
+// on the public routes of the contract. Plain JavaScript, no build step. The two sign-in
 // boxes call mfa-local's local-only helpers (/_local/...), standing in for the platform's
-// identity provider.
+// identity provider. A change of factors in settings first runs a step-up (v2): a texted code,
+// or a recovery code, gives an assertion that the change carries in the MFA-Assertion header.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { adminToken: null, adminApp: null, policy: null, token: null, flow: null, timer: null };
+const state = {
+  adminToken: null, adminApp: null, policy: null, token: null, flow: null,
+  phones: [], recoveryRemaining: null,
+  assertion: null, // {token, exp (ms)}: the step-up proof, in memory only, until it expires
+  stepUp: null, // the step-up in progress: {resolve, mode, challengeId}
+};
 
 // ---------------------------------------------------------------- API
 
@@ -168,6 +174,7 @@ async function refreshStatus() {
     step("prompt");
   } else {
     $("flow").hidden = true;
+    state.recoveryRemaining = typeof s.recovery_codes_remaining === "number" ? s.recovery_codes_remaining : null;
     renderPhones(s.phones);
   }
 }
@@ -220,16 +227,17 @@ function codeSent(answer) {
   if (answer.phone && answer.phone.masked) $("code-sent-to").textContent = `We texted a code to ${answer.phone.masked}.`;
   $("code").value = "";
   step("code");
-  countdown(answer.resend_available_at);
+  countdown($("resend"), answer.resend_available_at);
 }
 
-function countdown(until) {
-  clearInterval(state.timer);
-  const button = $("resend");
+// "Send a new code" stays disabled, counting the seconds, until `until` (then, or without it, enabled).
+const timers = {};
+function countdown(button, until) {
+  clearInterval(timers[button.id]);
   const tick = () => {
-    const left = Math.ceil((new Date(until).getTime() - Date.now()) / 1000);
-    if (!until || left <= 0) {
-      clearInterval(state.timer);
+    const left = until ? Math.ceil((new Date(until).getTime() - Date.now()) / 1000) : 0;
+    if (left <= 0) {
+      clearInterval(timers[button.id]);
       button.disabled = false;
       button.textContent = "Send a new code";
     } else {
@@ -238,14 +246,15 @@ function countdown(until) {
     }
   };
   tick();
-  state.timer = setInterval(tick, 1000);
+  timers[button.id] = setInterval(tick, 1000);
 }
+const stopCountdown = (button) => clearInterval(timers[button.id]);
 
 $("resend").addEventListener("click", async () => {
   show($("code-error"), "");
   const r = await api("POST", `/v1/mfa/enrollments/${state.flow.id}/resend`, {}, state.token);
   if (!ok(r)) return show($("code-error"), message(r));
-  countdown(r.json.resend_available_at);
+  countdown($("resend"), r.json.resend_available_at);
   $("code").focus();
 });
 
@@ -256,7 +265,7 @@ document.querySelector('[data-step="code"]').addEventListener("submit", async (e
   if (!/^[0-9]{6}$/.test(code)) return show($("code-error"), "Enter the 6 digits of the code we texted you.");
   const r = await api("POST", `/v1/mfa/enrollments/${state.flow.id}/code`, { code }, state.token);
   if (!ok(r)) return show($("code-error"), message(r));
-  clearInterval(state.timer);
+  stopCountdown($("resend"));
   if (state.flow.purpose === "enroll") {
     const email = r.json.confirmation_email === "sent" ? " We emailed you a confirmation." : "";
     $("success-text").textContent = `${r.json.phone.masked} will receive your sign-in codes.${email}`;
@@ -272,7 +281,9 @@ $("to-settings").addEventListener("click", refreshStatus);
 // ---------------------------------------------------------------- settings
 
 function renderPhones(phones) {
+  state.phones = phones;
   $("settings").hidden = false;
+  renderRecoveryStatus();
   const list = $("phones");
   list.replaceChildren();
   $("no-phones").hidden = phones.length > 0;
@@ -321,7 +332,193 @@ async function makePrimary(p) {
   await refreshStatus();
 }
 
-function openAction(kind, phone) {
+// ---------------------------------------------------------------- step-up
+
+// How long before its expiry an assertion is no longer used: a change never sets off with a
+// proof that could expire on the way.
+const ASSERTION_MARGIN_MS = 15_000;
+
+function currentAssertion() {
+  const a = state.assertion;
+  if (a && a.exp - Date.now() > ASSERTION_MARGIN_MS) return a.token;
+  state.assertion = null;
+  return null;
+}
+
+// When the assertion expires: `expires_at` of the answer, else the `exp` of its payload.
+function assertionExpiry(answer) {
+  if (answer.expires_at) return new Date(answer.expires_at).getTime();
+  try {
+    const payload = JSON.parse(atob(answer.assertion.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return payload.exp * 1000;
+  } catch {
+    return Date.now() + 60_000;
+  }
+}
+
+// A user with a factor proves it before changing factors; the first factor needs no proof.
+const needsStepUp = () => state.phones.length > 0;
+
+// Resolves true once a fresh assertion is in hand (at once if the one kept is still fresh, or if
+// no proof is needed), false if the user cancels. Texts a code to the primary phone (another can
+// be chosen), or takes a recovery code instead.
+function stepUp(why) {
+  if (!needsStepUp() || currentAssertion()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    if (state.stepUp) state.stepUp.resolve(false);
+    state.stepUp = { resolve, mode: "sms", challengeId: null };
+    $("phone-action").hidden = true;
+    $("recovery-codes").hidden = true;
+    $("settings-actions").hidden = true;
+    const form = $("step-up");
+    clearErrors(form);
+    form.hidden = false;
+    $("step-up-why").textContent = why;
+    $("step-up-recovery-code").value = "";
+    const select = $("step-up-phone");
+    select.replaceChildren(...state.phones.map((p) => {
+      const o = document.createElement("option");
+      o.value = p.phone_id;
+      o.textContent = p.label ? `${p.masked} (${p.label})` : p.masked;
+      return o;
+    }));
+    const primary = state.phones.find((p) => p.primary) || state.phones[0];
+    select.value = primary.phone_id;
+    $("step-up-phone-fields").hidden = state.phones.length < 2;
+    stepUpMode("sms");
+    sendChallenge();
+  });
+}
+
+function stepUpMode(mode) {
+  state.stepUp.mode = mode;
+  clearErrors($("step-up"));
+  $("step-up-sms").hidden = mode !== "sms";
+  $("step-up-recovery").hidden = mode !== "recovery";
+  $(mode === "sms" ? "step-up-code" : "step-up-recovery-code").focus();
+}
+
+function finishStepUp(done) {
+  const s = state.stepUp;
+  state.stepUp = null;
+  stopCountdown($("step-up-resend"));
+  $("step-up").hidden = true;
+  $("settings-actions").hidden = false;
+  if (s) s.resolve(done);
+}
+
+// Starts a challenge: a code texted to the chosen phone.
+async function sendChallenge() {
+  const s = state.stepUp;
+  clearErrors($("step-up"));
+  $("step-up-code").value = "";
+  $("step-up-sent-to").textContent = "Sending a code…";
+  const r = await api("POST", "/v1/mfa/challenges", { phone_id: $("step-up-phone").value }, state.token);
+  if (state.stepUp !== s) return; // cancelled meanwhile
+  if (!ok(r)) {
+    s.challengeId = null;
+    $("step-up-sent-to").textContent = "";
+    const wait = r.json.retry_after ? new Date(Date.now() + r.json.retry_after * 1000) : null;
+    countdown($("step-up-resend"), wait);
+    return show($("step-up-form-error"), message(r));
+  }
+  s.challengeId = r.json.challenge_id;
+  $("step-up-sent-to").textContent = `We texted a code to ${r.json.phone.masked}.`;
+  countdown($("step-up-resend"), r.json.resend_available_at);
+  if (s.mode === "sms") $("step-up-code").focus();
+}
+
+$("step-up-phone").addEventListener("change", sendChallenge);
+$("step-up-use-recovery").addEventListener("click", () => stepUpMode("recovery"));
+$("step-up-use-sms").addEventListener("click", () => {
+  stepUpMode("sms");
+  if (!state.stepUp.challengeId) sendChallenge();
+});
+$("step-up-cancel").addEventListener("click", () => finishStepUp(false));
+
+$("step-up-resend").addEventListener("click", async () => {
+  const s = state.stepUp;
+  if (!s) return;
+  if (!s.challengeId) return sendChallenge();
+  clearErrors($("step-up"));
+  const r = await api("POST", `/v1/mfa/challenges/${s.challengeId}/resend`, {}, state.token);
+  if (state.stepUp !== s) return;
+  if (r.status === 404) return sendChallenge(); // the challenge expired: start another
+  if (!ok(r)) return show($("step-up-code-error"), message(r));
+  countdown($("step-up-resend"), r.json.resend_available_at);
+  $("step-up-code").focus();
+});
+
+// Errors a code check ties to the code field; the rest are shown for the whole step-up.
+const CODE_ERRORS = ["invalid_code", "code_expired", "too_many_attempts", "invalid_request"];
+
+$("step-up").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const s = state.stepUp;
+  if (!s) return;
+  clearErrors($("step-up"));
+  let r;
+  let field;
+  if (s.mode === "recovery") {
+    field = $("step-up-recovery-code-error");
+    const code = $("step-up-recovery-code").value.trim();
+    if (!code) return show(field, "Enter one of your recovery codes, such as 7K3QD-M9XWP.");
+    r = await api("POST", "/v1/mfa/challenges/recovery", { code }, state.token);
+  } else {
+    field = $("step-up-code-error");
+    const code = $("step-up-code").value.trim();
+    if (!/^[0-9]{6}$/.test(code)) return show(field, "Enter the 6 digits of the code we texted you.");
+    if (!s.challengeId) return show($("step-up-form-error"), "No code is on its way. Send a new code, or use a recovery code.");
+    r = await api("POST", `/v1/mfa/challenges/${s.challengeId}/code`, { code }, state.token);
+  }
+  if (state.stepUp !== s) return;
+  if (!ok(r)) return show(CODE_ERRORS.includes(r.json.error) ? field : $("step-up-form-error"), message(r));
+  state.assertion = { token: r.json.assertion, exp: assertionExpiry(r.json) };
+  if (typeof r.json.remaining === "number") {
+    state.recoveryRemaining = r.json.remaining;
+    renderRecoveryStatus();
+  }
+  finishStepUp(true);
+});
+
+// Sends a change of factors with the proof. A `403 step_up_required` (the proof expired, or the
+// service refused it) runs the step-up again and sends the change once more; null if the user
+// cancels that step-up.
+async function sendChange(method, path, body) {
+  const headers = () => { const a = currentAssertion(); return a ? { "MFA-Assertion": a } : {}; };
+  let r = await api(method, path, body, state.token, headers());
+  if (r.status === 403 && r.json.error === "step_up_required") {
+    state.assertion = null;
+    const done = await stepUp("Your confirmation has expired. Enter a new code to continue.");
+    if (!done) return null;
+    $("phone-action").hidden = false;
+    r = await api(method, path, body, state.token, headers());
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- settings: changes of factors
+
+function renderRecoveryStatus() {
+  const n = state.recoveryRemaining;
+  const enrolled = state.phones.length > 0;
+  $("recovery-status").textContent = !enrolled || n === null ? ""
+    : n === 0 ? "No recovery codes yet. Create some in case you lose your phone."
+    : `Recovery codes: ${n} left.`;
+  $("make-recovery").hidden = !enrolled;
+  $("make-recovery").textContent = n ? "Create new recovery codes" : "Create recovery codes";
+}
+
+async function openAction(kind, phone) {
+  show($("settings-error"), "");
+  $("phone-action").hidden = true;
+  const why = {
+    add: "Before you add a phone, enter the code we text you.",
+    replace: `Before you change ${phone && phone.masked}, enter the code we text you.`,
+    remove: `Before you remove ${phone && phone.masked}, enter the code we text you.`,
+    recovery: "Before you create recovery codes, enter the code we text you.",
+  }[kind];
+  if (!(await stepUp(why))) return;
   state.action = { kind, phone };
   const form = $("phone-action");
   clearErrors(form);
@@ -329,15 +526,18 @@ function openAction(kind, phone) {
   $("action-password").value = "";
   $("action-number").value = "";
   $("action-label").value = "";
-  $("action-number-fields").hidden = kind === "remove";
+  $("action-number-fields").hidden = kind === "remove" || kind === "recovery";
   $("action-label-fields").hidden = kind !== "add";
   $("phone-action-title").textContent =
-    kind === "add" ? "Add another phone" : kind === "replace" ? `Change ${phone.masked}` : `Remove ${phone.masked}`;
-  $("action-submit").textContent = kind === "remove" ? "Remove" : "Text me a code";
+    kind === "add" ? "Add another phone" : kind === "replace" ? `Change ${phone.masked}`
+      : kind === "remove" ? `Remove ${phone.masked}` : "Create recovery codes";
+  $("action-submit").textContent =
+    kind === "remove" ? "Remove" : kind === "recovery" ? "Create recovery codes" : "Text me a code";
   $("action-password").focus();
 }
 
 $("add-phone").addEventListener("click", () => openAction("add", null));
+$("make-recovery").addEventListener("click", () => openAction("recovery", null));
 $("action-cancel").addEventListener("click", () => { $("phone-action").hidden = true; });
 
 $("phone-action").addEventListener("submit", async (ev) => {
@@ -347,22 +547,46 @@ $("phone-action").addEventListener("submit", async (ev) => {
   const password = $("action-password").value;
   let r;
   if (kind === "remove") {
-    r = await api("DELETE", `/v1/mfa/phones/${phone.phone_id}`, { password }, state.token);
+    r = await sendChange("DELETE", `/v1/mfa/phones/${phone.phone_id}`, { password });
+  } else if (kind === "recovery") {
+    r = await sendChange("POST", "/v1/mfa/recovery-codes", { password });
   } else {
     const body = { password, phone_number: $("action-number").value };
     if (kind === "add" && $("action-label").value.trim()) body.label = $("action-label").value.trim();
     r = kind === "add"
-      ? await api("POST", "/v1/mfa/phones", body, state.token)
-      : await api("PUT", `/v1/mfa/phones/${phone.phone_id}`, body, state.token);
+      ? await sendChange("POST", "/v1/mfa/phones", body)
+      : await sendChange("PUT", `/v1/mfa/phones/${phone.phone_id}`, body);
   }
+  if (r === null) { $("phone-action").hidden = true; return; }
   if (!ok(r)) {
     const field = FIELD_OF[r.json.error];
     const target = field === "password" || (field === "code_or_password") ? "action-password-error"
-      : field === "number" && kind !== "remove" ? "action-number-error" : "action-error";
+      : field === "number" && (kind === "add" || kind === "replace") ? "action-number-error" : "action-error";
     return show($(target), message(r));
   }
   $("phone-action").hidden = true;
   if (kind === "remove") return refreshStatus();
+  if (kind === "recovery") return showRecoveryCodes(r.json.codes);
   state.flow = { purpose: kind, id: r.json.enrollment_id };
   codeSent(r.json);
+});
+
+// A new set of recovery codes, shown this once.
+async function showRecoveryCodes(codes) {
+  await refreshStatus();
+  const list = $("recovery-list");
+  list.replaceChildren(...codes.map((c) => {
+    const li = document.createElement("li");
+    li.textContent = c;
+    return li;
+  }));
+  $("recovery-codes").hidden = false;
+  $("settings-actions").hidden = true;
+  $("recovery-codes-title").focus();
+}
+
+$("recovery-done").addEventListener("click", () => {
+  $("recovery-list").replaceChildren();
+  $("recovery-codes").hidden = true;
+  $("settings-actions").hidden = false;
 });

@@ -1,11 +1,15 @@
 //! Keyed hashes for codes and phone numbers, and password checks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+
 use argon2::Argon2;
 use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::types::ids::CodeId;
 use crate::types::{Code, PhoneNumber};
@@ -141,10 +145,132 @@ pub struct PasswordCheck {
     pub hashed: bool,
 }
 
-/// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on a
-/// blocking thread: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
+/// How many password checks may run at once in this process: one per core
+/// ([`std::thread::available_parallelism`], at least 1).
+///
+/// Each argon2id check allocates its memory cost (19 MiB at OWASP's parameters) on the thread
+/// that runs it, and the allocator keeps those pages for reuse once the check ends. Unbounded,
+/// a burst of 24 concurrent enrollments on `mfa-local` ran 24 checks at once and left the process
+/// at 2.4 to 3 GB. Checks beyond the bound wait their turn in [`password_work`]: a burst then costs
+/// latency, not memory, and no throughput (argon2 is CPU-bound, so more checks than cores
+/// only share the same cores). A Lambda sandbox serves one request at a time and never waits.
+pub fn password_check_bound() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().max(1))
+}
+
+/// The permits of [`password_check_bound`], shared by every check in the process.
+fn password_permits() -> Arc<Semaphore> {
+    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    PERMITS
+        .get_or_init(|| Arc::new(Semaphore::new(password_check_bound())))
+        .clone()
+}
+
+/// Checks running now, and the most ever running at once (the high-water mark).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The most password checks (and hashes) that ever ran at once in this process. Never above
+/// [`password_check_bound`]; tests and the load tools read it.
+pub fn password_checks_peak() -> usize {
+    PEAK.load(Ordering::SeqCst)
+}
+
+/// Counts one running check for as long as it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A unit of password work, run by one of the [`password_threads`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that run password work: [`password_check_bound`] of them, started on first use
+/// and kept for the life of the process; `None` if they could not all be started.
+///
+/// Not tokio's blocking pool: a burst there spreads the checks over many short-lived threads,
+/// and glibc gives each thread an arena of its own (up to 8 per core) that keeps the 19 MiB of
+/// every check it ran; the bound alone left `mfa-local` at 465 MB after a burst. A fixed set of
+/// threads keeps that memory in as many arenas as there are permits.
+fn password_threads() -> Option<&'static Mutex<mpsc::Sender<Job>>> {
+    static THREADS: OnceLock<Option<Mutex<mpsc::Sender<Job>>>> = OnceLock::new();
+    THREADS
+        .get_or_init(|| {
+            let (jobs, queue) = mpsc::channel::<Job>();
+            let queue = Arc::new(Mutex::new(queue));
+            for i in 0..password_check_bound() {
+                let queue = queue.clone();
+                let started = std::thread::Builder::new()
+                    .name(format!("password-{i}"))
+                    .spawn(move || {
+                        loop {
+                            // The lock is held only to take a job, never while running one.
+                            let next = match queue.lock() {
+                                Ok(q) => q.recv(),
+                                Err(_) => return,
+                            };
+                            let Ok(job) = next else { return };
+                            job();
+                        }
+                    });
+                if started.is_err() {
+                    return None;
+                }
+            }
+            Some(Mutex::new(jobs))
+        })
+        .as_ref()
+}
+
+/// Runs `work` (an argon2 hash or check) on one of the [`password_threads`] once one of the
+/// process-wide permits of [`password_check_bound`] is free; `None` if the work did not finish
+/// (it panicked).
+///
+/// Waiting for a permit is asynchronous: a caller that gives up (a client that disconnects)
+/// leaves the queue without a trace. Once taken, the permit moves into the job and is released
+/// only when the work ends, so no more checks than the bound ever run. The permits are never
+/// closed; if they were, the work would run unbounded rather than fail the request. Should the
+/// threads be missing, the work runs on tokio's blocking pool, still within the bound.
+pub async fn password_work<T, F>(work: F) -> Option<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let permit = password_permits().acquire_owned().await.ok();
+    let (done, result) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _permit = permit;
+        let _running = Running::start();
+        // The caller may have gone; the answer is then dropped.
+        let _ = done.send(work());
+    });
+    let refused = match password_threads().map(|t| t.lock()) {
+        Some(Ok(jobs)) => jobs.send(job).err().map(|e| e.0),
+        _ => Some(job),
+    };
+    if let Some(job) = refused {
+        // The job holds its permit: the bound still holds on the blocking pool.
+        drop(tokio::task::spawn_blocking(job));
+    }
+    result.await.ok()
+}
+
+/// Checks `password` against `phc` (or against [`DUMMY_HASH`] when there is no user) on one of
+/// the password threads: argon2 takes tens of milliseconds of CPU and must not stall the runtime.
+/// At most [`password_check_bound`] checks run at once; the others wait their turn.
 pub async fn verify_password(phc: Option<String>, password: String) -> PasswordCheck {
-    let result = tokio::task::spawn_blocking(move || {
+    let result = password_work(move || {
         let stored = phc.as_deref().unwrap_or(DUMMY_HASH);
         let Ok(parsed) = PasswordHash::new(stored) else {
             return PasswordCheck {
@@ -232,5 +358,66 @@ mod tests {
         assert_eq!(ghost, check(false, true));
         let garbage = verify_password(Some("garbage".into()), "x".into()).await;
         assert_eq!(garbage, check(false, false));
+    }
+
+    /// A burst of concurrent checks (four times the bound, and more than the blocking pool
+    /// would run at once unbounded) all get their right answer, and the number running at once
+    /// never exceeds one per core: the memory a burst takes is the bound's, not the burst's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_never_exceed_one_per_core() {
+        let bound = password_check_bound();
+        assert!(bound >= 1);
+        assert_eq!(
+            bound,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        // Cheap costs (1 MiB, 1 pass), so that many checks finish quickly; the bound is the same.
+        let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+        let phc = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        let burst = 4 * bound + 8;
+        let checks: Vec<_> = (0..burst)
+            .map(|i| {
+                let phc = phc.clone();
+                let password = if i % 2 == 0 { "correct horse" } else { "wrong" };
+                tokio::spawn(verify_password(Some(phc), password.to_owned()))
+            })
+            .collect();
+        for (i, check) in checks.into_iter().enumerate() {
+            let got = check.await.unwrap();
+            assert_eq!(
+                got,
+                PasswordCheck {
+                    matches: i % 2 == 0,
+                    hashed: true
+                },
+                "check {i}"
+            );
+        }
+        // The work runs on the process's password threads, as many as the bound.
+        let names: Vec<_> = (0..burst)
+            .map(|_| {
+                tokio::spawn(password_work(|| {
+                    std::thread::current().name().map(str::to_owned)
+                }))
+            })
+            .collect();
+        let mut threads = std::collections::BTreeSet::new();
+        for name in names {
+            threads.insert(name.await.unwrap().unwrap().unwrap_or_default());
+        }
+        assert!(threads.len() <= bound, "{threads:?}");
+        assert!(
+            threads.iter().all(|n| n.starts_with("password-")),
+            "{threads:?}"
+        );
+        let peak = password_checks_peak();
+        assert!(peak >= 1, "no check was counted");
+        assert!(
+            peak <= bound,
+            "{peak} checks ran at once, above the bound of {bound}"
+        );
     }
 }

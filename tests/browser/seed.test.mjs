@@ -1,7 +1,10 @@
 // The seed, clicked through the reference web page in headless Chromium (Debian's package,
 // driven by playwright-core) against a fresh mfa-local on the embedded default:
 //   the admin makes MFA required → the user sees the enrollment without Skip → completes it
-//   with the code read from /_local/outbox → adds a second phone in settings → makes it primary.
+//   with the code read from /_local/outbox → adds a second phone in settings, after a step-up by
+//   a texted code → makes it primary → creates recovery codes and removes the first phone (the
+//   same step-up, still fresh) → signs in again, has lost the phone, steps up with a recovery
+//   code (twice: a refused proof runs the step-up again) and replaces the number.
 // Every screen is saved under docs/screens/ (the README shows them).
 //
 //   MFA_LOCAL_BIN=target/debug/mfa-local node tests/browser/seed.test.mjs
@@ -117,7 +120,7 @@ test("the seed, clicked through the reference page", async (t) => {
   await phone.fill("+1 (415) 555-0123");
   await user.getByRole("button", { name: "Text me a code" }).click();
 
-  const code = user.getByLabel("6-digit code");
+  const code = user.getByLabel("6-digit code").and(user.locator("#code"));
   await code.waitFor();
   assert.equal(await code.getAttribute("autocomplete"), "one-time-code");
   assert.equal(await code.getAttribute("inputmode"), "numeric");
@@ -129,12 +132,48 @@ test("the seed, clicked through the reference page", async (t) => {
   await user.getByRole("heading", { name: "Your account is protected" }).waitFor();
   await shot(user, "user-5-success");
 
-  // ---- settings: add a second phone, make it primary
+  // ---- settings: add a second phone, make it primary; the change first runs a step-up
+  const changes = []; // every change of factors the page sends, with its proof
+  user.on("request", (req) => {
+    const path = new URL(req.url()).pathname;
+    if ((path.startsWith("/v1/mfa/phones") || path === "/v1/mfa/recovery-codes") && ["POST", "PUT", "DELETE"].includes(req.method())) {
+      changes.push({ method: req.method(), path, assertion: req.headers()["mfa-assertion"] });
+    }
+  });
+  const isJws = (a) => typeof a === "string" && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(a);
+  const fitsPhone = async () => {
+    const [width, labelless] = await user.evaluate(() => [
+      document.documentElement.scrollWidth,
+      [...document.querySelectorAll("input, select")].filter((e) => e.labels.length === 0).map((e) => e.id),
+    ]);
+    assert.ok(width <= 390, `the page is ${width} px wide at 390 px`);
+    assert.deepEqual(labelless, [], "every input has a label");
+  };
+
   await user.getByRole("button", { name: "Go to settings" }).click();
   const phones = user.locator("#phones li");
   await phones.first().waitFor();
   assert.equal(await phones.count(), 1);
   await user.getByRole("button", { name: "Add another phone" }).click();
+  const stepUp = user.locator("#step-up");
+  const stepUpCode = user.getByLabel("6-digit code").and(user.locator("#step-up-code"));
+  await user.locator("#step-up-sent-to").getByText("We texted a code to +1••••••0123.").waitFor();
+  assert.ok(await user.locator("#phone-action").isHidden(), "the change waits for the step-up");
+  assert.equal(await stepUpCode.getAttribute("autocomplete"), "one-time-code");
+  assert.ok(await user.locator("#step-up-resend").isDisabled(), "resend counts down as in enrollment");
+  assert.match(await user.locator("#step-up-resend").textContent(), /Send a new code \(\d+ s\)/);
+  await fitsPhone();
+  await shot(user, "user-7-step-up");
+  const stepUpSms = await lastCode(base, "+14155550123");
+  await stepUpCode.fill(stepUpSms.slice(0, 5) + String((Number(stepUpSms[5]) + 1) % 10));
+  await user.locator("#step-up-verify").click();
+  await user.locator("#step-up-code-error").getByText(/Attempts left: 4/).waitFor();
+  assert.equal(await stepUpCode.getAttribute("aria-invalid"), "true");
+  await stepUpCode.fill(stepUpSms);
+  await user.locator("#step-up-verify").click();
+  await user.locator("#action-password").waitFor();
+  assert.ok(await stepUp.isHidden());
+
   await user.locator("#action-password").fill("correct horse battery");
   await user.locator("#action-number").fill("+44 7400 123456");
   await user.locator("#action-label").fill("Work");
@@ -144,6 +183,8 @@ test("the seed, clicked through the reference page", async (t) => {
   await user.getByRole("button", { name: "Verify" }).click();
   await user.locator("#phones li").nth(1).waitFor();
   assert.equal(await phones.count(), 2);
+  assert.equal(changes.length, 1);
+  assert.ok(isJws(changes[0].assertion), "the add carried the step-up assertion");
 
   const work = phones.filter({ hasText: "+44" });
   const primaryBadge = (li) => li.locator(".badge.primary");
@@ -153,4 +194,98 @@ test("the seed, clicked through the reference page", async (t) => {
   await primaryBadge(work).waitFor();
   assert.equal(await primaryBadge(phones.filter({ hasText: "+1" })).count(), 0, "one primary at a time");
   await shot(user, "user-6-settings");
+
+  // ---- recovery codes: the assertion is still fresh, so no new text; shown this once
+  const texts = async () => (await (await fetch(`${base}/_local/outbox`)).json()).sms.length;
+  const textsBefore = await texts();
+  await user.getByRole("button", { name: "Create recovery codes" }).click();
+  await user.getByRole("heading", { name: "Create recovery codes" }).waitFor();
+  assert.ok(await stepUp.isHidden(), "a fresh assertion serves several changes");
+  await user.locator("#action-password").fill("correct horse battery");
+  await user.locator("#action-submit").click();
+  const recoveryList = user.locator("#recovery-list li");
+  await recoveryList.first().waitFor();
+  const recoveryCodes = await recoveryList.allTextContents();
+  assert.equal(recoveryCodes.length, 10);
+  for (const c of recoveryCodes) assert.match(c, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
+  await user.getByText("Recovery codes: 10 left.").waitFor();
+  await fitsPhone();
+  await shot(user, "user-8-recovery-codes");
+  await user.getByRole("button", { name: "I have saved my codes" }).click();
+  assert.equal(await recoveryList.count(), 0, "the codes leave the page once saved");
+
+  // The first phone goes (the same proof); the work phone is the only one left.
+  await phones.filter({ hasText: "+1" }).getByRole("button", { name: /Remove/ }).click();
+  await user.getByRole("heading", { name: /Remove \+1/ }).waitFor();
+  await user.locator("#action-password").fill("correct horse battery");
+  await user.locator("#action-submit").click();
+  await phones.filter({ hasText: "+1" }).waitFor({ state: "detached" });
+  assert.equal(await phones.count(), 1);
+  assert.equal(await texts(), textsBefore, "no step-up text while the assertion is fresh");
+  assert.deepEqual(changes.map((c) => c.method), ["POST", "POST", "DELETE"]);
+  for (const c of changes) assert.equal(c.assertion, changes[0].assertion);
+
+  // ---- later: she lost the work phone. A new sign-in (the assertion is gone), a recovery code
+  // in the step-up, and the number replaced.
+  await user.reload();
+  await user.getByRole("button", { name: "End user" }).click();
+  await user.locator("#user-app").fill(app);
+  await user.locator("#user-id").fill("ada");
+  await user.locator("#user-signin").getByRole("button", { name: "Sign in" }).click();
+  await phones.first().waitFor();
+  assert.equal(await phones.count(), 1);
+  await user.getByText("Recovery codes: 10 left.").waitFor();
+  await phones.first().getByRole("button", { name: /Change number/ }).click();
+  // A code goes to the lost phone (or, right after the last step-up text, the service asks to
+  // wait: either way the recovery code is the way in).
+  await user.locator("#step-up-sent-to").getByText(/texted a code to \+44/)
+    .or(user.locator("#step-up-form-error").getByText(/.+/)).waitFor();
+  await user.getByRole("button", { name: "Lost your phone? Use a recovery code instead" }).click();
+  const recoveryField = user.getByLabel("Recovery code", { exact: true });
+  await recoveryField.fill("AAAAA-AAAAA");
+  await user.locator("#step-up-recovery-verify").click();
+  await user.locator("#step-up-recovery-code-error").getByText(/.+/).waitFor();
+  assert.equal(await recoveryField.getAttribute("aria-invalid"), "true");
+  await fitsPhone();
+  await shot(user, "user-9-recovery-step-up");
+  await recoveryField.fill(recoveryCodes[0].toLowerCase()); // as a person might type it
+
+  // The service refuses the first proof once (as it does an expired one): the page steps up
+  // again, here with another recovery code, and sends the change once more.
+  let refused = 0;
+  await user.route("**/v1/mfa/phones/*", (route) => {
+    if (route.request().method() === "PUT" && refused === 0) {
+      refused += 1;
+      return route.fulfill({
+        status: 403,
+        contentType: "application/json",
+        body: JSON.stringify({ error: "step_up_required", message: "Verify with a code first." }),
+      });
+    }
+    return route.continue();
+  });
+  await user.locator("#step-up-recovery-verify").click();
+  await user.getByRole("heading", { name: /Change \+44/ }).waitFor();
+  await user.locator("#action-password").fill("correct horse battery");
+  await user.locator("#action-number").fill("+1 415 555 0199");
+  await user.locator("#action-submit").click();
+  await user.getByText("Your confirmation has expired. Enter a new code to continue.").waitFor();
+  await user.getByRole("button", { name: "Lost your phone? Use a recovery code instead" }).click();
+  await recoveryField.fill(recoveryCodes[1]);
+  await user.locator("#step-up-recovery-verify").click();
+  await code.waitFor();
+  assert.equal(refused, 1);
+  assert.match(await user.locator("#code-sent-to").textContent(), /\+1••••••0199/);
+  await code.fill(await lastCode(base, "+14155550199"));
+  await user.getByRole("button", { name: "Verify" }).click();
+  await phones.filter({ hasText: "+1••••••0199" }).waitFor();
+  assert.equal(await phones.count(), 1);
+  assert.equal(await primaryBadge(phones.first()).count(), 1, "the new number keeps the primary flag");
+  await user.getByText("Recovery codes: 8 left.").waitFor();
+  const puts = changes.filter((c) => c.method === "PUT");
+  assert.equal(puts.length, 2);
+  assert.ok(isJws(puts[0].assertion) && isJws(puts[1].assertion), "each try carried a proof");
+  assert.notEqual(puts[0].assertion, puts[1].assertion, "the retry carried the new proof");
+  assert.notEqual(puts[0].assertion, changes[0].assertion, "a new sign-in kept no earlier proof");
+  await shot(user, "user-10-number-replaced");
 });

@@ -111,3 +111,181 @@ fn alarms_watch_sms_failures_spend_the_app_budget_and_5xx_rates() {
         );
     }
 }
+
+// ---------------------------------------------------------------- tenant scoping for admins
+
+/// Stand-ins for the `!Sub` placeholders of the admin API's execute-api ARNs.
+const ARN_PREFIX: &str = "arn:aws:execute-api:eu-west-1:111122223333:a1b2c3";
+
+/// IAM's ARN matching: `*` matches any run of characters (`/` included), `?` any one.
+fn iam_matches(pattern: &str, arn: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), arn.chars().collect());
+    // reach[j]: the pattern read so far matches the first j characters of the ARN.
+    let mut reach = vec![false; s.len() + 1];
+    reach[0] = true;
+    for &c in &p {
+        let mut next = vec![false; s.len() + 1];
+        for j in 0..=s.len() {
+            next[j] = match c {
+                '*' => reach[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && reach[j - 1],
+                c => j > 0 && reach[j - 1] && s[j - 1] == c,
+            };
+        }
+        reach = next;
+    }
+    reach[s.len()]
+}
+
+/// The admin API's routes: (method, path) of every `HttpApi` event on `AdminApi`.
+fn admin_routes(t: &Yaml) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (_, res) in t["Resources"].as_hash().unwrap() {
+        let Some(events) = res["Properties"]["Events"].as_hash() else {
+            continue;
+        };
+        for (_, ev) in events {
+            let p = &ev["Properties"];
+            if ev["Type"].as_str() == Some("HttpApi") && p["ApiId"].as_str() == Some("AdminApi") {
+                out.push((
+                    p["Method"].as_str().unwrap().to_owned(),
+                    p["Path"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `Allow` resources of a managed policy, with the `!Sub` placeholders filled in.
+fn policy_resources(t: &Yaml, name: &str) -> Vec<String> {
+    let res = &t["Resources"][name];
+    assert_eq!(
+        res["Type"].as_str(),
+        Some("AWS::IAM::ManagedPolicy"),
+        "{name}"
+    );
+    let mut out = Vec::new();
+    for st in res["Properties"]["PolicyDocument"]["Statement"]
+        .as_vec()
+        .unwrap()
+    {
+        assert_eq!(st["Effect"].as_str(), Some("Allow"), "{name}");
+        assert_eq!(st["Action"].as_str(), Some("execute-api:Invoke"), "{name}");
+        for r in st["Resource"].as_vec().unwrap() {
+            let r = r.as_str().unwrap();
+            let filled = r.replace(
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${AdminApi}",
+                ARN_PREFIX,
+            );
+            assert!(!filled.contains("${"), "{name}: {r}");
+            out.push(filled);
+        }
+    }
+    out
+}
+
+/// The ARN that API Gateway checks for a call of `route` on application `app` (stage `live`).
+fn request_arn((method, path): &(String, String), app: &str) -> String {
+    let path = path.replace("{app_id}", app).replace("{user_id}", "user-7");
+    assert!(
+        !path.contains('{'),
+        "a path parameter without a sample: {path}"
+    );
+    format!("{ARN_PREFIX}/live/{method}{path}")
+}
+
+/// The README's tenant-admin policy (section "Tenant scoping for admins"): everything under
+/// the application's path, except the operator's availability route.
+fn tenant_admin_allows(app: &str, arn: &str) -> bool {
+    let allow = format!("{ARN_PREFIX}/*/*/v1/admin/applications/{app}/*");
+    let deny = format!("{ARN_PREFIX}/*/PUT/v1/admin/applications/*/mfa-availability");
+    iam_matches(&allow, arn) && !iam_matches(&deny, arn)
+}
+
+#[test]
+fn iam_matching_as_the_policies_rely_on_it() {
+    assert!(iam_matches("a/*/c", "a/b/c"));
+    assert!(iam_matches("a/*/c", "a/b/x/c"));
+    assert!(iam_matches("a/?/c", "a/b/c"));
+    assert!(!iam_matches("a/?/c", "a/bb/c"));
+    assert!(!iam_matches("a/acme/*", "a/acme2/x"));
+    assert!(!iam_matches("a/b", "a/b/c"));
+}
+
+/// Issue 13, point 7: an admin can be limited to one application. Every admin route lives under
+/// `/v1/admin/applications/{app_id}/`, the deployed admin policy names the application as its
+/// own path segment (so putting an app id in place of its `*` narrows it to that application),
+/// and the README's per-application policy allows exactly the admin routes of that application:
+/// none of another's, and never the operator's availability route.
+#[test]
+fn admin_routes_and_policy_can_be_scoped_to_one_application() {
+    let t = template();
+    let routes = admin_routes(&t);
+    assert!(routes.len() >= 6, "{routes:?}");
+    for (method, path) in &routes {
+        assert!(
+            path.starts_with("/v1/admin/applications/{app_id}/"),
+            "{method} {path} is not under one application's path"
+        );
+    }
+    let availability = |r: &(String, String)| {
+        r.0 == "PUT" && r.1 == "/v1/admin/applications/{app_id}/mfa-availability"
+    };
+    assert!(routes.iter().any(availability), "{routes:?}");
+
+    let admin = policy_resources(&t, "AdminInvokePolicy");
+    let operator = policy_resources(&t, "OperatorInvokePolicy");
+    let allowed = |policy: &[String], arn: &str| policy.iter().any(|p| iam_matches(p, arn));
+    for route in &routes {
+        let arn = request_arn(route, "acme");
+        // The deployed policies split the routes: the operator's availability, the admin's rest.
+        assert_eq!(
+            allowed(&admin, &arn),
+            !availability(route),
+            "admin policy, {arn}"
+        );
+        assert_eq!(
+            allowed(&operator, &arn),
+            availability(route),
+            "operator policy, {arn}"
+        );
+        // The README's per-application policy: the admin's routes of that application only.
+        assert_eq!(
+            tenant_admin_allows("acme", &arn),
+            !availability(route),
+            "{arn}"
+        );
+        for other in ["globex", "acme2", "acm", "ac"] {
+            let theirs = request_arn(route, other);
+            assert!(!tenant_admin_allows("acme", &theirs), "{theirs}");
+        }
+    }
+
+    // The admin policy's resources name the application as a segment of its own: with an app id
+    // in place of that `*`, each allows the same routes for that application and none of
+    // another's, always within the per-application policy.
+    for resource in &admin {
+        let (head, tail) = resource
+            .split_once("/v1/admin/applications/")
+            .unwrap_or_else(|| panic!("not an application route: {resource}"));
+        let rest = tail
+            .strip_prefix("*/")
+            .unwrap_or_else(|| panic!("the app segment is not `*`: {resource}"));
+        let narrowed = format!("{head}/v1/admin/applications/acme/{rest}");
+        let mut covers = 0;
+        for route in &routes {
+            let mine = request_arn(route, "acme");
+            if iam_matches(resource, &mine) {
+                covers += 1;
+                assert!(iam_matches(&narrowed, &mine), "{narrowed} lost {mine}");
+                assert!(tenant_admin_allows("acme", &mine), "{mine}");
+            }
+            for other in ["globex", "acme2"] {
+                assert!(!iam_matches(&narrowed, &request_arn(route, other)));
+            }
+        }
+        assert!(covers > 0, "{resource} allows no admin route");
+    }
+}
