@@ -1624,7 +1624,14 @@ impl Store for DynamoStore {
                     Some(&absent_condition),
                     &absent,
                 )?);
-                items.push(tx_count(OP, table, app, user, *seen_count, 1)?);
+                // The first phone's enrollment adds only to a user with none (a second Start
+                // begun before the first completed must not add a phone as the first).
+                let seen = if enrollment.purpose == Purpose::Enroll {
+                    0
+                } else {
+                    *seen_count
+                };
+                items.push(tx_count(OP, table, app, user, seen, 1)?);
                 (collision_item, number_item, phones_item) = (Some(1), 2, 3);
             }
             PhoneChange::Replace {
