@@ -3100,7 +3100,10 @@ mod moto_tests {
         assert_eq!(db.list_phones(&app, &other).await.unwrap(), vec![]);
 
         // The same number again for this user: NumberTaken, and nothing changes.
-        let again = new_enrollment(&app, &user);
+        let again = Enrollment {
+            purpose: Purpose::Add,
+            ..new_enrollment(&app, &user)
+        };
         db.create_enrollment(&again).await.unwrap();
         let c5 = pending("+14155550123", NOW.plus_secs(600));
         db.begin_send(&again, &send(&c5, NOW))
@@ -4014,7 +4017,7 @@ mod moto_tests {
             .await
             .unwrap()
         );
-        let (ea3, ca3) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        let (ea3, ca3) = at_code(&db, &app, &user, Purpose::Add, "+14155550101").await;
         assert_eq!(
             db.complete_enrollment(&ea3, &ca3, &add(&a, "tag-a", 1), NOW)
                 .await
