@@ -159,64 +159,89 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// One operation as its flow runs it: read the phones, decide, write with what was seen.
-async fn run_op(store: Arc<dyn Store>, user: UserId, op: Op) {
+/// What an operation decided from its read, to write after every operation has read.
+enum Write {
+    Nothing,
+    MakePrimary(PhoneId, Vec<PhoneRecord>),
+    Remove(Removal),
+    Replace(Enrollment, CodeId, PhoneChange),
+}
+
+/// One operation as its flow runs it: read the phones and decide; then, once every operation
+/// of the case has read (`barrier`) and after `yields` turns, write with what was seen. So
+/// every write races the others on a view that may be stale.
+async fn run_op(
+    store: Arc<dyn Store>,
+    user: UserId,
+    op: Op,
+    yields: u8,
+    barrier: Arc<tokio::sync::Barrier>,
+) {
     let app = app();
-    match op {
-        Op::MakePrimary(i) => {
-            let phones = store.list_phones(&app, &user).await.unwrap();
-            if let Some(p) = phones.get(i % phones.len().max(1))
-                && !p.primary
-            {
-                store
-                    .set_primary(&app, &user, &p.phone_id, &phones)
-                    .await
-                    .unwrap();
+    let phones = store.list_phones(&app, &user).await.unwrap();
+    let pick = |i: usize| phones.get(i % phones.len().max(1)).cloned();
+    let write = match op {
+        Op::MakePrimary(i) => match pick(i) {
+            Some(p) if !p.primary => Write::MakePrimary(p.phone_id, phones.clone()),
+            _ => Write::Nothing,
+        },
+        Op::Remove(i) => match pick(i) {
+            None => Write::Nothing,
+            Some(p) => {
+                let mut sorted = phones.clone();
+                sorted.sort_by_key(|p| (!p.primary, p.verified_at));
+                let promote = if p.primary {
+                    sorted
+                        .iter()
+                        .find(|o| o.phone_id != p.phone_id)
+                        .map(|o| o.phone_id.clone())
+                } else {
+                    None
+                };
+                Write::Remove(Removal {
+                    number_tag: tag(&p.number),
+                    seen: sorted,
+                    promote,
+                    phone: p,
+                })
             }
+        },
+        Op::Replace(i) => match pick(i) {
+            None => Write::Nothing,
+            Some(p) => {
+                let new = random_number();
+                let (e, code) = at_code(
+                    &store,
+                    &user,
+                    Purpose::Replace(p.phone_id.clone()),
+                    &new,
+                    NOW,
+                )
+                .await;
+                let change = PhoneChange::Replace {
+                    phone_id: p.phone_id.clone(),
+                    old_number_tag: tag(&p.number),
+                    old_number: p.number,
+                    new_number_tag: tag(&new),
+                    new_number: new,
+                };
+                Write::Replace(e, code, change)
+            }
+        },
+    };
+    barrier.wait().await;
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+    match write {
+        Write::Nothing => {}
+        Write::MakePrimary(id, seen) => {
+            store.set_primary(&app, &user, &id, &seen).await.unwrap();
         }
-        Op::Remove(i) => {
-            let mut phones = store.list_phones(&app, &user).await.unwrap();
-            let Some(p) = phones.get(i % phones.len().max(1)).cloned() else {
-                return;
-            };
-            phones.sort_by_key(|p| (!p.primary, p.verified_at));
-            let promote = if p.primary {
-                phones
-                    .iter()
-                    .find(|o| o.phone_id != p.phone_id)
-                    .map(|o| o.phone_id.clone())
-            } else {
-                None
-            };
-            let removal = Removal {
-                number_tag: tag(&p.number),
-                seen: phones,
-                promote,
-                phone: p,
-            };
+        Write::Remove(removal) => {
             store.remove_phone(&app, &user, &removal).await.unwrap();
         }
-        Op::Replace(i) => {
-            let phones = store.list_phones(&app, &user).await.unwrap();
-            let Some(p) = phones.get(i % phones.len().max(1)).cloned() else {
-                return;
-            };
-            let new = random_number();
-            let (e, code) = at_code(
-                &store,
-                &user,
-                Purpose::Replace(p.phone_id.clone()),
-                &new,
-                NOW,
-            )
-            .await;
-            let change = PhoneChange::Replace {
-                phone_id: p.phone_id.clone(),
-                old_number_tag: tag(&p.number),
-                old_number: p.number,
-                new_number_tag: tag(&new),
-                new_number: new,
-            };
+        Write::Replace(e, code, change) => {
             store
                 .complete_enrollment(&e, &code, &change, NOW)
                 .await
@@ -228,7 +253,7 @@ async fn run_op(store: Arc<dyn Store>, user: UserId, op: Op) {
 async fn one_primary_case(
     store: Arc<dyn Store>,
     phones: usize,
-    ops: Vec<Op>,
+    ops: Vec<(Op, u8)>,
 ) -> Result<(), String> {
     let user = fresh_user();
     for i in 0..phones {
@@ -239,9 +264,18 @@ async fn one_primary_case(
         };
         assert_eq!(add_phone(&store, &user, purpose).await, Completion::Done);
     }
+    let barrier = Arc::new(tokio::sync::Barrier::new(ops.len()));
     let tasks: Vec<_> = ops
         .iter()
-        .map(|op| tokio::spawn(run_op(store.clone(), user.clone(), *op)))
+        .map(|(op, yields)| {
+            tokio::spawn(run_op(
+                store.clone(),
+                user.clone(),
+                *op,
+                *yields,
+                barrier.clone(),
+            ))
+        })
         .collect();
     for t in tasks {
         t.await.unwrap();
@@ -263,7 +297,7 @@ fn one_primary_property(store: Arc<dyn Store>, rt: &tokio::runtime::Runtime, cas
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = (1..=4usize, proptest::collection::vec(op(), 2..6));
+    let strategy = (1..=4usize, proptest::collection::vec((op(), 0..4u8), 2..6));
     runner
         .run(&strategy, |(phones, ops)| {
             rt.block_on(one_primary_case(store.clone(), phones, ops))
