@@ -164,7 +164,7 @@ enum Write {
     Nothing,
     MakePrimary(PhoneId, Vec<PhoneRecord>),
     Remove(Removal),
-    Replace(Enrollment, CodeId, PhoneChange),
+    Replace(Box<(Enrollment, CodeId, PhoneChange)>),
 }
 
 /// One operation as its flow runs it: read the phones and decide; then, once every operation
@@ -225,7 +225,7 @@ async fn run_op(
                     new_number_tag: tag(&new),
                     new_number: new,
                 };
-                Write::Replace(e, code, change)
+                Write::Replace(Box::new((e, code, change)))
             }
         },
     };
@@ -241,7 +241,8 @@ async fn run_op(
         Write::Remove(removal) => {
             store.remove_phone(&app, &user, &removal).await.unwrap();
         }
-        Write::Replace(e, code, change) => {
+        Write::Replace(replace) => {
+            let (e, code, change) = *replace;
             store
                 .complete_enrollment(&e, &code, &change, NOW)
                 .await
