@@ -42,6 +42,10 @@ pub enum Fault {
     /// DynamoDB's `TransactionConflictException` (400): a single-item write (UpdateItem,
     /// PutItem, DeleteItem) met an item inside another transaction. Nothing is forwarded.
     DynamoTransactionConflict,
+    /// A TransactWriteItems cancelled by conflicts alone (`TransactionCanceledException`,
+    /// every item's reason `TransactionConflict`), as DynamoDB answers a transaction that met
+    /// another one. Nothing is forwarded.
+    DynamoTransactionCanceledByConflict,
     /// SNS's `Throttling` (400, query protocol XML).
     SnsThrottled,
     /// A bare 500 from any service.
@@ -162,10 +166,32 @@ fn operation(headers: &HeaderMap, body: &str) -> String {
         .to_owned()
 }
 
-/// The answer of a fault that forwards nothing; `None` for those that forward.
-fn fault_response(fault: Fault) -> Option<Response> {
+/// The answer of a fault that forwards nothing (to the request `body`); `None` for those that
+/// forward.
+fn fault_response(fault: Fault, body: &str) -> Option<Response> {
+    let cancelled;
     let (status, content_type, body) = match fault {
         Fault::LoseAnswer | Fault::DelayAnswer(_) => return None,
+        Fault::DynamoTransactionCanceledByConflict => {
+            let items = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
+                .unwrap_or(1);
+            let reasons: Vec<serde_json::Value> = (0..items)
+                .map(|_| serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}))
+                .collect();
+            cancelled = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                "CancellationReasons": reasons,
+            })
+            .to_string();
+            (
+                StatusCode::BAD_REQUEST,
+                "application/x-amz-json-1.0",
+                cancelled.as_str(),
+            )
+        }
         Fault::DynamoThrottled => (
             StatusCode::BAD_REQUEST,
             "application/x-amz-json-1.0",
@@ -192,7 +218,7 @@ fn fault_response(fault: Fault) -> Option<Response> {
             .status(status)
             .header("content-type", content_type)
             .header("x-amzn-requestid", "fault-proxy")
-            .body(Body::from(body))
+            .body(Body::from(body.to_owned()))
             .unwrap(),
     )
 }
@@ -234,7 +260,7 @@ async fn handle(
     let hold = match hit {
         Some(Fault::LoseAnswer) => Some(LOST_ANSWER_HOLD),
         Some(Fault::DelayAnswer(d)) => Some(d),
-        Some(fault) => return fault_response(fault).unwrap(),
+        Some(fault) => return fault_response(fault, &text).unwrap(),
         None => None,
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

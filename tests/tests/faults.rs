@@ -563,6 +563,27 @@ async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
     let statuses = concurrently(vec![submit(), submit()]).await;
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!((400..500).contains(&statuses[1]), "{statuses:?}");
+
+    // The completing transactions meet each other: cancelled by conflicts, sent again.
+    let id = challenge(&s, &t).await;
+    let right = s.last_code(&number).await;
+    proxy.fail_times(
+        "TransactWriteItems",
+        Some("write_token"),
+        Fault::DynamoTransactionCanceledByConflict,
+        3,
+    );
+    let submit = || {
+        s.http
+            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
+            .bearer_auth(&t.user_token)
+            .header("content-type", "application/json")
+            .body(json!({ "code": right }).to_string())
+    };
+    let statuses = concurrently(vec![submit(), submit()]).await;
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!((400..500).contains(&statuses[1]), "{statuses:?}");
+    assert_eq!(proxy.failed("TransactWriteItems"), 3);
 }
 
 #[tokio::test]
