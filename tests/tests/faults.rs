@@ -535,6 +535,24 @@ async fn transaction_conflicts_on_single_item_writes_are_retried_not_503() {
         "{r:?}"
     );
     assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+
+    // A conditional PutItem (the policy's version guard).
+    proxy.fail_times(
+        "PutItem",
+        Some("POLICY"),
+        Fault::DynamoTransactionConflict,
+        2,
+    );
+    let r = s
+        .call(
+            "PUT",
+            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
+            Some(&t.admin),
+            Some(json!({"enabled": true, "include_in_signup": false, "enforcement": "optional"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(proxy.failed("PutItem"), 2);
 }
 
 #[tokio::test]
