@@ -1,6 +1,7 @@
 //! Refusals that cost nothing and steps that hold, through the flows, on the in-memory store
 //! and (when `MFA_TEST_MOTO_URL` names a moto server; `#[ignore]`d otherwise) on DynamoDB:
-//! - 50 refused texts leave one `rate_limit.blocked` audit event, not 50;
+//! - 50 refused texts, or 50 code checks refused by the hourly budget, leave one
+//!   `rate_limit.blocked` audit event each, not 50;
 //! - a recovery code is not spent when the step after it (signing the assertion) fails;
 //! - a sign-in code texted to a phone that was then removed gives no assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -257,4 +258,54 @@ async fn a_code_to_a_removed_phone_gives_no_assertion_on_memory() {
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn a_code_to_a_removed_phone_gives_no_assertion_on_moto() {
     a_code_to_a_removed_phone_gives_no_assertion(moto().await).await;
+}
+
+async fn refused_code_checks_leave_one_audit_event(store: Arc<dyn Store>) {
+    let limits = Limits {
+        code_failures_per_user_per_hour: 1,
+        ..Limits::default()
+    };
+    let w = world(store, limits).await;
+    let c = w.user("ada").await;
+    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
+        .await
+        .unwrap()
+        .enrollment_id;
+    enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
+        .await
+        .unwrap();
+    let right = w.last_code();
+    let wrong = Code::parse(if right.expose() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap();
+    assert!(matches!(
+        enrollment::verify(&w.svc, &c, &e, wrong.clone())
+            .await
+            .unwrap_err(),
+        MfaError::InvalidCode { .. }
+    ));
+    // The hour's budget of failed codes is spent: 50 more are refused unread.
+    for _ in 0..50 {
+        assert!(matches!(
+            enrollment::verify(&w.svc, &c, &e, wrong.clone())
+                .await
+                .unwrap_err(),
+            MfaError::TooManyAttempts { .. }
+        ));
+    }
+    assert_eq!(w.audited(&c, "rate_limit.blocked").await, 1);
+}
+
+#[tokio::test]
+async fn fifty_refused_code_checks_leave_one_audit_event_on_memory() {
+    refused_code_checks_leave_one_audit_event(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn fifty_refused_code_checks_leave_one_audit_event_on_moto() {
+    refused_code_checks_leave_one_audit_event(moto().await).await;
 }
