@@ -1360,10 +1360,21 @@ impl Store for DynamoStore {
                 .await
                 .map_err(|e| sdk_err(OP, &e))?;
             for item in out.items() {
-                let sk = get_s(item, "enrollment", SK)?.to_owned();
-                match enrollment_from_item(item) {
-                    Ok(e) if e.is_open(now) => open.push((e.created_at, sk)),
-                    _ => closed.push(sk),
+                // Read from the raw attributes, not the whole record: an item this version
+                // cannot parse (a purpose added later) is left alone, never swept.
+                const W: &str = "enrollment";
+                let sk = get_s(item, W, SK)?.to_owned();
+                let (Ok(created_at), Ok(expires_at), Ok(step)) = (
+                    get_t(item, W, "created_at"),
+                    get_t(item, W, "expires_at"),
+                    get_s(item, W, "step"),
+                ) else {
+                    continue;
+                };
+                if now < expires_at && step != Step::Complete.as_str() {
+                    open.push((created_at, sk));
+                } else {
+                    closed.push(sk);
                 }
             }
             match out.last_evaluated_key {
