@@ -154,6 +154,11 @@ impl Enrollment {
     pub fn is_live(&self, now: UnixTime) -> bool {
         now < self.expires_at
     }
+
+    /// Live and not finished: what [`MAX_LIVE_ENROLLMENTS`] counts.
+    pub fn is_open(&self, now: UnixTime) -> bool {
+        self.is_live(now) && self.step != Step::Complete
+    }
 }
 
 /// A text to send, with the guards that the store checks in the same write.
@@ -188,8 +193,13 @@ pub enum PhoneChange {
         new_number: PhoneNumber,
         new_number_tag: String,
     },
-    /// Nothing but the completion itself (a sign-in challenge: single use is all it needs).
-    Nothing,
+    /// A sign-in challenge: nothing changes but the completion, which holds only while the
+    /// phone the code was texted to still exists and still carries `number` (a removed or
+    /// replaced number proves nothing).
+    Challenge {
+        phone_id: PhoneId,
+        number: PhoneNumber,
+    },
 }
 
 /// What a completion did.
@@ -210,11 +220,24 @@ pub enum Completion {
 pub struct Removal {
     pub phone: PhoneRecord,
     pub number_tag: String,
-    /// Phones the user had when checked; the removal fails if that changed meanwhile.
-    pub seen_count: u32,
-    /// The phone that becomes primary when the primary one goes.
+    /// Every phone the user had when checked (the removed one included), with its primary
+    /// flag: the removal fails if the count or any primary flag changed meanwhile, so that a
+    /// concurrent make-primary can never leave two primaries or none.
+    pub seen: Vec<PhoneRecord>,
+    /// The phone that becomes primary when the primary one goes (seen as not primary).
     pub promote: Option<PhoneId>,
 }
+
+impl Removal {
+    /// Whether this removes the user's last phone (which also drops their recovery codes).
+    pub fn is_last(&self) -> bool {
+        self.seen.len() <= 1
+    }
+}
+
+/// At most this many live (unexpired, unfinished) enrollments and sign-in challenges per
+/// user: creating another ends the oldest, so a user's partition cannot be flooded.
+pub const MAX_LIVE_ENROLLMENTS: usize = 3;
 
 /// One entry of the audit log. Never holds a full number, a code or a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,8 +271,11 @@ pub struct AuditPage {
 pub enum Counted {
     /// One unit taken; `window_start` identifies the window for a later release.
     Taken { count: u32, window_start: UnixTime },
-    /// The limit is reached (or the counter is blocked) until `until`.
-    Limited { until: UnixTime },
+    /// The limit is reached (or the counter is blocked) until `until`. `first` is true for
+    /// exactly one refusal per window (or per block): the first after the limit was reached,
+    /// recorded on the counter in the same conditional write, so that the caller audits a
+    /// block once and only counts the refusals after it.
+    Limited { until: UnixTime, first: bool },
 }
 
 /// The service's table, in domain terms.
@@ -266,6 +292,8 @@ pub trait Store: Send + Sync {
     async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError>;
     async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
 
+    /// Stores a new enrollment or challenge. At most [`MAX_LIVE_ENROLLMENTS`] stay live per
+    /// user (as of `enrollment.created_at`): the oldest live ones are ended in the same write.
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
     async fn get_enrollment(
         &self,
@@ -312,17 +340,18 @@ pub trait Store: Send + Sync {
         phone_id: &PhoneId,
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError>;
-    /// Makes `phone_id` the primary phone, and `previous` (if any) not, atomically. False when
-    /// either phone no longer is as the flow saw it.
+    /// Makes `phone_id` the only primary phone, atomically, if the user's phones are still
+    /// `seen` (the same count, each with the primary flag seen). False when they changed.
     async fn set_primary(
         &self,
         app: &AppId,
         user: &UserId,
         phone_id: &PhoneId,
-        previous: Option<&PhoneId>,
+        seen: &[PhoneRecord],
     ) -> Result<bool, PortError>;
-    /// Removes a phone and its number claim (and promotes another to primary), atomically.
-    /// False when the user's phones changed since the flow looked.
+    /// Removes a phone and its number claim (and promotes another to primary), atomically;
+    /// the last phone takes the user's recovery codes with it in the same write. False when
+    /// the user's phones changed since the flow looked.
     async fn remove_phone(
         &self,
         app: &AppId,
@@ -333,15 +362,18 @@ pub trait Store: Send + Sync {
     /// codes with them) and every recovery code of the user. Returns the phones removed.
     async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
 
-    /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically.
+    /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically, if the
+    /// user has a phone at the moment of the write. False (nothing written) when they have
+    /// none: a set made while the last phone is removed never survives the removal.
     async fn replace_recovery_codes(
         &self,
         app: &AppId,
         user: &UserId,
         hashes: &[String],
         now: UnixTime,
-    ) -> Result<(), PortError>;
-    /// Uses the recovery code with this hash: true exactly once per code, even under races.
+    ) -> Result<bool, PortError>;
+    /// Uses the recovery code with this hash: true exactly once per code, even under races,
+    /// and still true when the store's own retry repeats a use whose answer was lost.
     async fn consume_recovery_code(
         &self,
         app: &AppId,
@@ -354,13 +386,15 @@ pub trait Store: Send + Sync {
     /// Appends an event to the application's audit log.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError>;
     /// Events newest first, optionally of one user, after the event `after` (a previous page's
-    /// `next_after`).
+    /// `next_after`). Events past their `expires_at` at `now` are left out, even while the
+    /// table's TTL has not deleted them yet.
     async fn list_audit(
         &self,
         app: &AppId,
         user: Option<&UserId>,
         limit: u32,
         after: Option<&str>,
+        now: UnixTime,
     ) -> Result<AuditPage, PortError>;
 
     /// Takes one unit from the fixed window counter `key` (the window opens at the first unit

@@ -235,7 +235,7 @@ impl World {
         let mut after: Option<String> = None;
         loop {
             let page = s
-                .list_audit(&app, None, 100, after.as_deref())
+                .list_audit(&app, None, 100, after.as_deref(), UnixTime(0))
                 .await
                 .unwrap();
             audit += page.events.len();

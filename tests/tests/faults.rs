@@ -424,3 +424,269 @@ fn aws_calls_go_over_tls_and_the_certificate_is_verified() {
         "{error}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB as it really behaves: transaction conflicts on single-item writes, and writes whose
+// answer is lost after they were applied (the SDK then retries them).
+
+/// A sign-in challenge for the enrolled `number`: its id.
+async fn challenge(s: &LocalServer, t: &Tenant) -> String {
+    let r = s
+        .call(
+            "POST",
+            "/v1/mfa/challenges",
+            Some(&t.user_token),
+            Some(json!({})),
+        )
+        .await;
+    assert!(r.status == 202 || r.status == 201, "{r:?}");
+    r.json["challenge_id"].as_str().unwrap().to_owned()
+}
+
+async fn challenge_code(s: &LocalServer, t: &Tenant, id: &str, code: &str) -> mfa_tests::Reply {
+    s.call(
+        "POST",
+        &format!("/v1/mfa/challenges/{id}/code"),
+        Some(&t.user_token),
+        Some(json!({ "code": code })),
+    )
+    .await
+}
+
+/// A user enrolled with a fresh number, and a recovery code of theirs. The request carries a
+/// step-up proof (an SMS assertion), which changes of factors need.
+async fn with_recovery_code(s: &LocalServer, t: &Tenant) -> String {
+    let number = unique_number();
+    t.enroll(s, &number).await;
+    let id = challenge(s, t).await;
+    let r = challenge_code(s, t, &id, &s.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let assertion = r.json["assertion"].as_str().unwrap().to_owned();
+    let r = s
+        .http
+        .post(format!("{}/v1/mfa/recovery-codes", s.base))
+        .bearer_auth(&t.user_token)
+        .header("mfa-assertion", assertion)
+        .header("content-type", "application/json")
+        .body(json!({"password": t.password}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    body["codes"][0].as_str().unwrap().to_owned()
+}
+
+async fn redeem(s: &LocalServer, t: &Tenant, code: &str) -> mfa_tests::Reply {
+    s.call(
+        "POST",
+        "/v1/mfa/challenges/recovery",
+        Some(&t.user_token),
+        Some(json!({ "code": code })),
+    )
+    .await
+}
+
+/// Request body markers of single-item writes (the JSON of the UpdateItem call).
+const CODE_ATTEMPT: &str = r#"":max":"#;
+const RECOVERY_USE: &str = "used_by";
+const FAILURE_COUNTER: &str = "codefail#";
+const SEND_RECORD: &str = "last_sent_at";
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn transaction_conflicts_on_single_item_writes_are_retried_not_503() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+
+    // A code attempt and the failure budget, each meeting a transaction twice.
+    let id = t.start(&s).await;
+    let number = unique_number();
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    proxy.fail_times(
+        "UpdateItem",
+        Some(CODE_ATTEMPT),
+        Fault::DynamoTransactionConflict,
+        2,
+    );
+    proxy.fail_times(
+        "UpdateItem",
+        Some(FAILURE_COUNTER),
+        Fault::DynamoTransactionConflict,
+        2,
+    );
+    let r = t.code(&s, &id, &s.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(proxy.failed("UpdateItem"), 4);
+
+    // Using a recovery code.
+    let t = Tenant::set_up(&s, "optional").await;
+    let code = with_recovery_code(&s, &t).await;
+    proxy.fail_times(
+        "UpdateItem",
+        Some(RECOVERY_USE),
+        Fault::DynamoTransactionConflict,
+        3,
+    );
+    let r = redeem(&s, &t, &code).await;
+    assert_eq!(
+        (r.status, r.json["remaining"].as_u64()),
+        (200, Some(9)),
+        "{r:?}"
+    );
+    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+
+    // A conditional PutItem (the policy's version guard).
+    proxy.fail_times(
+        "PutItem",
+        Some("POLICY"),
+        Fault::DynamoTransactionConflict,
+        2,
+    );
+    let r = s
+        .call(
+            "PUT",
+            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
+            Some(&t.admin),
+            Some(json!({"enabled": true, "include_in_signup": false, "enforcement": "optional"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(proxy.failed("PutItem"), 2);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let number = unique_number();
+    t.enroll(&s, &number).await;
+    let id = challenge(&s, &t).await;
+    let right = s.last_code(&number).await;
+    // Each write of the pair meets the other's transaction first.
+    proxy.fail_times(
+        "UpdateItem",
+        Some(CODE_ATTEMPT),
+        Fault::DynamoTransactionConflict,
+        2,
+    );
+    let submit = || {
+        s.http
+            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
+            .bearer_auth(&t.user_token)
+            .header("content-type", "application/json")
+            .body(json!({ "code": right }).to_string())
+    };
+    let statuses = concurrently(vec![submit(), submit()]).await;
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!((400..500).contains(&statuses[1]), "{statuses:?}");
+
+    // The completing transactions meet each other: cancelled by conflicts, sent again.
+    let id = challenge(&s, &t).await;
+    let right = s.last_code(&number).await;
+    proxy.fail_times(
+        "TransactWriteItems",
+        Some("write_token"),
+        Fault::DynamoTransactionCanceledByConflict,
+        3,
+    );
+    let submit = || {
+        s.http
+            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
+            .bearer_auth(&t.user_token)
+            .header("content-type", "application/json")
+            .body(json!({ "code": right }).to_string())
+    };
+    let statuses = concurrently(vec![submit(), submit()]).await;
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!((400..500).contains(&statuses[1]), "{statuses:?}");
+    assert_eq!(proxy.failed("TransactWriteItems"), 3);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_recovery_code_whose_answer_was_lost_still_works_once() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let code = with_recovery_code(&s, &t).await;
+    // moto marks the code used; the answer never arrives; the SDK sends the use again.
+    proxy.fail_times("UpdateItem", Some(RECOVERY_USE), Fault::LoseAnswer, 1);
+    let r = redeem(&s, &t, &code).await;
+    assert_eq!(
+        (r.status, r.json["remaining"].as_u64()),
+        (200, Some(9)),
+        "{r:?}"
+    );
+    assert_eq!(proxy.failed("UpdateItem"), 1);
+    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
+    assert_eq!(st.json["recovery_codes_remaining"], 9, "{st:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn lost_answers_never_charge_a_counter_twice() {
+    let (s, proxy) = behind_proxy(
+        "DYNAMODB",
+        &[
+            ("MFA_CODE_FAILURES_PER_USER_PER_HOUR", "2"),
+            ("MFA_MAX_SENDS_PER_ENROLLMENT", "2"),
+        ],
+    );
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    // The send record's answer is lost: the send counts once, so a second number still goes.
+    proxy.fail_times("UpdateItem", Some(SEND_RECORD), Fault::LoseAnswer, 1);
+    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
+    let number = unique_number();
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "the first send was counted twice: {r:?}");
+    let right = s.last_code(&number).await;
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // A wrong code whose attempt and failure-budget writes both lose their answers: one
+    // attempt and one unit each.
+    proxy.fail_times("UpdateItem", Some(CODE_ATTEMPT), Fault::LoseAnswer, 1);
+    proxy.fail_times("UpdateItem", Some(FAILURE_COUNTER), Fault::LoseAnswer, 1);
+    let r = t.code(&s, &id, wrong).await;
+    assert_eq!(
+        (r.status, r.json["attempts_remaining"].as_u64()),
+        (400, Some(4)),
+        "{r:?}"
+    );
+    // The user's hourly budget of 2 failed codes has one left, not none.
+    let r = t.code(&s, &id, wrong).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_code"), "{r:?}");
+    let r = t.code(&s, &id, wrong).await;
+    assert_eq!((r.status, r.error()), (429, "too_many_attempts"), "{r:?}");
+    // Every lost answer happened (and was retried by the SDK).
+    assert_eq!(proxy.failed("UpdateItem"), 3);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn a_completion_whose_answer_was_lost_is_not_reported_as_failed() {
+    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let number = unique_number();
+    t.enroll(&s, &number).await;
+    let id = challenge(&s, &t).await;
+    // The completing transaction is applied; its answer is lost; the SDK sends it again.
+    proxy.fail_times(
+        "TransactWriteItems",
+        Some("write_token"),
+        Fault::LoseAnswer,
+        1,
+    );
+    let r = challenge_code(&s, &t, &id, &s.last_code(&number).await).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.json["assertion"].is_string(), "{r:?}");
+    assert_eq!(proxy.failed("TransactWriteItems"), 1);
+}

@@ -1,20 +1,26 @@
 //! The DynamoDB [`Store`]: one table, string keys `pk` and `sk`, and a numeric `ttl` (epoch
 //! seconds) on every item that expires.
 //!
-//! | item | `pk` | `sk` | `ttl` |
-//! |---|---|---|---|
-//! | policy | `APP#{app}` | `POLICY` | none |
-//! | user | `USER#{app}#{user}` | `PROFILE` | none |
-//! | skip | `USER#{app}#{user}` | `SKIP` | the skip's end |
-//! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none |
-//! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none |
-//! | phone count | `USER#{app}#{user}` | `PHONES` | none |
-//! | enrollment or sign-in challenge | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` |
-//! | recovery code | `USER#{app}#{user}` | `RECOVERY#{keyed hash}` | none |
-//! | recovery set | `USER#{app}#{user}` | `RECOVERY_SET` | none |
-//! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later |
-//! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` |
-//! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` |
+//! | item | `pk` | `sk` | `ttl` | attributes that guard retries and races |
+//! |---|---|---|---|---|
+//! | policy | `APP#{app}` | `POLICY` | none | `version` |
+//! | user | `USER#{app}#{user}` | `PROFILE` | none | |
+//! | skip | `USER#{app}#{user}` | `SKIP` | the skip's end | |
+//! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none | `number`, `primary` |
+//! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none | |
+//! | phone count | `USER#{app}#{user}` | `PHONES` | none | `count` |
+//! | enrollment or sign-in challenge | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` | `write_token` |
+//! | recovery code | `USER#{app}#{user}` | `RECOVERY#{keyed hash}` | none | `used_by`, `used_at` once used |
+//! | recovery set | `USER#{app}#{user}` | `RECOVERY_SET` | none | `generation` |
+//! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later | `write_token`, `refused` |
+//! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` | |
+//! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` | |
+//!
+//! Attributes that make retried writes harmless: a counter, an enrollment or challenge carries
+//! `write_token` (the random token of its last counting or completing write, which a retried
+//! write recognises as its own) and a counter `refused` (the window or block whose first
+//! refusal was answered); a used recovery code carries `used_by` (the token of the use) and
+//! `used_at` until its set is replaced or reset, and only codes without `used_by` count.
 //!
 //! The phone count item (`count`) moves with every phone added or removed, in the same
 //! transaction: conditions on it make "at most N phones", "the first phone is primary" and
@@ -22,9 +28,24 @@
 //! collide. An audit event is written twice (one transaction): under the application and,
 //! when it names a user, under that user, so that both listings are one query, newest first
 //! (event ids sort by time). A sign-in challenge is an enrollment item with purpose
-//! `challenge` (and the phone in `replace_phone_id`, as for a replace). A recovery code is one
-//! item whose sort key holds its keyed hash, so that using it is one conditional delete; the
-//! recovery set item's `generation` orders whole-set replacements.
+//! `challenge` (and the phone in `replace_phone_id`, as for a replace); its completion is a
+//! transaction with a ConditionCheck that the phone still carries the number the code went to.
+//! Creating one ends (deletes) the user's oldest open ones beyond [`MAX_LIVE_ENROLLMENTS`] and
+//! sweeps a few finished or expired ones, in the same transaction. A recovery code is one
+//! item whose sort key holds its keyed hash, so that using it is one conditional update
+//! (marked `used_by`, never deleted until its set goes); the recovery set item's `generation`
+//! moves with every replacement and with the removal of the last phone, and the reset deletes
+//! it only at the generation it read, so a set made concurrently with either never survives
+//! it; a replacement also checks that the phone count is above 0. Make-primary and removals
+//! condition on every phone's `primary` flag as the flow saw it (and the count), so that a
+//! user with phones always has exactly one primary.
+//!
+//! Every write that met another transaction is sent again with backoff: a single-item write
+//! answered `TransactionConflictException` (which the SDK does not retry), or a transaction
+//! cancelled by conflicts alone. A transaction retried by the SDK after a lost answer is
+//! applied once by DynamoDB (the SDK fills `ClientRequestToken`); a single-item write that
+//! counts or guards single use carries a fresh `write_token` and refuses an item carrying it
+//! already, so that its retry answers from the item instead of counting twice.
 //!
 //! Every read is strongly consistent. Every guard (single use, attempts, sends, counters,
 //! the policy version, the phone count) is a condition expression of the write itself, never
@@ -33,26 +54,27 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::future::Future;
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
-    TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    Select, TransactWriteItem, Update,
 };
 
 use crate::adapters::aws::error_detail;
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
-    PhoneRecord, Purpose, Removal, Step, Store, UserRecord,
+    AuditEvent, AuditPage, Clock, Completion, Counted, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend,
+    PendingCode, PhoneChange, PhoneRecord, Purpose, Removal, Step, Store, UserRecord,
 };
 use crate::types::ids::CodeId;
 use crate::types::{
@@ -78,6 +100,27 @@ const RESET_RETRIES: usize = 8;
 
 /// The most items one TransactWriteItems may hold.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// How many more times a write is sent when it met another transaction: a single-item write
+/// answered `TransactionConflictException` (which the SDK does not retry), or a transaction
+/// cancelled by conflicts alone. Nothing was written either way, so sending again is safe.
+const CONFLICT_RETRIES: u32 = 6;
+
+/// At most this many finished or expired enrollment items are deleted by one
+/// `create_enrollment` (TTL deletes the rest, lazily), so that a user's partition stays small.
+const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
+
+/// The random token of the last single-item write of an item that counts or guards single
+/// use. A write's condition refuses an item that already carries its own token: if the SDK
+/// retries a write whose answer was lost after it was applied, the retry is refused, and the
+/// token says the write had been applied (see [`Written::Replayed`]).
+const WRITE_TOKEN: &str = "write_token";
+/// A recovery code's attribute: the token of the use that spent it. A used code stays (until
+/// the set is replaced or reset) so that a retried use can tell it was its own.
+const USED_BY: &str = "used_by";
+/// A counter's attribute: the window (`w{start}`) or block (`b{until}`) whose first refusal
+/// was answered, so that only one refusal per window or block says `first`.
+const REFUSED: &str = "refused";
 
 /// The store over one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -648,6 +691,94 @@ fn cancelled_err(op: &str, codes: &[Option<String>]) -> PortError {
     ))
 }
 
+/// Whether a transaction was cancelled only by conflicts with other transactions (nothing
+/// written, no condition failed): worth sending again.
+fn only_conflicts(codes: &[Option<String>]) -> bool {
+    let mut reasons = codes.iter().flatten().peekable();
+    reasons.peek().is_some() && reasons.all(|c| c == TRANSACTION_CONFLICT)
+}
+
+/// Whether a single-item write met an item inside another transaction.
+fn is_conflict<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("TransactionConflictException")
+}
+
+/// Jittered exponential backoff before conflict retry `attempt` (1, 2, ...): 10-20 ms, then
+/// doubling, capped at 320-640 ms.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.saturating_sub(1).min(5);
+    let mut b = [0u8; 8];
+    // Without randomness the backoff is merely not jittered.
+    let _ = getrandom::fill(&mut b);
+    let jitter = u64::from_le_bytes(b) % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// Sends a request again (with backoff) while it answers `TransactionConflictException`.
+async fn retry_conflicts<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(e) if attempt < CONFLICT_RETRIES && is_conflict(&e) => {
+                attempt += 1;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A fresh random write token (128 bits, hex).
+fn write_token() -> Result<String, PortError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)
+        .map_err(|e| PortError::new(format!("dynamodb: no randomness for a write token: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+fn carries_token(item: &Item, attr: &str, token: &str) -> bool {
+    item.get(attr)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(token)
+}
+
+/// What a single-item write guarded by a write token came to.
+enum Written {
+    /// Applied by this call: the attributes asked for.
+    Applied(Option<Item>),
+    /// Refused by its condition, but the item carries this call's token: an earlier try of
+    /// this same call (a retry by the SDK after a lost answer) was applied. The item now.
+    Replayed(Item),
+    /// Refused by its condition: the item as it is (`None`: there is none).
+    Refused(Option<Item>),
+}
+
+/// One ConditionCheck of a transaction.
+fn tx_check(
+    op: &str,
+    table: &str,
+    key_: Item,
+    condition: &str,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .condition_expression(condition)
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
 /// One Put of a transaction, guarded by `condition` (with the names and values of `x`).
 fn tx_put(
     op: &str,
@@ -737,27 +868,207 @@ fn tx_count(
     )
 }
 
+/// Sets a phone's primary flag to `to`, if it exists and its flag is still `seen`.
+fn primary_update(
+    op: &str,
+    table: &str,
+    app: &AppId,
+    user: &UserId,
+    phone: &PhoneId,
+    seen: bool,
+    to: bool,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let primary = x.name("primary");
+    let update = format!(
+        "SET {primary} = {}",
+        x.value("to", AttributeValue::Bool(to))
+    );
+    let condition = format!(
+        "attribute_exists({}) AND {primary} = {}",
+        x.name(PK),
+        x.value("seen", AttributeValue::Bool(seen))
+    );
+    tx_update(
+        op,
+        table,
+        key(user_pk(app, user), phone_sk(phone)),
+        &update,
+        &condition,
+        &x,
+    )
+}
+
+/// Checks that a phone exists with its primary flag still `seen`.
+fn primary_check(
+    op: &str,
+    table: &str,
+    app: &AppId,
+    user: &UserId,
+    phone: &PhoneId,
+    seen: bool,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let condition = format!(
+        "attribute_exists({}) AND {} = {}",
+        x.name(PK),
+        x.name("primary"),
+        x.value("seen", AttributeValue::Bool(seen))
+    );
+    tx_check(
+        op,
+        table,
+        key(user_pk(app, user), phone_sk(phone)),
+        &condition,
+        &x,
+    )
+}
+
+/// Checks that the user still has `seen` phones (no count item counts as 0).
+fn count_check(
+    op: &str,
+    table: &str,
+    app: &AppId,
+    user: &UserId,
+    seen: usize,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let count = x.name(COUNT);
+    let seen_v = x.value("seen", n(seen));
+    let condition = if seen == 0 {
+        format!("attribute_not_exists({count}) OR {count} = {seen_v}")
+    } else {
+        format!("{count} = {seen_v}")
+    };
+    tx_check(
+        op,
+        table,
+        key(user_pk(app, user), SK_PHONES),
+        &condition,
+        &x,
+    )
+}
+
+/// Moves the recovery set item to the generation after `seen` (none: the item did not
+/// exist), if it is still at `seen`: two writers of the set never both succeed.
+fn next_generation(
+    op: &str,
+    table: &str,
+    pk: &str,
+    seen: Option<u64>,
+    now: Option<UnixTime>,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let gen_n = x.name(GENERATION);
+    let mut update = format!(
+        "SET {gen_n} = {}",
+        x.value("next", n(seen.unwrap_or(0) + 1))
+    );
+    if let Some(now) = now {
+        update.push_str(&format!(
+            ", {} = {}",
+            x.name("updated_at"),
+            x.value("now", t(now))
+        ));
+    }
+    let condition = match seen {
+        Some(g) => format!("{gen_n} = {}", x.value("seen", n(g))),
+        None => format!("attribute_not_exists({gen_n})"),
+    };
+    tx_update(
+        op,
+        table,
+        key(pk.to_owned(), SK_RECOVERY_SET),
+        &update,
+        &condition,
+        &x,
+    )
+}
+
 impl DynamoStore {
-    /// Runs one transaction. A cancellation is an answer (with its reasons), not an error.
+    /// Runs one transaction. A cancellation is an answer (with its reasons), not an error;
+    /// one cancelled by conflicts alone is sent again (with backoff) a few times first. The
+    /// SDK gives every call a `ClientRequestToken`, which DynamoDB uses to apply a
+    /// transaction retried after a lost answer only once.
     async fn transact(&self, op: &str, items: Vec<TransactWriteItem>) -> Result<Tx, PortError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
+        let mut attempt = 0;
+        loop {
+            let result = retry_conflicts(|| {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+            })
             .await;
-        match result {
-            Ok(_) => Ok(Tx::Done),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(tce)) => {
-                    Ok(Tx::Cancelled(
-                        tce.cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                            .collect(),
-                    ))
+            let codes: Vec<Option<String>> = match result {
+                Ok(_) => return Ok(Tx::Done),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(tce)) => tce
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                        .collect(),
+                    _ => return Err(sdk_err(op, &e)),
+                },
+            };
+            if attempt < CONFLICT_RETRIES && only_conflicts(&codes) {
+                attempt += 1;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+                continue;
+            }
+            return Ok(Tx::Cancelled(codes));
+        }
+    }
+
+    /// Updates one item if `condition` holds, stamping it with a fresh write token (see
+    /// [`WRITE_TOKEN`]): a retry of this call that finds its own token answers
+    /// [`Written::Replayed`] instead of applying twice or reporting a refusal. `update`
+    /// starts with `SET` or another clause; the token is set in front.
+    async fn update_once(
+        &self,
+        op: &str,
+        key_: Item,
+        update: &str,
+        condition: &str,
+        mut x: Expr,
+        returns: ReturnValue,
+    ) -> Result<Written, PortError> {
+        let token = write_token()?;
+        let wt = x.name(WRITE_TOKEN);
+        let tok = x.value("wtok", s(token.as_str()));
+        let update = match update.strip_prefix("SET ") {
+            Some(rest) => format!("SET {wt} = {tok}, {rest}"),
+            None => format!("SET {wt} = {tok} {update}"),
+        };
+        let condition = format!("({condition}) AND (attribute_not_exists({wt}) OR {wt} <> {tok})");
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .set_expression_attribute_values(x.values())
+            .return_values(returns)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match retry_conflicts(|| request.clone().send()).await {
+            Ok(out) => Ok(Written::Applied(out.attributes)),
+            Err(e) => match update_ccf(&e) {
+                Some(returned) => {
+                    // No item came back: there is none, or this endpoint does not return it.
+                    let item = match returned {
+                        Some(item) => Some(item),
+                        None => self.get(op, key_).await?,
+                    };
+                    Ok(match item {
+                        Some(item) if carries_token(&item, WRITE_TOKEN, &token) => {
+                            Written::Replayed(item)
+                        }
+                        other => Written::Refused(other),
+                    })
                 }
-                _ => Err(sdk_err(op, &e)),
+                None => Err(sdk_err(op, &e)),
             },
         }
     }
@@ -798,7 +1109,7 @@ impl DynamoStore {
         condition: &str,
         x: &Expr,
     ) -> Result<Option<Item>, PortError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -807,10 +1118,8 @@ impl DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(x.names())
             .set_expression_attribute_values(x.values())
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
+            .return_values(ReturnValue::AllNew);
+        match retry_conflicts(|| request.clone().send()).await {
             Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
             Err(e) if update_ccf(&e).is_some() => Ok(None),
             Err(e) => Err(sdk_err(op, &e)),
@@ -831,11 +1140,12 @@ impl DynamoStore {
     }
 
     async fn put(&self, op: &str, item: Item) -> Result<(), PortError> {
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+            .set_item(Some(item));
+        retry_conflicts(|| request.clone().send())
             .await
             .map_err(|e| sdk_err(op, &e))?;
         Ok(())
@@ -849,17 +1159,15 @@ impl DynamoStore {
         condition: &str,
         x: &Expr,
     ) -> Result<bool, PortError> {
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .send()
-            .await;
-        match result {
+            .set_expression_attribute_values(x.values());
+        match retry_conflicts(|| request.clone().send()).await {
             Ok(_) => Ok(true),
             Err(e) if put_ccf(&e) => Ok(false),
             Err(e) => Err(sdk_err(op, &e)),
@@ -882,6 +1190,14 @@ impl DynamoStore {
             count: limit.min(1),
             blocked_until: None,
         };
+        // The fresh item carries this call's token: a put retried after a lost answer finds
+        // it and counts as applied, rather than opening (and counting in) the window twice.
+        let token = write_token()?;
+        let mut item = counter_to_item(key_, &fresh);
+        item.insert(WRITE_TOKEN.into(), s(token.as_str()));
+        if fresh.count == 0 {
+            item.insert(REFUSED.into(), s(window_marker(fresh.window_start)));
+        }
         let mut x = Expr::default();
         let condition = match old {
             None => format!("attribute_not_exists({})", x.name(PK)),
@@ -893,20 +1209,19 @@ impl DynamoStore {
                 now = x.value("now", t(now)),
             ),
         };
-        if !self
-            .put_if(
-                "counter_take",
-                counter_to_item(key_, &fresh),
-                &condition,
-                &x,
-            )
-            .await?
-        {
-            return Ok(None);
+        if !self.put_if("counter_take", item, &condition, &x).await? {
+            let replayed = self
+                .get("counter_take", key(counter_pk(key_), SK_COUNTER))
+                .await?
+                .is_some_and(|item| carries_token(&item, WRITE_TOKEN, &token));
+            if !replayed {
+                return Ok(None);
+            }
         }
         Ok(Some(if fresh.count == 0 {
             Counted::Limited {
                 until: fresh.window_end,
+                first: true,
             }
         } else {
             Counted::Taken {
@@ -1012,22 +1327,91 @@ impl Store for DynamoStore {
     }
 
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
+        const OP: &str = "create_enrollment";
+        let table = self.table.as_str();
+        let pk = user_pk(&enrollment.app_id, &enrollment.user_id);
+        let now = enrollment.created_at;
+        // The user's enrollments and challenges as they are: the oldest open ones beyond
+        // MAX_LIVE_ENROLLMENTS - 1 are ended (deleted) in the same transaction as the put, and
+        // a few finished or expired ones are swept with them. Two creates racing may each
+        // keep what the other ends; the next create ends the excess again.
         let mut x = Expr::default();
-        let condition = format!("attribute_not_exists({})", x.name(PK));
-        if self
-            .put_if(
-                "create_enrollment",
-                enrollment_to_item(enrollment),
-                &condition,
-                &x,
-            )
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(PortError::new(
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            x.name(PK),
+            x.value("pk", s(pk.as_str())),
+            x.name(SK),
+            x.value("prefix", s(ENROLLMENT_PREFIX)),
+        );
+        let mut open = Vec::new();
+        let mut closed = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err(OP, &e))?;
+            for item in out.items() {
+                // Read from the raw attributes, not the whole record: an item this version
+                // cannot parse (a purpose added later) is left alone, never swept.
+                const W: &str = "enrollment";
+                let sk = get_s(item, W, SK)?.to_owned();
+                let (Ok(created_at), Ok(expires_at), Ok(step)) = (
+                    get_t(item, W, "created_at"),
+                    get_t(item, W, "expires_at"),
+                    get_s(item, W, "step"),
+                ) else {
+                    continue;
+                };
+                if now < expires_at && step != Step::Complete.as_str() {
+                    open.push((created_at, sk));
+                } else {
+                    closed.push(sk);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        open.sort();
+        let excess = (open.len() + 1).saturating_sub(MAX_LIVE_ENROLLMENTS);
+        let ended = open.into_iter().take(excess).map(|(_, sk)| sk);
+        let swept = closed.into_iter().take(CLOSED_ENROLLMENTS_SWEPT);
+        let mut absent = Expr::default();
+        let absent_condition = format!("attribute_not_exists({})", absent.name(PK));
+        let mut items = vec![tx_put(
+            OP,
+            table,
+            enrollment_to_item(enrollment),
+            Some(&absent_condition),
+            &absent,
+        )?];
+        for sk in ended.chain(swept).take(MAX_TRANSACTION_ITEMS - 1) {
+            items.push(tx_delete(
+                OP,
+                table,
+                key(pk.clone(), sk),
+                None,
+                &Expr::default(),
+            )?);
+        }
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(()),
+            Tx::Cancelled(codes) if condition_failed(&codes, 0) => Err(PortError::new(
                 "dynamodb create_enrollment: enrollment id collision",
-            ))
+            )),
+            // An ended one changed meanwhile (a conflict that outlasted the retries): the
+            // new one is not stored; the caller may try again.
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
         }
     }
 
@@ -1116,27 +1500,26 @@ impl Store for DynamoStore {
             ));
         }
 
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(enrollment_key(enrollment)))
-            .update_expression(update)
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.attributes {
-                Some(old) => Ok(Some(enrollment_from_item(&old)?)),
-                None => Err(PortError::new(
-                    "dynamodb begin_send: no previous item returned",
-                )),
-            },
-            Err(e) if update_ccf(&e).is_some() => Ok(None),
-            Err(e) => Err(sdk_err("begin_send", &e)),
+        match self
+            .update_once(
+                "begin_send",
+                enrollment_key(enrollment),
+                &update,
+                &conditions.join(" AND "),
+                x,
+                ReturnValue::AllOld,
+            )
+            .await?
+        {
+            Written::Applied(Some(old)) => Ok(Some(enrollment_from_item(&old)?)),
+            Written::Applied(None) => Err(PortError::new(
+                "dynamodb begin_send: no previous item returned",
+            )),
+            // An earlier try of this call was applied (its answer lost): the send is counted
+            // once. The item before it is gone; the enrollment as the caller read it stands in
+            // for it (what an undo would put back).
+            Written::Replayed(_) => Ok(Some(enrollment.clone())),
+            Written::Refused(_) => Ok(None),
         }
     }
 
@@ -1174,25 +1557,25 @@ impl Store for DynamoStore {
             cexp = x.name(CODE_EXPIRES_AT),
             exp = x.name("expires_at"),
         );
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(enrollment_key(enrollment)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let new = out.attributes.unwrap_or_default();
-                Ok(Some(get_n(&new, "enrollment", ATTEMPTS)?))
+        match self
+            .update_once(
+                "take_code_attempt",
+                enrollment_key(enrollment),
+                &update,
+                &condition,
+                x,
+                ReturnValue::AllNew,
+            )
+            .await?
+        {
+            // Replayed: an earlier try took this attempt (its answer lost); not twice.
+            Written::Applied(Some(item)) | Written::Replayed(item) => {
+                Ok(Some(get_n(&item, "enrollment", ATTEMPTS)?))
             }
-            Err(e) if update_ccf(&e).is_some() => Ok(None),
-            Err(e) => Err(sdk_err("take_code_attempt", &e)),
+            Written::Applied(None) => Err(PortError::new(
+                "dynamodb take_code_attempt: no item returned",
+            )),
+            Written::Refused(_) => Ok(None),
         }
     }
 
@@ -1208,13 +1591,19 @@ impl Store for DynamoStore {
         let table = self.table.as_str();
 
         // (0) The enrollment: complete, if the code is still pending and both are unexpired.
+        // It carries this call's token: if the transaction's answer is lost and its retry
+        // finds the code gone, the token says the completion was ours (DynamoDB's
+        // ClientRequestToken covers a retry within 10 minutes too; emulators may not).
+        let token = write_token()?;
         let mut x = Expr::default();
         let step = x.name("step");
         let now_v = x.value("now", t(now));
         let removed: Vec<String> = PENDING_ATTRS.iter().map(|a| x.name(a)).collect();
         let update = format!(
-            "SET {step} = {} REMOVE {}",
+            "SET {step} = {}, {} = {} REMOVE {}",
             x.value("complete", s(Step::Complete.as_str())),
+            x.name(WRITE_TOKEN),
+            x.value("wtok", s(token.as_str())),
             removed.join(", ")
         );
         let condition = format!(
@@ -1261,7 +1650,14 @@ impl Store for DynamoStore {
                     Some(&absent_condition),
                     &absent,
                 )?);
-                items.push(tx_count(OP, table, app, user, *seen_count, 1)?);
+                // The first phone's enrollment adds only to a user with none (a second Start
+                // begun before the first completed must not add a phone as the first).
+                let seen = if enrollment.purpose == Purpose::Enroll {
+                    0
+                } else {
+                    *seen_count
+                };
+                items.push(tx_count(OP, table, app, user, seen, 1)?);
                 (collision_item, number_item, phones_item) = (Some(1), 2, 3);
             }
             PhoneChange::Replace {
@@ -1316,16 +1712,24 @@ impl Store for DynamoStore {
                 )?);
                 (collision_item, phones_item) = (None, 1);
             }
-            PhoneChange::Nothing => {
-                // A sign-in challenge: the conditional completion alone is its single use
-                // (one UpdateItem, no transaction).
-                let completed = self
-                    .update_if(OP, enrollment_key(enrollment), &update, &condition, &x)
-                    .await?;
-                return Ok(match completed {
-                    Some(_) => Completion::Done,
-                    None => Completion::CodeGone,
-                });
+            PhoneChange::Challenge { phone_id, number } => {
+                // (1) The phone the code was texted to must still exist with that number: a
+                // removal or replace that commits first makes this completion fail.
+                let mut px = Expr::default();
+                let condition = format!(
+                    "attribute_exists({}) AND {} = {}",
+                    px.name(PK),
+                    px.name("number"),
+                    px.value("number", s(number.e164())),
+                );
+                items.push(tx_check(
+                    OP,
+                    table,
+                    key(user_pk(app, user), phone_sk(phone_id)),
+                    &condition,
+                    &px,
+                )?);
+                (collision_item, number_item, phones_item) = (None, usize::MAX, 1);
             }
         }
 
@@ -1334,7 +1738,15 @@ impl Store for DynamoStore {
             Tx::Cancelled(codes) => codes,
         };
         if condition_failed(&codes, 0) {
-            Ok(Completion::CodeGone)
+            let ours = self
+                .get(OP, enrollment_key(enrollment))
+                .await?
+                .is_some_and(|item| carries_token(&item, WRITE_TOKEN, &token));
+            Ok(if ours {
+                Completion::Done
+            } else {
+                Completion::CodeGone
+            })
         } else if condition_failed(&codes, number_item) {
             Ok(Completion::NumberTaken)
         } else if condition_failed(&codes, phones_item) {
@@ -1383,66 +1795,39 @@ impl Store for DynamoStore {
         app: &AppId,
         user: &UserId,
         phone_id: &PhoneId,
-        previous: Option<&PhoneId>,
+        seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         const OP: &str = "set_primary";
-        let make_primary = |must_be_primary: bool| {
-            let mut x = Expr::default();
-            let primary = x.name("primary");
-            let yes = x.value("yes", AttributeValue::Bool(true));
-            let update = format!("SET {primary} = {yes}");
-            let mut condition = format!("attribute_exists({})", x.name(PK));
-            if must_be_primary {
-                condition.push_str(&format!(" AND {primary} = {yes}"));
-            }
-            (x, update, condition)
+        let table = self.table.as_str();
+        let Some(target) = seen.iter().find(|p| &p.phone_id == phone_id) else {
+            return Ok(false);
         };
-        let phone_key = key(user_pk(app, user), phone_sk(phone_id));
-        match previous {
-            // Without a previous primary (or when it is already this one), one conditional
-            // write. With none, the other phones are not checked: no item holds "which phone
-            // is primary" to condition on.
-            None => {
-                let (x, update, condition) = make_primary(false);
-                Ok(self
-                    .update_if(OP, phone_key, &update, &condition, &x)
-                    .await?
-                    .is_some())
-            }
-            Some(prev) if prev == phone_id => {
-                let (x, update, condition) = make_primary(true);
-                Ok(self
-                    .update_if(OP, phone_key, &update, &condition, &x)
-                    .await?
-                    .is_some())
-            }
-            Some(prev) => {
-                let (x, update, condition) = make_primary(false);
-                let set = tx_update(OP, &self.table, phone_key, &update, &condition, &x)?;
-                let mut px = Expr::default();
-                let primary = px.name("primary");
-                let update = format!(
-                    "SET {primary} = {}",
-                    px.value("no", AttributeValue::Bool(false))
-                );
-                let condition = format!(
-                    "{primary} = {}",
-                    px.value("yes", AttributeValue::Bool(true))
-                );
-                let unset = tx_update(
-                    OP,
-                    &self.table,
-                    key(user_pk(app, user), phone_sk(prev)),
-                    &update,
-                    &condition,
-                    &px,
-                )?;
-                match self.transact(OP, vec![set, unset]).await? {
-                    Tx::Done => Ok(true),
-                    Tx::Cancelled(codes) if lost_race(&codes) => Ok(false),
-                    Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
-                }
-            }
+        // One transaction over every phone as seen: the promoted one (still at its seen flag)
+        // becomes primary, each phone seen primary stops being it, and each other phone must
+        // still not be primary; the count item pins the set of phones. A removal, replace or
+        // another make-primary committing first makes this one fail: never two primaries,
+        // never none.
+        let mut items = vec![primary_update(
+            OP,
+            table,
+            app,
+            user,
+            phone_id,
+            target.primary,
+            true,
+        )?];
+        for other in seen.iter().filter(|p| &p.phone_id != phone_id) {
+            items.push(if other.primary {
+                primary_update(OP, table, app, user, &other.phone_id, true, false)?
+            } else {
+                primary_check(OP, table, app, user, &other.phone_id, false)?
+            });
+        }
+        items.push(count_check(OP, table, app, user, seen.len())?);
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(true),
+            Tx::Cancelled(codes) if lost_race(&codes) => Ok(false),
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
         }
     }
 
@@ -1456,54 +1841,112 @@ impl Store for DynamoStore {
         let table = self.table.as_str();
         let pk = user_pk(app, user);
         let removed = &removal.phone.phone_id;
-        let mut x = Expr::default();
-        // The phone must still carry the number the flow saw: a replace that completed in
-        // between would otherwise leave its new number claimed by no phone.
-        let exists = format!(
-            "attribute_exists({}) AND {} = {}",
-            x.name(PK),
-            x.name("number"),
-            x.value("number", s(removal.phone.number.e164()))
-        );
-        let mut items = vec![
-            tx_delete(
-                OP,
-                table,
-                key(pk.clone(), phone_sk(removed)),
-                Some(&exists),
-                &x,
-            )?,
-            tx_delete(
-                OP,
-                table,
-                key(pk.clone(), number_sk(&removal.number_tag)),
-                None,
-                &Expr::default(),
-            )?,
-            tx_count(OP, table, app, user, removal.seen_count, -1)?,
-        ];
-        if let Some(promote) = removal.promote.as_ref().filter(|p| *p != removed) {
-            let mut px = Expr::default();
-            let update = format!(
-                "SET {} = {}",
-                px.name("primary"),
-                px.value("yes", AttributeValue::Bool(true))
+        let seen_removed = removal
+            .seen
+            .iter()
+            .find(|p| &p.phone_id == removed)
+            .map_or(removal.phone.primary, |p| p.primary);
+        let promote = removal.promote.as_ref().filter(|p| *p != removed);
+        if promote.is_some_and(|id| !removal.seen.iter().any(|p| &p.phone_id == id)) {
+            // Promoting a phone the flow did not see: not as seen.
+            return Ok(false);
+        }
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            let mut x = Expr::default();
+            // The phone must still carry the number the flow saw (a replace that completed in
+            // between would otherwise leave its new number claimed by no phone) and its primary
+            // flag (a make-primary in between would otherwise leave two primaries or none).
+            let exists = format!(
+                "attribute_exists({}) AND {} = {} AND {} = {}",
+                x.name(PK),
+                x.name("number"),
+                x.value("number", s(removal.phone.number.e164())),
+                x.name("primary"),
+                x.value("primary", AttributeValue::Bool(seen_removed)),
             );
-            let condition = format!("attribute_exists({})", px.name(PK));
-            items.push(tx_update(
-                OP,
-                table,
-                key(pk, phone_sk(promote)),
-                &update,
-                &condition,
-                &px,
-            )?);
+            let mut items = vec![
+                tx_delete(
+                    OP,
+                    table,
+                    key(pk.clone(), phone_sk(removed)),
+                    Some(&exists),
+                    &x,
+                )?,
+                tx_delete(
+                    OP,
+                    table,
+                    key(pk.clone(), number_sk(&removal.number_tag)),
+                    None,
+                    &Expr::default(),
+                )?,
+                tx_count(
+                    OP,
+                    table,
+                    app,
+                    user,
+                    u32::try_from(removal.seen.len()).unwrap_or(u32::MAX),
+                    -1,
+                )?,
+            ];
+            for other in removal.seen.iter().filter(|p| &p.phone_id != removed) {
+                items.push(if Some(&other.phone_id) == promote {
+                    primary_update(OP, table, app, user, &other.phone_id, false, true)?
+                } else {
+                    primary_check(OP, table, app, user, &other.phone_id, other.primary)?
+                });
+            }
+            // The last phone takes the recovery codes with it: every code item goes, and the
+            // set item moves on from the generation read, so that a set made concurrently
+            // either is deleted here or makes this removal read again and delete it.
+            let set_item = if removal.is_last() {
+                let mut generation: Option<u64> = None;
+                for item in self.query_partition(OP, pk.clone()).await? {
+                    let sk = get_s(&item, "user partition", SK)?;
+                    if sk == SK_RECOVERY_SET {
+                        generation = opt_n(&item, "recovery set", GENERATION)?;
+                    } else if sk.starts_with(RECOVERY_PREFIX) {
+                        items.push(tx_delete(
+                            OP,
+                            table,
+                            key(pk.clone(), sk),
+                            None,
+                            &Expr::default(),
+                        )?);
+                    }
+                }
+                let set_index = items.len();
+                items.push(next_generation(OP, table, &pk, generation, None)?);
+                Some(set_index)
+            } else {
+                None
+            };
+            if items.len() > MAX_TRANSACTION_ITEMS {
+                return Err(PortError::new(format!(
+                    "dynamodb {OP}: {} items do not fit one transaction",
+                    items.len()
+                )));
+            }
+            match self.transact(OP, items).await? {
+                Tx::Done => return Ok(true),
+                // Only the recovery set moved (a set made meanwhile): read it again.
+                Tx::Cancelled(codes)
+                    if set_item.is_some_and(|i| {
+                        condition_failed(&codes, i)
+                            && codes.iter().enumerate().all(|(j, c)| j == i || c.is_none())
+                    }) =>
+                {
+                    continue;
+                }
+                Tx::Cancelled(codes) if lost_race(&codes) => return Ok(false),
+                Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
+            }
         }
-        match self.transact(OP, items).await? {
-            Tx::Done => Ok(true),
-            Tx::Cancelled(codes) if lost_race(&codes) => Ok(false),
-            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
-        }
+        Err(PortError::new(
+            "dynamodb remove_phone: gave up after repeated concurrent changes",
+        ))
     }
 
     async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
@@ -1521,6 +1964,7 @@ impl Store for DynamoStore {
             let mut count_item = None;
             let mut phone_items = Vec::new();
             let mut other_items = Vec::new();
+            let mut set_seen = None;
             for item in self.query_partition(OP, user_pk(app, user)).await? {
                 let sk = get_s(&item, "user partition", SK)?.to_owned();
                 if sk == SK_PHONES {
@@ -1545,10 +1989,11 @@ impl Store for DynamoStore {
                         tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
                         Some(phone),
                     ));
+                } else if sk == SK_RECOVERY_SET {
+                    set_seen = Some(opt_n::<u64>(&item, "recovery set", GENERATION)?);
                 } else if sk.starts_with(NUMBER_PREFIX)
                     || sk.starts_with(ENROLLMENT_PREFIX)
                     || sk.starts_with(RECOVERY_PREFIX)
-                    || sk == SK_RECOVERY_SET
                 {
                     other_items.push((
                         tx_delete(
@@ -1562,11 +2007,30 @@ impl Store for DynamoStore {
                     ));
                 }
             }
-            // One transaction in any real case (a user has a handful of phones, claims and
-            // live enrollments, and ten recovery codes); more items go in chunks, the count
-            // and phones first.
+            // The recovery set goes only at the generation read (or stays absent): a set made
+            // after the read makes this reset read again, so that it never survives.
+            let mut x = Expr::default();
+            let set_condition = match set_seen {
+                Some(Some(g)) => format!("{} = {}", x.name(GENERATION), x.value("seen", n(g))),
+                Some(None) => format!("attribute_not_exists({})", x.name(GENERATION)),
+                None => format!("attribute_not_exists({})", x.name(PK)),
+            };
+            let set_item = (
+                tx_delete(
+                    OP,
+                    table,
+                    key(user_pk(app, user), SK_RECOVERY_SET),
+                    Some(&set_condition),
+                    &x,
+                )?,
+                None,
+            );
+            // One transaction in any real case (at most 5 phones and their claims, 3 live
+            // enrollments or challenges and a few finished ones, ten recovery codes); more
+            // items go in chunks, the count, the set and the phones first.
             let ops: Vec<(TransactWriteItem, Option<PhoneRecord>)> = count_item
                 .into_iter()
+                .chain(std::iter::once(set_item))
                 .chain(phone_items)
                 .chain(other_items)
                 .collect();
@@ -1602,7 +2066,7 @@ impl Store for DynamoStore {
         user: &UserId,
         hashes: &[String],
         now: UnixTime,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         const OP: &str = "replace_recovery_codes";
         let table = self.table.as_str();
         let pk = user_pk(app, user);
@@ -1629,27 +2093,14 @@ impl Store for DynamoStore {
                 }
             }
             // (0) The set item moves to the next generation if it is still at the one read:
-            // a concurrent replacement or reset makes this one start over.
-            let mut x = Expr::default();
-            let gen_n = x.name(GENERATION);
-            let update = format!(
-                "SET {gen_n} = {}, {} = {}",
-                x.value("next", n(generation.unwrap_or(0) + 1)),
-                x.name("updated_at"),
-                x.value("now", t(now)),
-            );
-            let condition = match generation {
-                Some(g) => format!("{gen_n} = {}", x.value("seen", n(g))),
-                None => format!("attribute_not_exists({gen_n})"),
-            };
-            let mut items = vec![tx_update(
-                OP,
-                table,
-                key(pk.clone(), SK_RECOVERY_SET),
-                &update,
-                &condition,
-                &x,
-            )?];
+            // a concurrent replacement, reset or last-phone removal makes this one start over.
+            // (1) The user still has a phone: a set made after the last one went is not kept.
+            let mut cx = Expr::default();
+            let has_phones = format!("{} > {}", cx.name(COUNT), cx.value("zero", n(0)));
+            let mut items = vec![
+                next_generation(OP, table, &pk, generation, Some(now))?,
+                tx_check(OP, table, key(pk.clone(), SK_PHONES), &has_phones, &cx)?,
+            ];
             // (1..) Old codes go (a code kept in the new set is put again instead: one
             // transaction may not touch an item twice), then the new ones come.
             for hash in old.iter().filter(|h| !new.contains(&h.as_str())) {
@@ -1682,12 +2133,15 @@ impl Store for DynamoStore {
                     items.by_ref().take(MAX_TRANSACTION_ITEMS).collect();
                 match self.transact(OP, chunk).await? {
                     Tx::Done => first = false,
+                    Tx::Cancelled(codes) if first && condition_failed(&codes, 1) => {
+                        return Ok(false);
+                    }
                     Tx::Cancelled(codes) if first && lost_race(&codes) => break,
                     Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
                 }
             }
             if !first {
-                return Ok(());
+                return Ok(true);
             }
         }
         Err(PortError::new(
@@ -1701,28 +2155,34 @@ impl Store for DynamoStore {
         user: &UserId,
         hash: &str,
     ) -> Result<bool, PortError> {
-        // One conditional delete: of concurrent uses of one code, exactly one finds it.
+        // One conditional update: of concurrent uses of one code, exactly one finds it unused.
+        // The code is marked with this call's token rather than deleted, so that a retry of
+        // this very call (after a lost answer) still finds it its own and answers true.
+        let token = write_token()?;
         let mut x = Expr::default();
-        let condition = format!("attribute_exists({})", x.name(PK));
-        let result = self
+        let used_by = x.name(USED_BY);
+        let tok = x.value("tok", s(token.as_str()));
+        let update = format!(
+            "SET {used_by} = {tok}, {} = {}",
+            x.name("used_at"),
+            x.value("now", t(crate::ports::SystemClock.now()))
+        );
+        let condition = format!(
+            "attribute_exists({}) AND (attribute_not_exists({used_by}) OR {used_by} = {tok})",
+            x.name(PK)
+        );
+        let request = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(app, user), recovery_sk(hash))))
+            .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names(x.names())
-            .send()
-            .await;
-        match result {
+            .set_expression_attribute_values(x.values());
+        match retry_conflicts(|| request.clone().send()).await {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if update_ccf(&e).is_some() => Ok(false),
             Err(e) => Err(sdk_err("consume_recovery_code", &e)),
         }
     }
@@ -1736,6 +2196,8 @@ impl Store for DynamoStore {
             x.name(SK),
             x.value("prefix", s(RECOVERY_PREFIX)),
         );
+        // A used code stays (marked) until its set goes: only unused ones count.
+        let unused = format!("attribute_not_exists({})", x.name(USED_BY));
         let mut total: u32 = 0;
         let mut start: Option<Item> = None;
         loop {
@@ -1746,6 +2208,7 @@ impl Store for DynamoStore {
                 .key_condition_expression(&condition)
                 .set_expression_attribute_names(x.names())
                 .set_expression_attribute_values(x.values())
+                .filter_expression(&unused)
                 .select(Select::Count)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
@@ -1782,6 +2245,7 @@ impl Store for DynamoStore {
         user: Option<&UserId>,
         limit: u32,
         after: Option<&str>,
+        now: UnixTime,
     ) -> Result<AuditPage, PortError> {
         let limit = limit as usize;
         if limit == 0 {
@@ -1803,6 +2267,8 @@ impl Store for DynamoStore {
                 x.value("after", s(after))
             ));
         }
+        // Events past their retention are hidden even while TTL has not deleted them yet.
+        let live = format!("{} > {}", x.name(TTL), x.value("now", t(now)));
         // One more than asked for: whether it exists says whether more follow.
         let wanted = limit.saturating_add(1);
         let mut events = Vec::new();
@@ -1816,6 +2282,7 @@ impl Store for DynamoStore {
                 .key_condition_expression(&condition)
                 .set_expression_attribute_names(x.names())
                 .set_expression_attribute_values(x.values())
+                .filter_expression(&live)
                 .scan_index_forward(false)
                 .limit(page)
                 .consistent_read(true)
@@ -1871,35 +2338,27 @@ impl Store for DynamoStore {
                 end = x.name("window_end"),
                 limit = x.value("limit", n(limit)),
             );
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(counter_pk(key_), SK_COUNTER)))
-                .update_expression(update)
-                .condition_expression(condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            let old = match result {
-                Ok(out) => {
-                    let c = counter_from_item(&out.attributes.unwrap_or_default())?;
+            let key_item = key(counter_pk(key_), SK_COUNTER);
+            let old = match self
+                .update_once(OP, key_item, &update, &condition, x, ReturnValue::AllNew)
+                .await?
+            {
+                Written::Applied(new) => {
+                    let c = counter_from_item(&new.unwrap_or_default())?;
                     return Ok(Counted::Taken {
                         count: c.count,
                         window_start: c.window_start,
                     });
                 }
-                Err(e) => match update_ccf(&e) {
-                    Some(Some(item)) => Some(item),
-                    // No item came back: there is none, or this endpoint does not return it.
-                    Some(None) => self.get(OP, key(counter_pk(key_), SK_COUNTER)).await?,
-                    None => return Err(sdk_err(OP, &e)),
-                },
+                // An earlier try of this call counted: the unit is ours, once.
+                Written::Replayed(item) => {
+                    let c = counter_from_item(&item)?;
+                    return Ok(Counted::Taken {
+                        count: c.count,
+                        window_start: c.window_start,
+                    });
+                }
+                Written::Refused(old) => old,
             };
             let old = old.map(|item| counter_from_item(&item)).transpose()?;
             let opened = match &old {
@@ -1909,14 +2368,19 @@ impl Store for DynamoStore {
                 }
                 Some(c) => {
                     if let Some(until) = c.blocked_until.filter(|u| *u > now) {
-                        return Ok(Counted::Limited { until });
+                        let first = self.counter_refuse(key_, &block_marker(until)).await?;
+                        return Ok(Counted::Limited { until, first });
                     }
                     if c.window_end <= now {
                         self.counter_open_window(key_, Some(c), limit, window_secs, now)
                             .await?
                     } else if c.count >= limit {
+                        let first = self
+                            .counter_refuse(key_, &window_marker(c.window_start))
+                            .await?;
                         return Ok(Counted::Limited {
                             until: c.window_end,
+                            first,
                         });
                     } else {
                         None // Changed since the update ran: try again.
@@ -1942,28 +2406,24 @@ impl Store for DynamoStore {
             x.value("ws", t(window_start)),
             x.value("zero", n(0)),
         );
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(counter_pk(key_), SK_COUNTER)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Another window (or nothing to give back): a no-op, as in memory.
-            Err(e) if update_ccf(&e).is_some() => Ok(()),
-            Err(e) => Err(sdk_err("counter_give_back", &e)),
-        }
+        // Applied, replayed (an earlier try gave it back: not twice) or refused (another
+        // window, or nothing to give back: a no-op, as in memory) all end here.
+        self.update_once(
+            "counter_give_back",
+            key(counter_pk(key_), SK_COUNTER),
+            &update,
+            &condition,
+            x,
+            ReturnValue::None,
+        )
+        .await?;
+        Ok(())
     }
 
     async fn counter_block(&self, key_: &str, until: UnixTime) -> Result<(), PortError> {
         // The item's TTL must outlive the block: raise it to `until` when the window ends
         // first, else leave it at the window's end. Only an existing counter is blocked.
+        // Setting a block twice sets the same value: a retry is harmless.
         for raise_ttl in [true, false] {
             let mut x = Expr::default();
             let blocked = x.name("blocked_until");
@@ -1975,7 +2435,7 @@ impl Store for DynamoStore {
             } else {
                 format!("SET {blocked} = {until_v}")
             };
-            let result = self
+            let request = self
                 .client
                 .update_item()
                 .table_name(&self.table)
@@ -1983,16 +2443,55 @@ impl Store for DynamoStore {
                 .update_expression(update)
                 .condition_expression(condition)
                 .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .send()
-                .await;
-            match result {
+                .set_expression_attribute_values(x.values());
+            match retry_conflicts(|| request.clone().send()).await {
                 Ok(_) => return Ok(()),
                 Err(e) if update_ccf(&e).is_some() => continue,
                 Err(e) => return Err(sdk_err("counter_block", &e)),
             }
         }
         Ok(())
+    }
+}
+
+/// The `refused` marker of a full window.
+fn window_marker(window_start: UnixTime) -> String {
+    format!("w{}", window_start.0)
+}
+
+/// The `refused` marker of a block.
+fn block_marker(until: UnixTime) -> String {
+    format!("b{}", until.0)
+}
+
+impl DynamoStore {
+    /// Records a refusal of the window or block `marker`: true for the first one only (one
+    /// conditional write; a refusal after it fails the condition and writes nothing).
+    async fn counter_refuse(&self, key_: &str, marker: &str) -> Result<bool, PortError> {
+        let mut x = Expr::default();
+        let refused = x.name(REFUSED);
+        let marker_v = x.value("marker", s(marker));
+        let update = format!("SET {refused} = {marker_v}");
+        let condition = format!(
+            "attribute_exists({}) AND (attribute_not_exists({refused}) OR {refused} <> {marker_v})",
+            x.name(PK)
+        );
+        Ok(
+            match self
+                .update_once(
+                    "counter_take",
+                    key(counter_pk(key_), SK_COUNTER),
+                    &update,
+                    &condition,
+                    x,
+                    ReturnValue::None,
+                )
+                .await?
+            {
+                Written::Applied(_) | Written::Replayed(_) => true,
+                Written::Refused(_) => false,
+            },
+        )
     }
 }
 
@@ -2627,7 +3126,10 @@ mod moto_tests {
         assert_eq!(db.list_phones(&app, &other).await.unwrap(), vec![]);
 
         // The same number again for this user: NumberTaken, and nothing changes.
-        let again = new_enrollment(&app, &user);
+        let again = Enrollment {
+            purpose: Purpose::Add,
+            ..new_enrollment(&app, &user)
+        };
         db.create_enrollment(&again).await.unwrap();
         let c5 = pending("+14155550123", NOW.plus_secs(600));
         db.begin_send(&again, &send(&c5, NOW))
@@ -2692,7 +3194,18 @@ mod moto_tests {
                 .await
                 .unwrap(),
             Counted::Limited {
-                until: NOW.plus_secs(100)
+                until: NOW.plus_secs(100),
+                first: true,
+            }
+        );
+        // The next refusal of the same window is not the first.
+        assert_eq!(
+            db.counter_take(&key, 3, 100, NOW.plus_secs(11))
+                .await
+                .unwrap(),
+            Counted::Limited {
+                until: NOW.plus_secs(100),
+                first: false,
             }
         );
         db.counter_give_back(&key, NOW).await.unwrap();
@@ -2740,13 +3253,16 @@ mod moto_tests {
             db.counter_take(&key, 3, 100, next.plus_secs(1))
                 .await
                 .unwrap(),
-            Counted::Limited { until }
+            Counted::Limited { until, first: true }
         );
         assert_eq!(
             db.counter_take(&key, 3, 100, next.plus_secs(500))
                 .await
                 .unwrap(),
-            Counted::Limited { until }
+            Counted::Limited {
+                until,
+                first: false
+            }
         );
         let raw = db.get("test", key_item(&key)).await.unwrap().unwrap();
         assert_eq!(raw[TTL], t(until));
@@ -2771,7 +3287,8 @@ mod moto_tests {
                 .await
                 .unwrap(),
             Counted::Limited {
-                until: until.plus_secs(10)
+                until: until.plus_secs(10),
+                first: true,
             }
         );
         assert_eq!(
@@ -2813,11 +3330,18 @@ mod moto_tests {
                     assert_eq!(window_start, NOW);
                     counts.push(count);
                 }
-                Counted::Limited { until } => assert_eq!(until, NOW.plus_secs(3600)),
+                Counted::Limited { until, .. } => assert_eq!(until, NOW.plus_secs(3600)),
             }
         }
         counts.sort_unstable();
         assert_eq!(counts, vec![1, 2, 3, 4]);
+    }
+
+    fn challenge_change(p: &PhoneRecord) -> PhoneChange {
+        PhoneChange::Challenge {
+            phone_id: p.phone_id.clone(),
+            number: p.number.clone(),
+        }
     }
 
     fn key_item(k: &str) -> Item {
@@ -2901,7 +3425,7 @@ mod moto_tests {
         let expiry = ec.pending.as_ref().unwrap().expires_at;
         for (code, at, why) in [(&other_code, NOW, "other code"), (&cc, expiry, "expired")] {
             assert_eq!(
-                db.complete_enrollment(&ec, code, &PhoneChange::Nothing, at)
+                db.complete_enrollment(&ec, code, &challenge_change(&ph), at)
                     .await
                     .unwrap(),
                 Completion::CodeGone,
@@ -2913,13 +3437,13 @@ mod moto_tests {
             Some(ec.clone())
         );
         assert_eq!(
-            db.complete_enrollment(&ec, &cc, &PhoneChange::Nothing, NOW)
+            db.complete_enrollment(&ec, &cc, &challenge_change(&ph), NOW)
                 .await
                 .unwrap(),
             Completion::Done
         );
         assert_eq!(
-            db.complete_enrollment(&ec, &cc, &PhoneChange::Nothing, NOW)
+            db.complete_enrollment(&ec, &cc, &challenge_change(&ph), NOW)
                 .await
                 .unwrap(),
             Completion::CodeGone
@@ -2944,9 +3468,9 @@ mod moto_tests {
         let (ec2, cc2) = at_code(&db, &app, &user, challenge.clone(), "+14155550101").await;
         let mut tasks = Vec::new();
         for _ in 0..8 {
-            let (db, e, c) = (db.clone(), ec2.clone(), cc2.clone());
+            let (db, e, c, ph) = (db.clone(), ec2.clone(), cc2.clone(), ph.clone());
             tasks.push(tokio::spawn(async move {
-                db.complete_enrollment(&e, &c, &PhoneChange::Nothing, NOW)
+                db.complete_enrollment(&e, &c, &challenge_change(&ph), NOW)
                     .await
                     .unwrap()
             }));
@@ -3088,9 +3612,12 @@ mod moto_tests {
         db.replace_recovery_codes(&app, &user, &last, NOW)
             .await
             .unwrap();
-        db.replace_recovery_codes(&app, &other, &first, NOW)
-            .await
-            .unwrap();
+        // A user without a phone keeps no set.
+        assert!(
+            !db.replace_recovery_codes(&app, &other, &first, NOW)
+                .await
+                .unwrap()
+        );
 
         // Reset removes the codes (and the set item) with the phones and challenges.
         assert_eq!(db.reset_user(&app, &user).await.unwrap(), vec![ph]);
@@ -3104,12 +3631,14 @@ mod moto_tests {
             db.query_partition("t", user_pk(&app, &user)).await.unwrap(),
             vec![]
         );
-        assert_eq!(db.count_recovery_codes(&app, &other).await.unwrap(), 10);
-        // A set after a reset starts again.
-        db.replace_recovery_codes(&app, &user, &last, NOW)
-            .await
-            .unwrap();
-        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 10);
+        assert_eq!(db.count_recovery_codes(&app, &other).await.unwrap(), 0);
+        // After a reset the user has no phone: a set is not kept.
+        assert!(
+            !db.replace_recovery_codes(&app, &user, &last, NOW)
+                .await
+                .unwrap()
+        );
+        assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -3335,8 +3864,9 @@ mod moto_tests {
                 .map(|p| p.phone_id)
                 .collect()
         };
+        let seen = db.list_phones(&app, &user).await.unwrap();
         assert!(
-            db.set_primary(&app, &user, &b.phone_id, Some(&a.phone_id))
+            db.set_primary(&app, &user, &b.phone_id, &seen)
                 .await
                 .unwrap()
         );
@@ -3349,29 +3879,27 @@ mod moto_tests {
             ..a
         };
         assert!(
-            !db.set_primary(&app, &user, &c.phone_id, Some(&a.phone_id))
+            !db.set_primary(&app, &user, &c.phone_id, &seen)
                 .await
                 .unwrap(),
             "A is no longer primary"
         );
+        let seen = db.list_phones(&app, &user).await.unwrap();
         assert!(
-            !db.set_primary(&app, &user, &ghost, Some(&b.phone_id))
-                .await
-                .unwrap(),
+            !db.set_primary(&app, &user, &ghost, &seen).await.unwrap(),
             "no such phone"
         );
         assert!(
-            !db.set_primary(&app, &user, &a.phone_id, Some(&a.phone_id))
+            !db.set_primary(&app, &user, &c.phone_id, &seen[..3])
                 .await
                 .unwrap(),
-            "A is not primary"
+            "a phone missing from the view"
         );
         assert!(
-            db.set_primary(&app, &user, &b.phone_id, Some(&b.phone_id))
+            db.set_primary(&app, &user, &b.phone_id, &seen)
                 .await
                 .unwrap()
         );
-        assert!(!db.set_primary(&app, &user, &ghost, None).await.unwrap());
         assert_eq!(db.get("t", raw(phone_sk(&ghost))).await.unwrap(), None);
         assert_eq!(
             primaries(db.list_phones(&app, &user).await.unwrap()),
@@ -3380,15 +3908,19 @@ mod moto_tests {
 
         // Removal: the primary B goes, C is promoted; a stale count or a gone phone refuses.
         let removal =
-            |p: &PhoneRecord, tag: &str, seen: u32, promote: Option<&PhoneRecord>| Removal {
-                phone: p.clone(),
-                number_tag: tag.into(),
-                seen_count: seen,
-                promote: promote.map(|p| p.phone_id.clone()),
+            |p: &PhoneRecord, tag: &str, seen: &[PhoneRecord], promote: Option<&PhoneRecord>| {
+                Removal {
+                    phone: p.clone(),
+                    number_tag: tag.into(),
+                    seen: seen.to_vec(),
+                    promote: promote.map(|p| p.phone_id.clone()),
+                }
             };
         let b = PhoneRecord { primary: true, ..b };
+        let view = db.list_phones(&app, &user).await.unwrap();
+        assert_eq!(view.len(), 4);
         assert!(
-            !db.remove_phone(&app, &user, &removal(&b, "tag-d", 3, Some(&c)))
+            !db.remove_phone(&app, &user, &removal(&b, "tag-d", &view[..3], Some(&c)))
                 .await
                 .unwrap(),
             "stale count"
@@ -3400,7 +3932,7 @@ mod moto_tests {
                 &removal(
                     &b,
                     "tag-d",
-                    4,
+                    &view,
                     Some(&PhoneRecord {
                         phone_id: ghost.clone(),
                         ..c.clone()
@@ -3419,7 +3951,7 @@ mod moto_tests {
                 .is_some()
         );
         assert!(
-            db.remove_phone(&app, &user, &removal(&b, "tag-d", 4, Some(&c)))
+            db.remove_phone(&app, &user, &removal(&b, "tag-d", &view, Some(&c)))
                 .await
                 .unwrap()
         );
@@ -3430,15 +3962,24 @@ mod moto_tests {
         );
         assert_eq!(db.get("t", raw(number_sk("tag-d"))).await.unwrap(), None);
         assert!(
-            !db.remove_phone(&app, &user, &removal(&b, "tag-d", 3, None))
+            !db.remove_phone(&app, &user, &removal(&b, "tag-d", &view, None))
                 .await
                 .unwrap(),
             "already removed"
         );
         assert!(
-            db.remove_phone(&app, &user, &removal(&old_b, "tag-b", 3, None))
-                .await
-                .unwrap()
+            db.remove_phone(
+                &app,
+                &user,
+                &removal(
+                    &old_b,
+                    "tag-b",
+                    &db.list_phones(&app, &user).await.unwrap(),
+                    None
+                )
+            )
+            .await
+            .unwrap()
         );
         let count = db.get("t", raw(SK_PHONES.into())).await.unwrap().unwrap();
         assert_eq!(count[COUNT], n(2));
@@ -3494,11 +4035,15 @@ mod moto_tests {
         );
         // Removing every phone leaves a count of 0, which an add at 0 accepts.
         assert!(
-            db.remove_phone(&app, &user, &removal(&a, "tag-a", 1, None))
-                .await
-                .unwrap()
+            db.remove_phone(
+                &app,
+                &user,
+                &removal(&a, "tag-a", std::slice::from_ref(&a), None)
+            )
+            .await
+            .unwrap()
         );
-        let (ea3, ca3) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
+        let (ea3, ca3) = at_code(&db, &app, &user, Purpose::Add, "+14155550101").await;
         assert_eq!(
             db.complete_enrollment(&ea3, &ca3, &add(&a, "tag-a", 1), NOW)
                 .await
@@ -3536,10 +4081,10 @@ mod moto_tests {
             .await
             .unwrap();
         let newest: Vec<AuditEvent> = events.iter().rev().cloned().collect();
-        let page = db.list_audit(&app, None, 50, None).await.unwrap();
+        let page = db.list_audit(&app, None, 50, None, NOW).await.unwrap();
         assert_eq!(page.events, newest);
         assert_eq!(page.next_after, None);
-        let page = db.list_audit(&app, None, 7, None).await.unwrap();
+        let page = db.list_audit(&app, None, 7, None, NOW).await.unwrap();
         assert_eq!((page.events.len(), page.next_after), (7, None));
         let mine: Vec<AuditEvent> = newest
             .iter()
@@ -3547,13 +4092,19 @@ mod moto_tests {
             .cloned()
             .collect();
         assert_eq!(mine.len(), 2);
-        let page = db.list_audit(&app, Some(&user), 50, None).await.unwrap();
+        let page = db
+            .list_audit(&app, Some(&user), 50, None, NOW)
+            .await
+            .unwrap();
         assert_eq!((page.events, page.next_after), (mine, None));
-        let page = db.list_audit(&app, Some(&other), 2, None).await.unwrap();
+        let page = db
+            .list_audit(&app, Some(&other), 2, None, NOW)
+            .await
+            .unwrap();
         assert_eq!(page.events, vec![events[6].clone(), events[3].clone()]);
         assert_eq!(page.next_after, Some(events[3].id.clone()));
         let page = db
-            .list_audit(&app, Some(&other), 2, page.next_after.as_deref())
+            .list_audit(&app, Some(&other), 2, page.next_after.as_deref(), NOW)
             .await
             .unwrap();
         assert_eq!(
@@ -3566,7 +4117,7 @@ mod moto_tests {
         let mut pages = 0;
         loop {
             let page = db
-                .list_audit(&app, None, 3, after.as_deref())
+                .list_audit(&app, None, 3, after.as_deref(), NOW)
                 .await
                 .unwrap();
             pages += 1;
@@ -3581,14 +4132,17 @@ mod moto_tests {
             }
         }
         assert_eq!((seen, pages), (newest.clone(), 3));
-        let page = db.list_audit(&app, None, 0, None).await.unwrap();
+        let page = db.list_audit(&app, None, 0, None, NOW).await.unwrap();
         assert_eq!((page.events, page.next_after), (vec![], None));
         let page = db
-            .list_audit(&app, None, 10, Some(&events[0].id))
+            .list_audit(&app, None, 10, Some(&events[0].id), NOW)
             .await
             .unwrap();
         assert_eq!((page.events, page.next_after), (vec![], None));
-        let page = db.list_audit(&other_app, None, 10, None).await.unwrap();
+        let page = db
+            .list_audit(&other_app, None, 10, None, NOW)
+            .await
+            .unwrap();
         assert_eq!(page.events, vec![ev(9, &other_app, Some(&user))]);
         let item = db
             .get("t", key(user_audit_pk(&app, &user), events[2].id.clone()))
@@ -3596,5 +4150,14 @@ mod moto_tests {
             .unwrap()
             .unwrap();
         assert_eq!(item[TTL], t(NOW.plus_secs(86_400)));
+        // Past their retention, events are hidden before TTL deletes them.
+        let late = NOW.plus_secs(86_400);
+        let page = db.list_audit(&app, None, 50, None, late).await.unwrap();
+        assert_eq!((page.events, page.next_after), (vec![], None));
+        let page = db
+            .list_audit(&app, Some(&user), 50, None, late)
+            .await
+            .unwrap();
+        assert_eq!(page.events, vec![]);
     }
 }

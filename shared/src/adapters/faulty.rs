@@ -197,10 +197,10 @@ impl Store for FaultyStore {
         app: &AppId,
         user: &UserId,
         phone_id: &PhoneId,
-        previous: Option<&PhoneId>,
+        seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         self.check("set_primary", None)?;
-        self.inner.set_primary(app, user, phone_id, previous).await
+        self.inner.set_primary(app, user, phone_id, seen).await
     }
     async fn remove_phone(
         &self,
@@ -221,7 +221,7 @@ impl Store for FaultyStore {
         user: &UserId,
         hashes: &[String],
         now: UnixTime,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         self.check("replace_recovery_codes", None)?;
         self.inner
             .replace_recovery_codes(app, user, hashes, now)
@@ -250,9 +250,10 @@ impl Store for FaultyStore {
         user: Option<&UserId>,
         limit: u32,
         after: Option<&str>,
+        now: UnixTime,
     ) -> Result<AuditPage, PortError> {
         self.check("list_audit", None)?;
-        self.inner.list_audit(app, user, limit, after).await
+        self.inner.list_audit(app, user, limit, after, now).await
     }
     async fn counter_take(
         &self,

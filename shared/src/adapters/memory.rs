@@ -1,6 +1,10 @@
 //! An in-process [`Store`]: the local server's default and the domain tests' store. Each
 //! operation runs under one lock, which gives it the same all-or-nothing meaning as the
 //! DynamoDB adapter's conditional writes and transactions.
+//!
+//! What DynamoDB's TTL deletes, this store sweeps: every [`SWEEP_EVERY`] writes that carry a
+//! time, expired enrollments and challenges, counters, skips and audit events are dropped under
+//! the lock, so that a long-running `mfa-local` stays bounded.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -9,13 +13,16 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, Completion, Counted, Enrollment, NewSend, PhoneChange, PhoneRecord,
-    Removal, Step, Store, UserRecord,
+    AuditEvent, AuditPage, Completion, Counted, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend,
+    PhoneChange, PhoneRecord, Removal, Step, Store, UserRecord,
 };
 use crate::types::ids::CodeId;
 use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
 
 type UserKey = (AppId, UserId);
+
+/// Writes between two sweeps of expired items.
+pub const SWEEP_EVERY: u64 = 128;
 
 #[derive(Debug, Clone)]
 struct Counter {
@@ -23,6 +30,39 @@ struct Counter {
     window_secs: u64,
     count: u32,
     blocked_until: Option<UnixTime>,
+    /// The window or block whose first refusal was already answered (`first: true`).
+    refused: Option<Refusal>,
+}
+
+impl Counter {
+    fn fresh(now: UnixTime, window_secs: u64) -> Counter {
+        Counter {
+            window_start: now,
+            window_secs,
+            count: 0,
+            blocked_until: None,
+            refused: None,
+        }
+    }
+
+    /// When nothing of this counter matters any more (DynamoDB's TTL on the item).
+    fn expires_at(&self) -> UnixTime {
+        let end = self.window_start.plus_secs(self.window_secs);
+        self.blocked_until.map_or(end, |b| b.max(end))
+    }
+
+    /// A refusal: `first` exactly once per window or block.
+    fn refuse(&mut self, refusal: Refusal, until: UnixTime) -> Counted {
+        let first = self.refused != Some(refusal);
+        self.refused = Some(refusal);
+        Counted::Limited { until, first }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Window(UnixTime),
+    Block(UnixTime),
 }
 
 #[derive(Default)]
@@ -37,6 +77,38 @@ struct State {
     recovery: HashMap<UserKey, Vec<String>>,
     enrollments: HashMap<(AppId, UserId, EnrollmentId), Enrollment>,
     counters: HashMap<String, Counter>,
+    /// Writes since the last sweep.
+    writes: u64,
+}
+
+impl State {
+    /// Counts a write at `now`; every [`SWEEP_EVERY`] writes, drops what has expired.
+    fn wrote(&mut self, now: UnixTime) {
+        self.writes += 1;
+        if self.writes >= SWEEP_EVERY {
+            self.writes = 0;
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: UnixTime) {
+        self.enrollments.retain(|_, e| e.is_live(now));
+        self.counters.retain(|_, c| c.expires_at() > now);
+        self.skips.retain(|_, until| *until > now);
+        self.audit.retain(|e| e.expires_at > now);
+    }
+
+    fn item_count(&self) -> usize {
+        self.policies.len()
+            + self.users.len()
+            + self.skips.len()
+            + self.phones.values().map(Vec::len).sum::<usize>()
+            + self.number_tags.values().map(HashMap::len).sum::<usize>()
+            + self.audit.len()
+            + self.recovery.values().map(Vec::len).sum::<usize>()
+            + self.enrollments.len()
+            + self.counters.len()
+    }
 }
 
 /// The in-memory store.
@@ -50,6 +122,12 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
+    /// How many records the store holds (phones, claims, codes, counters, events, ...): what
+    /// the sweep keeps bounded.
+    pub fn item_count(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.item_count())
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, State>, PortError> {
         self.state
             .lock()
@@ -59,6 +137,19 @@ impl MemoryStore {
 
 fn ekey(e: &Enrollment) -> (AppId, UserId, EnrollmentId) {
     (e.app_id.clone(), e.user_id.clone(), e.id.clone())
+}
+
+/// Whether `list` holds exactly the phones of `seen`, each with the primary flag seen.
+fn primaries_as_seen(list: &[PhoneRecord], seen: &[PhoneRecord]) -> bool {
+    let flags = |phones: &[PhoneRecord]| {
+        let mut v: Vec<(PhoneId, bool)> = phones
+            .iter()
+            .map(|p| (p.phone_id.clone(), p.primary))
+            .collect();
+        v.sort();
+        v
+    };
+    flags(list) == flags(seen)
 }
 
 #[async_trait]
@@ -118,9 +209,26 @@ impl Store for MemoryStore {
 
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
         let mut s = self.lock()?;
+        let now = enrollment.created_at;
+        s.wrote(now);
         let key = ekey(enrollment);
         if s.enrollments.contains_key(&key) {
             return Err(PortError::new("enrollment id collision"));
+        }
+        // End the oldest open ones so that, with this one, at most MAX_LIVE_ENROLLMENTS stay.
+        let mut open: Vec<(UnixTime, EnrollmentId)> = s
+            .enrollments
+            .values()
+            .filter(|e| {
+                e.app_id == enrollment.app_id && e.user_id == enrollment.user_id && e.is_open(now)
+            })
+            .map(|e| (e.created_at, e.id.clone()))
+            .collect();
+        open.sort();
+        let excess = (open.len() + 1).saturating_sub(MAX_LIVE_ENROLLMENTS);
+        for (_, id) in open.into_iter().take(excess) {
+            s.enrollments
+                .remove(&(enrollment.app_id.clone(), enrollment.user_id.clone(), id));
         }
         s.enrollments.insert(key, enrollment.clone());
         Ok(())
@@ -145,6 +253,7 @@ impl Store for MemoryStore {
         send: &NewSend,
     ) -> Result<Option<Enrollment>, PortError> {
         let mut s = self.lock()?;
+        s.wrote(send.now);
         let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) else {
             return Ok(None);
         };
@@ -231,6 +340,11 @@ impl Store for MemoryStore {
                 if tags.contains_key(number_tag) {
                     return Ok(Completion::NumberTaken);
                 }
+                // An enrollment of the first phone never adds to a user who has one (a second
+                // Start begun before the first completed).
+                if enrollment.purpose == crate::ports::Purpose::Enroll && !phones.is_empty() {
+                    return Ok(Completion::PhonesChanged);
+                }
                 if phones.len() != *seen_count as usize {
                     return Ok(Completion::PhonesChanged);
                 }
@@ -240,7 +354,14 @@ impl Store for MemoryStore {
                     .insert(number_tag.clone(), phone.phone_id.clone());
                 s.phones.entry(user_key).or_default().push(phone.clone());
             }
-            PhoneChange::Nothing => {}
+            PhoneChange::Challenge { phone_id, number } => {
+                if !phones
+                    .iter()
+                    .any(|p| &p.phone_id == phone_id && &p.number == number)
+                {
+                    return Ok(Completion::PhonesChanged);
+                }
+            }
             PhoneChange::Replace {
                 phone_id,
                 old_number,
@@ -296,22 +417,13 @@ impl Store for MemoryStore {
         app: &AppId,
         user: &UserId,
         phone_id: &PhoneId,
-        previous: Option<&PhoneId>,
+        seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         let mut s = self.lock()?;
         let Some(list) = s.phones.get_mut(&(app.clone(), user.clone())) else {
             return Ok(false);
         };
-        let current: Vec<&PhoneId> = list
-            .iter()
-            .filter(|p| p.primary)
-            .map(|p| &p.phone_id)
-            .collect();
-        let as_seen = match previous {
-            Some(prev) => current == [prev],
-            None => current.is_empty(),
-        };
-        if !as_seen || !list.iter().any(|p| &p.phone_id == phone_id) {
+        if !primaries_as_seen(list, seen) || !list.iter().any(|p| &p.phone_id == phone_id) {
             return Ok(false);
         }
         for p in list.iter_mut() {
@@ -329,16 +441,20 @@ impl Store for MemoryStore {
         let mut s = self.lock()?;
         let key = (app.clone(), user.clone());
         let list = s.phones.get(&key).cloned().unwrap_or_default();
-        let as_seen = list.len() == removal.seen_count as usize
+        let as_seen = primaries_as_seen(&list, &removal.seen)
             && list
                 .iter()
                 .any(|p| p.phone_id == removal.phone.phone_id && p.number == removal.phone.number)
             && removal
                 .promote
                 .as_ref()
-                .is_none_or(|id| list.iter().any(|p| &p.phone_id == id));
+                .is_none_or(|id| list.iter().any(|p| &p.phone_id == id && !p.primary));
         if !as_seen {
             return Ok(false);
+        }
+        if list.len() == 1 {
+            // The last phone: the recovery codes go in the same step.
+            s.recovery.remove(&key);
         }
         if let Some(list) = s.phones.get_mut(&key) {
             list.retain(|p| p.phone_id != removal.phone.phone_id);
@@ -373,11 +489,14 @@ impl Store for MemoryStore {
         user: &UserId,
         hashes: &[String],
         _now: UnixTime,
-    ) -> Result<(), PortError> {
-        self.lock()?
-            .recovery
-            .insert((app.clone(), user.clone()), hashes.to_vec());
-        Ok(())
+    ) -> Result<bool, PortError> {
+        let mut s = self.lock()?;
+        let key = (app.clone(), user.clone());
+        if s.phones.get(&key).is_none_or(Vec::is_empty) {
+            return Ok(false);
+        }
+        s.recovery.insert(key, hashes.to_vec());
+        Ok(true)
     }
 
     async fn consume_recovery_code(
@@ -405,7 +524,9 @@ impl Store for MemoryStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
-        self.lock()?.audit.push(event.clone());
+        let mut s = self.lock()?;
+        s.wrote(event.at);
+        s.audit.push(event.clone());
         Ok(())
     }
 
@@ -415,12 +536,13 @@ impl Store for MemoryStore {
         user: Option<&UserId>,
         limit: u32,
         after: Option<&str>,
+        now: UnixTime,
     ) -> Result<AuditPage, PortError> {
         let s = self.lock()?;
         let mut events: Vec<&AuditEvent> = s
             .audit
             .iter()
-            .filter(|e| &e.app_id == app)
+            .filter(|e| &e.app_id == app && e.expires_at > now)
             .filter(|e| user.is_none_or(|u| e.user_id.as_ref() == Some(u)))
             .filter(|e| after.is_none_or(|a| e.id.as_str() < a))
             .collect();
@@ -443,27 +565,20 @@ impl Store for MemoryStore {
         now: UnixTime,
     ) -> Result<Counted, PortError> {
         let mut s = self.lock()?;
-        let c = s.counters.entry(key.to_owned()).or_insert(Counter {
-            window_start: now,
-            window_secs,
-            count: 0,
-            blocked_until: None,
-        });
+        s.wrote(now);
+        let c = s
+            .counters
+            .entry(key.to_owned())
+            .or_insert_with(|| Counter::fresh(now, window_secs));
         if let Some(until) = c.blocked_until.filter(|u| *u > now) {
-            return Ok(Counted::Limited { until });
+            return Ok(c.refuse(Refusal::Block(until), until));
         }
         if c.window_start.plus_secs(c.window_secs) <= now {
-            *c = Counter {
-                window_start: now,
-                window_secs,
-                count: 0,
-                blocked_until: None,
-            };
+            *c = Counter::fresh(now, window_secs);
         }
         if c.count >= limit {
-            return Ok(Counted::Limited {
-                until: c.window_start.plus_secs(c.window_secs),
-            });
+            let until = c.window_start.plus_secs(c.window_secs);
+            return Ok(c.refuse(Refusal::Window(c.window_start), until));
         }
         c.count += 1;
         Ok(Counted::Taken {

@@ -115,7 +115,13 @@ pub async fn list(
     let after = cursor.map(decode_cursor).transpose()?;
     let AuditPage { events, next_after } = svc
         .store
-        .list_audit(app, user, limit.clamp(1, MAX_PAGE), after.as_deref())
+        .list_audit(
+            app,
+            user,
+            limit.clamp(1, MAX_PAGE),
+            after.as_deref(),
+            svc.clock.now(),
+        )
         .await?;
     Ok(EventsPage {
         events: events

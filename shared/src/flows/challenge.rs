@@ -126,13 +126,24 @@ pub async fn verify(
     {
         return Err(MfaError::ChallengeNotFound);
     }
+    // The store checks it again in the completing write: a removal or replace that lands
+    // between the read above and the write gives no assertion either.
+    let change = PhoneChange::Challenge {
+        phone_id: phone_id.clone(),
+        number: pending.number.clone(),
+    };
     match svc
         .store
-        .complete_enrollment(&e, &pending.code_id, &PhoneChange::Nothing, now)
+        .complete_enrollment(&e, &pending.code_id, &change, now)
         .await?
     {
         Completion::Done => {}
-        _ => return Err(enrollment::explain_refused_attempt(svc, c, &key, true).await),
+        Completion::PhonesChanged | Completion::NumberTaken => {
+            return Err(MfaError::ChallengeNotFound);
+        }
+        Completion::CodeGone => {
+            return Err(enrollment::explain_refused_attempt(svc, c, &key, true).await);
+        }
     }
     let assertion = assert(svc, c, "sms")?;
     tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");

@@ -523,6 +523,11 @@ async fn complete(
     let new_tag = svc.keys.number_tag(&pending.number);
     let (change, phone, replaced) = match &e.purpose {
         Purpose::Enroll | Purpose::Add => {
+            // A second Start begun before the first completed must not add a phone as if it
+            // were the first (the store checks the count too).
+            if e.purpose == Purpose::Enroll && !phones.is_empty() {
+                return Err(MfaError::AlreadyEnrolled);
+            }
             if phones.len() >= svc.limits.max_phones_per_user as usize {
                 return Err(MfaError::TooManyPhones {
                     max: svc.limits.max_phones_per_user,
@@ -571,6 +576,9 @@ async fn complete(
     {
         Completion::Done => {}
         Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
+        Completion::PhonesChanged if e.purpose == Purpose::Enroll => {
+            return Err(MfaError::AlreadyEnrolled);
+        }
         Completion::PhonesChanged => return Err(MfaError::Conflict),
         Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id, false).await),
     }

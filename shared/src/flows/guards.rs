@@ -42,12 +42,20 @@ impl Taken {
     }
 }
 
+/// A counter's refusal: until when, and whether it is the first of its window or block (the
+/// only one that is audited; later ones are only counted in the metric).
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    until: UnixTime,
+    first: bool,
+}
+
 async fn take(
     svc: &Service,
     key: String,
     limit: u32,
     window_secs: u64,
-) -> Result<Result<Taken, UnixTime>, MfaError> {
+) -> Result<Result<Taken, Refused>, MfaError> {
     let now = svc.clock.now();
     Ok(
         match svc
@@ -63,7 +71,7 @@ async fn take(
                 window_start,
                 count,
             }),
-            Counted::Limited { until } => Err(until),
+            Counted::Limited { until, first } => Err(Refused { until, first }),
         },
     )
 }
@@ -77,7 +85,7 @@ pub async fn take_password_attempt(svc: &Service, c: &Caller) -> Result<Taken, M
     let limit = svc.limits.password_max_attempts;
     match take(svc, password_key(c), limit, PASSWORD_WINDOW_SECS).await? {
         Ok(t) => Ok(t),
-        Err(until) => {
+        Err(Refused { until, .. }) => {
             tracing::info!(app_id = %c.app, user_id = %c.user, "password checks locked");
             svc.count(&c.app, Metric::RateLimited(Reason::PasswordAttempts));
             Err(MfaError::TooManyAttempts {
@@ -129,10 +137,11 @@ pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaEr
     let key = format!("codefail#{}#{}", c.app, c.user);
     match take(svc, key, svc.limits.code_failures_per_user_per_hour, 3600).await? {
         Ok(t) => Ok(t),
-        Err(until) => {
+        Err(refused) => {
+            let until = refused.until;
             tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
             svc.count(&c.app, Metric::RateLimited(Reason::CodeFailuresPerUser));
-            blocked(svc, c, "wrong codes per user per hour").await;
+            blocked(svc, c, "wrong codes per user per hour", refused).await;
             Err(MfaError::TooManyAttempts {
                 retry_after: svc.clock.now().secs_until(until),
             })
@@ -197,11 +206,12 @@ pub async fn take_text_budget(
     for (key, limit, window, name, reason) in budgets {
         match take(svc, key, limit, window).await {
             Ok(Ok(t)) => taken.push(t),
-            Ok(Err(until)) => {
+            Ok(Err(refused)) => {
+                let until = refused.until;
                 TextBudget(taken).give_back(svc).await;
                 tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
                 svc.count(&c.app, Metric::RateLimited(reason));
-                blocked(svc, c, name).await;
+                blocked(svc, c, name, refused).await;
                 return Err(MfaError::RateLimited {
                     retry_after: svc.clock.now().secs_until(until),
                     limit: name,
@@ -216,8 +226,13 @@ pub async fn take_text_budget(
     Ok(TextBudget(taken))
 }
 
-/// Audits a request refused by a rate limit, naming the limit.
-async fn blocked(svc: &Service, c: &Caller, limit: &str) {
+/// Audits a request refused by a rate limit, naming the limit: only the first refusal of a
+/// window or block, so that refused requests cannot flood the audit log (the metric counts
+/// every one).
+async fn blocked(svc: &Service, c: &Caller, limit: &str, refused: Refused) {
+    if !refused.first {
+        return;
+    }
     audit::record(
         svc,
         &c.app,

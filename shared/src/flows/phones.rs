@@ -156,11 +156,9 @@ pub async fn update(
             .iter()
             .find(|p| p.primary)
             .map(|p| p.phone_id.clone());
-        if !svc
-            .store
-            .set_primary(&c.app, &c.user, id, previous.as_ref())
-            .await?
-        {
+        // The store checks every phone's primary flag as seen here: a concurrent removal or
+        // make-primary makes this one fail rather than leave two primaries or none.
+        if !svc.store.set_primary(&c.app, &c.user, id, &phones).await? {
             return Err(MfaError::Conflict);
         }
         phone.primary = true;
@@ -204,9 +202,11 @@ pub async fn remove(
     } else {
         None
     };
+    // The last phone takes the recovery codes with it in the same write (un-enrolled: they
+    // cannot come back with a later enrollment, and a set made meanwhile does not survive).
     let removal = Removal {
         number_tag: svc.keys.number_tag(&phone.number),
-        seen_count: u32::try_from(phones.len()).unwrap_or(u32::MAX),
+        seen: phones,
         promote: promote.clone(),
         phone: phone.clone(),
     };
@@ -214,13 +214,6 @@ pub async fn remove(
         return Err(MfaError::Conflict);
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, phone = %phone.number, "phone removed");
-    if last {
-        // Un-enrolled: recovery codes go too, so they cannot come back with a later enrollment.
-        let now = svc.clock.now();
-        svc.store
-            .replace_recovery_codes(&c.app, &c.user, &[], now)
-            .await?;
-    }
     let details = json!({ "phone_id": id, "masked": phone.number.masked(), "unenrolled": last, "promoted": promote });
     audit::record(
         svc,

@@ -75,9 +75,14 @@ pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSe
         .map(|code| hash(svc, c, &code.replace('-', "")))
         .collect();
     let now = svc.clock.now();
-    svc.store
+    // False when the last phone went meanwhile: the set is not kept.
+    if !svc
+        .store
         .replace_recovery_codes(&c.app, &c.user, &hashes, now)
-        .await?;
+        .await?
+    {
+        return Err(MfaError::NotEnrolled);
+    }
     audit::record(
         svc,
         &c.app,
@@ -116,6 +121,29 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
         return Err(MfaError::NotEnrolled);
     }
     let unit = guards::take_code_failure(svc, c).await?;
+    // Everything that can fail runs before the code is spent: the assertion is signed and the
+    // count read first, so that a failure answers an error with the code still usable. After
+    // the use, only best-effort audit and email remain.
+    let prepared = match challenge::assert(svc, c, "recovery") {
+        Ok(a) => match svc.store.count_recovery_codes(&c.app, &c.user).await {
+            Ok(n) => Ok((a, n)),
+            Err(e) => Err(MfaError::from(e)),
+        },
+        Err(e) => Err(e),
+    };
+    let (
+        Assertion {
+            assertion,
+            expires_at,
+        },
+        unused_before,
+    ) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            unit.give_back(svc).await;
+            return Err(e);
+        }
+    };
     let used = match svc
         .store
         .consume_recovery_code(&c.app, &c.user, &hash(svc, c, &code))
@@ -147,11 +175,9 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
     }
     unit.give_back(svc).await;
     svc.count(&c.app, Metric::VerificationOk);
-    let Assertion {
-        assertion,
-        expires_at,
-    } = challenge::assert(svc, c, "recovery")?;
-    let remaining = svc.store.count_recovery_codes(&c.app, &c.user).await?;
+    // The count read before the use, less this code (a concurrent use of another code may
+    // make it one too high for a moment; status shows the stored count).
+    let remaining = unused_before.saturating_sub(1);
     audit::record(
         svc,
         &c.app,

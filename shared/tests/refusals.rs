@@ -1,0 +1,311 @@
+//! Refusals that cost nothing and steps that hold, through the flows, on the in-memory store
+//! and (when `MFA_TEST_MOTO_URL` names a moto server; `#[ignore]`d otherwise) on DynamoDB:
+//! - 50 refused texts, or 50 code checks refused by the hourly budget, leave one
+//!   `rate_limit.blocked` audit event each, not 50;
+//! - a recovery code is not spent when the step after it (signing the assertion) fails;
+//! - a sign-in code texted to a phone that was then removed gives no assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use argon2::password_hash::PasswordHasher;
+use aws_config::{BehaviorVersion, Region};
+use mfa_shared::adapters::console::ConsoleOutbox;
+use mfa_shared::adapters::dynamodb::DynamoStore;
+use mfa_shared::adapters::memory::MemoryStore;
+use mfa_shared::config::{AwsNames, Limits, Settings};
+use mfa_shared::flows::{Caller, challenge, enrollment, policy, recovery, users};
+use mfa_shared::ports::{FixedClock, Removal, Store};
+use mfa_shared::types::{AppId, Code, Enforcement, PhoneNumber, UnixTime, UserId};
+use mfa_shared::{MfaError, Service};
+
+const T0: i64 = 1_800_000_000;
+const PASSWORD: &str = "correct horse battery";
+const NUMBER: &str = "+14155550123";
+
+fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+async fn moto() -> Arc<dyn Store> {
+    let url = std::env::var("MFA_TEST_MOTO_URL").expect("MFA_TEST_MOTO_URL");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .http_client(mfa_shared::adapters::aws::https_client())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .load()
+        .await;
+    let names = AwsNames {
+        table_name: unique("mfa-refusals"),
+        secret_id: unique("mfa-refusals-secret"),
+        signing_secret_id: None,
+    };
+    mfa_shared::adapters::aws::bootstrap(&sdk, &names, "refusals@example.com")
+        .await
+        .unwrap();
+    Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        names.table_name,
+    ))
+}
+
+struct World {
+    svc: Service,
+    outbox: ConsoleOutbox,
+    app: AppId,
+}
+
+async fn world(store: Arc<dyn Store>, limits: Limits) -> World {
+    let clock = Arc::new(FixedClock::at(T0));
+    let (mut svc, outbox) = Service::in_memory(limits, Settings::default(), clock).unwrap();
+    svc.store = store;
+    let app = AppId::parse(&unique("app")).unwrap();
+    policy::set_availability(&svc, &app, true, "operator")
+        .await
+        .unwrap();
+    let change = policy::PolicyChange {
+        enabled: true,
+        include_in_signup: true,
+        enforcement: Enforcement::Optional,
+        allowed_countries: None,
+    };
+    policy::update(&svc, &app, change, None, "admin")
+        .await
+        .unwrap();
+    World { svc, outbox, app }
+}
+
+impl World {
+    async fn user(&self, id: &str) -> Caller {
+        let user = UserId::parse(id).unwrap();
+        let hash = argon2::Argon2::default()
+            .hash_password(PASSWORD.as_bytes())
+            .unwrap()
+            .to_string();
+        users::put(
+            &self.svc,
+            &self.app,
+            &user,
+            format!("{id}@example.com"),
+            true,
+            hash,
+        )
+        .await
+        .unwrap();
+        Caller {
+            app: self.app.clone(),
+            user,
+            source_ip: "198.51.100.7".into(),
+        }
+    }
+
+    fn last_code(&self) -> Code {
+        let sms = self.outbox.snapshot().sms;
+        Code::parse(&sms.last().expect("a text").body[..6]).unwrap()
+    }
+
+    /// The user enrolled with `NUMBER`.
+    async fn enrolled(&self, id: &str) -> Caller {
+        let c = self.user(id).await;
+        let e = enrollment::start(&self.svc, &c, PASSWORD.into())
+            .await
+            .unwrap()
+            .enrollment_id;
+        enrollment::submit_phone(&self.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
+            .await
+            .unwrap();
+        enrollment::verify(&self.svc, &c, &e, self.last_code())
+            .await
+            .unwrap();
+        c
+    }
+
+    async fn audited(&self, c: &Caller, action: &str) -> usize {
+        let page = self
+            .svc
+            .store
+            .list_audit(&self.app, Some(&c.user), 200, None, UnixTime(T0))
+            .await
+            .unwrap();
+        page.events.iter().filter(|e| e.action == action).count()
+    }
+}
+
+async fn fifty_refusals_leave_one_audit_event(store: Arc<dyn Store>) {
+    let limits = Limits {
+        texts_per_user_per_day: 1,
+        ..Limits::default()
+    };
+    let w = world(store, limits).await;
+    let c = w.user("ada").await;
+    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
+        .await
+        .unwrap()
+        .enrollment_id;
+    enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
+        .await
+        .unwrap();
+    for i in 0..50 {
+        // A different number each time: no cooldown, only the user's daily budget refuses.
+        let number = PhoneNumber::parse(&format!("+1415555{:04}", 1000 + i)).unwrap();
+        let err = enrollment::submit_phone(&w.svc, &c, &e, number, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
+    }
+    assert_eq!(w.audited(&c, "rate_limit.blocked").await, 1);
+}
+
+#[tokio::test]
+async fn fifty_refused_texts_leave_one_audit_event_on_memory() {
+    fifty_refusals_leave_one_audit_event(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn fifty_refused_texts_leave_one_audit_event_on_moto() {
+    fifty_refusals_leave_one_audit_event(moto().await).await;
+}
+
+async fn a_recovery_code_survives_a_failed_signature(store: Arc<dyn Store>) {
+    let mut w = world(store, Limits::default()).await;
+    let c = w.enrolled("ada").await;
+    let code = "7K3QD-M9XWP";
+    let hash = w
+        .svc
+        .keys
+        .recovery_hash(c.app.as_str(), c.user.as_str(), "7K3QDM9XWP");
+    assert!(
+        w.svc
+            .store
+            .replace_recovery_codes(&c.app, &c.user, &[hash], UnixTime(T0))
+            .await
+            .unwrap()
+    );
+    // The assertion cannot be signed: an error, and the code is still there.
+    let keys = w.svc.signing.take();
+    assert_eq!(
+        recovery::redeem(&w.svc, &c, code).await.unwrap_err(),
+        MfaError::Internal
+    );
+    assert_eq!(
+        w.svc
+            .store
+            .count_recovery_codes(&c.app, &c.user)
+            .await
+            .unwrap(),
+        1
+    );
+    w.svc.signing = keys;
+    let used = recovery::redeem(&w.svc, &c, code).await.unwrap();
+    assert_eq!(used.remaining, 0);
+    assert!(matches!(
+        recovery::redeem(&w.svc, &c, code).await.unwrap_err(),
+        MfaError::InvalidCode { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_recovery_code_survives_a_failed_signature_on_memory() {
+    a_recovery_code_survives_a_failed_signature(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn a_recovery_code_survives_a_failed_signature_on_moto() {
+    a_recovery_code_survives_a_failed_signature(moto().await).await;
+}
+
+async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
+    let w = world(store, Limits::default()).await;
+    let c = w.enrolled("ada").await;
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    let code = w.last_code();
+    // The phone goes (as the removal flow writes it) between the text and the check.
+    let phones = w.svc.store.list_phones(&c.app, &c.user).await.unwrap();
+    let removal = Removal {
+        phone: phones[0].clone(),
+        number_tag: w.svc.keys.number_tag(&phones[0].number),
+        seen: phones.clone(),
+        promote: None,
+    };
+    assert!(
+        w.svc
+            .store
+            .remove_phone(&c.app, &c.user, &removal)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
+            .await
+            .unwrap_err(),
+        MfaError::ChallengeNotFound
+    );
+}
+
+#[tokio::test]
+async fn a_code_to_a_removed_phone_gives_no_assertion_on_memory() {
+    a_code_to_a_removed_phone_gives_no_assertion(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn a_code_to_a_removed_phone_gives_no_assertion_on_moto() {
+    a_code_to_a_removed_phone_gives_no_assertion(moto().await).await;
+}
+
+async fn refused_code_checks_leave_one_audit_event(store: Arc<dyn Store>) {
+    let limits = Limits {
+        code_failures_per_user_per_hour: 1,
+        ..Limits::default()
+    };
+    let w = world(store, limits).await;
+    let c = w.user("ada").await;
+    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
+        .await
+        .unwrap()
+        .enrollment_id;
+    enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
+        .await
+        .unwrap();
+    let right = w.last_code();
+    let wrong = Code::parse(if right.expose() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap();
+    assert!(matches!(
+        enrollment::verify(&w.svc, &c, &e, wrong.clone())
+            .await
+            .unwrap_err(),
+        MfaError::InvalidCode { .. }
+    ));
+    // The hour's budget of failed codes is spent: 50 more are refused unread.
+    for _ in 0..50 {
+        assert!(matches!(
+            enrollment::verify(&w.svc, &c, &e, wrong.clone())
+                .await
+                .unwrap_err(),
+            MfaError::TooManyAttempts { .. }
+        ));
+    }
+    assert_eq!(w.audited(&c, "rate_limit.blocked").await, 1);
+}
+
+#[tokio::test]
+async fn fifty_refused_code_checks_leave_one_audit_event_on_memory() {
+    refused_code_checks_leave_one_audit_event(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn fifty_refused_code_checks_leave_one_audit_event_on_moto() {
+    refused_code_checks_leave_one_audit_event(moto().await).await;
+}
