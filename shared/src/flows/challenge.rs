@@ -14,6 +14,7 @@ use crate::types::{Code, PhoneId, UnixTime};
 use super::Caller;
 use super::audit::{self, Outcome};
 use super::enrollment::{self, MaskedPhone, Resent};
+use super::guards;
 
 /// `202` of a started challenge.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -43,17 +44,44 @@ pub async fn start(
         None => phones.iter().find(|p| p.primary).unwrap_or(&phones[0]),
     };
     let now = svc.clock.now();
-    let mut e = Enrollment::begin(
-        &c.app,
-        &c.user,
-        Purpose::Challenge(phone.phone_id.clone()),
-        now,
-        svc.limits.enrollment_ttl_secs,
-    )?;
-    let id = ChallengeId::generate()?;
-    e.id = id.as_enrollment_key();
-    svc.store.create_enrollment(&e).await?;
-    let sent = enrollment::send_code(svc, c, &e, phone.number.clone(), None, None, false).await?;
+    let purpose = Purpose::Challenge(phone.phone_id.clone());
+    // The text budget first: a refused challenge leaves no item behind (contract v2,
+    // "refusals that cost nothing").
+    let budget =
+        super::guards::take_text_budget(svc, c, &phone.number, enrollment::recipient(&purpose))
+            .await?;
+    let created = async {
+        let mut e = Enrollment::begin(
+            &c.app,
+            &c.user,
+            purpose,
+            now,
+            svc.limits.enrollment_ttl_secs,
+        )?;
+        let id = ChallengeId::generate()?;
+        e.id = id.as_enrollment_key();
+        svc.store.create_enrollment(&e).await?;
+        Ok::<_, MfaError>((id, e))
+    }
+    .await;
+    let (id, e) = match created {
+        Ok(created) => created,
+        Err(err) => {
+            budget.give_back(svc).await;
+            return Err(err);
+        }
+    };
+    let sent = enrollment::send_code_with_budget(
+        svc,
+        c,
+        &e,
+        phone.number.clone(),
+        None,
+        None,
+        false,
+        budget,
+    )
+    .await?;
     Ok(ChallengeSent {
         challenge_id: id,
         phone: MaskedPhone {

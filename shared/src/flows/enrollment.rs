@@ -277,6 +277,16 @@ pub(crate) struct Sent {
     pub resend_available_at: UnixTime,
 }
 
+/// Who a text of `purpose` goes to: a sign-in challenge texts one of the caller's own verified
+/// phones (`challenge::start` picks it from their phones), everything else a number not yet
+/// proven.
+pub(crate) fn recipient(purpose: &Purpose) -> guards::Recipient {
+    match purpose {
+        Purpose::Challenge(_) => guards::Recipient::OwnVerifiedPhone,
+        Purpose::Enroll | Purpose::Add | Purpose::Replace(_) => guards::Recipient::Unproven,
+    }
+}
+
 /// Takes the text budgets, records the new code, texts it; undoes all of it if SNS fails.
 pub(crate) async fn send_code(
     svc: &Service,
@@ -287,7 +297,27 @@ pub(crate) async fn send_code(
     replaces: Option<CodeId>,
     cooldown: bool,
 ) -> Result<Sent, MfaError> {
-    let budget: TextBudget = guards::take_text_budget(svc, c, &number).await?;
+    let budget = guards::take_text_budget(svc, c, &number, recipient(&e.purpose)).await?;
+    send_code_with_budget(svc, c, e, number, label, replaces, cooldown, budget).await
+}
+
+/// [`send_code`] with the text budget already taken (a challenge takes it before its item
+/// is created): records the new code and texts it. A text SNS refused (a known failure) undoes
+/// the send and gives the budget back (`502 sms_send_failed`). A text whose outcome is unknown
+/// (the request went out and its answer was lost: it may have been delivered) counts as sent:
+/// the code stays pending, the units stay taken and the answer is `202`, so that a retrying
+/// client meets the cooldown and the send limits instead of a fresh, free text.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_code_with_budget(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    number: PhoneNumber,
+    label: Option<String>,
+    replaces: Option<CodeId>,
+    cooldown: bool,
+    budget: TextBudget,
+) -> Result<Sent, MfaError> {
     let now = svc.clock.now();
     let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
         let code = Code::generate()?;
@@ -342,14 +372,17 @@ pub(crate) async fn send_code(
         }
     };
     let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
-    if let Err(err) = svc.sms.send_sms(&number, &body).await {
-        tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
-        svc.count(&c.app, Metric::SmsSendError);
-        if let Err(undo) = svc.store.undo_send(&previous, &pending.code_id).await {
-            tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
+    match svc.sms.send_sms(&number, &body).await {
+        Err(err) if err.is_outcome_unknown() => {
+            tracing::warn!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send outcome unknown: counted as sent");
+            svc.count(&c.app, Metric::SmsSendError);
         }
-        budget.give_back(svc).await;
-        return Err(MfaError::SmsSendFailed);
+        Err(err) => {
+            return Err(
+                undo_failed_send(svc, c, e, &number, &previous, &pending, budget, &err).await,
+            );
+        }
+        Ok(()) => {}
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
     svc.count(&c.app, Metric::TextSent);
@@ -358,6 +391,28 @@ pub(crate) async fn send_code(
         expires_at: pending.expires_at,
         resend_available_at: now.plus_secs(svc.limits.resend_cooldown_secs),
     })
+}
+
+/// A text SNS certainly did not send: the send is undone (the earlier code, if any, is
+/// pending again) and every budget unit given back.
+#[allow(clippy::too_many_arguments)]
+async fn undo_failed_send(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    number: &PhoneNumber,
+    previous: &Enrollment,
+    pending: &PendingCode,
+    budget: TextBudget,
+    err: &crate::error::PortError,
+) -> MfaError {
+    tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
+    svc.count(&c.app, Metric::SmsSendError);
+    if let Err(undo) = svc.store.undo_send(previous, &pending.code_id).await {
+        tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
+    }
+    budget.give_back(svc).await;
+    MfaError::SmsSendFailed
 }
 
 /// Why the store refused a send that the first read allowed: read again and check again.
@@ -627,10 +682,13 @@ pub(crate) async fn notify_user(
 ) -> &'static str {
     let user = match svc.store.get_user(&c.app, &c.user).await {
         Ok(Some(user)) => user,
-        Ok(None) => return "failed",
+        Ok(None) => {
+            tracing::error!(app_id = %c.app, user_id = %c.user, action, "no user record to notify");
+            return notification_failed(svc, c, action, "user_missing").await;
+        }
         Err(err) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not read the user to notify");
-            return "failed";
+            tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "could not read the user to notify");
+            return notification_failed(svc, c, action, "user_unreadable").await;
         }
     };
     let email = make(&svc.settings.app_name, &user.email);
@@ -638,18 +696,30 @@ pub(crate) async fn notify_user(
         Ok(()) => "sent",
         Err(err) => {
             tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "notification email failed");
-            svc.count(&c.app, Metric::EmailSendError);
-            audit::record(
-                svc,
-                &c.app,
-                "system",
-                "notification.failed",
-                Some(&c.user),
-                Outcome::Failed,
-                json!({ "about": action }),
-            )
-            .await;
-            "failed"
+            notification_failed(svc, c, action, "send_failed").await
         }
     }
+}
+
+/// A notification that did not go out, whatever the step that failed (reading the user or
+/// sending): counted in `EmailSendErrors` and audited as `notification.failed`, so that an
+/// operator sees every change the user was not told about.
+async fn notification_failed(
+    svc: &Service,
+    c: &Caller,
+    action: &str,
+    reason: &str,
+) -> &'static str {
+    svc.count(&c.app, Metric::EmailSendError);
+    audit::record(
+        svc,
+        &c.app,
+        "system",
+        "notification.failed",
+        Some(&c.user),
+        Outcome::Failed,
+        json!({ "about": action, "reason": reason }),
+    )
+    .await;
+    "failed"
 }

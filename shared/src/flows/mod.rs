@@ -11,6 +11,7 @@ pub mod phones;
 pub mod policy;
 pub mod recovery;
 pub mod status;
+pub mod stepup;
 pub mod users;
 
 use crate::types::{AppId, UserId};
