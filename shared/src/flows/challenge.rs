@@ -14,7 +14,6 @@ use crate::types::{Code, PhoneId, UnixTime};
 use super::Caller;
 use super::audit::{self, Outcome};
 use super::enrollment::{self, MaskedPhone, Resent};
-use super::guards;
 
 /// `202` of a started challenge.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
