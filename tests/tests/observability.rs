@@ -69,12 +69,12 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
     assert_eq!(t.code(&s, &id, &code2).await.status, 200);
     secrets.codes.extend([code, code2]);
 
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/phones",
-            tok,
-            Some(json!({"password": t.password, "phone_number": second, "label": "Work"})),
+            json!({"password": t.password, "phone_number": second, "label": "Work"}),
         )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
@@ -101,12 +101,12 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
         .push(r.json["assertion"].as_str().unwrap().to_owned());
     secrets.codes.push(code4);
 
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/recovery-codes",
-            tok,
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
@@ -140,16 +140,18 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
         .as_str()
         .unwrap()
         .to_owned();
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "DELETE",
             &format!("/v1/mfa/phones/{work}"),
-            tok,
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
 
+    // The step-up proof those changes carried is a secret too.
+    secrets.values.push(t.proof(&s).await.unwrap());
     for n in [&first, &second] {
         secrets.values.push(n.to_string());
         // The national number alone (415555xxxx) is as good as the full one.

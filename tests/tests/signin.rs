@@ -94,12 +94,12 @@ async fn sign_in_walk(s: &LocalServer) {
 
     // An enrollment's code never satisfies a challenge.
     let second = unique_number();
-    let add = s
-        .call(
+    let add = t
+        .change(
+            s,
             "POST",
             "/v1/mfa/phones",
-            Some(&t.user_token),
-            Some(json!({"password": t.password, "phone_number": second})),
+            json!({"password": t.password, "phone_number": second}),
         )
         .await;
     assert_eq!(add.status, 202, "{add:?}");
@@ -132,12 +132,12 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!((r.status, r.error()), (404, "challenge_not_found"));
 
     // Recovery codes: shown once, each works once, status counts them.
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/recovery-codes",
-            Some(&t.user_token),
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
@@ -222,12 +222,12 @@ async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
     }));
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     t.enroll(&s, &unique_number()).await;
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/recovery-codes",
-            Some(&t.user_token),
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     let code = r.json["codes"][0].as_str().unwrap().to_owned();
@@ -355,4 +355,250 @@ async fn the_readme_sign_in_script_verifies_its_assertion() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("assertion verified:"), "{stdout}");
+}
+
+/// A change to the factors with `proof` in `MFA-Assertion` (or none).
+async fn with_proof(
+    s: &LocalServer,
+    t: &Tenant,
+    proof: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Reply {
+    let headers: Vec<(&str, &str)> = proof
+        .map(|p| vec![("MFA-Assertion", p)])
+        .unwrap_or_default();
+    s.call_with(method, path, Some(&t.user_token), Some(body), &headers)
+        .await
+}
+
+async fn first_phone(s: &LocalServer, t: &Tenant) -> String {
+    let r = s
+        .call("GET", "/v1/mfa/phones", Some(&t.user_token), None)
+        .await;
+    let id = r.json["phones"][0]["phone_id"].as_str().unwrap();
+    format!("/v1/mfa/phones/{id}")
+}
+
+/// Contract v2, "Step-up", over HTTP.
+async fn step_up_walk(s: &LocalServer) {
+    let t = Tenant::set_up(s, "optional").await;
+    // The first factor needs no proof: from settings, with the password alone.
+    let number = unique_number();
+    let r = with_proof(
+        s,
+        &t,
+        None,
+        "POST",
+        "/v1/mfa/phones",
+        json!({"password": t.password, "phone_number": number}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let done = t
+        .code(
+            s,
+            r.json["enrollment_id"].as_str().unwrap(),
+            &s.last_code(&number).await,
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let phone = first_phone(s, &t).await;
+
+    // Without a proof: 403 for every factor change, and no password attempt is counted.
+    let wrong = json!({"password": "not the password"});
+    for _ in 0..3 {
+        for (method, path, body) in [
+            ("DELETE", phone.as_str(), wrong.clone()),
+            ("POST", "/v1/mfa/recovery-codes", wrong.clone()),
+            (
+                "POST",
+                "/v1/mfa/phones",
+                json!({"password": "x", "phone_number": unique_number()}),
+            ),
+            (
+                "PUT",
+                phone.as_str(),
+                json!({"password": "x", "phone_number": unique_number()}),
+            ),
+        ] {
+            let r = with_proof(s, &t, None, method, path, body).await;
+            assert_eq!(
+                (r.status, r.error()),
+                (403, "step_up_required"),
+                "{method} {path}: {r:?}"
+            );
+        }
+    }
+
+    // Another user's assertion, and the same user id's in another application, are no proof.
+    let bob = Tenant::set_up(s, "optional").await;
+    bob.enroll(s, &unique_number()).await;
+    let bobs = bob.step_up(s).await;
+    let twin = Tenant::set_up_named(s, "optional", &t.user).await;
+    twin.enroll(s, &unique_number()).await;
+    let twins = twin.step_up(s).await;
+    let own = t.step_up(s).await;
+    let mut forged = own.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (header, _) = own.split_once('.').unwrap();
+    let foreign_claims = bobs.split('.').nth(1).unwrap();
+    let spliced = format!(
+        "{header}.{foreign_claims}.{}",
+        own.rsplit_once('.').unwrap().1
+    );
+    for (what, token) in [
+        ("another user's", bobs.as_str()),
+        ("another application's", twins.as_str()),
+        ("a changed signature", forged.as_str()),
+        ("claims spliced under our signature", spliced.as_str()),
+    ] {
+        let r = with_proof(s, &t, Some(token), "DELETE", &phone, wrong.clone()).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (403, "step_up_required"),
+            "{what}: {r:?}"
+        );
+    }
+    // The first real password attempt still has all but one left.
+    let r = with_proof(s, &t, Some(&own), "DELETE", &phone, wrong.clone()).await;
+    assert_eq!(
+        (r.status, r.error(), r.json["attempts_remaining"].as_u64()),
+        (401, "invalid_password", Some(4)),
+        "{r:?}"
+    );
+
+    // One proof serves several changes: recovery codes, then (the phone lost) a recovery code's
+    // own assertion replaces the number.
+    let r = with_proof(
+        s,
+        &t,
+        Some(&own),
+        "POST",
+        "/v1/mfa/recovery-codes",
+        json!({"password": t.password}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let code = r.json["codes"][0].as_str().unwrap().to_owned();
+    let r = s
+        .call(
+            "POST",
+            "/v1/mfa/challenges/recovery",
+            Some(&t.user_token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let recovery = r.json["assertion"].as_str().unwrap().to_owned();
+    let new_number = unique_number();
+    let r = with_proof(
+        s,
+        &t,
+        Some(&recovery),
+        "PUT",
+        &phone,
+        json!({"password": t.password, "phone_number": new_number}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let done = t
+        .code(
+            s,
+            r.json["enrollment_id"].as_str().unwrap(),
+            &s.last_code(&new_number).await,
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+}
+
+#[tokio::test]
+async fn step_up_on_memory() {
+    step_up_walk(&LocalServer::memory(&[])).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn step_up_on_moto() {
+    step_up_walk(&LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    }))
+    .await;
+}
+
+/// Contract v2, "Budgets a stranger cannot spend": five other accounts (two in another
+/// tenant) submitting the victim's number spend its hourly budget, yet the victim's sign-in
+/// text still goes out.
+async fn strangers_cannot_block_sign_in(s: &LocalServer) {
+    let victim = Tenant::set_up(s, "optional").await;
+    let number = unique_number();
+    let other_app = Tenant::set_up(s, "optional").await;
+    // Each stranger's Start and phone submission.
+    let mut strangers = Vec::new();
+    for i in 0..5 {
+        let app_of = if i < 3 { &victim } else { &other_app };
+        let user = format!("stranger-{i}-{}", &victim.user[5..]);
+        let path = format!("/v1/admin/applications/{}/users/{user}", app_of.app);
+        let body = json!({"email": format!("{user}@example.com"), "email_verified": true,
+                          "password_hash": mfa_tests::hash_password("pw-pw-pw-pw")});
+        let r = s.call("PUT", &path, Some(&app_of.admin), Some(body)).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        strangers.push(s.token(&user, Some(&app_of.app), None));
+    }
+    // The victim enrolls (one of the number's five texts this hour), then the strangers come.
+    victim.enroll(s, &number).await;
+    for (i, token) in strangers.iter().enumerate() {
+        let r = s
+            .call(
+                "POST",
+                "/v1/mfa/enrollments",
+                Some(token),
+                Some(json!({"password": "pw-pw-pw-pw"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let id = r.json["enrollment_id"].as_str().unwrap();
+        let r = s
+            .call(
+                "POST",
+                &format!("/v1/mfa/enrollments/{id}/phone"),
+                Some(token),
+                Some(json!({"phone_number": number})),
+            )
+            .await;
+        // Four more fit the hour's five texts to the number; the fifth stranger is refused.
+        if i < 4 {
+            assert_eq!(r.status, 202, "stranger {i}: {r:?}");
+        } else {
+            assert_eq!(
+                (r.status, r.error()),
+                (429, "rate_limited"),
+                "stranger {i}: {r:?}"
+            );
+        }
+    }
+    let before = s.texts_to(&number).await.len();
+    let r = s
+        .call("POST", "/v1/mfa/challenges", Some(&victim.user_token), None)
+        .await;
+    assert_eq!(r.status, 202, "the victim's sign-in is not blocked: {r:?}");
+    assert_eq!(s.texts_to(&number).await.len(), before + 1);
+}
+
+#[tokio::test]
+async fn strangers_cannot_block_sign_in_on_memory() {
+    strangers_cannot_block_sign_in(&LocalServer::memory(&[])).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn strangers_cannot_block_sign_in_on_moto() {
+    strangers_cannot_block_sign_in(&LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    }))
+    .await;
 }
