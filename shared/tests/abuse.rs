@@ -103,6 +103,7 @@ async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() 
     let c = w.user("ada").await;
     enroll(&w, &c, NUMBER).await; // one text of the user's two
     challenge::start(&w.svc, &c, None).await.unwrap();
+    w.advance(31);
     let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
     assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
     assert_eq!(w.texts(), 2);
@@ -192,4 +193,62 @@ async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
         .expect("audited");
     let details: serde_json::Value = serde_json::from_value(failed.details.clone()).unwrap();
     assert_eq!(details["about"], "enrollment.completed");
+}
+
+#[tokio::test]
+async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, "+14155550124").await.unwrap();
+    // The first text corrected at once (a typo fixed)...
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    // ...but not again: back to the first number, or on to a third, waits the cooldown.
+    for number in ["+14155550124", "+14155550125", NUMBER] {
+        let err = w.phone(&c, &id, number).await.unwrap_err();
+        assert!(
+            matches!(err, MfaError::ResendTooSoon { retry_after: 30 }),
+            "{number}: {err:?}"
+        );
+    }
+    assert_eq!(w.texts(), 2);
+    w.advance(30);
+    w.phone(&c, &id, "+14155550124").await.unwrap();
+    assert_eq!(w.texts(), 3);
+}
+
+#[tokio::test]
+async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    enroll(&w, &c, NUMBER).await;
+    let first = challenge::start(&w.svc, &c, None).await.unwrap();
+    w.advance(10);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert_eq!(err, MfaError::ResendTooSoon { retry_after: 20 });
+    w.advance(20);
+    let second = challenge::start(&w.svc, &c, None).await.unwrap();
+    // Resending the first (its own cooldown long over) is held to the user's last text too.
+    w.advance(5);
+    let err = challenge::resend(&w.svc, &c, &first.challenge_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err, MfaError::ResendTooSoon { retry_after: 25 });
+    assert_eq!(w.texts(), 3);
+    w.advance(25);
+    challenge::resend(&w.svc, &c, &second.challenge_id)
+        .await
+        .unwrap();
+    assert_eq!(w.texts(), 4);
+    // A challenge whose text SNS refused costs no cooldown: the retry goes at once.
+    w.advance(30);
+    w.outbox.set_sms_failing(true);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert_eq!(err, MfaError::SmsSendFailed);
+    w.outbox.set_sms_failing(false);
+    challenge::start(&w.svc, &c, None).await.unwrap();
+    assert_eq!(
+        w.metrics.total(Metric::RateLimited(Reason::ResendCooldown)),
+        2
+    );
 }

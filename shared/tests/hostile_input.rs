@@ -476,6 +476,7 @@ impl World {
                     "not_enrolled",
                     "phone_not_found",
                     "rate_limited",
+                    "resend_too_soon",
                     "send_limit_reached",
                 ],
             },

@@ -151,6 +151,19 @@ pub fn clean_label(label: Option<String>) -> Result<Option<String>, MfaError> {
     Ok(Some(l.to_owned()))
 }
 
+/// The resend cooldown within an enrollment (issue 13: it must not be sidestepped by
+/// alternating numbers). Every text of an enrollment waits the cooldown since its last text,
+/// whatever the number, with one exception: the *first* text may be corrected at once, once
+/// (a typo fixed right after submitting, as the contract allows). So A → B is immediate, but
+/// A → B → A (or any further text) waits, and alternating numbers gains nothing over resending.
+/// Returns the code the correction replaces (the store refuses it unless that code is still
+/// pending, so two concurrent corrections cannot both skip the cooldown), or `None` when the
+/// cooldown applies.
+fn immediate_correction(e: &Enrollment, number: &PhoneNumber) -> Option<CodeId> {
+    let pending = e.pending.as_ref()?;
+    (e.sends == 1 && pending.number != *number).then(|| pending.code_id.clone())
+}
+
 /// Checks whether a new text may be sent now, given the enrollment as read.
 fn check_can_send(
     svc: &Service,
@@ -207,9 +220,18 @@ pub async fn submit_phone(
         return Err(MfaError::PhoneAlreadyEnrolled);
     }
     let now = svc.clock.now();
-    let same_number = e.pending.as_ref().is_some_and(|p| p.number == number);
-    check_can_send(svc, &e, same_number, now)?;
-    let sent = send_code(svc, c, &e, number, label, None, same_number).await?;
+    let correction = immediate_correction(&e, &number);
+    check_can_send(svc, &e, correction.is_none(), now)?;
+    let sent = send_code(
+        svc,
+        c,
+        &e,
+        number,
+        label,
+        correction.clone(),
+        correction.is_none(),
+    )
+    .await?;
     Ok(CodeSent {
         enrollment_id: None,
         purpose: None,
@@ -254,7 +276,7 @@ pub(crate) async fn resend_loaded(
     if !matches!(e.purpose, Purpose::Challenge(_)) && !policy::get(svc, &c.app).await?.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    let sent = send_code(
+    let send = send_code(
         svc,
         c,
         &e,
@@ -262,8 +284,15 @@ pub(crate) async fn resend_loaded(
         pending.label,
         Some(pending.code_id),
         true,
-    )
-    .await?;
+    );
+    // A challenge's resend also keeps the user's challenge texts a cooldown apart (a resend of
+    // another live challenge is no way around it).
+    let sent = if matches!(e.purpose, Purpose::Challenge(_)) {
+        let cooldown = super::cooldown::ChallengeCooldown::take(svc, c).await?;
+        cooldown.around(svc, send).await?
+    } else {
+        send.await?
+    };
     Ok(Resent {
         code_expires_at: sent.expires_at,
         resend_available_at: sent.resend_available_at,
