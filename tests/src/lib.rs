@@ -504,10 +504,20 @@ impl Tenant {
     /// A step-up proof, as a user gets one: a sign-in challenge to the primary phone
     /// (`POST /v1/mfa/challenges`), the code read from the texts (outbox or moto), and its
     /// assertion. Costs one text of the user's budgets.
+    ///
+    /// A user's challenge texts are a resend cooldown apart: when the last one is too recent
+    /// (`429 resend_too_soon`), this waits its `Retry-After` once, as a person would.
     pub async fn step_up(&self, s: &LocalServer) -> String {
-        let r = s
+        let mut r = s
             .call("POST", "/v1/mfa/challenges", Some(&self.user_token), None)
             .await;
+        if r.status == 429 && r.error() == "resend_too_soon" {
+            let wait = r.json["retry_after"].as_u64().unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            r = s
+                .call("POST", "/v1/mfa/challenges", Some(&self.user_token), None)
+                .await;
+        }
         assert_eq!(r.status, 202, "step-up challenge: {r:?}");
         let id = r.json["challenge_id"].as_str().unwrap().to_owned();
         let masked = r.json["phone"]["masked"].as_str().unwrap().to_owned();

@@ -8,11 +8,29 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mfa_tests::{Launch, LocalServer, Reply, Tenant, moto_url, unique_number};
 use serde_json::{Value, json};
 
-/// The platform's login: a challenge to the primary phone, then the texted code.
-async fn sign_in(s: &LocalServer, t: &Tenant, number: &str) -> Reply {
+/// `POST /v1/mfa/challenges`, waiting out the resend cooldown once if the user's last
+/// challenge text is too recent (as a person would; the tests' servers use a 1 s cooldown).
+async fn challenge(s: &LocalServer, t: &Tenant) -> Reply {
     let r = s
         .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
         .await;
+    if r.status != 429 || r.error() != "resend_too_soon" {
+        return r;
+    }
+    let wait = r.json["retry_after"].as_u64().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    s.call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
+        .await
+}
+
+/// Servers with a 1 s resend cooldown: sign-in walks start challenge after challenge.
+fn quick() -> Vec<(String, String)> {
+    vec![("MFA_RESEND_COOLDOWN_SECONDS".into(), "1".into())]
+}
+
+/// The platform's login: a challenge to the primary phone, then the texted code.
+async fn sign_in(s: &LocalServer, t: &Tenant, number: &str) -> Reply {
+    let r = challenge(s, t).await;
     assert_eq!(r.status, 202, "{r:?}");
     let id = r.json["challenge_id"].as_str().unwrap();
     let code = s.last_code(number).await;
@@ -56,9 +74,7 @@ async fn sign_in_walk(s: &LocalServer) {
     let number = unique_number();
     t.enroll(s, &number).await;
 
-    let r = s
-        .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
-        .await;
+    let r = challenge(s, &t).await;
     assert_eq!(r.status, 202, "{r:?}");
     let id = r.json["challenge_id"].as_str().unwrap().to_owned();
     let code = s.last_code(&number).await;
@@ -103,9 +119,7 @@ async fn sign_in_walk(s: &LocalServer) {
         )
         .await;
     assert_eq!(add.status, 202, "{add:?}");
-    let r = s
-        .call("POST", "/v1/mfa/challenges", Some(&t.user_token), None)
-        .await;
+    let r = challenge(s, &t).await;
     let chl = r.json["challenge_id"].as_str().unwrap().to_owned();
     let enrollment_code = s.last_code(&second).await;
     let challenge_code = s.last_code(&number).await;
@@ -200,7 +214,11 @@ async fn sign_in_walk(s: &LocalServer) {
 
 #[tokio::test]
 async fn sign_in_on_memory() {
-    sign_in_walk(&LocalServer::memory(&[])).await;
+    sign_in_walk(&LocalServer::memory(&[(
+        "MFA_RESEND_COOLDOWN_SECONDS",
+        "1",
+    )]))
+    .await;
 }
 
 #[tokio::test]
@@ -208,6 +226,7 @@ async fn sign_in_on_memory() {
 async fn sign_in_on_moto() {
     sign_in_walk(&LocalServer::aws(Launch {
         bootstrap: true,
+        env: quick(),
         ..Launch::default()
     }))
     .await;
@@ -266,6 +285,7 @@ async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
 async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     let before = LocalServer::aws(Launch {
         bootstrap: true,
+        env: quick(),
         ..Launch::default()
     });
     let t = Tenant::set_up(&before, "optional").await;
@@ -308,8 +328,21 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     // A new cold start reads the rotated secret: both keys are published, the new one signs.
     let after = LocalServer::aws(Launch {
         table: Some(table.clone()),
+        env: quick(),
         ..Launch::default()
     });
+    // The signer published the rotated key set for the verifiers (the table's JWKS item), and
+    // an older secret version can never put its set back.
+    let published = mfa_shared::adapters::jwks::DynamoJwks::new(
+        aws_sdk_dynamodb::Client::new(&conf),
+        table.clone(),
+    );
+    use mfa_shared::adapters::jwks::JwksItem;
+    let item = published.fetch().await.unwrap().expect("the JWKS item");
+    assert_eq!(item["keys"].as_array().unwrap().len(), 2, "{item}");
+    let stale = json!({ "keys": [item["keys"][1].clone()] });
+    assert!(!published.publish(&stale, 0).await.unwrap());
+    assert_eq!(published.fetch().await.unwrap().unwrap(), item);
     let claims = verify(&after, &old_assertion)
         .await
         .expect("an assertion of the previous key still verifies");
@@ -331,8 +364,11 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     drop(after);
     let later = LocalServer::aws(Launch {
         table: Some(table),
+        env: quick(),
         ..Launch::default()
     });
+    let item = published.fetch().await.unwrap().expect("the JWKS item");
+    assert_eq!(item["keys"].as_array().unwrap().len(), 1, "{item}");
     assert!(verify(&later, &old_assertion).await.is_err());
     assert!(verify(&later, new_assertion).await.is_ok());
 }

@@ -268,8 +268,11 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
 
 /// Reads the signing secret (its value and version date) and publishes its public keys as
 /// the table's JWKS item, unless a newer version is already published there (see
-/// [`crate::adapters::jwks`]). A failure to publish fails the cold start: assertions signed
-/// with a key no verifier can find would be useless.
+/// [`crate::adapters::jwks`]). A failure to publish (DynamoDB briefly unreachable) is logged
+/// as an error and the function still starts: sandboxes of the same secret version published
+/// the same item before, every cold start publishes again, and a verifier that does not find
+/// a key refuses the proof (`403`), so the failure is never a way in. Failing the cold start
+/// instead would turn a DynamoDB blip into API Gateway 5xx answers for sign-in as well.
 async fn read_and_publish_signing_keys(
     secrets: &SecretsManagerSource,
     id: &str,
@@ -294,7 +297,7 @@ async fn read_and_publish_signing_keys(
             version_created,
             "JWKS not published: this or a newer secret version already is"
         ),
-        Err(e) => return Err(bootstrap_err("publish the JWKS", e.0)),
+        Err(e) => tracing::error!(secret_id = id, error = %e.0, "could not publish the JWKS"),
     }
     Ok(keys)
 }
