@@ -1242,15 +1242,13 @@ fn claims(h: &H) -> Value {
             "exp": now + 300, "jti": "00" })
 }
 
-fn ada_phone_path(h: &H) -> impl std::future::Future<Output = String> + '_ {
-    async move {
-        let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
-        let id = list.ok(200)["phones"][0]["phone_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        format!("/v1/mfa/phones/{id}")
-    }
+async fn ada_phone_path(h: &H) -> String {
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    let id = list.ok(200)["phones"][0]["phone_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    format!("/v1/mfa/phones/{id}")
 }
 
 #[tokio::test]

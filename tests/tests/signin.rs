@@ -148,7 +148,7 @@ async fn sign_in_walk(s: &LocalServer) {
     // Recovery codes: shown once, each works once, status counts them.
     let r = t
         .change(
-            &s,
+            s,
             "POST",
             "/v1/mfa/recovery-codes",
             json!({"password": t.password}),

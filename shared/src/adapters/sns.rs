@@ -97,6 +97,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_request_that_went_out_has_an_unknown_outcome() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        type E = SdkError<std::io::Error, ()>;
+        assert!(outcome_unknown(&E::timeout_error("attempt timeout")));
+        assert!(outcome_unknown(&E::response_error("truncated body", ())));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!outcome_unknown(&E::dispatch_failure(ConnectorError::io(
+            refused.into()
+        ))));
+        assert!(!outcome_unknown(&E::dispatch_failure(
+            ConnectorError::timeout("connect timeout".into())
+        )));
+        let throttled = std::io::Error::other("Throttling");
+        assert!(!outcome_unknown(&E::service_error(throttled, ())));
+    }
+
+    #[test]
     fn errors_never_carry_the_number_or_the_message() {
         let to = PhoneNumber::parse("+14155550123").unwrap();
         let body = "Your code is 123456";
