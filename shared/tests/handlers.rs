@@ -1343,6 +1343,8 @@ async fn only_a_valid_assertion_of_this_user_and_app_is_a_proof() {
         ("another key's", stranger.sign(&claims(&h)).unwrap()),
         ("a signature of other claims", forged_sig),
         ("not a JWS", "not-a-token".to_owned()),
+        ("empty JSON parts", "e30.e30.AAAA".to_owned()),
+        ("100 kB of it", "A".repeat(100_000)),
     ];
     for (what, token) in refused {
         let a = h

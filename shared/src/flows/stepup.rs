@@ -9,6 +9,12 @@
 //! bound with the password alone, as Start does. An assertion may serve several changes within
 //! its 5 minutes (the contract); it is not single-use here, since the platform's login is the
 //! party that remembers `jti`.
+//!
+//! Verification: a compact JWS with `alg: EdDSA` and a `kid` naming a key this service
+//! publishes (see [`crate::adapters::jwks`]: verifiers hold public keys only), checked with
+//! `verify_strict`; then `iss`, `sub`, `app_id`, `exp` (and `iat` not in the future) and `amr`.
+//! No secret is compared here (the ids are public and the signature check is ed25519-dalek's),
+//! and the assertion itself is never logged: a refusal logs only its reason.
 
 use serde_json::Value;
 
@@ -27,7 +33,8 @@ const ISSUED_AMR: [&str; 3] = ["sms", "recovery", "otp"];
 /// Allowed clock difference for `iat` (between our own functions' clocks).
 const IAT_SKEW_SECS: i64 = 60;
 
-/// Whether the caller already has a verified factor, and so needs a proof for changes.
+/// Whether the caller already has a verified factor, and so needs a proof for changes. Phones
+/// are the only factor today; authenticator apps (TOTP) must count here when they arrive.
 async fn has_factor(svc: &Service, c: &Caller) -> Result<bool, MfaError> {
     Ok(!svc.store.list_phones(&c.app, &c.user).await?.is_empty())
 }
