@@ -252,3 +252,34 @@ async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    enroll(&w, &c, NUMBER).await;
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    let phone = mfa_shared::flows::phones::list(&w.svc, &c).await.unwrap()[0]
+        .phone_id
+        .clone();
+    // The number is replaced meanwhile (through settings, its new code verified).
+    let change = mfa_shared::flows::phones::replace(
+        &w.svc,
+        &c,
+        &phone,
+        PASSWORD.into(),
+        PhoneNumber::parse("+14155550177").unwrap(),
+    )
+    .await
+    .unwrap();
+    w.verify(&c, &change.enrollment_id.unwrap(), &w.last_code())
+        .await
+        .unwrap();
+    w.advance(31);
+    let texts = w.texts();
+    let err = challenge::resend(&w.svc, &c, &sent.challenge_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err, MfaError::ChallengeNotFound);
+    assert_eq!(w.texts(), texts, "nothing sent to the old number");
+}

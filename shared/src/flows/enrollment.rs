@@ -276,6 +276,18 @@ pub(crate) async fn resend_loaded(
     if !matches!(e.purpose, Purpose::Challenge(_)) && !policy::get(svc, &c.app).await?.in_force() {
         return Err(MfaError::MfaDisabled);
     }
+    // A challenge texts only a number that is still one of the user's verified phones: that
+    // is what exempts it from the per-number budget (and a removed or replaced number no longer
+    // signs anyone in).
+    if let Purpose::Challenge(phone_id) = &e.purpose {
+        let phones = svc.store.list_phones(&c.app, &c.user).await?;
+        if !phones
+            .iter()
+            .any(|p| &p.phone_id == phone_id && p.number == pending.number)
+        {
+            return Err(MfaError::ChallengeNotFound);
+        }
+    }
     let send = send_code(
         svc,
         c,
