@@ -317,6 +317,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
         .unwrap()
         .to_owned();
     let rotated = json!({ "current": "n".repeat(64), "previous": [old] }).to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     sm.put_secret_value()
         .secret_id(&secret_id)
         .secret_string(rotated)
@@ -355,6 +356,9 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     assert_ne!(kid(new_assertion), kid(&old_assertion), "the new key signs");
 
     // Once the previous key is dropped (after its assertions have expired), it verifies nothing.
+    // (Versions are ordered by their creation date, which moto keeps in whole seconds; real
+    // rotation steps are minutes apart.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     sm.put_secret_value()
         .secret_id(&secret_id)
         .secret_string("n".repeat(64))

@@ -11,7 +11,9 @@
 //! recovery-codes route) read that item through [`AssertionKeys`]: cached in the process for
 //! [`CACHE_SECS`], and read again at once (at most every [`REFRESH_GAP_SECS`]) when an assertion
 //! names a `kid` the cache does not know, so a key published by a newer sandbox is picked up
-//! without waiting for the cache to expire.
+//! without waiting for the cache to expire. Two secret versions created within the same
+//! clock tick of Secrets Manager's `CreatedDate` are not ordered (the first published stays):
+//! rotation steps are minutes apart.
 //!
 //! Rotation stays the three steps of the README, each a new secret version that new challenge
 //! sandboxes publish: add `next` (published before it signs) → make it `current`, the old one
