@@ -107,7 +107,7 @@ CHECKS=${API_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_typ
 # one of them fails the run (the contract: another user's resource answers 404).
 export BASE PASSWORD ADMIN_TOKEN ENROLLED_TOKEN NEWCOMER_TOKEN HASH CHECKS
 "$PY" - "$WORK" <<'PY'
-import json, os, sys, urllib.request, urllib.error
+import json, os, sys, time, urllib.request, urllib.error
 
 base, password, phc = os.environ["BASE"], os.environ["PASSWORD"], os.environ["HASH"]
 admin = {"authorization": "Bearer " + os.environ["ADMIN_TOKEN"]}
@@ -133,9 +133,17 @@ def last_code(to):
     sms = call("GET", "/_local/outbox", {}, want=200)["sms"]
     return [m for m in sms if m["to"] == to][-1]["body"][:6]
 
+def challenge(user, phone_id):
+    """A sign-in challenge, after the (1 s) cooldown since the user's last challenge text."""
+    r = call("POST", "/v1/mfa/challenges", user, {"phone_id": phone_id})
+    if r.get("error") == "resend_too_soon":
+        time.sleep(r["retry_after"] + 0.1)
+        r = call("POST", "/v1/mfa/challenges", user, {"phone_id": phone_id}, want=202)
+    return r["challenge_id"]
+
 def step_up(user, phone_id, e164):
     """A step-up proof: a sign-in challenge to the phone, its code, the assertion."""
-    chl = call("POST", "/v1/mfa/challenges", user, {"phone_id": phone_id}, want=202)["challenge_id"]
+    chl = challenge(user, phone_id)
     return call("POST", f"/v1/mfa/challenges/{chl}/code", user, {"code": last_code(e164)},
                 want=200)["assertion"]
 
@@ -179,7 +187,7 @@ adding = call("POST", "/v1/mfa/phones", dict(enrolled, **proof),
 with open(os.path.join(sys.argv[1], "stepup.json"), "w") as f:
     json.dump({"phone_id": p2, "e164": "+14155550102"}, f)
 adding_code = last_code("+14155550104")
-chl = call("POST", "/v1/mfa/challenges", enrolled, {"phone_id": p2}, want=202)["challenge_id"]
+chl = challenge(enrolled, p2)
 chl_code = last_code("+14155550102")
 # newcomer: an enrollment at the phone step.
 starting = call("POST", "/v1/mfa/enrollments", newcomer, {"password": password}, want=201)["enrollment_id"]
@@ -263,7 +271,7 @@ FAILED=0
 # changes get past the proof to their password and number checks.
 fresh_proof() {
   "$PY" - "$WORK/stepup.json" <<'PY'
-import json, os, sys, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 base = os.environ["BASE"]
 auth = {"authorization": "Bearer " + os.environ["ENROLLED_TOKEN"], "content-type": "application/json"}
 phone = json.load(open(sys.argv[1]))
@@ -271,6 +279,7 @@ def post(path, body):
     req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=auth, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read().decode())
+time.sleep(1.1)  # the (1 s) cooldown since the seed's last challenge text
 chl = post("/v1/mfa/challenges", {"phone_id": phone["phone_id"]})["challenge_id"]
 with urllib.request.urlopen(base + "/_local/outbox", timeout=10) as r:
     code = [m for m in json.load(r)["sms"] if m["to"] == phone["e164"]][-1]["body"][:6]
