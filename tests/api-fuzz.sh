@@ -80,7 +80,8 @@ echo "api-fuzz: mfa-local ($BIN) on $BASE"
 # Tokens: one admin who is also the operator (the scope claim is space-separated, so one token
 # may hold both), and three end users, one per user pass:
 #   enrolled  fuzz-user@fuzz: MFA optional; three verified phones, recovery codes, an add of a
-#             fourth phone waiting for its code, a sign-in challenge;
+#             fourth phone waiting for its code, a sign-in challenge; its pass sends a fresh
+#             step-up proof (MFA-Assertion) with every request;
 #   newcomer  fuzz-new@fuzz-req: MFA required, US and GB numbers only; an enrollment waiting
 #             for its phone number;
 #   stranger  nobody@fuzz-off: an application without MFA and a user the service does not know.
@@ -106,7 +107,7 @@ CHECKS=${API_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_typ
 # one of them fails the run (the contract: another user's resource answers 404).
 export BASE PASSWORD ADMIN_TOKEN ENROLLED_TOKEN NEWCOMER_TOKEN HASH CHECKS
 "$PY" - "$WORK" <<'PY'
-import json, os, sys, urllib.request, urllib.error
+import json, os, sys, time, urllib.request, urllib.error
 
 base, password, phc = os.environ["BASE"], os.environ["PASSWORD"], os.environ["HASH"]
 admin = {"authorization": "Bearer " + os.environ["ADMIN_TOKEN"]}
@@ -132,10 +133,26 @@ def last_code(to):
     sms = call("GET", "/_local/outbox", {}, want=200)["sms"]
     return [m for m in sms if m["to"] == to][-1]["body"][:6]
 
+def challenge(user, phone_id):
+    """A sign-in challenge, after the (1 s) cooldown since the user's last challenge text."""
+    r = call("POST", "/v1/mfa/challenges", user, {"phone_id": phone_id})
+    if r.get("error") == "resend_too_soon":
+        time.sleep(r["retry_after"] + 0.1)
+        r = call("POST", "/v1/mfa/challenges", user, {"phone_id": phone_id}, want=202)
+    return r["challenge_id"]
+
+def step_up(user, phone_id, e164):
+    """A step-up proof: a sign-in challenge to the phone, its code, the assertion."""
+    chl = challenge(user, phone_id)
+    return call("POST", f"/v1/mfa/challenges/{chl}/code", user, {"code": last_code(e164)},
+                want=200)["assertion"]
+
+proof = {}  # the enrolled user's step-up proof, once they have a phone
+
 def add_phone(user, number, e164):
     """Enrolls (first phone) or adds a phone, through the code texted to it; returns phone_id."""
     if call("GET", "/v1/mfa/status", user, want=200)["enrolled"]:
-        enr = call("POST", "/v1/mfa/phones", user,
+        enr = call("POST", "/v1/mfa/phones", dict(user, **proof),
                    {"password": password, "phone_number": number}, want=202)["enrollment_id"]
     else:
         enr = call("POST", "/v1/mfa/enrollments", user, {"password": password}, want=201)["enrollment_id"]
@@ -158,14 +175,19 @@ for app, user in (("fuzz", "fuzz-user"), ("fuzz-req", "fuzz-new"), ("fuzz-admin"
 
 # enrolled: three phones (the first for PUT and PATCH, the third for DELETE, the second keeps
 # the user enrolled), recovery codes, an add waiting for its code, a challenge.
+# Once enrolled, every factor change carries a step-up proof (contract v2): from a challenge
+# to the first phone; the passes get a fresh one (fresh_proof below).
 p1 = add_phone(enrolled, "+1 415 555 0101", "+14155550101")
+proof["mfa-assertion"] = step_up(enrolled, p1, "+14155550101")
 p2 = add_phone(enrolled, "+1 415 555 0102", "+14155550102")
 p3 = add_phone(enrolled, "+1 415 555 0103", "+14155550103")
-recovery = call("POST", "/v1/mfa/recovery-codes", enrolled, {"password": password}, want=201)["codes"]
-adding = call("POST", "/v1/mfa/phones", enrolled,
+recovery = call("POST", "/v1/mfa/recovery-codes", dict(enrolled, **proof), {"password": password}, want=201)["codes"]
+adding = call("POST", "/v1/mfa/phones", dict(enrolled, **proof),
               {"password": password, "phone_number": "+1 415 555 0104"}, want=202)["enrollment_id"]
+with open(os.path.join(sys.argv[1], "stepup.json"), "w") as f:
+    json.dump({"phone_id": p2, "e164": "+14155550102"}, f)
 adding_code = last_code("+14155550104")
-chl = call("POST", "/v1/mfa/challenges", enrolled, {"phone_id": p2}, want=202)["challenge_id"]
+chl = challenge(enrolled, p2)
 chl_code = last_code("+14155550102")
 # newcomer: an enrollment at the phone step.
 starting = call("POST", "/v1/mfa/enrollments", newcomer, {"password": password}, want=201)["enrollment_id"]
@@ -244,14 +266,37 @@ mkdir -p "$REPORT_DIR"
 REPORT_DIR=$(cd "$REPORT_DIR" && pwd)
 SPEC="$PWD/openapi.yaml"
 FAILED=0
-run_pass() { # name token path-regex
+# A fresh step-up proof of the enrolled user (an assertion lives 5 minutes), through a
+# challenge to their second phone: the enrolled pass sends it on every request, so that factor
+# changes get past the proof to their password and number checks.
+fresh_proof() {
+  "$PY" - "$WORK/stepup.json" <<'PY'
+import json, os, sys, time, urllib.error, urllib.request
+base = os.environ["BASE"]
+auth = {"authorization": "Bearer " + os.environ["ENROLLED_TOKEN"], "content-type": "application/json"}
+phone = json.load(open(sys.argv[1]))
+def post(path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=auth, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+time.sleep(1.1)  # the (1 s) cooldown since the seed's last challenge text
+chl = post("/v1/mfa/challenges", {"phone_id": phone["phone_id"]})["challenge_id"]
+with urllib.request.urlopen(base + "/_local/outbox", timeout=10) as r:
+    code = [m for m in json.load(r)["sms"] if m["to"] == phone["e164"]][-1]["body"][:6]
+print(post(f"/v1/mfa/challenges/{chl}/code", {"code": code})["assertion"])
+PY
+}
+
+run_pass() { # name token path-regex [extra header]
   local name=$1 token=$2 regex=$3
+  local extra=()
+  [ -z "${4:-}" ] || extra=(-H "$4")
   echo
   echo "api-fuzz: pass '$name' ($regex), --max-examples $MAX_EXAMPLES, --seed $SEED"
   rm -f "$REPORT_DIR/$name.junit.xml" "$REPORT_DIR/$name.har"
   if ! (cd "$REPORT_DIR" && "$ST" --config-file "$WORK/$name.toml" --no-color run "$SPEC" \
     --url "$BASE" \
-    -H "Authorization: Bearer $token" \
+    -H "Authorization: Bearer $token" "${extra[@]}" \
     --include-path-regex "$regex" \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
@@ -302,7 +347,7 @@ PY
 }
 
 START=$SECONDS
-run_pass enrolled "$ENROLLED_TOKEN" '^/v1/mfa/'
+run_pass enrolled "$ENROLLED_TOKEN" '^/v1/mfa/' "MFA-Assertion: $(fresh_proof)"
 run_pass newcomer "$NEWCOMER_TOKEN" '^/v1/mfa/'
 run_pass stranger "$STRANGER_TOKEN" '^/v1/mfa/'
 run_pass admin "$ADMIN_TOKEN" '^/v1/admin/'

@@ -13,6 +13,11 @@ pub enum MfaError {
     Unauthenticated,
     #[error("This caller may not use this route.")]
     Forbidden,
+    /// A change to the user's factors without a valid step-up proof (contract v2, "Step-up").
+    #[error(
+        "Verify with a code first: complete a sign-in challenge (or use a recovery code) and send its assertion in the MFA-Assertion header."
+    )]
+    StepUpRequired,
     #[error("There is no such route.")]
     RouteNotFound,
     #[error("This route does not accept that method.")]
@@ -104,6 +109,7 @@ impl MfaError {
             PayloadTooLarge => "payload_too_large",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
+            StepUpRequired => "step_up_required",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             MfaNotAvailable => "mfa_not_available",
@@ -144,7 +150,7 @@ impl MfaError {
         match self {
             InvalidRequest(_) | InvalidPhoneNumber(_) | InvalidCode { .. } => 400,
             Unauthenticated | InvalidPassword { .. } => 401,
-            Forbidden | MfaNotAvailable | MfaDisabled | EnrollmentRequired => 403,
+            Forbidden | StepUpRequired | MfaNotAvailable | MfaDisabled | EnrollmentRequired => 403,
             RouteNotFound | UserNotFound | EnrollmentNotFound | PhoneNotFound
             | ChallengeNotFound => 404,
             MethodNotAllowed => 405,
@@ -194,13 +200,30 @@ impl MfaError {
 }
 
 /// A port failed (DynamoDB, SNS, SES, Secrets Manager, the OS RNG). The detail is for logs.
+///
+/// `.1` is true when the outcome is unknown: the request was sent and its answer was lost
+/// (a timeout or a broken response after dispatch), so the other side may have acted on it.
+/// A caller that would undo or refund work on failure must not do so then (an SNS text that
+/// may have been delivered counts as sent). Connect failures and service errors are known
+/// failures: nothing was done.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct PortError(pub String);
+pub struct PortError(pub String, pub bool);
 
 impl PortError {
+    /// A failure whose outcome is known: the other side did nothing.
     pub fn new(e: impl std::fmt::Display) -> PortError {
-        PortError(e.to_string())
+        PortError(e.to_string(), false)
+    }
+
+    /// A request that was sent but whose answer was lost: it may have taken effect.
+    pub fn outcome_unknown(e: impl std::fmt::Display) -> PortError {
+        PortError(e.to_string(), true)
+    }
+
+    /// Whether the request may have taken effect (see [`PortError::outcome_unknown`]).
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.1
     }
 }
 

@@ -22,6 +22,9 @@ pub struct Service {
     /// The assertion signing keys; only the function that signs sign-in assertions (and
     /// serves the JWKS) is given them.
     pub signing: Option<crate::signing::SigningKeys>,
+    /// The public keys that step-up proofs are verified with (every function has them; see
+    /// [`crate::adapters::jwks`] for how a function that only verifies gets them).
+    pub assertion_keys: Arc<crate::adapters::jwks::AssertionKeys>,
     pub limits: Limits,
     pub settings: Settings,
 }
@@ -40,6 +43,13 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<(Service, crate::adapters::console::ConsoleOutbox), getrandom::Error> {
         let outbox = crate::adapters::console::ConsoleOutbox::new(Arc::clone(&clock));
+        let signing = crate::signing::SigningKeys::random()?;
+        // One process signs and verifies: the verifier reads the keys the signer published.
+        let published = crate::adapters::jwks::MemoryJwks::holding(signing.jwks(), 1);
+        let assertion_keys = crate::adapters::jwks::AssertionKeys::new(
+            crate::signing::PublicKeys::default(),
+            Some(Arc::new(published)),
+        );
         let svc = Service {
             store: Arc::new(crate::adapters::memory::MemoryStore::new()),
             sms: Arc::new(outbox.clone()),
@@ -47,7 +57,8 @@ impl Service {
             clock,
             metrics: Arc::new(crate::metrics::Recorded::new()),
             keys: Keys::random()?,
-            signing: Some(crate::signing::SigningKeys::random()?),
+            signing: Some(signing),
+            assertion_keys: Arc::new(assertion_keys),
             limits,
             settings,
         };

@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -122,6 +122,16 @@ impl SigningKeys {
         })
     }
 
+    /// The public halves only, for verifying (no private key leaves this value).
+    pub fn public_keys(&self) -> PublicKeys {
+        PublicKeys(
+            self.keys
+                .iter()
+                .filter_map(|k| Some((k.kid.clone(), VerifyingKey::from_bytes(&k.public).ok()?)))
+                .collect(),
+        )
+    }
+
     fn signer(&self) -> Option<&Key> {
         self.keys.iter().find(|k| k.signs)
     }
@@ -146,6 +156,101 @@ impl SigningKeys {
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
         Some(token)
+    }
+}
+
+/// Public keys by `kid`: what a verifier holds (never a private key).
+#[derive(Debug, Clone, Default)]
+pub struct PublicKeys(Vec<(String, VerifyingKey)>);
+
+impl PublicKeys {
+    /// Parses a JWKS (`{"keys": [...]}`), keeping only Ed25519 keys for EdDSA with a `kid`.
+    pub fn from_jwks(jwks: &Value) -> PublicKeys {
+        let keys = jwks["keys"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        PublicKeys(keys.iter().filter_map(jwk_key).collect())
+    }
+
+    /// The key named `kid`.
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.0.iter().find(|(k, _)| k == kid).map(|(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The JWKS of these keys (as [`SigningKeys::jwks`] writes it).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .0
+            .iter()
+            .map(|(kid, v)| {
+                json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                        "kid": kid, "x": URL_SAFE_NO_PAD.encode(v.to_bytes()) })
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+fn jwk_key(jwk: &Value) -> Option<(String, VerifyingKey)> {
+    if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
+        return None;
+    }
+    let x: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(jwk["x"].as_str()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    Some((
+        jwk["kid"].as_str()?.to_owned(),
+        VerifyingKey::from_bytes(&x).ok()?,
+    ))
+}
+
+/// A compact JWS split and decoded, before its signature is checked.
+#[derive(Debug)]
+pub struct ParsedJws<'a> {
+    /// `base64url(header).base64url(claims)`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    pub kid: String,
+    pub claims: Value,
+    signature: Signature,
+}
+
+/// The longest token looked at: ours are ~400 bytes.
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// Splits and decodes a compact JWS of ours: exactly three parts, a header with `alg: EdDSA`
+/// (nothing else: no `none`, no HMAC confusion) and a `kid`, no `crit`, JSON claims and a
+/// 64-byte signature. `None` for anything else. The signature is not checked here.
+pub fn parse_jws(token: &str) -> Option<ParsedJws<'_>> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let (signing_input, sig_b64) = token.rsplit_once('.')?;
+    let (header_b64, claims_b64) = signing_input.split_once('.')?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+    if header["alg"] != "EdDSA" || header.get("crit").is_some() {
+        return None;
+    }
+    let kid = header["kid"].as_str()?.to_owned();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims_b64).ok()?).ok()?;
+    let sig: [u8; 64] = URL_SAFE_NO_PAD.decode(sig_b64).ok()?.try_into().ok()?;
+    Some(ParsedJws {
+        signing_input,
+        kid,
+        claims: claims.is_object().then_some(claims)?,
+        signature: Signature::from_bytes(&sig),
+    })
+}
+
+impl ParsedJws<'_> {
+    /// Checks the signature with `key` (`verify_strict`: no small-order keys, no malleable
+    /// signatures).
+    pub fn signed_by(&self, key: &VerifyingKey) -> bool {
+        key.verify_strict(self.signing_input.as_bytes(), &self.signature)
+            .is_ok()
     }
 }
 
@@ -225,6 +330,49 @@ mod tests {
         let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
         assert_eq!(keys.jwks()["keys"][0]["kid"], kid.as_str());
         assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn our_tokens_parse_and_verify_with_the_public_keys_only() {
+        let keys = SigningKeys::from_secret(&"k".repeat(64)).unwrap();
+        let token = keys.sign(&claims()).unwrap();
+        let public = PublicKeys::from_jwks(&keys.jwks());
+        let jws = parse_jws(&token).unwrap();
+        assert!(jws.signed_by(public.get(&jws.kid).unwrap()));
+        assert_eq!(jws.claims["sub"], "ada");
+        assert_eq!(public.jwks(), keys.jwks(), "the JWKS round-trips");
+        let other = SigningKeys::from_secret(&"o".repeat(64)).unwrap();
+        let other_public = other.public_keys();
+        assert!(other_public.get(&jws.kid).is_none());
+        let (_, other_key) = &other_public.0[0];
+        assert!(!jws.signed_by(other_key), "another key's signature fails");
+    }
+
+    #[test]
+    fn tampered_or_foreign_shapes_do_not_parse_or_verify() {
+        let keys = SigningKeys::from_secret(&"k".repeat(64)).unwrap();
+        let token = keys.sign(&claims()).unwrap();
+        let public = keys.public_keys();
+        let parts: Vec<&str> = token.split('.').collect();
+        // Claims changed under the same signature.
+        let forged_claims = URL_SAFE_NO_PAD.encode(json!({ "sub": "eve" }).to_string());
+        let forged = format!("{}.{forged_claims}.{}", parts[0], parts[2]);
+        let jws = parse_jws(&forged).unwrap();
+        assert!(!jws.signed_by(public.get(&jws.kid).unwrap()));
+        // alg none / HS256, missing kid, crit, extra parts, junk.
+        for header in [
+            json!({ "alg": "none", "kid": "x" }),
+            json!({ "alg": "HS256", "kid": "x" }),
+            json!({ "alg": "EdDSA" }),
+            json!({ "alg": "EdDSA", "kid": "x", "crit": ["exp"] }),
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(header.to_string());
+            assert!(parse_jws(&format!("{h}.{}.{}", parts[1], parts[2])).is_none());
+        }
+        assert!(parse_jws(&format!("{token}.x")).is_none());
+        assert!(parse_jws("").is_none());
+        assert!(parse_jws("a.b.c").is_none());
+        assert!(parse_jws(&"a".repeat(5000)).is_none());
     }
 
     #[test]

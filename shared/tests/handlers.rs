@@ -238,6 +238,40 @@ impl H {
         run(f, &self.svc, &user_event(sub, method, path, body)).await
     }
 
+    /// A request with the step-up header `MFA-Assertion`.
+    async fn user_proving(
+        &self,
+        sub: &str,
+        assertion: &str,
+        f: Function,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        let mut ev = user_event(sub, method, path, body);
+        ev["headers"]["mfa-assertion"] = json!(assertion);
+        run(f, &self.svc, &ev).await
+    }
+
+    /// Step-up over the handlers: a sign-in challenge to `sub`'s primary phone and the texted
+    /// code; returns the assertion.
+    async fn step_up_as(&self, sub: &str) -> String {
+        let c = self
+            .user_as(sub, Challenge, "POST", "/v1/mfa/challenges", None)
+            .await;
+        let id = c.ok(202)["challenge_id"].as_str().unwrap().to_owned();
+        let body = json!({ "code": self.last_code() }).to_string();
+        let path = format!("/v1/mfa/challenges/{id}/code");
+        let v = self
+            .user_as(sub, Challenge, "POST", &path, Some(&body))
+            .await;
+        v.ok(200)["assertion"].as_str().unwrap().to_owned()
+    }
+
+    async fn step_up(&self) -> String {
+        self.step_up_as(USER).await
+    }
+
     async fn provision(&self, user: &str, email_verified: bool) {
         let body = json!({"email": format!("{user}@example.com"), "email_verified": email_verified, "password_hash": password_hash()});
         let path = format!("/v1/admin/applications/{APP}/users/{user}");
@@ -869,7 +903,14 @@ async fn phones_in_settings_over_the_handler() {
     let first = phones[0]["phone_id"].as_str().unwrap().to_owned();
 
     let add = Some(r#"{"password":"pw","phone_number":"+1 415 555 0188","label":"Desk"}"#);
-    let a = h.user(PhoneEdits, "POST", "/v1/mfa/phones", add).await;
+    // Enrolled: a change needs the step-up proof first.
+    h.user(PhoneEdits, "POST", "/v1/mfa/phones", add)
+        .await
+        .err(403, "step_up_required");
+    let proof = h.step_up().await;
+    let a = h
+        .user_proving(USER, &proof, PhoneEdits, "POST", "/v1/mfa/phones", add)
+        .await;
     let body = a.ok(202).clone();
     assert_eq!(
         (body["purpose"].as_str(), body["step"].as_str()),
@@ -950,8 +991,11 @@ async fn phones_in_settings_over_the_handler() {
     .await
     .err(400, "invalid_request");
 
+    // The same assertion serves several changes within its lifetime.
     let d = h
-        .user(
+        .user_proving(
+            USER,
+            &proof,
             PhoneEdits,
             "DELETE",
             &format!("/v1/mfa/phones/{first}"),
@@ -961,6 +1005,7 @@ async fn phones_in_settings_over_the_handler() {
     assert_eq!(d.status, 204);
     let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
     assert_eq!(list.ok(200)["phones"].as_array().unwrap().len(), 1);
+    // Bob has no phone, so no proof is asked of him; Ada's phone is still not his.
     h.provision(BOB, true).await;
     h.user_as(BOB, PhoneEdits, "DELETE", &path, RIGHT_PW)
         .await
@@ -1178,4 +1223,265 @@ async fn a_body_must_say_it_is_json() {
         .unwrap()
         .remove("content-type");
     h.run(EnrollmentStart, &ev).await.ok(200);
+}
+
+// ---------------------------------------------------------------- step-up (contract v2)
+
+/// Ada enrolled with `PHONE`, the clock past the resend cooldown.
+async fn enrolled() -> H {
+    let (h, id) = H::at_code_step().await;
+    h.code(&id, &h.last_code()).await.ok(200);
+    h.clock.advance(31);
+    h
+}
+
+/// Claims as the service signs them, for Ada in `APP`, valid now.
+fn claims(h: &H) -> Value {
+    let now = mfa_shared::ports::Clock::now(h.clock.as_ref()).0;
+    json!({ "iss": "mfa", "sub": USER, "app_id": APP, "amr": ["sms"], "iat": now,
+            "exp": now + 300, "jti": "00" })
+}
+
+async fn ada_phone_path(h: &H) -> String {
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    let id = list.ok(200)["phones"][0]["phone_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    format!("/v1/mfa/phones/{id}")
+}
+
+#[tokio::test]
+async fn without_a_proof_factor_changes_answer_403_and_no_password_attempt_is_counted() {
+    let h = enrolled().await;
+    let phone = ada_phone_path(&h).await;
+    let add = r#"{"password":"not-it","phone_number":"+14155550188"}"#;
+    let replace = r#"{"password":"not-it","phone_number":"+14155550177"}"#;
+    // Wrong passwords, many times over the lockout limit, without a proof.
+    for _ in 0..3 {
+        let m = h
+            .user(PhoneEdits, "POST", "/v1/mfa/phones", Some(add))
+            .await
+            .err(403, "step_up_required");
+        assert!(m.contains("code"), "{m}");
+        h.user(PhoneEdits, "PUT", &phone, Some(replace))
+            .await
+            .err(403, "step_up_required");
+        h.user(PhoneEdits, "DELETE", &phone, WRONG_PW)
+            .await
+            .err(403, "step_up_required");
+        h.user(Challenge, "POST", "/v1/mfa/recovery-codes", WRONG_PW)
+            .await
+            .err(403, "step_up_required");
+    }
+    // An empty header is no proof either.
+    h.user_proving(USER, " ", PhoneEdits, "DELETE", &phone, WRONG_PW)
+        .await
+        .err(403, "step_up_required");
+    // None of them was a password attempt: the first real one still has 4 left after it.
+    let proof = h.step_up().await;
+    let wrong = h
+        .user_proving(USER, &proof, PhoneEdits, "DELETE", &phone, WRONG_PW)
+        .await;
+    wrong.err(401, "invalid_password");
+    assert_eq!(wrong.json["attempts_remaining"], 4);
+    // Relabel and make-primary need no proof.
+    h.user(PhoneEdits, "PATCH", &phone, Some(r#"{"label":"Home"}"#))
+        .await
+        .ok(200);
+    // Nothing was texted or changed by the refused requests: the phone is still the only one.
+    let list = h.user(PhoneEdits, "GET", "/v1/mfa/phones", None).await;
+    assert_eq!(list.ok(200)["phones"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn only_a_valid_assertion_of_this_user_and_app_is_a_proof() {
+    let h = enrolled().await;
+    h.provision(BOB, true).await;
+    let bob_enrollment = h.start_as(BOB, RIGHT_PW).await.id();
+    h.phone_as(BOB, &bob_enrollment, "+14155550166")
+        .await
+        .ok(202);
+    let body = json!({ "code": h.last_code() }).to_string();
+    h.user_as(
+        BOB,
+        CodeVerify,
+        "POST",
+        &enr(&bob_enrollment, "code"),
+        Some(&body),
+    )
+    .await
+    .ok(200);
+    h.clock.advance(31);
+    let bobs = h.step_up_as(BOB).await;
+    let phone = ada_phone_path(&h).await;
+    let signing = h.svc.signing.clone().unwrap();
+    let sign = |patch: Value| {
+        let mut c = claims(&h);
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        signing.sign(&c).unwrap()
+    };
+    let stranger = mfa_shared::signing::SigningKeys::random().unwrap();
+    let forged_sig = {
+        let good = sign(json!({}));
+        let (input, _) = good.rsplit_once('.').unwrap();
+        let other = stranger.sign(&claims(&h)).unwrap();
+        format!("{input}.{}", other.rsplit_once('.').unwrap().1)
+    };
+    let refused = [
+        ("another user's", bobs.clone()),
+        ("another app's", sign(json!({ "app_id": "app-other" }))),
+        (
+            "expired",
+            sign(json!({ "exp": mfa_shared::ports::Clock::now(h.clock.as_ref()).0 })),
+        ),
+        ("another issuer's", sign(json!({ "iss": "someone-else" }))),
+        ("a factor we never issue", sign(json!({ "amr": ["pwd"] }))),
+        ("no amr", sign(json!({ "amr": [] }))),
+        ("another key's", stranger.sign(&claims(&h)).unwrap()),
+        ("a signature of other claims", forged_sig),
+        ("not a JWS", "not-a-token".to_owned()),
+        ("empty JSON parts", "e30.e30.AAAA".to_owned()),
+        ("100 kB of it", "A".repeat(100_000)),
+    ];
+    for (what, token) in refused {
+        let a = h
+            .user_proving(USER, &token, PhoneEdits, "DELETE", &phone, RIGHT_PW)
+            .await;
+        assert_eq!(
+            (a.status, a.json["error"].as_str()),
+            (403, Some("step_up_required")),
+            "{what}: {}",
+            a.text
+        );
+    }
+    // Bob's own assertion works for Bob (his own phone: a 409 would mean it got past the proof).
+    let list = h
+        .user_as(BOB, PhoneEdits, "GET", "/v1/mfa/phones", None)
+        .await;
+    let bob_phone = list.ok(200)["phones"][0]["phone_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.user_proving(
+        BOB,
+        &bobs,
+        PhoneEdits,
+        "PATCH",
+        &format!("/v1/mfa/phones/{bob_phone}"),
+        Some(r#"{"label":"x"}"#),
+    )
+    .await
+    .ok(200);
+    let a = h
+        .user_proving(
+            BOB,
+            &bobs,
+            Challenge,
+            "POST",
+            "/v1/mfa/recovery-codes",
+            RIGHT_PW,
+        )
+        .await;
+    assert_eq!(a.ok(201)["codes"].as_array().unwrap().len(), 10);
+    // An assertion expires with its 5 minutes.
+    h.clock.advance(301);
+    h.user_proving(
+        BOB,
+        &bobs,
+        Challenge,
+        "POST",
+        "/v1/mfa/recovery-codes",
+        RIGHT_PW,
+    )
+    .await
+    .err(403, "step_up_required");
+    // And a right one of Ada's, for Ada, is a proof.
+    let proof = h.step_up().await;
+    let added = h
+        .user_proving(
+            USER,
+            &proof,
+            PhoneEdits,
+            "POST",
+            "/v1/mfa/phones",
+            Some(r#"{"password":"pw","phone_number":"+14155550188"}"#),
+        )
+        .await;
+    added.ok(202);
+}
+
+#[tokio::test]
+async fn a_user_who_lost_their_phone_replaces_it_with_a_recovery_code_assertion() {
+    let h = enrolled().await;
+    let proof = h.step_up().await;
+    let set = h
+        .user_proving(
+            USER,
+            &proof,
+            Challenge,
+            "POST",
+            "/v1/mfa/recovery-codes",
+            RIGHT_PW,
+        )
+        .await;
+    let code = set.ok(201)["codes"][0].as_str().unwrap().to_owned();
+    // Later, the phone is gone: a recovery code signs the user in.
+    h.clock.advance(3600);
+    let body = json!({ "code": code }).to_string();
+    let r = h
+        .user(
+            Challenge,
+            "POST",
+            "/v1/mfa/challenges/recovery",
+            Some(&body),
+        )
+        .await;
+    let recovery = r.ok(200)["assertion"].as_str().unwrap().to_owned();
+    let phone = ada_phone_path(&h).await;
+    let sent = h
+        .user_proving(
+            USER,
+            &recovery,
+            PhoneEdits,
+            "PUT",
+            &phone,
+            Some(r#"{"password":"pw","phone_number":"+14155550177"}"#),
+        )
+        .await;
+    let id = sent.ok(202)["enrollment_id"].as_str().unwrap().to_owned();
+    assert_eq!(h.texts().last().unwrap().0, "+14155550177");
+    let done = h.code(&id, &h.last_code()).await;
+    assert_eq!(done.ok(200)["phone"]["masked"], "+1••••••0177");
+}
+
+#[tokio::test]
+async fn the_first_factor_needs_no_proof() {
+    let h = H::optional().await;
+    // From settings, a user with no phone adds one with the password alone.
+    let a = h
+        .user(
+            PhoneEdits,
+            "POST",
+            "/v1/mfa/phones",
+            Some(r#"{"password":"pw","phone_number":"+14155550188"}"#),
+        )
+        .await;
+    let id = a.ok(202)["enrollment_id"].as_str().unwrap().to_owned();
+    h.code(&id, &h.last_code()).await.ok(200);
+    // Now enrolled: the next change needs one.
+    h.user(
+        PhoneEdits,
+        "POST",
+        "/v1/mfa/phones",
+        Some(r#"{"password":"pw","phone_number":"+14155550189"}"#),
+    )
+    .await
+    .err(403, "step_up_required");
+    // The admin reset needs none, and afterwards the user starts over without one.
+    let reset = format!("/v1/admin/applications/{APP}/users/{USER}/mfa");
+    assert_eq!(h.admin("DELETE", &reset, None).await.status, 204);
+    h.start().await;
 }

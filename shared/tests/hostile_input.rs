@@ -61,6 +61,7 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
     ("mfa_not_available", 403),
     ("mfa_disabled", 403),
     ("enrollment_required", 403),
+    ("step_up_required", 403),
     ("enrollment_not_found", 404),
     ("phone_not_found", 404),
     ("challenge_not_found", 404),
@@ -127,7 +128,15 @@ struct World {
 impl World {
     async fn new(limits: Limits) -> World {
         let clock = Arc::new(FixedClock::at(T0));
-        let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
+        let (mut svc, outbox) =
+            Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
+        // One fixed key, so that Ada's step-up proof (`ada_proof`) is valid in every world.
+        let keys = signing_keys();
+        svc.assertion_keys = Arc::new(mfa_shared::adapters::jwks::AssertionKeys::new(
+            keys.public_keys(),
+            None,
+        ));
+        svc.signing = Some(keys);
         let app = AppId::parse(APP).unwrap();
         policy::set_availability(&svc, &app, true, "operator")
             .await
@@ -467,6 +476,7 @@ impl World {
                     "not_enrolled",
                     "phone_not_found",
                     "rate_limited",
+                    "resend_too_soon",
                     "send_limit_reached",
                 ],
             },
@@ -688,7 +698,23 @@ fn fixtures() -> &'static (Value, Value) {
     })
 }
 
-/// The API Gateway v2 event of `req` on `route`, with a valid authorizer context.
+fn signing_keys() -> mfa_shared::signing::SigningKeys {
+    mfa_shared::signing::SigningKeys::from_secret(&"hostile-input-test-key-".repeat(3)).unwrap()
+}
+
+/// Ada's step-up proof (an SMS assertion valid long past the tests' clock): every request of
+/// hers carries it, so that the routes that need one reach their parsers and flows.
+fn ada_proof() -> &'static str {
+    static PROOF: OnceLock<String> = OnceLock::new();
+    PROOF.get_or_init(|| {
+        let claims = json!({ "iss": "mfa", "sub": ADA, "app_id": APP, "amr": ["sms"],
+                             "iat": T0, "exp": T0 + 10_000_000, "jti": "00" });
+        signing_keys().sign(&claims).unwrap()
+    })
+}
+
+/// The API Gateway v2 event of `req` on `route`, with a valid authorizer context (and Ada's
+/// step-up proof on her requests).
 fn event(route: &Route, req: &Req) -> Value {
     let (user, admin) = fixtures();
     let mut ev = match route.who {
@@ -696,6 +722,9 @@ fn event(route: &Route, req: &Req) -> Value {
         Who::User(sub) => {
             let mut ev = user.clone();
             ev["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
+            if sub == ADA {
+                ev["headers"]["mfa-assertion"] = json!(ada_proof());
+            }
             ev
         }
     };

@@ -218,6 +218,18 @@ impl LocalServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// [`LocalServer::call`] with extra request headers (e.g. `MFA-Assertion`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(
             reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
             format!("{}{path}", self.base),
@@ -229,6 +241,9 @@ impl LocalServer {
             req = req
                 .header("content-type", "application/json")
                 .body(b.to_string());
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
@@ -271,6 +286,32 @@ impl LocalServer {
                     .collect()
             }
         }
+    }
+
+    /// Every text sent so far as `(to, body)`, oldest first (outbox or moto).
+    pub async fn all_texts(&self) -> Vec<(String, String)> {
+        let (list, to, body) = match &self.moto {
+            None => {
+                let o = self.call("GET", "/_local/outbox", None, None).await.json;
+                (o["sms"].clone(), "to", "body")
+            }
+            Some(url) => (
+                moto_data(url).await["sns"]["SMS"].clone(),
+                "phone_number",
+                "message",
+            ),
+        };
+        list.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                (
+                    m[to].as_str().unwrap_or_default().to_owned(),
+                    m[body].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// The code in the newest text to `number`.
@@ -403,12 +444,22 @@ pub struct Tenant {
     pub password: String,
     pub admin: String,
     pub user_token: String,
+    /// The last step-up proof and when it was obtained (see [`Tenant::proof`]).
+    proof: std::sync::Mutex<Option<(String, Instant)>>,
 }
+
+/// How long the harness reuses a step-up proof: well inside the assertion's 5 minutes.
+const PROOF_REUSE: Duration = Duration::from_secs(240);
 
 impl Tenant {
     pub async fn set_up(s: &LocalServer, enforcement: &str) -> Tenant {
+        Tenant::set_up_named(s, enforcement, &unique("user-")).await
+    }
+
+    /// [`Tenant::set_up`] with a chosen user id (the same id in two applications is two users).
+    pub async fn set_up_named(s: &LocalServer, enforcement: &str, user: &str) -> Tenant {
         let app = unique("app-");
-        let user = unique("user-");
+        let user = user.to_owned();
         let email = format!("{user}@example.com");
         let password = "correct horse battery staple".to_owned();
         let admin = s.token("admin@example.com", None, Some("mfa:admin"));
@@ -446,7 +497,86 @@ impl Tenant {
             password,
             admin,
             user_token,
+            proof: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A step-up proof, as a user gets one: a sign-in challenge to the primary phone
+    /// (`POST /v1/mfa/challenges`), the code read from the texts (outbox or moto), and its
+    /// assertion. Costs one text of the user's budgets.
+    ///
+    /// A user's challenge texts are a resend cooldown apart: when the last one is too recent
+    /// (`429 resend_too_soon`), this waits its `Retry-After` once, as a person would.
+    pub async fn step_up(&self, s: &LocalServer) -> String {
+        let mut r = s
+            .call("POST", "/v1/mfa/challenges", Some(&self.user_token), None)
+            .await;
+        if r.status == 429 && r.error() == "resend_too_soon" {
+            let wait = r.json["retry_after"].as_u64().unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            r = s
+                .call("POST", "/v1/mfa/challenges", Some(&self.user_token), None)
+                .await;
+        }
+        assert_eq!(r.status, 202, "step-up challenge: {r:?}");
+        let id = r.json["challenge_id"].as_str().unwrap().to_owned();
+        let masked = r.json["phone"]["masked"].as_str().unwrap().to_owned();
+        let last4: String = masked
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let (_, body) = s
+            .all_texts()
+            .await
+            .into_iter()
+            .rev()
+            .find(|(to, _)| to.ends_with(&last4) && to.chars().count() == masked.chars().count())
+            .unwrap_or_else(|| panic!("no challenge text to {masked}"));
+        let v = s
+            .call(
+                "POST",
+                &format!("/v1/mfa/challenges/{id}/code"),
+                Some(&self.user_token),
+                Some(json!({"code": &body[..6]})),
+            )
+            .await;
+        assert_eq!(v.status, 200, "step-up code: {v:?}");
+        let assertion = v.json["assertion"].as_str().unwrap().to_owned();
+        *self.proof.lock().unwrap() = Some((assertion.clone(), Instant::now()));
+        assertion
+    }
+
+    /// A step-up proof for a change: the last one while it is fresh, else a new one; `None`
+    /// when the user has no phone yet (the first factor needs none).
+    pub async fn proof(&self, s: &LocalServer) -> Option<String> {
+        if let Some((p, at)) = self.proof.lock().unwrap().clone()
+            && at.elapsed() < PROOF_REUSE
+        {
+            return Some(p);
+        }
+        let phones = s
+            .call("GET", "/v1/mfa/phones", Some(&self.user_token), None)
+            .await;
+        if phones.json["phones"].as_array().is_none_or(Vec::is_empty) {
+            return None;
+        }
+        Some(self.step_up(s).await)
+    }
+
+    /// A change to the user's factors (add, replace, remove a phone; recovery codes), with
+    /// the step-up proof the user would send.
+    pub async fn change(&self, s: &LocalServer, method: &str, path: &str, body: Value) -> Reply {
+        let proof = self.proof(s).await;
+        let headers: Vec<(&str, &str)> = proof
+            .as_deref()
+            .map(|p| vec![("mfa-assertion", p)])
+            .unwrap_or_default();
+        s.call_with(method, path, Some(&self.user_token), Some(body), &headers)
+            .await
     }
 
     /// Start with the password: the new enrollment's id.

@@ -140,3 +140,106 @@ fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
     let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["error"], "enrollment_not_found", "{body}");
 }
+
+/// Runs function `package`'s binary on moto for one `event`, with the table and code key of
+/// `table` and `env` on top; returns the posted answer.
+fn invoke(package: &str, table: &str, event: Value, env: &[(&str, &str)]) -> Value {
+    let (api, answers) = runtime_api(event);
+    let mut cmd = Command::new(function_bin(package));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", package)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("MFA_TABLE_NAME", table)
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let answer = answers.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    answer.expect("no answer posted within 60 s")
+}
+
+/// The phone-edits function verifies step-up proofs with the public keys the signer published
+/// in the table, and never reads the signing secret: pointed at a secret that does not exist,
+/// it starts and verifies all the same, where the challenge function (which signs) cannot start.
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key() {
+    // mfa-local signs (it reads the signing secret) and publishes the JWKS item.
+    let local = LocalServer::aws(Launch {
+        bootstrap: true,
+        ..Launch::default()
+    });
+    let table = local.table.clone().unwrap();
+    let t = mfa_tests::Tenant::set_up(&local, "optional").await;
+    t.enroll(&local, &mfa_tests::unique_number()).await;
+    let proof = t.step_up(&local).await;
+    let phones = local
+        .call("GET", "/v1/mfa/phones", Some(&t.user_token), None)
+        .await;
+    let path = format!(
+        "/v1/mfa/phones/{}",
+        phones.json["phones"][0]["phone_id"].as_str().unwrap()
+    );
+    let event = |proof: Option<&str>| {
+        let mut event: Value = serde_json::from_str(include_str!(
+            "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+        ))
+        .unwrap();
+        let body = r#"{"password":"not the password"}"#;
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["requestContext"]["http"]["method"] = json!("DELETE");
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(t.user);
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["app_id"] = json!(t.app);
+        event["body"] = json!(body);
+        event["headers"]["content-length"] = json!(body.len().to_string());
+        if let Some(p) = proof {
+            event["headers"]["mfa-assertion"] = json!(p);
+        }
+        event
+    };
+    let no_secret = [("MFA_SIGNING_SECRET_ID", "no-such-signing-secret")];
+    let body = |answer: &Value| -> Value {
+        serde_json::from_str(answer["body"].as_str().unwrap_or("{}")).unwrap()
+    };
+
+    // With the proof, the request reaches the password check: the proof verified.
+    let answer = invoke("phone-edits", &table, event(Some(&proof)), &no_secret);
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    assert_eq!(body(&answer)["error"], "invalid_password", "{answer}");
+    // Without it, 403.
+    let answer = invoke("phone-edits", &table, event(None), &no_secret);
+    assert_eq!(answer["statusCode"], 403, "{answer}");
+    assert_eq!(body(&answer)["error"], "step_up_required", "{answer}");
+
+    // The signer, given the same missing secret, refuses to start.
+    let status = Command::new(function_bin("challenge"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("MFA_TABLE_NAME", &table)
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
+        .env("MFA_SIGNING_SECRET_ID", "no-such-signing-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the signer cannot start without its key");
+}

@@ -69,12 +69,12 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
     assert_eq!(t.code(&s, &id, &code2).await.status, 200);
     secrets.codes.extend([code, code2]);
 
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/phones",
-            tok,
-            Some(json!({"password": t.password, "phone_number": second, "label": "Work"})),
+            json!({"password": t.password, "phone_number": second, "label": "Work"}),
         )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
@@ -83,6 +83,8 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
     assert_eq!(t.code(&s, &add, &code3).await.status, 200);
     secrets.codes.push(code3);
 
+    // The step-up of the add was a challenge text: the next waits the (1 s) resend cooldown.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = s.call("POST", "/v1/mfa/challenges", tok, None).await;
     assert_eq!(r.status, 202, "{r:?}");
     let chl = r.json["challenge_id"].as_str().unwrap().to_owned();
@@ -101,12 +103,12 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
         .push(r.json["assertion"].as_str().unwrap().to_owned());
     secrets.codes.push(code4);
 
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "POST",
             "/v1/mfa/recovery-codes",
-            tok,
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
@@ -140,16 +142,18 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
         .as_str()
         .unwrap()
         .to_owned();
-    let r = s
-        .call(
+    let r = t
+        .change(
+            &s,
             "DELETE",
             &format!("/v1/mfa/phones/{work}"),
-            tok,
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
 
+    // The step-up proof those changes carried is a secret too.
+    secrets.values.push(t.proof(&s).await.unwrap());
     for n in [&first, &second] {
         secrets.values.push(n.to_string());
         // The national number alone (415555xxxx) is as good as the full one.
@@ -244,10 +248,11 @@ async fn a_whole_flow_logs_json_with_ids_and_never_a_secret_and_prints_emf_metri
             "a code reached stdout"
         );
     }
-    // Texts: the first number, its resend, the second number, the sign-in challenge.
-    assert_eq!(counts.get("TextsSent"), Some(&4), "{counts:?}");
-    // Right codes: enrollment, the added phone, the challenge, the recovery code.
-    assert_eq!(counts.get("VerificationsOk"), Some(&4), "{counts:?}");
+    // Texts: the first number, its resend, the step-up challenge, the second number, the
+    // sign-in challenge.
+    assert_eq!(counts.get("TextsSent"), Some(&5), "{counts:?}");
+    // Right codes: enrollment, the step-up, the added phone, the challenge, the recovery code.
+    assert_eq!(counts.get("VerificationsOk"), Some(&5), "{counts:?}");
     assert_eq!(counts.get("VerificationsFailed"), Some(&1), "{counts:?}");
     // Start (wrong, right), add, recovery codes, removal.
     assert_eq!(counts.get("PasswordChecks"), Some(&5), "{counts:?}");

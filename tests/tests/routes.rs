@@ -133,3 +133,69 @@ async fn mfa_local_answers_every_route() {
         );
     }
 }
+
+/// Step-up (contract v2): the user API lets a browser send `MFA-Assertion`; only the function
+/// that signs assertions may read the signing secret or write the published keys, and every
+/// route that changes factors documents the header and its `403 step_up_required`.
+#[test]
+fn only_the_signer_holds_the_signing_key_and_the_proof_header_is_allowed() {
+    let t = load("template.yaml");
+    let headers = t["Resources"]["UserApi"]["Properties"]["CorsConfiguration"]["AllowHeaders"]
+        .as_vec()
+        .unwrap();
+    assert!(
+        headers.iter().any(|h| h
+            .as_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("mfa-assertion"))),
+        "{headers:?}"
+    );
+    for (name, res) in t["Resources"].as_hash().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let signer = name == "ChallengeFunction";
+        let statements = res["Properties"]["Policies"][0]["Statement"]
+            .as_vec()
+            .unwrap();
+        let reads_signing_key = statements.iter().any(|s| {
+            s["Effect"].as_str() == Some("Allow")
+                && format!("{:?}", s["Resource"]).contains("SigningKeySecret")
+        });
+        assert_eq!(reads_signing_key, signer, "{name}: the signing secret");
+        let env = format!("{:?}", res["Properties"]["Environment"]);
+        assert_eq!(
+            env.contains("MFA_SIGNING_SECRET_ID"),
+            signer,
+            "{name}: {env}"
+        );
+        let writes = statements.iter().any(|s| {
+            s["Effect"].as_str() == Some("Allow")
+                && format!("{:?}", s["Action"]).contains("dynamodb:PutItem")
+        });
+        let denied = statements.iter().any(|s| {
+            s["Effect"].as_str() == Some("Deny")
+                && format!("{:?}", s["Condition"]).contains("JWKS")
+                && format!("{:?}", s["Action"]).contains("dynamodb:PutItem")
+        });
+        if writes && !signer {
+            assert!(denied, "{name} may write the published keys");
+        }
+    }
+    let spec = load("openapi.yaml");
+    for (path, method) in [
+        ("/v1/mfa/phones", "post"),
+        ("/v1/mfa/phones/{phone_id}", "put"),
+        ("/v1/mfa/phones/{phone_id}", "delete"),
+        ("/v1/mfa/recovery-codes", "post"),
+    ] {
+        let op = &spec["paths"][path][method];
+        let text = format!("{:?}", op["parameters"]);
+        assert!(text.contains("MfaAssertion"), "{method} {path}: {text}");
+        let forbidden = format!("{:?}", op["responses"]["403"]);
+        assert!(
+            forbidden.contains("StepUpRequired"),
+            "{method} {path}: {forbidden}"
+        );
+    }
+}

@@ -14,6 +14,8 @@ async fn phones(s: &LocalServer, t: &Tenant) -> Vec<Value> {
     r.json["phones"].as_array().unwrap().clone()
 }
 
+/// A change from settings, with the step-up proof a user would send (PATCH needs none, and
+/// gets one anyway: it must not mind).
 async fn settings_change(
     s: &LocalServer,
     t: &Tenant,
@@ -21,7 +23,7 @@ async fn settings_change(
     path: &str,
     body: Value,
 ) -> Reply {
-    s.call(method, path, Some(&t.user_token), Some(body)).await
+    t.change(s, method, path, body).await
 }
 
 /// Verifies the code just texted to `number` for enrollment `id`.
@@ -175,6 +177,7 @@ async fn the_settings_walk(s: &LocalServer) {
             "phone.primary_changed",
             "phone.replaced",
             "phone.added",
+            "challenge.verified",
             "enrollment.completed"
         ]
     );
@@ -202,8 +205,8 @@ async fn the_settings_walk(s: &LocalServer) {
         }
     }
     assert_eq!(
-        seen, 8,
-        "6 of the user's, the availability and the policy change"
+        seen, 9,
+        "7 of the user's (the step-up challenge included), the availability and the policy change"
     );
 }
 

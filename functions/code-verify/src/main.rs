@@ -10,6 +10,6 @@ use mfa_shared::http::{functions, run_lambda};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     mfa_shared::logging::init_lambda();
-    let service = aws::service_from_env_or_exit::<aws::Sns, aws::Ses>().await;
+    let service = aws::service_from_env_or_exit::<aws::Sns, aws::Ses, aws::Verifies>().await;
     run_lambda::<functions::CodeVerify>(Arc::new(service)).await
 }

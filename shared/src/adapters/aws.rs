@@ -27,6 +27,7 @@ use aws_sdk_sesv2::operation::create_email_identity::CreateEmailIdentityError;
 
 use crate::Service;
 use crate::adapters::dynamodb::{DynamoStore, PK, SK, TTL};
+use crate::adapters::jwks::{AssertionKeys, DynamoJwks, JwksItem};
 use crate::adapters::secrets_manager::SecretsManagerSource;
 #[cfg(feature = "ses")]
 use crate::adapters::ses::SesEmail;
@@ -98,11 +99,19 @@ fn bootstrap_err(action: impl Into<String>, detail: impl std::fmt::Display) -> S
 
 /// The service from the process environment: `MFA_*` settings and limits, the table and
 /// secret names, and the standard AWS configuration. Reads the secret once.
-pub async fn service_from_env<S: SmsClient, E: EmailClient>() -> Result<Service, StartupError> {
+pub async fn service_from_env<S: SmsClient, E: EmailClient, A: Assertions>()
+-> Result<Service, StartupError> {
     let env = EnvSource::process();
     let limits = env.limits()?;
     let settings = env.settings();
-    let names = env.aws_names()?;
+    let mut names = env.aws_names()?;
+    if !A::SIGNS {
+        // A function that only verifies never reads the signing secret, whatever its
+        // environment says: it verifies with the published public keys.
+        names.signing_secret_id = None;
+    } else if names.signing_secret_id.is_none() {
+        return Err(ConfigError::Missing("MFA_SIGNING_SECRET_ID").into());
+    }
     let sdk = lambda_sdk_config()?;
     service_from_sdk_config::<S, E>(&sdk, names, limits, settings).await
 }
@@ -156,8 +165,8 @@ impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
 /// [`service_from_env`] for a Lambda function's cold start. On failure it writes one log line
 /// naming what failed (never a secret value) and exits: the init fails, Lambda reports it and
 /// tries a fresh sandbox. There is no fallback: without its keys the service must not run.
-pub async fn service_from_env_or_exit<S: SmsClient, E: EmailClient>() -> Service {
-    match service_from_env::<S, E>().await {
+pub async fn service_from_env_or_exit<S: SmsClient, E: EmailClient, A: Assertions>() -> Service {
+    match service_from_env::<S, E, A>().await {
         Ok(service) => service,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
@@ -226,24 +235,18 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
         secret_id: names.secret_id.clone(),
         source,
     })?;
-    let signing =
-        match &names.signing_secret_id {
-            None => None,
-            Some(id) => {
-                let secret = secrets.secret_string(id).await.map_err(|e| {
-                    StartupError::SecretUnreadable {
-                        secret_id: id.clone(),
-                        detail: e.0,
-                    }
-                })?;
-                Some(SigningKeys::from_secret(&secret).map_err(|source| {
-                    StartupError::SigningKeys {
-                        secret_id: id.clone(),
-                        source,
-                    }
-                })?)
-            }
-        };
+    let published: Arc<dyn JwksItem> = Arc::new(DynamoJwks::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        names.table_name.clone(),
+    ));
+    let signing = match &names.signing_secret_id {
+        None => None,
+        Some(id) => Some(read_and_publish_signing_keys(&secrets, id, published.as_ref()).await?),
+    };
+    let own = signing
+        .as_ref()
+        .map(SigningKeys::public_keys)
+        .unwrap_or_default();
     Ok(Service {
         store: Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -257,9 +260,66 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
         )),
         keys,
         signing,
+        assertion_keys: Arc::new(AssertionKeys::new(own, Some(published))),
         limits,
         settings,
     })
+}
+
+/// Reads the signing secret (its value and version date) and publishes its public keys as
+/// the table's JWKS item, unless a newer version is already published there (see
+/// [`crate::adapters::jwks`]). A failure to publish (DynamoDB briefly unreachable) is logged
+/// as an error and the function still starts: sandboxes of the same secret version published
+/// the same item before, every cold start publishes again, and a verifier that does not find
+/// a key refuses the proof (`403`), so the failure is never a way in. Failing the cold start
+/// instead would turn a DynamoDB blip into API Gateway 5xx answers for sign-in as well.
+async fn read_and_publish_signing_keys(
+    secrets: &SecretsManagerSource,
+    id: &str,
+    published: &dyn JwksItem,
+) -> Result<SigningKeys, StartupError> {
+    let (secret, version_created) =
+        secrets
+            .secret_version(id)
+            .await
+            .map_err(|e| StartupError::SecretUnreadable {
+                secret_id: id.to_owned(),
+                detail: e.0,
+            })?;
+    let keys = SigningKeys::from_secret(&secret).map_err(|source| StartupError::SigningKeys {
+        secret_id: id.to_owned(),
+        source,
+    })?;
+    match published.publish(&keys.jwks(), version_created).await {
+        Ok(true) => tracing::info!(secret_id = id, version_created, "JWKS published"),
+        Ok(false) => tracing::info!(
+            secret_id = id,
+            version_created,
+            "JWKS not published: this or a newer secret version already is"
+        ),
+        Err(e) => tracing::error!(secret_id = id, error = %e.0, "could not publish the JWKS"),
+    }
+    Ok(keys)
+}
+
+/// Whether a function signs assertions (`challenge`: it reads the signing secret and
+/// publishes the public keys) or only verifies them ([`Verifies`]: never reads the secret).
+pub trait Assertions {
+    const SIGNS: bool;
+}
+
+/// Signs sign-in assertions: needs `MFA_SIGNING_SECRET_ID`.
+pub struct Signs;
+
+impl Assertions for Signs {
+    const SIGNS: bool = true;
+}
+
+/// Only verifies step-up proofs, with the published public keys; holds no private key.
+pub struct Verifies;
+
+impl Assertions for Verifies {
+    const SIGNS: bool = false;
 }
 
 /// Which client a function texts through: [`Sns`], or [`NoSms`] for a function none of

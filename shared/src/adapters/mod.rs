@@ -5,6 +5,7 @@ pub mod console;
 pub mod dynamodb;
 pub mod faulty;
 pub mod https;
+pub mod jwks;
 pub mod memory;
 pub mod secrets_manager;
 #[cfg(feature = "ses")]

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
+use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::adapters::aws::error_detail;
@@ -56,15 +57,61 @@ impl SmsSender for SnsSms {
         }
         request.send().await.map_err(|e| {
             let detail = redact(error_detail(&e), to, body);
-            PortError::new(format!("sns publish to {}: {detail}", to.masked()))
+            let message = format!("sns publish to {}: {detail}", to.masked());
+            if outcome_unknown(&e) {
+                PortError::outcome_unknown(message)
+            } else {
+                PortError::new(message)
+            }
         })?;
         Ok(())
+    }
+}
+
+/// Whether SNS may have accepted the text although the call failed: the request was sent and
+/// its answer was lost. That is a timeout (the attempt or operation timeout, which start after
+/// the connection was made: the connect timeout is a dispatch failure), an answer that could
+/// not be read, or the connection breaking while the request was on it (our HTTP client
+/// reports that as a hyper error; a refused or timed-out connect is an I/O or timeout error of
+/// its own, and SNS's own refusals are service errors: those are known failures).
+fn outcome_unknown<E, R>(e: &SdkError<E, R>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> =
+                d.as_connector_error().and_then(std::error::Error::source);
+            while let Some(s) = source {
+                if s.downcast_ref::<hyper::Error>().is_some() {
+                    return true;
+                }
+                source = s.source();
+            }
+            false
+        }
+        _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_request_that_went_out_has_an_unknown_outcome() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        type E = SdkError<std::io::Error, ()>;
+        assert!(outcome_unknown(&E::timeout_error("attempt timeout")));
+        assert!(outcome_unknown(&E::response_error("truncated body", ())));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!outcome_unknown(&E::dispatch_failure(ConnectorError::io(
+            refused.into()
+        ))));
+        assert!(!outcome_unknown(&E::dispatch_failure(
+            ConnectorError::timeout("connect timeout".into())
+        )));
+        let throttled = std::io::Error::other("Throttling");
+        assert!(!outcome_unknown(&E::service_error(throttled, ())));
+    }
 
     #[test]
     fn errors_never_carry_the_number_or_the_message() {

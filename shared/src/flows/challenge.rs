@@ -42,18 +42,51 @@ pub async fn start(
             .ok_or(MfaError::PhoneNotFound)?,
         None => phones.iter().find(|p| p.primary).unwrap_or(&phones[0]),
     };
-    let now = svc.clock.now();
-    let mut e = Enrollment::begin(
-        &c.app,
-        &c.user,
-        Purpose::Challenge(phone.phone_id.clone()),
-        now,
-        svc.limits.enrollment_ttl_secs,
-    )?;
-    let id = ChallengeId::generate()?;
-    e.id = id.as_enrollment_key();
-    svc.store.create_enrollment(&e).await?;
-    let sent = enrollment::send_code(svc, c, &e, phone.number.clone(), None, None, false).await?;
+    // The user's challenge texts are a cooldown apart (see `cooldown`): a fresh challenge does
+    // not restart the clock. Then the text budget (a refused challenge leaves no item behind:
+    // contract v2, "refusals that cost nothing"), the challenge item, the text.
+    let cooldown = super::cooldown::ChallengeCooldown::take(svc, c).await?;
+    let text = async {
+        let now = svc.clock.now();
+        let purpose = Purpose::Challenge(phone.phone_id.clone());
+        let budget =
+            super::guards::take_text_budget(svc, c, &phone.number, enrollment::recipient(&purpose))
+                .await?;
+        let created = async {
+            let mut e = Enrollment::begin(
+                &c.app,
+                &c.user,
+                purpose,
+                now,
+                svc.limits.enrollment_ttl_secs,
+            )?;
+            let id = ChallengeId::generate()?;
+            e.id = id.as_enrollment_key();
+            svc.store.create_enrollment(&e).await?;
+            Ok::<_, MfaError>((id, e))
+        }
+        .await;
+        let (id, e) = match created {
+            Ok(created) => created,
+            Err(err) => {
+                budget.give_back(svc).await;
+                return Err(err);
+            }
+        };
+        let sent = enrollment::send_code_with_budget(
+            svc,
+            c,
+            &e,
+            phone.number.clone(),
+            None,
+            None,
+            false,
+            budget,
+        )
+        .await?;
+        Ok((id, sent))
+    };
+    let (id, sent) = cooldown.around(svc, text).await?;
     Ok(ChallengeSent {
         challenge_id: id,
         phone: MaskedPhone {

@@ -151,6 +151,19 @@ pub fn clean_label(label: Option<String>) -> Result<Option<String>, MfaError> {
     Ok(Some(l.to_owned()))
 }
 
+/// The resend cooldown within an enrollment (issue 13: it must not be sidestepped by
+/// alternating numbers). Every text of an enrollment waits the cooldown since its last text,
+/// whatever the number, with one exception: the *first* text may be corrected at once, once
+/// (a typo fixed right after submitting, as the contract allows). So A → B is immediate, but
+/// A → B → A (or any further text) waits, and alternating numbers gains nothing over resending.
+/// Returns the code the correction replaces (the store refuses it unless that code is still
+/// pending, so two concurrent corrections cannot both skip the cooldown), or `None` when the
+/// cooldown applies.
+fn immediate_correction(e: &Enrollment, number: &PhoneNumber) -> Option<CodeId> {
+    let pending = e.pending.as_ref()?;
+    (e.sends == 1 && pending.number != *number).then(|| pending.code_id.clone())
+}
+
 /// Checks whether a new text may be sent now, given the enrollment as read.
 fn check_can_send(
     svc: &Service,
@@ -207,9 +220,18 @@ pub async fn submit_phone(
         return Err(MfaError::PhoneAlreadyEnrolled);
     }
     let now = svc.clock.now();
-    let same_number = e.pending.as_ref().is_some_and(|p| p.number == number);
-    check_can_send(svc, &e, same_number, now)?;
-    let sent = send_code(svc, c, &e, number, label, None, same_number).await?;
+    let correction = immediate_correction(&e, &number);
+    check_can_send(svc, &e, correction.is_none(), now)?;
+    let sent = send_code(
+        svc,
+        c,
+        &e,
+        number,
+        label,
+        correction.clone(),
+        correction.is_none(),
+    )
+    .await?;
     Ok(CodeSent {
         enrollment_id: None,
         purpose: None,
@@ -254,7 +276,19 @@ pub(crate) async fn resend_loaded(
     if !matches!(e.purpose, Purpose::Challenge(_)) && !policy::get(svc, &c.app).await?.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    let sent = send_code(
+    // A challenge texts only a number that is still one of the user's verified phones: that
+    // is what exempts it from the per-number budget (and a removed or replaced number no longer
+    // signs anyone in).
+    if let Purpose::Challenge(phone_id) = &e.purpose {
+        let phones = svc.store.list_phones(&c.app, &c.user).await?;
+        if !phones
+            .iter()
+            .any(|p| &p.phone_id == phone_id && p.number == pending.number)
+        {
+            return Err(MfaError::ChallengeNotFound);
+        }
+    }
+    let send = send_code(
         svc,
         c,
         &e,
@@ -262,8 +296,15 @@ pub(crate) async fn resend_loaded(
         pending.label,
         Some(pending.code_id),
         true,
-    )
-    .await?;
+    );
+    // A challenge's resend also keeps the user's challenge texts a cooldown apart (a resend of
+    // another live challenge is no way around it).
+    let sent = if matches!(e.purpose, Purpose::Challenge(_)) {
+        let cooldown = super::cooldown::ChallengeCooldown::take(svc, c).await?;
+        cooldown.around(svc, send).await?
+    } else {
+        send.await?
+    };
     Ok(Resent {
         code_expires_at: sent.expires_at,
         resend_available_at: sent.resend_available_at,
@@ -277,6 +318,16 @@ pub(crate) struct Sent {
     pub resend_available_at: UnixTime,
 }
 
+/// Who a text of `purpose` goes to: a sign-in challenge texts one of the caller's own verified
+/// phones (`challenge::start` picks it from their phones), everything else a number not yet
+/// proven.
+pub(crate) fn recipient(purpose: &Purpose) -> guards::Recipient {
+    match purpose {
+        Purpose::Challenge(_) => guards::Recipient::OwnVerifiedPhone,
+        Purpose::Enroll | Purpose::Add | Purpose::Replace(_) => guards::Recipient::Unproven,
+    }
+}
+
 /// Takes the text budgets, records the new code, texts it; undoes all of it if SNS fails.
 pub(crate) async fn send_code(
     svc: &Service,
@@ -287,7 +338,27 @@ pub(crate) async fn send_code(
     replaces: Option<CodeId>,
     cooldown: bool,
 ) -> Result<Sent, MfaError> {
-    let budget: TextBudget = guards::take_text_budget(svc, c, &number).await?;
+    let budget = guards::take_text_budget(svc, c, &number, recipient(&e.purpose)).await?;
+    send_code_with_budget(svc, c, e, number, label, replaces, cooldown, budget).await
+}
+
+/// [`send_code`] with the text budget already taken (a challenge takes it before its item
+/// is created): records the new code and texts it. A text SNS refused (a known failure) undoes
+/// the send and gives the budget back (`502 sms_send_failed`). A text whose outcome is unknown
+/// (the request went out and its answer was lost: it may have been delivered) counts as sent:
+/// the code stays pending, the units stay taken and the answer is `202`, so that a retrying
+/// client meets the cooldown and the send limits instead of a fresh, free text.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_code_with_budget(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    number: PhoneNumber,
+    label: Option<String>,
+    replaces: Option<CodeId>,
+    cooldown: bool,
+    budget: TextBudget,
+) -> Result<Sent, MfaError> {
     let now = svc.clock.now();
     let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
         let code = Code::generate()?;
@@ -342,14 +413,17 @@ pub(crate) async fn send_code(
         }
     };
     let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
-    if let Err(err) = svc.sms.send_sms(&number, &body).await {
-        tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
-        svc.count(&c.app, Metric::SmsSendError);
-        if let Err(undo) = svc.store.undo_send(&previous, &pending.code_id).await {
-            tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
+    match svc.sms.send_sms(&number, &body).await {
+        Err(err) if err.is_outcome_unknown() => {
+            tracing::warn!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send outcome unknown: counted as sent");
+            svc.count(&c.app, Metric::SmsSendError);
         }
-        budget.give_back(svc).await;
-        return Err(MfaError::SmsSendFailed);
+        Err(err) => {
+            return Err(
+                undo_failed_send(svc, c, e, &number, &previous, &pending, budget, &err).await,
+            );
+        }
+        Ok(()) => {}
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
     svc.count(&c.app, Metric::TextSent);
@@ -358,6 +432,28 @@ pub(crate) async fn send_code(
         expires_at: pending.expires_at,
         resend_available_at: now.plus_secs(svc.limits.resend_cooldown_secs),
     })
+}
+
+/// A text SNS certainly did not send: the send is undone (the earlier code, if any, is
+/// pending again) and every budget unit given back.
+#[allow(clippy::too_many_arguments)]
+async fn undo_failed_send(
+    svc: &Service,
+    c: &Caller,
+    e: &Enrollment,
+    number: &PhoneNumber,
+    previous: &Enrollment,
+    pending: &PendingCode,
+    budget: TextBudget,
+    err: &crate::error::PortError,
+) -> MfaError {
+    tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
+    svc.count(&c.app, Metric::SmsSendError);
+    if let Err(undo) = svc.store.undo_send(previous, &pending.code_id).await {
+        tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
+    }
+    budget.give_back(svc).await;
+    MfaError::SmsSendFailed
 }
 
 /// Why the store refused a send that the first read allowed: read again and check again.
@@ -635,10 +731,13 @@ pub(crate) async fn notify_user(
 ) -> &'static str {
     let user = match svc.store.get_user(&c.app, &c.user).await {
         Ok(Some(user)) => user,
-        Ok(None) => return "failed",
+        Ok(None) => {
+            tracing::error!(app_id = %c.app, user_id = %c.user, action, "no user record to notify");
+            return notification_failed(svc, c, action, "user_missing").await;
+        }
         Err(err) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not read the user to notify");
-            return "failed";
+            tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "could not read the user to notify");
+            return notification_failed(svc, c, action, "user_unreadable").await;
         }
     };
     let email = make(&svc.settings.app_name, &user.email);
@@ -646,18 +745,30 @@ pub(crate) async fn notify_user(
         Ok(()) => "sent",
         Err(err) => {
             tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "notification email failed");
-            svc.count(&c.app, Metric::EmailSendError);
-            audit::record(
-                svc,
-                &c.app,
-                "system",
-                "notification.failed",
-                Some(&c.user),
-                Outcome::Failed,
-                json!({ "about": action }),
-            )
-            .await;
-            "failed"
+            notification_failed(svc, c, action, "send_failed").await
         }
     }
+}
+
+/// A notification that did not go out, whatever the step that failed (reading the user or
+/// sending): counted in `EmailSendErrors` and audited as `notification.failed`, so that an
+/// operator sees every change the user was not told about.
+async fn notification_failed(
+    svc: &Service,
+    c: &Caller,
+    action: &str,
+    reason: &str,
+) -> &'static str {
+    svc.count(&c.app, Metric::EmailSendError);
+    audit::record(
+        svc,
+        &c.app,
+        "system",
+        "notification.failed",
+        Some(&c.user),
+        Outcome::Failed,
+        json!({ "about": action, "reason": reason }),
+    )
+    .await;
+    "failed"
 }

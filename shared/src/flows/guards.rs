@@ -162,46 +162,60 @@ impl TextBudget {
     }
 }
 
-/// Takes one text from the user's daily, the number's hourly, the IP's hourly and the
-/// application's daily budget, or none of them: `429 rate_limited` naming the limit that was
-/// reached. The application's budget comes last so that one abuser trips their own limits
-/// before they can spend the tenant's.
+/// Whom a text goes to, for the per-number budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// A number nobody has proven to hold yet (an enrollment, an add, a replace): the
+    /// per-number budget guards it against being bombed from many accounts.
+    Unproven,
+    /// One of the caller's own verified phones (a sign-in challenge): the per-number budget
+    /// neither counts nor refuses it, so that strangers submitting the same number elsewhere
+    /// can never block its owner's sign-in (contract v2, "Budgets a stranger cannot spend").
+    /// The user's, IP's and application's budgets still apply.
+    OwnVerifiedPhone,
+}
+
+/// Takes one text from the user's daily, the number's hourly (unless `to` is the caller's own
+/// verified phone), the IP's hourly and the application's daily budget, or none of them:
+/// `429 rate_limited` naming the limit that was reached. The application's budget comes last
+/// so that one abuser trips their own limits before they can spend the tenant's.
 pub async fn take_text_budget(
     svc: &Service,
     c: &Caller,
     number: &PhoneNumber,
+    to: Recipient,
 ) -> Result<TextBudget, MfaError> {
     let l = &svc.limits;
-    let budgets = [
-        (
-            format!("txt-user#{}#{}", c.app, c.user),
-            l.texts_per_user_per_day,
-            86_400,
-            "texts per user per day",
-            Reason::TextsPerUser,
-        ),
-        (
+    let mut budgets = vec![(
+        format!("txt-user#{}#{}", c.app, c.user),
+        l.texts_per_user_per_day,
+        86_400,
+        "texts per user per day",
+        Reason::TextsPerUser,
+    )];
+    if to == Recipient::Unproven {
+        budgets.push((
             format!("txt-num#{}", svc.keys.number_tag(number)),
             l.texts_per_number_per_hour,
             3600,
             "texts per phone number per hour",
             Reason::TextsPerNumber,
-        ),
-        (
-            format!("txt-ip#{}", ip_bucket(&c.source_ip)),
-            l.texts_per_ip_per_hour,
-            3600,
-            "texts per client IP per hour",
-            Reason::TextsPerIp,
-        ),
-        (
-            format!("txt-app#{}", c.app),
-            l.texts_per_app_per_day,
-            86_400,
-            "texts per application per day",
-            Reason::TextsPerApp,
-        ),
-    ];
+        ));
+    }
+    budgets.push((
+        format!("txt-ip#{}", ip_bucket(&c.source_ip)),
+        l.texts_per_ip_per_hour,
+        3600,
+        "texts per client IP per hour",
+        Reason::TextsPerIp,
+    ));
+    budgets.push((
+        format!("txt-app#{}", c.app),
+        l.texts_per_app_per_day,
+        86_400,
+        "texts per application per day",
+        Reason::TextsPerApp,
+    ));
     let mut taken = Vec::with_capacity(budgets.len());
     for (key, limit, window, name, reason) in budgets {
         match take(svc, key, limit, window).await {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod challenge;
+pub mod cooldown;
 pub mod enrollment;
 pub mod guards;
 pub mod notify;
@@ -11,6 +12,7 @@ pub mod phones;
 pub mod policy;
 pub mod recovery;
 pub mod status;
+pub mod stepup;
 pub mod users;
 
 use crate::types::{AppId, UserId};

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{
     context, json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body,
-    respond, routes, with_status,
+    respond, routes, step_up, with_status,
 };
 use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
@@ -96,6 +96,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             }
             (Method::POST, ["v1", "mfa", "recovery-codes"]) => {
                 let body: PasswordBody = parse_body(&req)?;
+                step_up(svc, &caller, &req).await?;
                 with_status(201, recovery::create(svc, &caller, body.password).await?)
             }
             (

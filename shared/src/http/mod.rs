@@ -248,6 +248,22 @@ where
     T::deserialize(de).map(Some)
 }
 
+/// The step-up proof of a change to the caller's factors (contract v2, "Step-up"): the
+/// `MFA-Assertion` header checked by [`crate::flows::stepup::require`]. Handlers call it after
+/// the body parsed and before the flow runs, so that a request without a valid proof never
+/// reaches the password check.
+pub async fn step_up(
+    svc: &crate::Service,
+    caller: &crate::flows::Caller,
+    req: &Request,
+) -> Result<(), MfaError> {
+    let header = req
+        .headers()
+        .get(crate::flows::stepup::HEADER)
+        .and_then(|v| v.to_str().ok());
+    crate::flows::stepup::require(svc, caller, header).await
+}
+
 /// A JSON object from parts, for answers assembled by hand.
 pub fn object(pairs: Vec<(&str, Value)>) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{context, double_option, parse_body, present, respond, routes, with_status};
+use super::{context, double_option, parse_body, present, respond, routes, step_up, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -63,6 +63,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             (Method::POST, ["v1", "mfa", "phones"]) => {
                 let body: AddBody = parse_body(&req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
+                step_up(svc, &caller, &req).await?;
                 let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
                 with_status(202, sent)
             }
@@ -70,6 +71,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 let body: ReplaceBody = parse_body(&req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
                 let id = phone_id(id)?;
+                step_up(svc, &caller, &req).await?;
                 let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
                 with_status(202, sent)
             }
@@ -97,6 +99,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             (Method::DELETE, ["v1", "mfa", "phones", id]) => {
                 let body: DeleteBody = parse_body(&req)?;
                 let id = phone_id(id)?;
+                step_up(svc, &caller, &req).await?;
                 phones::remove(svc, &caller, &id, body.password).await?;
                 Ok((204, Value::Null))
             }

@@ -1,0 +1,285 @@
+//! Budgets a stranger cannot spend, texts whose outcome is unknown, and notifications that
+//! fail before the email (issue 13), over the in-memory store with a fixed clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{NUMBER, PASSWORD, World, hash, set_policy, world};
+use mfa_shared::MfaError;
+use mfa_shared::adapters::console::ConsoleOutbox;
+use mfa_shared::config::Limits;
+use mfa_shared::error::PortError;
+use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy, users};
+use mfa_shared::metrics::{Metric, Reason};
+use mfa_shared::ports::SmsSender;
+use mfa_shared::types::{AppId, Enforcement, PhoneNumber, UserId};
+
+async fn enroll(w: &World, c: &Caller, number: &str) {
+    let id = w.start(c).await;
+    w.phone(c, &id, number).await.unwrap();
+    w.verify(c, &id, &w.last_code()).await.unwrap();
+}
+
+/// A user of another application (tenant) with MFA enabled.
+async fn other_tenant_user(w: &World, id: &str) -> Caller {
+    let app = AppId::parse("globex").unwrap();
+    policy::set_availability(&w.svc, &app, true, "operator")
+        .await
+        .unwrap();
+    set_policy(&w.svc, &app, true, true, Enforcement::Optional).await;
+    let user = UserId::parse(id).unwrap();
+    users::put(
+        &w.svc,
+        &app,
+        &user,
+        format!("{id}@example.com"),
+        true,
+        hash(PASSWORD),
+    )
+    .await
+    .unwrap();
+    Caller {
+        app,
+        user,
+        source_ip: "203.0.113.9".into(),
+    }
+}
+
+#[tokio::test]
+async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in() {
+    let w = world(Limits::default()).await;
+    let victim = w.user("victim").await;
+    enroll(&w, &victim, NUMBER).await;
+    w.advance(3601);
+
+    // Five other accounts, two of them in another tenant, submit the victim's number.
+    let mut strangers = Vec::new();
+    for i in 0..3 {
+        strangers.push(w.user_at(&format!("mallory{i}"), "192.0.2.10").await);
+    }
+    for i in 0..2 {
+        strangers.push(other_tenant_user(&w, &format!("trudy{i}")).await);
+    }
+    for s in &strangers {
+        let id = w.start(s).await;
+        w.phone(s, &id, NUMBER).await.unwrap();
+    }
+    // The number's hourly budget is spent: a sixth stranger is refused.
+    let sixth = w.user_at("mallory9", "192.0.2.11").await;
+    let id = w.start(&sixth).await;
+    let refused = w.phone(&sixth, &id, NUMBER).await.unwrap_err();
+    assert!(
+        matches!(refused, MfaError::RateLimited { limit, .. } if limit.contains("phone number")),
+        "{refused:?}"
+    );
+    let texts = w.texts();
+
+    // The victim's sign-in text still goes out, and so does its resend.
+    let sent = challenge::start(&w.svc, &victim, None).await.unwrap();
+    assert_eq!(w.texts(), texts + 1);
+    assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, NUMBER);
+    w.advance(31);
+    challenge::resend(&w.svc, &victim, &sent.challenge_id)
+        .await
+        .unwrap();
+    assert_eq!(w.texts(), texts + 2);
+    // The victim's own budgets still count the challenge texts.
+    assert_eq!(
+        w.metrics.total(Metric::RateLimited(Reason::TextsPerNumber)),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() {
+    let limits = Limits {
+        texts_per_user_per_day: 2,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    enroll(&w, &c, NUMBER).await; // one text of the user's two
+    challenge::start(&w.svc, &c, None).await.unwrap();
+    w.advance(31);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
+    assert_eq!(w.texts(), 2);
+}
+
+/// SNS as it behaves when the answer to a `Publish` is lost: the text was delivered (it is in
+/// the outbox), but the call reports an unknown outcome.
+struct AnswerLost(ConsoleOutbox);
+
+#[async_trait]
+impl SmsSender for AnswerLost {
+    async fn send_sms(&self, to: &PhoneNumber, body: &str) -> Result<(), PortError> {
+        self.0.send_sms(to, body).await?;
+        Err(PortError::outcome_unknown(
+            "timed out after the request was sent",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_text_whose_outcome_is_unknown_counts_as_sent() {
+    let limits = Limits {
+        texts_per_user_per_day: 2,
+        ..Limits::default()
+    };
+    let mut w = world(limits).await;
+    w.svc.sms = Arc::new(AnswerLost(w.outbox.clone()));
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    // Answered as sent: the code stays pending and is the one that arrived.
+    let sent = w.phone(&c, &id, NUMBER).await.unwrap();
+    assert_eq!(sent.step, "code");
+    // The send counted: an immediate resend waits for the cooldown...
+    let err = enrollment::resend(&w.svc, &c, &id).await.unwrap_err();
+    assert!(matches!(err, MfaError::ResendTooSoon { .. }), "{err:?}");
+    // ...and the user's budget kept its unit (2 a day: one more, then none).
+    w.advance(31);
+    enrollment::resend(&w.svc, &c, &id).await.unwrap();
+    w.advance(31);
+    let err = enrollment::resend(&w.svc, &c, &id).await.unwrap_err();
+    assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
+    assert_eq!(w.metrics.total(Metric::SmsSendError), 2);
+    // The last code delivered completes the enrollment.
+    w.verify(&c, &id, &w.last_code()).await.unwrap();
+    assert!(w.enrolled(&c).await);
+}
+
+#[tokio::test]
+async fn a_text_sns_refused_is_undone_and_costs_nothing() {
+    let limits = Limits {
+        texts_per_user_per_day: 1,
+        ..Limits::default()
+    };
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.outbox.set_sms_failing(true);
+    for _ in 0..3 {
+        let err = w.phone(&c, &id, NUMBER).await.unwrap_err();
+        assert_eq!(err, MfaError::SmsSendFailed);
+    }
+    w.outbox.set_sms_failing(false);
+    // The one text of the day is still there, and no cooldown holds it back.
+    w.phone(&c, &id, NUMBER).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    // Verifying a code reads the user only to email them.
+    w.store.fail("get_user");
+    let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
+    w.store.heal();
+    assert_eq!(done.confirmation_email, "failed");
+    assert!(w.enrolled(&c).await, "the change stands");
+    assert_eq!(w.metrics.total(Metric::EmailSendError), 1);
+    let events = audit::list(&w.svc, &w.app, Some(&c.user), 10, None)
+        .await
+        .unwrap()
+        .events;
+    let failed = events
+        .iter()
+        .find(|e| e.action == "notification.failed")
+        .expect("audited");
+    let details: serde_json::Value = serde_json::from_value(failed.details.clone()).unwrap();
+    assert_eq!(details["about"], "enrollment.completed");
+}
+
+#[tokio::test]
+async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let id = w.start(&c).await;
+    w.phone(&c, &id, "+14155550124").await.unwrap();
+    // The first text corrected at once (a typo fixed)...
+    w.phone(&c, &id, NUMBER).await.unwrap();
+    // ...but not again: back to the first number, or on to a third, waits the cooldown.
+    for number in ["+14155550124", "+14155550125", NUMBER] {
+        let err = w.phone(&c, &id, number).await.unwrap_err();
+        assert!(
+            matches!(err, MfaError::ResendTooSoon { retry_after: 30 }),
+            "{number}: {err:?}"
+        );
+    }
+    assert_eq!(w.texts(), 2);
+    w.advance(30);
+    w.phone(&c, &id, "+14155550124").await.unwrap();
+    assert_eq!(w.texts(), 3);
+}
+
+#[tokio::test]
+async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    enroll(&w, &c, NUMBER).await;
+    let first = challenge::start(&w.svc, &c, None).await.unwrap();
+    w.advance(10);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert_eq!(err, MfaError::ResendTooSoon { retry_after: 20 });
+    w.advance(20);
+    let second = challenge::start(&w.svc, &c, None).await.unwrap();
+    // Resending the first (its own cooldown long over) is held to the user's last text too.
+    w.advance(5);
+    let err = challenge::resend(&w.svc, &c, &first.challenge_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err, MfaError::ResendTooSoon { retry_after: 25 });
+    assert_eq!(w.texts(), 3);
+    w.advance(25);
+    challenge::resend(&w.svc, &c, &second.challenge_id)
+        .await
+        .unwrap();
+    assert_eq!(w.texts(), 4);
+    // A challenge whose text SNS refused costs no cooldown: the retry goes at once.
+    w.advance(30);
+    w.outbox.set_sms_failing(true);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert_eq!(err, MfaError::SmsSendFailed);
+    w.outbox.set_sms_failing(false);
+    challenge::start(&w.svc, &c, None).await.unwrap();
+    assert_eq!(
+        w.metrics.total(Metric::RateLimited(Reason::ResendCooldown)),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    enroll(&w, &c, NUMBER).await;
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    let phone = mfa_shared::flows::phones::list(&w.svc, &c).await.unwrap()[0]
+        .phone_id
+        .clone();
+    // The number is replaced meanwhile (through settings, its new code verified).
+    let change = mfa_shared::flows::phones::replace(
+        &w.svc,
+        &c,
+        &phone,
+        PASSWORD.into(),
+        PhoneNumber::parse("+14155550177").unwrap(),
+    )
+    .await
+    .unwrap();
+    w.verify(&c, &change.enrollment_id.unwrap(), &w.last_code())
+        .await
+        .unwrap();
+    w.advance(31);
+    let texts = w.texts();
+    let err = challenge::resend(&w.svc, &c, &sent.challenge_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err, MfaError::ChallengeNotFound);
+    assert_eq!(w.texts(), texts, "nothing sent to the old number");
+}
