@@ -288,16 +288,18 @@ async fn races(s: &LocalServer) {
     assert_eq!(concurrently(puts).await, [200, 412, 412, 412, 412, 412]);
 
     t.enroll(s, &unique_number()).await;
-    let r = s
-        .call(
+    // Making recovery codes and removing a phone are factor changes: they need a step-up.
+    let r = t
+        .change(
+            s,
             "POST",
             "/v1/mfa/recovery-codes",
-            Some(&t.user_token),
-            Some(json!({"password": t.password})),
+            json!({"password": t.password}),
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     let code = r.json["codes"][0].as_str().unwrap().to_owned();
+    let proof = t.proof(s).await.unwrap();
     let uses = (0..4)
         .map(|_| {
             s.http
@@ -325,6 +327,7 @@ async fn races(s: &LocalServer) {
             s.http
                 .delete(format!("{}/v1/mfa/phones/{phone}", s.base))
                 .bearer_auth(&t.user_token)
+                .header("mfa-assertion", &proof)
                 .header("content-type", "application/json")
                 .body(json!({"password": t.password}).to_string())
         })

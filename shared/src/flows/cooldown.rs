@@ -36,7 +36,7 @@ impl ChallengeCooldown {
             .await?
         {
             Counted::Taken { window_start, .. } => Ok(ChallengeCooldown { key, window_start }),
-            Counted::Limited { until } => {
+            Counted::Limited { until, .. } => {
                 svc.count(&c.app, Metric::RateLimited(Reason::ResendCooldown));
                 Err(MfaError::ResendTooSoon {
                     retry_after: now.secs_until(until),
