@@ -283,3 +283,54 @@ async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
     assert_eq!(err, MfaError::ChallengeNotFound);
     assert_eq!(w.texts(), texts, "nothing sent to the old number");
 }
+
+/// Someone holding only the password begins an add while the owner has no factor (no proof is
+/// needed then), the owner enrolls, and the add is completed afterwards: it must not bind the
+/// stranger's phone beside the owner's, since a proof would now be required.
+#[tokio::test]
+async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let begun = mfa_shared::flows::phones::add(
+        &w.svc,
+        &c,
+        PASSWORD.into(),
+        PhoneNumber::parse("+14155550188").unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(begun.purpose, Some("add"), "the answer still says add");
+    let strangers_code = w.last_code();
+    w.advance(31);
+    enroll(&w, &c, NUMBER).await;
+
+    let id = begun.enrollment_id.unwrap();
+    let late = w.verify(&c, &id, &strangers_code).await;
+    assert_eq!(late.unwrap_err(), MfaError::AlreadyEnrolled);
+    let phones = w.svc.store.list_phones(&c.app, &c.user).await.unwrap();
+    assert_eq!(phones.len(), 1, "only the owner's phone: {phones:?}");
+    assert_eq!(phones[0].number.e164(), NUMBER);
+}
+
+/// With no factor yet, an add from settings binds the first phone, as Start would.
+#[tokio::test]
+async fn an_add_with_no_factor_yet_enrolls_the_first_phone() {
+    let w = world(Limits::default()).await;
+    let c = w.user("ada").await;
+    let begun = mfa_shared::flows::phones::add(
+        &w.svc,
+        &c,
+        PASSWORD.into(),
+        PhoneNumber::parse(NUMBER).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let done = w
+        .verify(&c, &begun.enrollment_id.unwrap(), &w.last_code())
+        .await
+        .unwrap();
+    assert!(done.phone.primary);
+    assert!(w.enrolled(&c).await);
+}

@@ -77,6 +77,20 @@ async fn begin(
     if phones.iter().any(|p| p.number == number) {
         return Err(MfaError::PhoneAlreadyEnrolled);
     }
+    // An add begun while the user has no factor needed no step-up proof (there was nothing to
+    // prove), so it may only ever bind a *first* factor: it completes as an enrollment, which
+    // the store refuses once the user has a phone. Otherwise someone holding only the password
+    // could begin it before the owner enrolls and complete it after, adding their own phone
+    // beside the owner's without a proof.
+    let answer_purpose = if matches!(purpose, Purpose::Add) {
+        "add"
+    } else {
+        "replace"
+    };
+    let purpose = match purpose {
+        Purpose::Add if phones.is_empty() => Purpose::Enroll,
+        other => other,
+    };
     if !policy.allows_region(number.region()) {
         return Err(MfaError::CountryNotAllowed {
             country: number
@@ -96,11 +110,7 @@ async fn begin(
     let sent = enrollment::send_code(svc, c, &e, number, label, None, false).await?;
     Ok(CodeSent {
         enrollment_id: Some(e.id),
-        purpose: Some(if matches!(purpose, Purpose::Add) {
-            "add"
-        } else {
-            "replace"
-        }),
+        purpose: Some(answer_purpose),
         step: Step::Code.as_str(),
         phone: MaskedPhone {
             masked: sent.number.masked(),
