@@ -144,6 +144,35 @@ async fn a_throttled_sns_answers_502_counts_nothing_and_the_retry_works() {
     assert_eq!(t.code(&s, &id, &code).await.status, 200);
 }
 
+/// SNS took the publish, but its answer never came back (every attempt forwarded, then held
+/// past the attempt timeout): the text may well have been delivered, so it counts as sent. The
+/// code stays pending and works, and the budget unit stays spent (with one text a day, the next
+/// send is refused), instead of a 502 that gives everything back and invites a second text.
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn an_sns_publish_whose_answer_is_lost_counts_as_sent() {
+    let (s, proxy) = behind_proxy("SNS", &[("MFA_TEXTS_PER_USER_PER_DAY", "1")]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    proxy.fail_times("Publish", None, Fault::LoseAnswer, ATTEMPTS);
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "an unknown outcome answers as sent: {r:?}");
+    assert!(proxy.failed("Publish") >= 1);
+    proxy.heal();
+    // The text reached SNS (moto lists it), and its code completes the enrollment.
+    let code = s.last_code(&number).await;
+    // The day's one text is spent: another number (the one immediate correction) is refused.
+    let other = unique_number();
+    let again = t.phone(&s, &id, &other).await;
+    assert_eq!(
+        (again.status, again.error()),
+        (429, "rate_limited"),
+        "{again:?}"
+    );
+    assert_eq!(t.code(&s, &id, &code).await.status, 200);
+}
+
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
@@ -432,16 +461,23 @@ fn aws_calls_go_over_tls_and_the_certificate_is_verified() {
 // DynamoDB as it really behaves: transaction conflicts on single-item writes, and writes whose
 // answer is lost after they were applied (the SDK then retries them).
 
-/// A sign-in challenge for the enrolled `number`: its id.
+/// A sign-in challenge for the enrolled `number`: its id. A user's challenge texts are the
+/// resend cooldown apart, so a second challenge waits out `Retry-After` (launch the server
+/// with a short `MFA_RESEND_COOLDOWN_SECONDS` where a test starts several).
 async fn challenge(s: &LocalServer, t: &Tenant) -> String {
-    let r = s
-        .call(
+    let start = || {
+        s.call(
             "POST",
             "/v1/mfa/challenges",
             Some(&t.user_token),
             Some(json!({})),
         )
-        .await;
+    };
+    let mut r = start().await;
+    if r.status == 429 && r.error() == "resend_too_soon" {
+        tokio::time::sleep(std::time::Duration::from_secs(retry_after(&r))).await;
+        r = start().await;
+    }
     assert!(r.status == 202 || r.status == 201, "{r:?}");
     r.json["challenge_id"].as_str().unwrap().to_owned()
 }
@@ -561,7 +597,8 @@ async fn transaction_conflicts_on_single_item_writes_are_retried_not_503() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
-    let (s, proxy) = behind_proxy("DYNAMODB", &[]);
+    // Two challenges for one user: their texts need only be a second apart here.
+    let (s, proxy) = behind_proxy("DYNAMODB", &[("MFA_RESEND_COOLDOWN_SECONDS", "1")]);
     let t = Tenant::set_up(&s, "optional").await;
     let number = unique_number();
     t.enroll(&s, &number).await;
