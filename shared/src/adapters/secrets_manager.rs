@@ -53,22 +53,6 @@ impl SecretsManagerSource {
 #[async_trait]
 impl SecretSource for SecretsManagerSource {
     async fn secret_string(&self, id: &str) -> Result<String, PortError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| {
-                PortError::new(format!(
-                    "secretsmanager get_secret_value {id}: {}",
-                    error_detail(&e)
-                ))
-            })?;
-        out.secret_string.ok_or_else(|| {
-            PortError::new(format!(
-                "secretsmanager get_secret_value {id}: the secret has no SecretString"
-            ))
-        })
+        self.secret_version(id).await.map(|(value, _)| value)
     }
 }
