@@ -11,7 +11,7 @@ use crate::service::Service;
 use crate::types::{AppId, PhoneNumber, UnixTime};
 
 use super::Caller;
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 
 /// A unit taken from one counter, to be given back if the work does not count.
 #[derive(Debug, Clone)]
@@ -153,13 +153,10 @@ pub async fn settle_password_attempt(
         svc.store.counter_block(&taken.key, until).await?;
         tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
         svc.count(&c.app, Metric::Lockout);
-        audit::record(
+        audit::user(
             svc,
-            &c.app,
-            c.user.as_str(),
-            "password.lockout",
-            Some(&c.user),
-            Outcome::Blocked,
+            c,
+            Action::PasswordLockout,
             serde_json::json!({ "locked_until": until, "limit": "wrong passwords per user per 15 min" }),
         )
         .await;
@@ -289,13 +286,10 @@ async fn blocked(svc: &Service, c: &Caller, limit: &str, refused: Refused) {
     if !refused.first {
         return;
     }
-    audit::record(
+    audit::user(
         svc,
-        &c.app,
-        c.user.as_str(),
-        "rate_limit.blocked",
-        Some(&c.user),
-        Outcome::Blocked,
+        c,
+        Action::RateLimitBlocked,
         serde_json::json!({ "limit": limit }),
     )
     .await;
