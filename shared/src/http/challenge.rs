@@ -6,8 +6,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::{
-    context, json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body,
-    respond, routes, serve, step_up, with_status,
+    json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body, respond, routes,
+    serve_user, step_up, with_status,
 };
 use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
@@ -62,51 +62,47 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             respond(&req, Err(MfaError::MethodNotAllowed))
         };
     }
-    serve(
-        &req,
-        context::user_caller,
-        |req, caller, method, segs| async move {
-            match (method, segs.as_slice()) {
-                (Method::POST, ["v1", "mfa", "challenges"]) => {
-                    let body: StartBody = parse_optional_body(req)?;
-                    let phone = body
-                        .phone_id
-                        .map(|p| PhoneId::parse(&p).map_err(|_| MfaError::PhoneNotFound))
-                        .transpose()?;
-                    with_status(202, challenge::start(svc, &caller, phone).await?)
-                }
-                (Method::POST, ["v1", "mfa", "challenges", "recovery"]) => {
-                    let body: CodeBody = parse_body(req)?;
-                    with_status(200, recovery::redeem(svc, &caller, &body.code).await?)
-                }
-                (Method::POST, ["v1", "mfa", "challenges", id, "code"]) => {
-                    let body: CodeBody = parse_body(req)?;
-                    let code = Code::parse(&body.code).map_err(|_| {
-                        MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
-                    })?;
-                    let id = challenge_id(id)?;
-                    with_status(200, challenge::verify(svc, &caller, &id, code).await?)
-                }
-                (Method::POST, ["v1", "mfa", "challenges", id, "resend"]) => {
-                    parse_empty_body(req)?;
-                    let id = challenge_id(id)?;
-                    with_status(202, challenge::resend(svc, &caller, &id).await?)
-                }
-                (Method::POST, ["v1", "mfa", "recovery-codes"]) => {
-                    let body: PasswordBody = parse_body(req)?;
-                    step_up(svc, &caller, req).await?;
-                    with_status(201, recovery::create(svc, &caller, body.password).await?)
-                }
-                (
-                    _,
-                    ["v1", "mfa", "challenges"]
-                    | ["v1", "mfa", "challenges", _]
-                    | ["v1", "mfa", "challenges", _, _],
-                )
-                | (_, ["v1", "mfa", "recovery-codes"]) => Err(MfaError::MethodNotAllowed),
-                _ => Err(MfaError::RouteNotFound),
+    serve_user(&req, |req, caller, method, segs| async move {
+        match (method, segs.as_slice()) {
+            (Method::POST, ["v1", "mfa", "challenges"]) => {
+                let body: StartBody = parse_optional_body(req)?;
+                let phone = body
+                    .phone_id
+                    .map(|p| PhoneId::parse(&p).map_err(|_| MfaError::PhoneNotFound))
+                    .transpose()?;
+                with_status(202, challenge::start(svc, &caller, phone).await?)
             }
-        },
-    )
+            (Method::POST, ["v1", "mfa", "challenges", "recovery"]) => {
+                let body: CodeBody = parse_body(req)?;
+                with_status(200, recovery::redeem(svc, &caller, &body.code).await?)
+            }
+            (Method::POST, ["v1", "mfa", "challenges", id, "code"]) => {
+                let body: CodeBody = parse_body(req)?;
+                let code = Code::parse(&body.code).map_err(|_| {
+                    MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
+                })?;
+                let id = challenge_id(id)?;
+                with_status(200, challenge::verify(svc, &caller, &id, code).await?)
+            }
+            (Method::POST, ["v1", "mfa", "challenges", id, "resend"]) => {
+                parse_empty_body(req)?;
+                let id = challenge_id(id)?;
+                with_status(202, challenge::resend(svc, &caller, &id).await?)
+            }
+            (Method::POST, ["v1", "mfa", "recovery-codes"]) => {
+                let body: PasswordBody = parse_body(req)?;
+                step_up(svc, &caller, req).await?;
+                with_status(201, recovery::create(svc, &caller, body.password).await?)
+            }
+            (
+                _,
+                ["v1", "mfa", "challenges"]
+                | ["v1", "mfa", "challenges", _]
+                | ["v1", "mfa", "challenges", _, _],
+            )
+            | (_, ["v1", "mfa", "recovery-codes"]) => Err(MfaError::MethodNotAllowed),
+            _ => Err(MfaError::RouteNotFound),
+        }
+    })
     .await
 }

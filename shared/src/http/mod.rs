@@ -107,6 +107,17 @@ where
     respond(req, result)
 }
 
+/// [`serve`] for the end-user functions: the caller is the user the JWT authorizer vouched for.
+pub async fn serve_user<'r, Fut>(
+    req: &'r Request,
+    route: impl FnOnce(&'r Request, crate::flows::Caller, Method, Vec<&'r str>) -> Fut,
+) -> Response<Body>
+where
+    Fut: Future<Output = Result<(u16, Value), MfaError>>,
+{
+    serve(req, context::user_caller, route).await
+}
+
 /// A flow's value as a JSON body with `status`.
 pub fn with_status<T: Serialize>(status: u16, value: T) -> Result<(u16, Value), MfaError> {
     serde_json::to_value(value)

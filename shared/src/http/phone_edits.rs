@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{context, double_option, parse_body, present, serve, step_up, with_status};
+use super::{double_option, parse_body, present, serve_user, step_up, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -51,63 +51,59 @@ fn phone_id(seg: &str) -> Result<PhoneId, MfaError> {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    serve(
-        &req,
-        context::user_caller,
-        |req, caller, method, segs| async move {
-            match (method, segs.as_slice()) {
-                (Method::GET, ["v1", "mfa", "phones"]) => {
-                    Ok((200, json!({ "phones": phones::list(svc, &caller).await? })))
-                }
-                (Method::POST, ["v1", "mfa", "phones"]) => {
-                    let body: AddBody = parse_body(req)?;
-                    let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
-                    step_up(svc, &caller, req).await?;
-                    let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
-                    with_status(202, sent)
-                }
-                (Method::PUT, ["v1", "mfa", "phones", id]) => {
-                    let body: ReplaceBody = parse_body(req)?;
-                    let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
-                    let id = phone_id(id)?;
-                    step_up(svc, &caller, req).await?;
-                    let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
-                    with_status(202, sent)
-                }
-                (Method::PATCH, ["v1", "mfa", "phones", id]) => {
-                    let body: PatchBody = parse_body(req)?;
-                    let make_primary = match body.primary {
-                        None => false,
-                        Some(true) => true,
-                        Some(false) => {
-                            return Err(MfaError::InvalidRequest(
-                                "`primary` can only be true: make another phone primary instead."
-                                    .into(),
-                            ));
-                        }
-                    };
-                    if body.label.is_none() && !make_primary {
+    serve_user(&req, |req, caller, method, segs| async move {
+        match (method, segs.as_slice()) {
+            (Method::GET, ["v1", "mfa", "phones"]) => {
+                Ok((200, json!({ "phones": phones::list(svc, &caller).await? })))
+            }
+            (Method::POST, ["v1", "mfa", "phones"]) => {
+                let body: AddBody = parse_body(req)?;
+                let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
+                step_up(svc, &caller, req).await?;
+                let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
+                with_status(202, sent)
+            }
+            (Method::PUT, ["v1", "mfa", "phones", id]) => {
+                let body: ReplaceBody = parse_body(req)?;
+                let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
+                let id = phone_id(id)?;
+                step_up(svc, &caller, req).await?;
+                let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
+                with_status(202, sent)
+            }
+            (Method::PATCH, ["v1", "mfa", "phones", id]) => {
+                let body: PatchBody = parse_body(req)?;
+                let make_primary = match body.primary {
+                    None => false,
+                    Some(true) => true,
+                    Some(false) => {
                         return Err(MfaError::InvalidRequest(
-                            "Send `label`, `primary` or both.".into(),
+                            "`primary` can only be true: make another phone primary instead."
+                                .into(),
                         ));
                     }
-                    let id = phone_id(id)?;
-                    let phone = phones::update(svc, &caller, &id, body.label, make_primary).await?;
-                    with_status(200, phone)
+                };
+                if body.label.is_none() && !make_primary {
+                    return Err(MfaError::InvalidRequest(
+                        "Send `label`, `primary` or both.".into(),
+                    ));
                 }
-                (Method::DELETE, ["v1", "mfa", "phones", id]) => {
-                    let body: DeleteBody = parse_body(req)?;
-                    let id = phone_id(id)?;
-                    step_up(svc, &caller, req).await?;
-                    phones::remove(svc, &caller, &id, body.password).await?;
-                    Ok((204, Value::Null))
-                }
-                (_, ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _]) => {
-                    Err(MfaError::MethodNotAllowed)
-                }
-                _ => Err(MfaError::RouteNotFound),
+                let id = phone_id(id)?;
+                let phone = phones::update(svc, &caller, &id, body.label, make_primary).await?;
+                with_status(200, phone)
             }
-        },
-    )
+            (Method::DELETE, ["v1", "mfa", "phones", id]) => {
+                let body: DeleteBody = parse_body(req)?;
+                let id = phone_id(id)?;
+                step_up(svc, &caller, req).await?;
+                phones::remove(svc, &caller, &id, body.password).await?;
+                Ok((204, Value::Null))
+            }
+            (_, ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _]) => {
+                Err(MfaError::MethodNotAllowed)
+            }
+            _ => Err(MfaError::RouteNotFound),
+        }
+    })
     .await
 }
