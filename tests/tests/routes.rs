@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use mfa_shared::http::routes::{Access, Function, ROUTES, function_for};
+use mfa_shared::http::routes::{self, Access, Function, ROUTES, function_for};
 use mfa_tests::{LocalServer, root};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -31,7 +31,7 @@ fn binary(f: Function) -> &'static str {
 fn served() -> BTreeSet<Route> {
     ROUTES
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.to_string(), r.template.to_string()))
         .collect()
 }
 
@@ -110,7 +110,10 @@ async fn mfa_local_answers_every_route() {
     let user = s.token("u1", Some("acme"), None);
     let admin = s.token("admin", None, Some("mfa:admin"));
     let operator = s.token("ops", None, Some("mfa:operator"));
-    for (method, template) in ROUTES {
+    for &routes::Route {
+        method, template, ..
+    } in ROUTES
+    {
         let path = template
             .replace("{app_id}", "acme")
             .replace("{user_id}", "u1")

@@ -1,8 +1,11 @@
-//! Adapters behind the ports: AWS for deployments, memory and console for the local default.
+//! Adapters behind the ports: AWS for deployments, memory and console for the local default
+//! (and, with the `testing` feature, a store that fails on demand).
 
 pub mod aws;
 pub mod console;
 pub mod dynamodb;
+/// Only with the `testing` feature: a store that fails on demand, for the tests.
+#[cfg(feature = "testing")]
 pub mod faulty;
 pub mod https;
 pub mod jwks;

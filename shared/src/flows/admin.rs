@@ -6,8 +6,7 @@ use crate::error::MfaError;
 use crate::service::Service;
 use crate::types::{AppId, UserId};
 
-use super::Caller;
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use super::enrollment::notify_user;
 use super::notify;
 
@@ -18,12 +17,7 @@ pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Re
     tracing::info!(app_id = %app, user_id = %user, phones = removed.len(), "MFA reset by an admin");
     let now = svc.clock.now();
     let numbers: Vec<_> = removed.iter().map(|p| p.number.clone()).collect();
-    let caller = Caller {
-        app: app.clone(),
-        user: user.clone(),
-        source_ip: String::new(),
-    };
-    let notification = notify_user(svc, &caller, "mfa.reset", |name, to| {
+    let notification = notify_user(svc, app, user, Action::MfaReset, |name, to| {
         notify::reset_email(name, to, &numbers, now)
     })
     .await;
@@ -31,15 +25,6 @@ pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Re
         "phones_removed": removed.iter().map(|p| p.number.masked()).collect::<Vec<_>>(),
         "notification": notification,
     });
-    audit::record(
-        svc,
-        app,
-        actor,
-        "mfa.reset",
-        Some(user),
-        Outcome::Ok,
-        details,
-    )
-    .await;
+    audit::admin(svc, app, actor, Some(user), Action::MfaReset, details).await;
     Ok(())
 }

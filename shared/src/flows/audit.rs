@@ -12,6 +12,8 @@ use crate::ports::{AuditEvent, AuditPage};
 use crate::service::Service;
 use crate::types::{AppId, UnixTime, UserId};
 
+use super::Caller;
+
 /// How an audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -30,6 +32,93 @@ impl Outcome {
     }
 }
 
+/// What an audited event records. [`Action::as_str`] is what the store keeps and the admin
+/// API answers (`"action"`): those strings never change. Each action ends one way, so the
+/// action also gives the event's [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    EnrollmentCompleted,
+    PhoneAdded,
+    PhoneReplaced,
+    PhonePrimaryChanged,
+    PhoneRemoved,
+    CodeLocked,
+    PasswordLockout,
+    RateLimitBlocked,
+    ChallengeVerified,
+    RecoveryCodesCreated,
+    RecoveryCodeUsed,
+    PolicyUpdated,
+    AvailabilityChanged,
+    MfaReset,
+    NotificationFailed,
+}
+
+impl Action {
+    /// Every action, for checks.
+    pub const ALL: [Action; 15] = [
+        Action::EnrollmentCompleted,
+        Action::PhoneAdded,
+        Action::PhoneReplaced,
+        Action::PhonePrimaryChanged,
+        Action::PhoneRemoved,
+        Action::CodeLocked,
+        Action::PasswordLockout,
+        Action::RateLimitBlocked,
+        Action::ChallengeVerified,
+        Action::RecoveryCodesCreated,
+        Action::RecoveryCodeUsed,
+        Action::PolicyUpdated,
+        Action::AvailabilityChanged,
+        Action::MfaReset,
+        Action::NotificationFailed,
+    ];
+
+    /// The action as stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::EnrollmentCompleted => "enrollment.completed",
+            Action::PhoneAdded => "phone.added",
+            Action::PhoneReplaced => "phone.replaced",
+            Action::PhonePrimaryChanged => "phone.primary_changed",
+            Action::PhoneRemoved => "phone.removed",
+            Action::CodeLocked => "code.locked",
+            Action::PasswordLockout => "password.lockout",
+            Action::RateLimitBlocked => "rate_limit.blocked",
+            Action::ChallengeVerified => "challenge.verified",
+            Action::RecoveryCodesCreated => "recovery_codes.created",
+            Action::RecoveryCodeUsed => "recovery_code.used",
+            Action::PolicyUpdated => "policy.updated",
+            Action::AvailabilityChanged => "availability.changed",
+            Action::MfaReset => "mfa.reset",
+            Action::NotificationFailed => "notification.failed",
+        }
+    }
+
+    /// How events of this action end.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Action::CodeLocked | Action::PasswordLockout | Action::RateLimitBlocked => {
+                Outcome::Blocked
+            }
+            Action::NotificationFailed => Outcome::Failed,
+            _ => Outcome::Ok,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An id that sorts by time: the event's second, then the wall clock's nanoseconds (so that
 /// events within one second keep their order), then randomness against collisions.
 fn event_id(at: UnixTime) -> String {
@@ -41,14 +130,36 @@ fn event_id(at: UnixTime) -> String {
     format!("{:012}-{nanos:020}-{salt:08x}", at.0.max(0))
 }
 
-/// Appends one event.
-pub async fn record(
+/// An end user's action on their own MFA: they are both the actor and the user it is about.
+pub async fn user(svc: &Service, c: &Caller, action: Action, details: Value) {
+    record(svc, &c.app, c.user.as_str(), Some(&c.user), action, details).await;
+}
+
+/// An admin's (or operator's) action, by `actor` (their IAM ARN), about one user or (`None`)
+/// the whole application.
+pub async fn admin(
     svc: &Service,
     app: &AppId,
     actor: &str,
-    action: &str,
     user: Option<&UserId>,
-    outcome: Outcome,
+    action: Action,
+    details: Value,
+) {
+    record(svc, app, actor, user, action, details).await;
+}
+
+/// What the service itself did about `user` (the actor is `"system"`).
+pub async fn system(svc: &Service, app: &AppId, user: &UserId, action: Action, details: Value) {
+    record(svc, app, "system", Some(user), action, details).await;
+}
+
+/// Appends one event; `details` is serialised here and nowhere else.
+async fn record(
+    svc: &Service,
+    app: &AppId,
+    actor: &str,
+    user: Option<&UserId>,
+    action: Action,
     details: Value,
 ) {
     let at = svc.clock.now();
@@ -57,14 +168,14 @@ pub async fn record(
         id: event_id(at),
         at,
         actor: actor.to_owned(),
-        action: action.to_owned(),
+        action: action.as_str().to_owned(),
         user_id: user.cloned(),
-        outcome: outcome.as_str().to_owned(),
+        outcome: action.outcome().as_str().to_owned(),
         details: details.to_string(),
         expires_at: at.plus_secs(svc.limits.audit_retention_days.saturating_mul(86_400)),
     };
     if let Err(e) = svc.store.append_audit(&event).await {
-        tracing::error!(app_id = %app, action, error = %e.0, "could not write the audit log");
+        tracing::error!(app_id = %app, %action, error = %e.0, "could not write the audit log");
     }
 }
 
@@ -150,6 +261,46 @@ mod tests {
         for bad in ["", "zz", &hex::encode("x"), &hex::encode("000000000001-x")] {
             assert!(decode_cursor(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The strings are stored and answered by the admin API: they never change.
+    #[test]
+    fn actions_keep_their_stored_names_and_outcomes() {
+        let names: Vec<_> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "enrollment.completed",
+                "phone.added",
+                "phone.replaced",
+                "phone.primary_changed",
+                "phone.removed",
+                "code.locked",
+                "password.lockout",
+                "rate_limit.blocked",
+                "challenge.verified",
+                "recovery_codes.created",
+                "recovery_code.used",
+                "policy.updated",
+                "availability.changed",
+                "mfa.reset",
+                "notification.failed",
+            ]
+        );
+        let blocked: Vec<_> = Action::ALL
+            .iter()
+            .filter(|a| a.outcome() == Outcome::Blocked)
+            .map(|a| a.as_str())
+            .collect();
+        assert_eq!(
+            blocked,
+            ["code.locked", "password.lockout", "rate_limit.blocked"]
+        );
+        assert_eq!(Action::NotificationFailed.outcome(), Outcome::Failed);
+        assert_eq!(
+            serde_json::json!({ "about": Action::MfaReset }).to_string(),
+            r#"{"about":"mfa.reset"}"#
+        );
     }
 
     #[test]

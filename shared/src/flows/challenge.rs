@@ -12,7 +12,7 @@ use crate::types::ids::ChallengeId;
 use crate::types::{Code, PhoneId, UnixTime};
 
 use super::Caller;
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use super::enrollment::{self, MaskedPhone, Resent};
 
 /// `202` of a started challenge.
@@ -180,13 +180,10 @@ pub async fn verify(
     }
     let assertion = assert(svc, c, "sms")?;
     tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");
-    audit::record(
+    audit::user(
         svc,
-        &c.app,
-        c.user.as_str(),
-        "challenge.verified",
-        Some(&c.user),
-        Outcome::Ok,
+        c,
+        Action::ChallengeVerified,
         json!({ "challenge_id": id, "phone_id": phone_id, "masked": pending.number.masked(), "amr": "sms" }),
     )
     .await;

@@ -11,35 +11,27 @@
 
 use crate::error::MfaError;
 use crate::metrics::{Metric, Reason};
-use crate::ports::Counted;
 use crate::service::Service;
-use crate::types::UnixTime;
 
 use super::Caller;
+use super::guards::{self, CounterKey, Take, Taken};
 
 /// The unit of the user's challenge-text cooldown, taken for one text.
 #[derive(Debug)]
-pub struct ChallengeCooldown {
-    key: String,
-    window_start: UnixTime,
-}
+pub struct ChallengeCooldown(Taken);
 
 impl ChallengeCooldown {
     /// Takes the unit: `429 resend_too_soon` while the user's last challenge text is within
     /// the cooldown.
     pub async fn take(svc: &Service, c: &Caller) -> Result<ChallengeCooldown, MfaError> {
-        let key = format!("chl-cool#{}#{}", c.app, c.user);
         let now = svc.clock.now();
-        match svc
-            .store
-            .counter_take(&key, 1, svc.limits.resend_cooldown_secs, now)
-            .await?
-        {
-            Counted::Taken { window_start, .. } => Ok(ChallengeCooldown { key, window_start }),
-            Counted::Limited { until, .. } => {
+        let key = CounterKey::ChallengeCooldown(c);
+        match guards::take(svc, key, 1, svc.limits.resend_cooldown_secs).await? {
+            Take::Taken(taken) => Ok(ChallengeCooldown(taken)),
+            Take::Refused(refused) => {
                 svc.count(&c.app, Metric::RateLimited(Reason::ResendCooldown));
                 Err(MfaError::ResendTooSoon {
-                    retry_after: now.secs_until(until),
+                    retry_after: now.secs_until(refused.until),
                 })
             }
         }
@@ -47,13 +39,7 @@ impl ChallengeCooldown {
 
     /// Gives the unit back: no text went out.
     pub async fn give_back(self, svc: &Service) {
-        if let Err(e) = svc
-            .store
-            .counter_give_back(&self.key, self.window_start)
-            .await
-        {
-            tracing::warn!(error = %e.0, "could not give the challenge cooldown back");
-        }
+        self.0.give_back(svc).await;
     }
 
     /// Runs `send` under the unit: kept when it succeeded (a text went out, or may have),

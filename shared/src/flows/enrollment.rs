@@ -15,9 +15,9 @@ use crate::ports::{
 };
 use crate::service::Service;
 use crate::types::ids::CodeId;
-use crate::types::{Code, EnrollmentId, PhoneId, PhoneNumber, UnixTime};
+use crate::types::{AppId, Code, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
 
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use super::guards::{self, TextBudget};
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
@@ -570,16 +570,7 @@ pub(crate) async fn check_guess(
         let max = svc.limits.code_max_attempts;
         return Err(if taken >= max {
             svc.count(&c.app, Metric::Lockout);
-            audit::record(
-                svc,
-                &c.app,
-                c.user.as_str(),
-                "code.locked",
-                Some(&c.user),
-                Outcome::Blocked,
-                json!({ "id": e.id }),
-            )
-            .await;
+            audit::user(svc, c, Action::CodeLocked, json!({ "id": e.id })).await;
             burned(svc, e, now)
         } else {
             MfaError::InvalidCode {
@@ -682,38 +673,30 @@ async fn complete(
 
     let (action, details) = match (&e.purpose, &replaced) {
         (Purpose::Replace(_), Some(old)) => (
-            "phone.replaced",
+            Action::PhoneReplaced,
             json!({ "phone_id": phone.phone_id, "old_masked": old.masked(), "new_masked": phone.number.masked() }),
         ),
         (Purpose::Add, _) => (
-            "phone.added",
+            Action::PhoneAdded,
             json!({ "phone_id": phone.phone_id, "masked": phone.number.masked() }),
         ),
         _ => (
-            "enrollment.completed",
+            Action::EnrollmentCompleted,
             json!({ "phone_id": phone.phone_id, "masked": phone.number.masked() }),
         ),
     };
-    audit::record(
-        svc,
-        &c.app,
-        c.user.as_str(),
-        action,
-        Some(&c.user),
-        Outcome::Ok,
-        details,
-    )
-    .await;
+    audit::user(svc, c, action, details).await;
 
-    let confirmation_email =
-        notify_user(svc, c, action, |name, to| match (&e.purpose, &replaced) {
+    let confirmation_email = notify_user(svc, &c.app, &c.user, action, |name, to| {
+        match (&e.purpose, &replaced) {
             (Purpose::Replace(_), Some(old)) => {
                 notify::phone_replaced_email(name, to, old, &phone.number, now)
             }
             (Purpose::Add, _) => notify::phone_added_email(name, to, &phone.number, now),
             _ => notify::enrolled_email(name, to, &phone.number, now),
-        })
-        .await;
+        }
+    })
+    .await;
     Ok(Completed {
         step: Step::Complete.as_str(),
         phone: PhoneView::from(&phone),
@@ -721,31 +704,33 @@ async fn complete(
     })
 }
 
-/// Emails the user about `action`; a failure is logged and audited, never undoes the change.
-/// Returns `"sent"` or `"failed"`.
+/// Emails `user` of `app` about `about`; a failure is logged and audited, never undoes the
+/// change. Returns `"sent"` or `"failed"`. It takes the user, not a [`Caller`]: an admin's
+/// reset notifies a user who is not the one calling.
 pub(crate) async fn notify_user(
     svc: &Service,
-    c: &Caller,
-    action: &str,
+    app: &AppId,
+    user: &UserId,
+    about: Action,
     make: impl FnOnce(&str, &str) -> crate::ports::Email,
 ) -> &'static str {
-    let user = match svc.store.get_user(&c.app, &c.user).await {
-        Ok(Some(user)) => user,
+    let record = match svc.store.get_user(app, user).await {
+        Ok(Some(record)) => record,
         Ok(None) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, action, "no user record to notify");
-            return notification_failed(svc, c, action, "user_missing").await;
+            tracing::error!(app_id = %app, user_id = %user, action = %about, "no user record to notify");
+            return notification_failed(svc, app, user, about, "user_missing").await;
         }
         Err(err) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "could not read the user to notify");
-            return notification_failed(svc, c, action, "user_unreadable").await;
+            tracing::error!(app_id = %app, user_id = %user, action = %about, error = %err.0, "could not read the user to notify");
+            return notification_failed(svc, app, user, about, "user_unreadable").await;
         }
     };
-    let email = make(&svc.settings.app_name, &user.email);
+    let email = make(&svc.settings.app_name, &record.email);
     match svc.email.send_email(&email).await {
         Ok(()) => "sent",
         Err(err) => {
-            tracing::error!(app_id = %c.app, user_id = %c.user, action, error = %err.0, "notification email failed");
-            notification_failed(svc, c, action, "send_failed").await
+            tracing::error!(app_id = %app, user_id = %user, action = %about, error = %err.0, "notification email failed");
+            notification_failed(svc, app, user, about, "send_failed").await
         }
     }
 }
@@ -755,19 +740,18 @@ pub(crate) async fn notify_user(
 /// operator sees every change the user was not told about.
 async fn notification_failed(
     svc: &Service,
-    c: &Caller,
-    action: &str,
+    app: &AppId,
+    user: &UserId,
+    about: Action,
     reason: &str,
 ) -> &'static str {
-    svc.count(&c.app, Metric::EmailSendError);
-    audit::record(
+    svc.count(app, Metric::EmailSendError);
+    audit::system(
         svc,
-        &c.app,
-        "system",
-        "notification.failed",
-        Some(&c.user),
-        Outcome::Failed,
-        json!({ "about": action, "reason": reason }),
+        app,
+        user,
+        Action::NotificationFailed,
+        json!({ "about": about, "reason": reason }),
     )
     .await;
     "failed"

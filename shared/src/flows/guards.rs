@@ -8,10 +8,10 @@ use crate::error::MfaError;
 use crate::metrics::{Metric, Reason};
 use crate::ports::Counted;
 use crate::service::Service;
-use crate::types::{PhoneNumber, UnixTime};
+use crate::types::{AppId, PhoneNumber, UnixTime};
 
 use super::Caller;
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 
 /// A unit taken from one counter, to be given back if the work does not count.
 #[derive(Debug, Clone)]
@@ -45,17 +45,61 @@ impl Taken {
 /// A counter's refusal: until when, and whether it is the first of its window or block (the
 /// only one that is audited; later ones are only counted in the metric).
 #[derive(Debug, Clone, Copy)]
-struct Refused {
-    until: UnixTime,
+pub(super) struct Refused {
+    pub(super) until: UnixTime,
     first: bool,
 }
 
-async fn take(
+/// What asking a counter for a unit gave.
+#[derive(Debug)]
+pub(super) enum Take {
+    Taken(Taken),
+    Refused(Refused),
+}
+
+/// The key of one counter. The strings are stored data (DynamoDB items, and what operators
+/// search for): [`CounterKey::key`] is the one place they are built, and they never change.
+#[derive(Debug, Clone, Copy)]
+pub enum CounterKey<'a> {
+    /// `pw#{app}#{user}`: wrong passwords (the lockout).
+    Password(&'a Caller),
+    /// `codefail#{app}#{user}`: wrong codes per user per hour, across all their codes.
+    CodeFailures(&'a Caller),
+    /// `txt-user#{app}#{user}`: texts per user per day.
+    TextsPerUser(&'a Caller),
+    /// `txt-num#{tag}`: texts per number per hour, by the number's keyed tag (never the number).
+    TextsPerNumber(&'a str),
+    /// `txt-ip#{bucket}`: texts per client per hour, by [`ip_bucket`].
+    TextsPerIp(&'a str),
+    /// `txt-app#{app}`: texts per application per day.
+    TextsPerApp(&'a AppId),
+    /// `chl-cool#{app}#{user}`: the cooldown between a user's challenge texts.
+    ChallengeCooldown(&'a Caller),
+}
+
+impl CounterKey<'_> {
+    /// The key as stored.
+    pub fn key(self) -> String {
+        match self {
+            CounterKey::Password(c) => format!("pw#{}#{}", c.app, c.user),
+            CounterKey::CodeFailures(c) => format!("codefail#{}#{}", c.app, c.user),
+            CounterKey::TextsPerUser(c) => format!("txt-user#{}#{}", c.app, c.user),
+            CounterKey::TextsPerNumber(tag) => format!("txt-num#{tag}"),
+            CounterKey::TextsPerIp(bucket) => format!("txt-ip#{bucket}"),
+            CounterKey::TextsPerApp(app) => format!("txt-app#{app}"),
+            CounterKey::ChallengeCooldown(c) => format!("chl-cool#{}#{}", c.app, c.user),
+        }
+    }
+}
+
+/// Asks counter `key` for one unit of `limit` per window of `window_secs`.
+pub(super) async fn take(
     svc: &Service,
-    key: String,
+    key: CounterKey<'_>,
     limit: u32,
     window_secs: u64,
-) -> Result<Result<Taken, Refused>, MfaError> {
+) -> Result<Take, MfaError> {
+    let key = key.key();
     let now = svc.clock.now();
     Ok(
         match svc
@@ -66,26 +110,22 @@ async fn take(
             Counted::Taken {
                 count,
                 window_start,
-            } => Ok(Taken {
+            } => Take::Taken(Taken {
                 key,
                 window_start,
                 count,
             }),
-            Counted::Limited { until, first } => Err(Refused { until, first }),
+            Counted::Limited { until, first } => Take::Refused(Refused { until, first }),
         },
     )
-}
-
-fn password_key(c: &Caller) -> String {
-    format!("pw#{}#{}", c.app, c.user)
 }
 
 /// Takes a password attempt: `429 too_many_attempts` while locked or at the limit.
 pub async fn take_password_attempt(svc: &Service, c: &Caller) -> Result<Taken, MfaError> {
     let limit = svc.limits.password_max_attempts;
-    match take(svc, password_key(c), limit, PASSWORD_WINDOW_SECS).await? {
-        Ok(t) => Ok(t),
-        Err(Refused { until, .. }) => {
+    match take(svc, CounterKey::Password(c), limit, PASSWORD_WINDOW_SECS).await? {
+        Take::Taken(t) => Ok(t),
+        Take::Refused(Refused { until, .. }) => {
             tracing::info!(app_id = %c.app, user_id = %c.user, "password checks locked");
             svc.count(&c.app, Metric::RateLimited(Reason::PasswordAttempts));
             Err(MfaError::TooManyAttempts {
@@ -113,13 +153,10 @@ pub async fn settle_password_attempt(
         svc.store.counter_block(&taken.key, until).await?;
         tracing::warn!(app_id = %c.app, user_id = %c.user, "password lockout");
         svc.count(&c.app, Metric::Lockout);
-        audit::record(
+        audit::user(
             svc,
-            &c.app,
-            c.user.as_str(),
-            "password.lockout",
-            Some(&c.user),
-            Outcome::Blocked,
+            c,
+            Action::PasswordLockout,
             serde_json::json!({ "locked_until": until, "limit": "wrong passwords per user per 15 min" }),
         )
         .await;
@@ -134,10 +171,10 @@ pub async fn settle_password_attempt(
 
 /// Takes one unit of the user's hourly budget of failed codes (across all their codes).
 pub async fn take_code_failure(svc: &Service, c: &Caller) -> Result<Taken, MfaError> {
-    let key = format!("codefail#{}#{}", c.app, c.user);
+    let key = CounterKey::CodeFailures(c);
     match take(svc, key, svc.limits.code_failures_per_user_per_hour, 3600).await? {
-        Ok(t) => Ok(t),
-        Err(refused) => {
+        Take::Taken(t) => Ok(t),
+        Take::Refused(refused) => {
             let until = refused.until;
             tracing::warn!(app_id = %c.app, user_id = %c.user, "code failures per user limit");
             svc.count(&c.app, Metric::RateLimited(Reason::CodeFailuresPerUser));
@@ -186,16 +223,18 @@ pub async fn take_text_budget(
     to: Recipient,
 ) -> Result<TextBudget, MfaError> {
     let l = &svc.limits;
+    let number_tag = (to == Recipient::Unproven).then(|| svc.keys.number_tag(number));
+    let ip = ip_bucket(&c.source_ip);
     let mut budgets = vec![(
-        format!("txt-user#{}#{}", c.app, c.user),
+        CounterKey::TextsPerUser(c),
         l.texts_per_user_per_day,
         86_400,
         "texts per user per day",
         Reason::TextsPerUser,
     )];
-    if to == Recipient::Unproven {
+    if let Some(tag) = &number_tag {
         budgets.push((
-            format!("txt-num#{}", svc.keys.number_tag(number)),
+            CounterKey::TextsPerNumber(tag),
             l.texts_per_number_per_hour,
             3600,
             "texts per phone number per hour",
@@ -203,14 +242,14 @@ pub async fn take_text_budget(
         ));
     }
     budgets.push((
-        format!("txt-ip#{}", ip_bucket(&c.source_ip)),
+        CounterKey::TextsPerIp(&ip),
         l.texts_per_ip_per_hour,
         3600,
         "texts per client IP per hour",
         Reason::TextsPerIp,
     ));
     budgets.push((
-        format!("txt-app#{}", c.app),
+        CounterKey::TextsPerApp(&c.app),
         l.texts_per_app_per_day,
         86_400,
         "texts per application per day",
@@ -219,8 +258,8 @@ pub async fn take_text_budget(
     let mut taken = Vec::with_capacity(budgets.len());
     for (key, limit, window, name, reason) in budgets {
         match take(svc, key, limit, window).await {
-            Ok(Ok(t)) => taken.push(t),
-            Ok(Err(refused)) => {
+            Ok(Take::Taken(t)) => taken.push(t),
+            Ok(Take::Refused(refused)) => {
                 let until = refused.until;
                 TextBudget(taken).give_back(svc).await;
                 tracing::warn!(app_id = %c.app, user_id = %c.user, limit = name, "text rate limit");
@@ -247,13 +286,10 @@ async fn blocked(svc: &Service, c: &Caller, limit: &str, refused: Refused) {
     if !refused.first {
         return;
     }
-    audit::record(
+    audit::user(
         svc,
-        &c.app,
-        c.user.as_str(),
-        "rate_limit.blocked",
-        Some(&c.user),
-        Outcome::Blocked,
+        c,
+        Action::RateLimitBlocked,
         serde_json::json!({ "limit": limit }),
     )
     .await;
@@ -277,7 +313,33 @@ pub fn ip_bucket(ip: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::ip_bucket;
+    use super::*;
+    use crate::types::UserId;
+
+    /// The keys are stored data: a changed string would reset every counter in production.
+    #[test]
+    fn counter_keys_keep_their_stored_shape() {
+        let c = Caller {
+            app: AppId::parse("app1").unwrap(),
+            user: UserId::parse("u1").unwrap(),
+            source_ip: "198.51.100.7".into(),
+        };
+        let keys = [
+            (CounterKey::Password(&c), "pw#app1#u1"),
+            (CounterKey::CodeFailures(&c), "codefail#app1#u1"),
+            (CounterKey::TextsPerUser(&c), "txt-user#app1#u1"),
+            (CounterKey::TextsPerNumber("tag"), "txt-num#tag"),
+            (
+                CounterKey::TextsPerIp("198.51.100.7"),
+                "txt-ip#198.51.100.7",
+            ),
+            (CounterKey::TextsPerApp(&c.app), "txt-app#app1"),
+            (CounterKey::ChallengeCooldown(&c), "chl-cool#app1#u1"),
+        ];
+        for (key, stored) in keys {
+            assert_eq!(key.key(), stored);
+        }
+    }
 
     #[test]
     fn ipv6_clients_share_their_64_and_ipv4_stays_whole() {

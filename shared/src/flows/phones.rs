@@ -9,7 +9,7 @@ use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step};
 use crate::service::Service;
 use crate::types::{PhoneId, PhoneNumber};
 
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use super::enrollment::{self, CodeSent, MaskedPhone, check_password, clean_label, notify_user};
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
@@ -174,16 +174,7 @@ pub async fn update(
         phone.primary = true;
         let details =
             json!({ "phone_id": id, "masked": phone.number.masked(), "previous": previous });
-        audit::record(
-            svc,
-            &c.app,
-            c.user.as_str(),
-            "phone.primary_changed",
-            Some(&c.user),
-            Outcome::Ok,
-            details,
-        )
-        .await;
+        audit::user(svc, c, Action::PhonePrimaryChanged, details).await;
     }
     Ok(PhoneView::from(&phone))
 }
@@ -225,18 +216,9 @@ pub async fn remove(
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, phone = %phone.number, "phone removed");
     let details = json!({ "phone_id": id, "masked": phone.number.masked(), "unenrolled": last, "promoted": promote });
-    audit::record(
-        svc,
-        &c.app,
-        c.user.as_str(),
-        "phone.removed",
-        Some(&c.user),
-        Outcome::Ok,
-        details,
-    )
-    .await;
+    audit::user(svc, c, Action::PhoneRemoved, details).await;
     let now = svc.clock.now();
-    notify_user(svc, c, "phone.removed", |name, to| {
+    notify_user(svc, &c.app, &c.user, Action::PhoneRemoved, |name, to| {
         notify::phone_removed_email(name, to, &phone.number, last, now)
     })
     .await;

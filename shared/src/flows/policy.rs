@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use crate::error::MfaError;
 use crate::service::Service;
 use crate::types::{AppId, CountryCode, Enforcement, Policy};
@@ -70,16 +70,7 @@ pub async fn update(
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, version = next.version, "policy updated");
             let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
-            audit::record(
-                svc,
-                app,
-                actor,
-                "policy.updated",
-                None,
-                Outcome::Ok,
-                details,
-            )
-            .await;
+            audit::admin(svc, app, actor, None, Action::PolicyUpdated, details).await;
             return Ok(next);
         }
         if if_match.is_some() {
@@ -115,16 +106,7 @@ pub async fn set_availability(
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, available, version = next.version, "availability changed");
             let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
-            audit::record(
-                svc,
-                app,
-                actor,
-                "availability.changed",
-                None,
-                Outcome::Ok,
-                details,
-            )
-            .await;
+            audit::admin(svc, app, actor, None, Action::AvailabilityChanged, details).await;
             return Ok(next);
         }
     }

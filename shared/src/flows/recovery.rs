@@ -10,7 +10,7 @@ use crate::metrics::Metric;
 use crate::service::Service;
 use crate::types::UnixTime;
 
-use super::audit::{self, Outcome};
+use super::audit::{self, Action};
 use super::challenge::{self, Assertion};
 use super::enrollment::{check_password, notify_user};
 use super::guards;
@@ -83,19 +83,20 @@ pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSe
     {
         return Err(MfaError::NotEnrolled);
     }
-    audit::record(
+    audit::user(
         svc,
-        &c.app,
-        c.user.as_str(),
-        "recovery_codes.created",
-        Some(&c.user),
-        Outcome::Ok,
+        c,
+        Action::RecoveryCodesCreated,
         json!({ "count": SET_SIZE }),
     )
     .await;
-    notify_user(svc, c, "recovery_codes.created", |name, to| {
-        notify::recovery_codes_created_email(name, to, now)
-    })
+    notify_user(
+        svc,
+        &c.app,
+        &c.user,
+        Action::RecoveryCodesCreated,
+        |name, to| notify::recovery_codes_created_email(name, to, now),
+    )
     .await;
     Ok(NewSet { codes })
 }
@@ -178,20 +179,21 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
     // The count read before the use, less this code (a concurrent use of another code may
     // make it one too high for a moment; status shows the stored count).
     let remaining = unused_before.saturating_sub(1);
-    audit::record(
+    audit::user(
         svc,
-        &c.app,
-        c.user.as_str(),
-        "recovery_code.used",
-        Some(&c.user),
-        Outcome::Ok,
+        c,
+        Action::RecoveryCodeUsed,
         json!({ "remaining": remaining }),
     )
     .await;
     let now = svc.clock.now();
-    notify_user(svc, c, "recovery_code.used", |name, to| {
-        notify::recovery_code_used_email(name, to, remaining, now)
-    })
+    notify_user(
+        svc,
+        &c.app,
+        &c.user,
+        Action::RecoveryCodeUsed,
+        |name, to| notify::recovery_code_used_email(name, to, remaining, now),
+    )
     .await;
     Ok(Recovered {
         assertion,

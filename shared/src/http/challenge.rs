@@ -4,11 +4,10 @@
 use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::{
-    context, json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body,
-    respond, routes, step_up, with_status,
+    json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body, respond, routes,
+    serve_user, step_up, with_status,
 };
 use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
@@ -56,21 +55,17 @@ fn jwks(svc: &Service, req: &Request) -> Response<Body> {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    if let ["v1", "mfa", "jwks.json"] = segs.as_slice() {
-        return if method == Method::GET {
+    if let ["v1", "mfa", "jwks.json"] = routes::segments(routes::path(&req)).as_slice() {
+        return if req.method() == Method::GET {
             jwks(svc, &req)
         } else {
             respond(&req, Err(MfaError::MethodNotAllowed))
         };
     }
-    let result: Result<(u16, Value), MfaError> = async {
-        let caller = context::user_caller(&req)?;
+    serve_user(&req, |req, caller, method, segs| async move {
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "challenges"]) => {
-                let body: StartBody = parse_optional_body(&req)?;
+                let body: StartBody = parse_optional_body(req)?;
                 let phone = body
                     .phone_id
                     .map(|p| PhoneId::parse(&p).map_err(|_| MfaError::PhoneNotFound))
@@ -78,11 +73,11 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 with_status(202, challenge::start(svc, &caller, phone).await?)
             }
             (Method::POST, ["v1", "mfa", "challenges", "recovery"]) => {
-                let body: CodeBody = parse_body(&req)?;
+                let body: CodeBody = parse_body(req)?;
                 with_status(200, recovery::redeem(svc, &caller, &body.code).await?)
             }
             (Method::POST, ["v1", "mfa", "challenges", id, "code"]) => {
-                let body: CodeBody = parse_body(&req)?;
+                let body: CodeBody = parse_body(req)?;
                 let code = Code::parse(&body.code).map_err(|_| {
                     MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
                 })?;
@@ -90,13 +85,13 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 with_status(200, challenge::verify(svc, &caller, &id, code).await?)
             }
             (Method::POST, ["v1", "mfa", "challenges", id, "resend"]) => {
-                parse_empty_body(&req)?;
+                parse_empty_body(req)?;
                 let id = challenge_id(id)?;
                 with_status(202, challenge::resend(svc, &caller, &id).await?)
             }
             (Method::POST, ["v1", "mfa", "recovery-codes"]) => {
-                let body: PasswordBody = parse_body(&req)?;
-                step_up(svc, &caller, &req).await?;
+                let body: PasswordBody = parse_body(req)?;
+                step_up(svc, &caller, req).await?;
                 with_status(201, recovery::create(svc, &caller, body.password).await?)
             }
             (
@@ -108,7 +103,6 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             | (_, ["v1", "mfa", "recovery-codes"]) => Err(MfaError::MethodNotAllowed),
             _ => Err(MfaError::RouteNotFound),
         }
-    }
-    .await;
-    respond(&req, result)
+    })
+    .await
 }

@@ -3,9 +3,8 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::{context, parse_body, parse_empty_body, respond, routes, with_status};
+use super::{parse_body, parse_empty_body, serve_user, with_status};
 use crate::error::MfaError;
 use crate::flows::enrollment;
 use crate::service::Service;
@@ -19,14 +18,10 @@ struct CodeBody {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    let result: Result<(u16, Value), MfaError> = async {
-        let caller = context::user_caller(&req)?;
+    serve_user(&req, |req, caller, method, segs| async move {
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "enrollments", id, "code"]) => {
-                let body: CodeBody = parse_body(&req)?;
+                let body: CodeBody = parse_body(req)?;
                 // Not a code at all: refused here, before anything is counted.
                 let code = Code::parse(&body.code).map_err(|_| {
                     MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
@@ -36,7 +31,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 with_status(200, done)
             }
             (Method::POST, ["v1", "mfa", "enrollments", id, "resend"]) => {
-                parse_empty_body(&req)?;
+                parse_empty_body(req)?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
                 let sent = enrollment::resend(svc, &caller, &id).await?;
                 with_status(202, sent)
@@ -46,7 +41,6 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             }
             _ => Err(MfaError::RouteNotFound),
         }
-    }
-    .await;
-    respond(&req, result)
+    })
+    .await
 }

@@ -3,9 +3,9 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{context, parse_body, parse_empty_body, respond, routes, with_status};
+use super::{parse_body, parse_empty_body, serve_user, with_status};
 use crate::error::MfaError;
 use crate::flows::{enrollment, status};
 use crate::service::Service;
@@ -18,23 +18,19 @@ struct StartBody {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    let result: Result<(u16, Value), MfaError> = async {
-        let caller = context::user_caller(&req)?;
+    serve_user(&req, |req, caller, method, segs| async move {
         match (method, segs.as_slice()) {
             (Method::GET, ["v1", "mfa", "status"]) => {
                 let s = status::status(svc, &caller).await?;
                 with_status(200, s)
             }
             (Method::POST, ["v1", "mfa", "skip"]) => {
-                parse_empty_body(&req)?;
+                parse_empty_body(req)?;
                 let until = status::skip(svc, &caller).await?;
                 Ok((200, json!({ "skipped_until": until })))
             }
             (Method::POST, ["v1", "mfa", "enrollments"]) => {
-                let body: StartBody = parse_body(&req)?;
+                let body: StartBody = parse_body(req)?;
                 let started = enrollment::start(svc, &caller, body.password).await?;
                 with_status(201, started)
             }
@@ -43,7 +39,6 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             }
             _ => Err(MfaError::RouteNotFound),
         }
-    }
-    .await;
-    respond(&req, result)
+    })
+    .await
 }

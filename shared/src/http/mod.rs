@@ -13,7 +13,7 @@ pub mod phone_submit;
 pub mod policy_config;
 pub mod routes;
 
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -84,6 +84,38 @@ pub fn respond(req: &Request, result: Result<(u16, Value), MfaError>) -> Respons
     };
     log_outcome(req, resp.status().as_u16());
     resp
+}
+
+/// What every handler does around its routes: finds who is calling (`who`: the end user or
+/// the admin, `401` when the authorizer vouched for nobody), splits the path, runs `route` with
+/// the request, the caller, the method and the path's segments, and answers with [`respond`].
+pub async fn serve<'r, C, Fut>(
+    req: &'r Request,
+    who: fn(&Request) -> Result<C, MfaError>,
+    route: impl FnOnce(&'r Request, C, Method, Vec<&'r str>) -> Fut,
+) -> Response<Body>
+where
+    Fut: Future<Output = Result<(u16, Value), MfaError>>,
+{
+    let result = match who(req) {
+        Ok(caller) => {
+            let segs = routes::segments(routes::path(req));
+            route(req, caller, req.method().clone(), segs).await
+        }
+        Err(e) => Err(e),
+    };
+    respond(req, result)
+}
+
+/// [`serve`] for the end-user functions: the caller is the user the JWT authorizer vouched for.
+pub async fn serve_user<'r, Fut>(
+    req: &'r Request,
+    route: impl FnOnce(&'r Request, crate::flows::Caller, Method, Vec<&'r str>) -> Fut,
+) -> Response<Body>
+where
+    Fut: Future<Output = Result<(u16, Value), MfaError>>,
+{
+    serve(req, context::user_caller, route).await
 }
 
 /// A flow's value as a JSON body with `status`.

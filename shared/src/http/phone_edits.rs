@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{context, double_option, parse_body, present, respond, routes, step_up, with_status};
+use super::{double_option, parse_body, present, serve_user, step_up, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -51,32 +51,28 @@ fn phone_id(seg: &str) -> Result<PhoneId, MfaError> {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    let result: Result<(u16, Value), MfaError> = async {
-        let caller = context::user_caller(&req)?;
+    serve_user(&req, |req, caller, method, segs| async move {
         match (method, segs.as_slice()) {
             (Method::GET, ["v1", "mfa", "phones"]) => {
                 Ok((200, json!({ "phones": phones::list(svc, &caller).await? })))
             }
             (Method::POST, ["v1", "mfa", "phones"]) => {
-                let body: AddBody = parse_body(&req)?;
+                let body: AddBody = parse_body(req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
-                step_up(svc, &caller, &req).await?;
+                step_up(svc, &caller, req).await?;
                 let sent = phones::add(svc, &caller, body.password, number, body.label).await?;
                 with_status(202, sent)
             }
             (Method::PUT, ["v1", "mfa", "phones", id]) => {
-                let body: ReplaceBody = parse_body(&req)?;
+                let body: ReplaceBody = parse_body(req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
                 let id = phone_id(id)?;
-                step_up(svc, &caller, &req).await?;
+                step_up(svc, &caller, req).await?;
                 let sent = phones::replace(svc, &caller, &id, body.password, number).await?;
                 with_status(202, sent)
             }
             (Method::PATCH, ["v1", "mfa", "phones", id]) => {
-                let body: PatchBody = parse_body(&req)?;
+                let body: PatchBody = parse_body(req)?;
                 let make_primary = match body.primary {
                     None => false,
                     Some(true) => true,
@@ -97,9 +93,9 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 with_status(200, phone)
             }
             (Method::DELETE, ["v1", "mfa", "phones", id]) => {
-                let body: DeleteBody = parse_body(&req)?;
+                let body: DeleteBody = parse_body(req)?;
                 let id = phone_id(id)?;
-                step_up(svc, &caller, &req).await?;
+                step_up(svc, &caller, req).await?;
                 phones::remove(svc, &caller, &id, body.password).await?;
                 Ok((204, Value::Null))
             }
@@ -108,7 +104,6 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             }
             _ => Err(MfaError::RouteNotFound),
         }
-    }
-    .await;
-    respond(&req, result)
+    })
+    .await
 }

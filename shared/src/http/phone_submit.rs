@@ -3,9 +3,8 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::{context, parse_body, respond, routes, with_status};
+use super::{parse_body, serve_user, with_status};
 use crate::error::MfaError;
 use crate::flows::enrollment;
 use crate::service::Service;
@@ -30,14 +29,10 @@ pub fn phone_error(e: PhoneError) -> MfaError {
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    let result: Result<(u16, Value), MfaError> = async {
-        let caller = context::user_caller(&req)?;
+    serve_user(&req, |req, caller, method, segs| async move {
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "enrollments", id, "phone"]) => {
-                let body: PhoneBody = parse_body(&req)?;
+                let body: PhoneBody = parse_body(req)?;
                 let number = PhoneNumber::parse(&body.phone_number).map_err(phone_error)?;
                 let label = enrollment::clean_label(body.label)?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
@@ -47,7 +42,6 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             (_, ["v1", "mfa", "enrollments", _, "phone"]) => Err(MfaError::MethodNotAllowed),
             _ => Err(MfaError::RouteNotFound),
         }
-    }
-    .await;
-    respond(&req, result)
+    })
+    .await
 }

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, double_option, parse_body, respond, routes, with_status};
+use super::{context, double_option, parse_body, serve, with_status};
 use crate::error::MfaError;
 use crate::flows::{admin, audit, policy, users};
 use crate::service::Service;
@@ -107,8 +107,12 @@ fn parse_countries(
     Ok(Some(Some(out)))
 }
 
-async fn put_policy(svc: &Service, req: &Request, app: &AppId) -> Result<Value, MfaError> {
-    let actor = context::admin_actor(req)?;
+async fn put_policy(
+    svc: &Service,
+    req: &Request,
+    app: &AppId,
+    actor: &str,
+) -> Result<Value, MfaError> {
     let body: PolicyBody = parse_body(req)?;
     let enforcement = Enforcement::parse(&body.enforcement).ok_or_else(|| {
         MfaError::InvalidRequest("`enforcement` must be \"optional\" or \"required\".".into())
@@ -119,106 +123,105 @@ async fn put_policy(svc: &Service, req: &Request, app: &AppId) -> Result<Value, 
         enforcement,
         allowed_countries: parse_countries(body.allowed_countries)?,
     };
-    let p = policy::update(svc, app, change, if_match(req)?, &actor).await?;
+    let p = policy::update(svc, app, change, if_match(req)?, actor).await?;
     Ok(policy_json(&p))
 }
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
-    let path = routes::path(&req).to_owned();
-    let segs = routes::segments(&path);
-    let method = req.method().clone();
-    let result: Result<(u16, Value), MfaError> = async {
-        let actor = context::admin_actor(&req)?;
-        match (method, segs.as_slice()) {
-            (Method::GET, ["v1", "admin", "applications", app, "mfa-policy"]) => {
-                let app = app_from_path(app)?;
-                Ok((200, policy_json(&policy::get(svc, &app).await?)))
-            }
-            (Method::PUT, ["v1", "admin", "applications", app, "mfa-policy"]) => {
-                let app = app_from_path(app)?;
-                Ok((200, put_policy(svc, &req, &app).await?))
-            }
-            (Method::PUT, ["v1", "admin", "applications", app, "mfa-availability"]) => {
-                let app = app_from_path(app)?;
-                let body: AvailabilityBody = parse_body(&req)?;
-                let p = policy::set_availability(svc, &app, body.available, &actor).await?;
-                Ok((200, policy_json(&p)))
-            }
-            (Method::PUT, ["v1", "admin", "applications", app, "users", user]) => {
-                let app = app_from_path(app)?;
-                let user = UserId::parse(user).map_err(|_| {
-                    MfaError::InvalidRequest("The user id in the path is not valid.".into())
-                })?;
-                let body: UserBody = parse_body(&req)?;
-                let u = users::put(
-                    svc,
-                    &app,
-                    &user,
-                    body.email,
-                    body.email_verified,
-                    body.password_hash,
-                )
-                .await?;
-                Ok((
-                    200,
-                    json!({
-                        "app_id": u.app_id,
-                        "user_id": u.user_id,
-                        "email": u.email,
-                        "email_verified": u.email_verified,
-                        "updated_at": u.updated_at,
-                    }),
-                ))
-            }
-            (Method::DELETE, ["v1", "admin", "applications", app, "users", user, "mfa"]) => {
-                let app = app_from_path(app)?;
-                let user = user_from_path(user)?;
-                admin::reset(svc, &app, &user, &actor).await?;
-                Ok((204, Value::Null))
-            }
-            (Method::GET, ["v1", "admin", "applications", app, "audit-events"]) => {
-                let app = app_from_path(app)?;
-                let q = req.query_string_parameters();
-                let user = q
-                    .first("user_id")
-                    .filter(|u| !u.is_empty())
-                    .map(user_from_query)
-                    .transpose()?;
-                let limit = match q.first("limit") {
-                    None | Some("") => 50,
-                    Some(l) => l
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=audit::MAX_PAGE).contains(n))
-                        .ok_or_else(|| {
-                            MfaError::InvalidRequest(format!(
-                                "`limit` must be a whole number from 1 to {}.",
-                                audit::MAX_PAGE
-                            ))
-                        })?,
-                };
-                let cursor = q.first("cursor").filter(|c| !c.is_empty());
-                let page = audit::list(svc, &app, user.as_ref(), limit, cursor).await?;
-                with_status(200, page)
-            }
-            (
-                _,
-                [
-                    "v1",
-                    "admin",
-                    "applications",
+    serve(
+        &req,
+        context::admin_actor,
+        |req, actor, method, segs| async move {
+            match (method, segs.as_slice()) {
+                (Method::GET, ["v1", "admin", "applications", app, "mfa-policy"]) => {
+                    let app = app_from_path(app)?;
+                    Ok((200, policy_json(&policy::get(svc, &app).await?)))
+                }
+                (Method::PUT, ["v1", "admin", "applications", app, "mfa-policy"]) => {
+                    let app = app_from_path(app)?;
+                    Ok((200, put_policy(svc, req, &app, &actor).await?))
+                }
+                (Method::PUT, ["v1", "admin", "applications", app, "mfa-availability"]) => {
+                    let app = app_from_path(app)?;
+                    let body: AvailabilityBody = parse_body(req)?;
+                    let p = policy::set_availability(svc, &app, body.available, &actor).await?;
+                    Ok((200, policy_json(&p)))
+                }
+                (Method::PUT, ["v1", "admin", "applications", app, "users", user]) => {
+                    let app = app_from_path(app)?;
+                    let user = UserId::parse(user).map_err(|_| {
+                        MfaError::InvalidRequest("The user id in the path is not valid.".into())
+                    })?;
+                    let body: UserBody = parse_body(req)?;
+                    let u = users::put(
+                        svc,
+                        &app,
+                        &user,
+                        body.email,
+                        body.email_verified,
+                        body.password_hash,
+                    )
+                    .await?;
+                    Ok((
+                        200,
+                        json!({
+                            "app_id": u.app_id,
+                            "user_id": u.user_id,
+                            "email": u.email,
+                            "email_verified": u.email_verified,
+                            "updated_at": u.updated_at,
+                        }),
+                    ))
+                }
+                (Method::DELETE, ["v1", "admin", "applications", app, "users", user, "mfa"]) => {
+                    let app = app_from_path(app)?;
+                    let user = user_from_path(user)?;
+                    admin::reset(svc, &app, &user, &actor).await?;
+                    Ok((204, Value::Null))
+                }
+                (Method::GET, ["v1", "admin", "applications", app, "audit-events"]) => {
+                    let app = app_from_path(app)?;
+                    let q = req.query_string_parameters();
+                    let user = q
+                        .first("user_id")
+                        .filter(|u| !u.is_empty())
+                        .map(user_from_query)
+                        .transpose()?;
+                    let limit = match q.first("limit") {
+                        None | Some("") => 50,
+                        Some(l) => l
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| (1..=audit::MAX_PAGE).contains(n))
+                            .ok_or_else(|| {
+                                MfaError::InvalidRequest(format!(
+                                    "`limit` must be a whole number from 1 to {}.",
+                                    audit::MAX_PAGE
+                                ))
+                            })?,
+                    };
+                    let cursor = q.first("cursor").filter(|c| !c.is_empty());
+                    let page = audit::list(svc, &app, user.as_ref(), limit, cursor).await?;
+                    with_status(200, page)
+                }
+                (
                     _,
-                    "mfa-policy" | "mfa-availability" | "audit-events",
-                ],
-            )
-            | (_, ["v1", "admin", "applications", _, "users", _])
-            | (_, ["v1", "admin", "applications", _, "users", _, "mfa"]) => {
-                Err(MfaError::MethodNotAllowed)
+                    [
+                        "v1",
+                        "admin",
+                        "applications",
+                        _,
+                        "mfa-policy" | "mfa-availability" | "audit-events",
+                    ],
+                )
+                | (_, ["v1", "admin", "applications", _, "users", _])
+                | (_, ["v1", "admin", "applications", _, "users", _, "mfa"]) => {
+                    Err(MfaError::MethodNotAllowed)
+                }
+                _ => Err(MfaError::RouteNotFound),
             }
-            _ => Err(MfaError::RouteNotFound),
-        }
-    }
-    .await;
-    respond(&req, result)
+        },
+    )
+    .await
 }

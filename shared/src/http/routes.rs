@@ -51,21 +51,89 @@ pub fn path(req: &Request) -> &str {
     }
 }
 
+/// One route: `method` on paths shaped like `template` (`{name}` stands for any one segment)
+/// is served by `function`, for callers with `access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub template: &'static str,
+    pub function: Function,
+    pub access: Access,
+}
+
+const fn route(
+    method: &'static str,
+    template: &'static str,
+    function: Function,
+    access: Access,
+) -> Route {
+    Route {
+        method,
+        template,
+        function,
+        access,
+    }
+}
+
+/// Every route of this release: the one table that [`function_for`] and [`allowed_methods`]
+/// read (and the tests compare with `template.yaml` and `openapi.yaml`). Routes of one path
+/// stay together, in the order a 405's `Allow` header lists their methods.
+#[rustfmt::skip]
+pub const ROUTES: &[Route] = {
+    use Access::*;
+    use Function::*;
+    &[
+        route("GET",    "/v1/admin/applications/{app_id}/mfa-policy",          PolicyConfig,    Admin),
+        route("PUT",    "/v1/admin/applications/{app_id}/mfa-policy",          PolicyConfig,    Admin),
+        route("PUT",    "/v1/admin/applications/{app_id}/mfa-availability",    PolicyConfig,    Operator),
+        route("PUT",    "/v1/admin/applications/{app_id}/users/{user_id}",     PolicyConfig,    Admin),
+        route("DELETE", "/v1/admin/applications/{app_id}/users/{user_id}/mfa", PolicyConfig,    Admin),
+        route("GET",    "/v1/admin/applications/{app_id}/audit-events",        PolicyConfig,    Admin),
+        route("GET",    "/v1/mfa/status",                                      EnrollmentStart, User),
+        route("POST",   "/v1/mfa/skip",                                        EnrollmentStart, User),
+        route("POST",   "/v1/mfa/enrollments",                                 EnrollmentStart, User),
+        route("POST",   "/v1/mfa/enrollments/{enrollment_id}/phone",           PhoneSubmit,     User),
+        route("POST",   "/v1/mfa/enrollments/{enrollment_id}/code",            CodeVerify,      User),
+        route("POST",   "/v1/mfa/enrollments/{enrollment_id}/resend",          CodeVerify,      User),
+        route("GET",    "/v1/mfa/phones",                                      PhoneEdits,      User),
+        route("POST",   "/v1/mfa/phones",                                      PhoneEdits,      User),
+        route("PUT",    "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
+        route("PATCH",  "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
+        route("DELETE", "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
+        route("POST",   "/v1/mfa/challenges",                                  Challenge,       User),
+        route("POST",   "/v1/mfa/challenges/{challenge_id}/code",              Challenge,       User),
+        route("POST",   "/v1/mfa/challenges/{challenge_id}/resend",            Challenge,       User),
+        route("POST",   "/v1/mfa/challenges/recovery",                         Challenge,       User),
+        route("POST",   "/v1/mfa/recovery-codes",                              Challenge,       User),
+        route("GET",    "/v1/mfa/jwks.json",                                   Challenge,       Public),
+    ]
+};
+
+impl Route {
+    /// Whether a path of `segments` has this route's shape (whatever its method).
+    fn matches(&self, segments: &[&str]) -> bool {
+        let t = self::segments(self.template);
+        t.len() == segments.len()
+            && t.iter()
+                .zip(segments)
+                .all(|(a, b)| a.starts_with('{') || a == b)
+    }
+}
+
+/// The routes shaped like `path`, whatever their method.
+fn routes_of(path: &str) -> impl Iterator<Item = &'static Route> {
+    let segs = segments(path);
+    ROUTES.iter().filter(move |r| r.matches(&segs))
+}
+
 /// The methods `path` accepts, for the `Allow` header of a 405 (e.g. `GET, PUT`).
 pub fn allowed_methods(path: &str) -> String {
-    let segs = segments(path);
-    let mut methods: Vec<&str> = ROUTES
-        .iter()
-        .filter(|(_, template)| {
-            let t = segments(template);
-            t.len() == segs.len()
-                && t.iter()
-                    .zip(&segs)
-                    .all(|(a, b)| a.starts_with('{') || a == b)
-        })
-        .map(|(m, _)| *m)
-        .collect();
-    methods.dedup();
+    let mut methods: Vec<&str> = Vec::new();
+    for r in routes_of(path) {
+        if !methods.contains(&r.method) {
+            methods.push(r.method);
+        }
+    }
     methods.join(", ")
 }
 
@@ -76,58 +144,8 @@ pub fn segments(path: &str) -> Vec<&str> {
 
 /// Which function serves `path`, and who may call it; `None` for an unknown path.
 pub fn function_for(path: &str) -> Option<(Function, Access)> {
-    use Access::*;
-    use Function::*;
-    match segments(path).as_slice() {
-        ["v1", "admin", "applications", _, "mfa-policy"] => Some((PolicyConfig, Admin)),
-        ["v1", "admin", "applications", _, "mfa-availability"] => Some((PolicyConfig, Operator)),
-        ["v1", "admin", "applications", _, "users", _]
-        | ["v1", "admin", "applications", _, "users", _, "mfa"]
-        | ["v1", "admin", "applications", _, "audit-events"] => Some((PolicyConfig, Admin)),
-        ["v1", "mfa", "status"] | ["v1", "mfa", "skip"] | ["v1", "mfa", "enrollments"] => {
-            Some((EnrollmentStart, User))
-        }
-        ["v1", "mfa", "enrollments", _, "phone"] => Some((PhoneSubmit, User)),
-        ["v1", "mfa", "enrollments", _, "code" | "resend"] => Some((CodeVerify, User)),
-        ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _] => Some((PhoneEdits, User)),
-        ["v1", "mfa", "jwks.json"] => Some((Challenge, Public)),
-        ["v1", "mfa", "challenges"]
-        | ["v1", "mfa", "challenges", "recovery"]
-        | ["v1", "mfa", "challenges", _, "code" | "resend"]
-        | ["v1", "mfa", "recovery-codes"] => Some((Challenge, User)),
-        _ => None,
-    }
+    routes_of(path).next().map(|r| (r.function, r.access))
 }
-
-/// Every route of this release as `(method, path template)`, for documentation and checks.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/admin/applications/{app_id}/mfa-policy"),
-    ("PUT", "/v1/admin/applications/{app_id}/mfa-policy"),
-    ("PUT", "/v1/admin/applications/{app_id}/mfa-availability"),
-    ("PUT", "/v1/admin/applications/{app_id}/users/{user_id}"),
-    (
-        "DELETE",
-        "/v1/admin/applications/{app_id}/users/{user_id}/mfa",
-    ),
-    ("GET", "/v1/admin/applications/{app_id}/audit-events"),
-    ("GET", "/v1/mfa/status"),
-    ("POST", "/v1/mfa/skip"),
-    ("POST", "/v1/mfa/enrollments"),
-    ("POST", "/v1/mfa/enrollments/{enrollment_id}/phone"),
-    ("POST", "/v1/mfa/enrollments/{enrollment_id}/code"),
-    ("POST", "/v1/mfa/enrollments/{enrollment_id}/resend"),
-    ("GET", "/v1/mfa/phones"),
-    ("POST", "/v1/mfa/phones"),
-    ("PUT", "/v1/mfa/phones/{phone_id}"),
-    ("PATCH", "/v1/mfa/phones/{phone_id}"),
-    ("DELETE", "/v1/mfa/phones/{phone_id}"),
-    ("POST", "/v1/mfa/challenges"),
-    ("POST", "/v1/mfa/challenges/{challenge_id}/code"),
-    ("POST", "/v1/mfa/challenges/{challenge_id}/resend"),
-    ("POST", "/v1/mfa/challenges/recovery"),
-    ("POST", "/v1/mfa/recovery-codes"),
-    ("GET", "/v1/mfa/jwks.json"),
-];
 
 #[cfg(test)]
 mod tests {
@@ -135,7 +153,7 @@ mod tests {
 
     #[test]
     fn every_listed_route_has_a_function() {
-        for (_, template) in ROUTES {
+        for Route { template, .. } in ROUTES {
             let concrete = template
                 .replace("{app_id}", "app1")
                 .replace("{user_id}", "u1")
@@ -168,6 +186,29 @@ mod tests {
         );
         assert_eq!(allowed_methods("/v1/mfa/status"), "GET");
         assert_eq!(allowed_methods("/v1/mfa/phones/ph_1"), "PUT, PATCH, DELETE");
+    }
+
+    /// A path's routes agree on who serves it and who may call it, so the first match is
+    /// the answer; and no route is listed twice.
+    #[test]
+    fn the_routes_of_one_path_agree() {
+        for r in ROUTES {
+            for other in ROUTES.iter().filter(|o| o.matches(&segments(r.template))) {
+                assert_eq!(
+                    (other.function, other.access),
+                    (r.function, r.access),
+                    "{} {}",
+                    r.template,
+                    other.template
+                );
+                assert!(
+                    other == r || other.method != r.method,
+                    "{} {} twice",
+                    r.method,
+                    r.template
+                );
+            }
+        }
     }
 
     #[test]
