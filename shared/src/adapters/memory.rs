@@ -495,7 +495,14 @@ impl Store for MemoryStore {
         if s.phones.get(&key).is_none_or(Vec::is_empty) {
             return Ok(false);
         }
-        s.recovery.insert(key, hashes.to_vec());
+        // A hash given twice is one code (as one DynamoDB item per hash is).
+        let mut set: Vec<String> = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if !set.contains(h) {
+                set.push(h.clone());
+            }
+        }
+        s.recovery.insert(key, set);
         Ok(true)
     }
 
