@@ -24,7 +24,8 @@
 //!
 //! The phone count item (`count`) moves with every phone added or removed, in the same
 //! transaction: conditions on it make "at most N phones", "the first phone is primary" and
-//! removals hold under concurrent changes. Ids never hold `#`, so the key prefixes never
+//! removals hold under concurrent changes. A phone item's `first_verified_at` (set when it is
+//! added, left by a replace) places it in the user's list. Ids never hold `#`, so the key prefixes never
 //! collide. An audit event is written twice (one transaction): under the application and,
 //! when it names a user, under that user, so that both listings are one query, newest first
 //! (event ids sort by time). A sign-in challenge is an enrollment item with purpose
@@ -383,7 +384,28 @@ pub fn phone_to_item(app: &AppId, user: &UserId, p: &PhoneRecord) -> Item {
     }
     item.insert("primary".into(), AttributeValue::Bool(p.primary));
     item.insert("verified_at".into(), t(p.verified_at));
+    // Its place in the list: set once, when the phone is added; a replace leaves it.
+    item.insert(FIRST_VERIFIED_AT.into(), t(p.verified_at));
     item
+}
+
+/// A phone item's attribute: when the phone was added (its first verification), which places
+/// it in the user's list; `verified_at` moves with each replace.
+const FIRST_VERIFIED_AT: &str = "first_verified_at";
+
+/// A phone and its place in the user's list: its first verification (an item written before
+/// that attribute existed falls back to `verified_at`).
+fn placed_phone(item: &Item) -> Result<(UnixTime, PhoneRecord), PortError> {
+    let phone = phone_from_item(item)?;
+    let first = opt_t(item, "phone", FIRST_VERIFIED_AT)?.unwrap_or(phone.verified_at);
+    Ok((first, phone))
+}
+
+/// Phones in their list order: first verified first (the in-memory store's order of adds), a
+/// replaced phone where it was; the id breaks ties.
+fn in_list_order(mut placed: Vec<(UnixTime, PhoneRecord)>) -> Vec<PhoneRecord> {
+    placed.sort_by(|(a, pa), (b, pb)| (a, pa.phone_id.as_str()).cmp(&(b, pb.phone_id.as_str())));
+    placed.into_iter().map(|(_, p)| p).collect()
 }
 
 /// The phone a phone item holds.
@@ -1311,19 +1333,15 @@ impl Store for DynamoStore {
                 .await
                 .map_err(|e| sdk_err("list_phones", &e))?;
             for item in out.items() {
-                phones.push(phone_from_item(item)?);
+                phones.push(placed_phone(item)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }
         }
-        // The sort key orders by random id; show phones in the order they were verified,
-        // as the in-memory store does.
-        phones.sort_by(|a, b| {
-            (a.verified_at, a.phone_id.as_str()).cmp(&(b.verified_at, b.phone_id.as_str()))
-        });
-        Ok(phones)
+        // The sort key orders by random id: list them in the order they were first verified.
+        Ok(in_list_order(phones))
     }
 
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
@@ -1668,7 +1686,7 @@ impl Store for DynamoStore {
                 new_number_tag,
             } => {
                 // (1) the phone, if it still has the old number: the new number, verified now
-                // (label and primary stay).
+                // (label, primary and its place in the list stay).
                 let mut px = Expr::default();
                 let number = px.name("number");
                 let update = format!(
@@ -1978,7 +1996,7 @@ impl Store for DynamoStore {
                         None,
                     ));
                 } else if sk.starts_with(PHONE_PREFIX) {
-                    let phone = phone_from_item(&item)?;
+                    let (place, phone) = placed_phone(&item)?;
                     let mut x = Expr::default();
                     let condition = format!(
                         "{} = {}",
@@ -1987,7 +2005,7 @@ impl Store for DynamoStore {
                     );
                     phone_items.push((
                         tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
-                        Some(phone),
+                        Some((place, phone)),
                     ));
                 } else if sk == SK_RECOVERY_SET {
                     set_seen = Some(opt_n::<u64>(&item, "recovery set", GENERATION)?);
@@ -2028,7 +2046,7 @@ impl Store for DynamoStore {
             // One transaction in any real case (at most 5 phones and their claims, 3 live
             // enrollments or challenges and a few finished ones, ten recovery codes); more
             // items go in chunks, the count, the set and the phones first.
-            let ops: Vec<(TransactWriteItem, Option<PhoneRecord>)> = count_item
+            let ops: Vec<(TransactWriteItem, Option<(UnixTime, PhoneRecord)>)> = count_item
                 .into_iter()
                 .chain(std::iter::once(set_item))
                 .chain(phone_items)
@@ -2049,10 +2067,7 @@ impl Store for DynamoStore {
                 }
             }
             if !lost {
-                removed.sort_by(|a: &PhoneRecord, b: &PhoneRecord| {
-                    (a.verified_at, a.phone_id.as_str()).cmp(&(b.verified_at, b.phone_id.as_str()))
-                });
-                return Ok(removed);
+                return Ok(in_list_order(removed));
             }
         }
         Err(PortError::new(
