@@ -163,6 +163,7 @@ contract!(
     set_primary_refuses_when_the_phones_changed,
     remove_phone_releases_the_number_and_promotes,
     remove_phone_refuses_when_the_phones_changed,
+    remove_phone_promotes_only_another_phone_not_primary,
     remove_phone_of_the_last_phone_drops_recovery_codes,
     reset_user_removes_everything_and_returns_the_phones,
     reset_user_of_a_user_with_nothing_is_empty,
@@ -1476,6 +1477,29 @@ async fn remove_phone_refuses_when_the_phones_changed(store: &dyn Store) {
     let list = phones(store, &ns).await;
     assert_eq!(list.len(), 3);
     assert_eq!(primaries(&list), vec![p2.phone_id]);
+}
+
+async fn remove_phone_promotes_only_another_phone_not_primary(store: &dyn Store) {
+    let ns = ns();
+    let p1 = add(store, &ns, &num(1), NOW).await;
+    let p2 = add(store, &ns, &num(2), NOW.plus_secs(1)).await;
+    let seen = phones(store, &ns).await;
+    // The primary phone promoting itself would leave no primary.
+    let itself = removal(store, &ns, &p1, Some(&p1)).await;
+    // A phone already primary cannot be promoted by removing another.
+    let already = removal(store, &ns, &p2, Some(&p1)).await;
+    // Nor a phone the user does not have.
+    let stranger = Removal {
+        promote: Some(PhoneId::generate().unwrap()),
+        ..removal(store, &ns, &p1, None).await
+    };
+    for r in [itself, already, stranger] {
+        assert!(!store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+        assert_eq!(phones(store, &ns).await, seen);
+    }
+    let r = removal(store, &ns, &p1, Some(&p2)).await;
+    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert_eq!(primaries(&phones(store, &ns).await), vec![p2.phone_id]);
 }
 
 async fn remove_phone_of_the_last_phone_drops_recovery_codes(store: &dyn Store) {

@@ -1865,8 +1865,11 @@ impl Store for DynamoStore {
             .find(|p| &p.phone_id == removed)
             .map_or(removal.phone.primary, |p| p.primary);
         let promote = removal.promote.as_ref().filter(|p| *p != removed);
-        if promote.is_some_and(|id| !removal.seen.iter().any(|p| &p.phone_id == id)) {
-            // Promoting a phone the flow did not see: not as seen.
+        if promote.is_some_and(|id| !removal.seen.iter().any(|p| &p.phone_id == id))
+            || (seen_removed && removal.promote.as_ref() == Some(removed))
+        {
+            // Promoting a phone the flow did not see, or the primary phone promoting itself
+            // (which would leave none): not as seen.
             return Ok(false);
         }
         for attempt in 0..RESET_RETRIES {
