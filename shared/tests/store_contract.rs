@@ -730,6 +730,19 @@ async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dy
 async fn undo_send_restores_the_previous_code(store: &dyn Store) {
     let ns = ns();
     let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    // The first text failed: back at the phone step, nothing sent.
+    let failed_first = code(&num(1), NOW);
+    let previous = store
+        .begin_send(&e, &send(&failed_first, NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .undo_send(&previous, &failed_first.code_id)
+        .await
+        .unwrap();
+    assert_eq!(reread(store, &e).await, Some(e.clone()));
+    // A later text failed: the earlier code is pending again, counted once.
     let first = code(&num(1), NOW);
     store
         .begin_send(&e, &send(&first, NOW))
@@ -932,6 +945,11 @@ async fn complete_enrollment_is_single_use(store: &dyn Store) {
     answers.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(answers, vec![Completion::CodeGone, Completion::Done]);
     assert_eq!(phones(store, &ns).await.len(), 1);
+    // The used code takes no attempt either.
+    assert_eq!(
+        store.take_code_attempt(&e, &code_id, 5, NOW).await.unwrap(),
+        None
+    );
     // And once more, later.
     assert_eq!(
         store
