@@ -3820,7 +3820,11 @@ mod moto_tests {
             ..b
         };
         let phones = db.list_phones(&app, &user).await.unwrap();
-        assert_eq!(phones, vec![a.clone(), c.clone(), b.clone()]);
+        assert_eq!(
+            phones,
+            vec![a.clone(), b.clone(), c.clone()],
+            "b keeps its place"
+        );
         assert_eq!(db.get("t", raw(number_sk("tag-b"))).await.unwrap(), None);
         let claim = db.get("t", raw(number_sk("tag-d"))).await.unwrap().unwrap();
         assert_eq!(claim["phone_id"], s(b.phone_id.as_str()));
@@ -3871,7 +3875,7 @@ mod moto_tests {
         assert_eq!(db.get("t", raw(phone_sk(&ghost))).await.unwrap(), None);
         assert_eq!(
             db.list_phones(&app, &user).await.unwrap(),
-            vec![a.clone(), c.clone(), b.clone(), old_b.clone()]
+            vec![a.clone(), b.clone(), c.clone(), old_b.clone()]
         );
 
         // Primary.
