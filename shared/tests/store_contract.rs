@@ -12,7 +12,7 @@
 //! one emulator share one table, made by the project's own table creation (`ensure_table`:
 //! keys and TTL as deployed).
 //!
-//! Times are fixed (around 2027): the cases move the clock by passing `now`, as the flows do.
+//! Times are fixed (see [`NOW`]): the cases move the clock by passing `now`, as the flows do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -30,7 +30,10 @@ use mfa_shared::types::{
 };
 use tokio::sync::OnceCell;
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
+/// 2100-01-01: far after any run, so that no emulator's TTL sweep (dynoxide deletes expired
+/// items in the background, by the real clock, as DynamoDB does within days) removes what a
+/// case wrote: expiry is the stores' own checks against the `now` a case passes.
+const NOW: UnixTime = UnixTime(4_102_444_800);
 /// An enrollment's life in these cases.
 const ENROLLMENT_TTL: u64 = 1800;
 /// A code's life in these cases.
