@@ -52,7 +52,7 @@ fn unique(prefix: &str) -> String {
 /// once, by the project's table creation).
 async fn dynamo(var: &str, table: &'static OnceCell<String>) -> Arc<dyn Store> {
     let url = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: start the emulator (tests/run.sh does) or skip the ignored tests")
+        panic!("{var} is not set: start the emulator first (tests/lib/*.sh, as tests/run.sh does)")
     });
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(url)
