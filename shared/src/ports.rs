@@ -370,7 +370,8 @@ pub trait Store: Send + Sync {
     /// - a replace moves the number and its claims (label, primary and place stay);
     /// - a replace of a number changed meanwhile is refused (or of a removed phone);
     /// - a replace to a number the user has is number taken;
-    /// - a challenge completes only while its phone keeps the number.
+    /// - a challenge completes only while its phone keeps the number;
+    /// - a gone code comes before a taken number before changed phones (when several hold).
     async fn complete_enrollment(
         &self,
         enrollment: &Enrollment,

@@ -158,6 +158,7 @@ contract!(
     a_replace_of_a_number_changed_meanwhile_is_refused,
     a_replace_to_a_number_the_user_has_is_number_taken,
     a_challenge_completes_only_while_its_phone_keeps_the_number,
+    a_gone_code_comes_before_a_taken_number_before_changed_phones,
     // phones
     phones_are_listed_in_the_order_first_verified,
     a_replaced_phone_keeps_its_place_in_the_list,
@@ -1257,6 +1258,54 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
             .unwrap(),
         Completion::PhonesChanged
     );
+}
+
+async fn a_gone_code_comes_before_a_taken_number_before_changed_phones(store: &dyn Store) {
+    let ns = ns();
+    let p1 = add(store, &ns, &num(1), NOW).await;
+    add(store, &ns, &num(2), NOW.plus_secs(1)).await;
+    // An add of a number the user has, with a stale count: the number is what the user hears.
+    let (e, old) = at_code(store, &ns, Purpose::Add, &num(1), NOW).await;
+    let both = add_change(&new_phone(&num(1), false, NOW), 1);
+    assert_eq!(
+        store
+            .complete_enrollment(&e, &old, &both, NOW)
+            .await
+            .unwrap(),
+        Completion::NumberTaken
+    );
+    // A replace to a number the user has, from a number the phone no longer carries.
+    let stale_replace = PhoneChange::Replace {
+        phone_id: p1.phone_id.clone(),
+        old_number: num(9),
+        old_number_tag: tag(&num(9)),
+        new_number: num(2),
+        new_number_tag: tag(&num(2)),
+    };
+    assert_eq!(
+        store
+            .complete_enrollment(&e, &old, &stale_replace, NOW)
+            .await
+            .unwrap(),
+        Completion::NumberTaken
+    );
+    // With the code replaced meanwhile, neither matters: the code is gone.
+    let newer = code(&num(1), NOW.plus_secs(40));
+    store
+        .begin_send(&e, &send(&newer, NOW.plus_secs(40)))
+        .await
+        .unwrap()
+        .unwrap();
+    for change in [&both, &stale_replace] {
+        assert_eq!(
+            store
+                .complete_enrollment(&e, &old, change, NOW.plus_secs(41))
+                .await
+                .unwrap(),
+            Completion::CodeGone
+        );
+    }
+    assert_eq!(phones(store, &ns).await.len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
