@@ -315,7 +315,8 @@ pub trait Store: Send + Sync {
     /// - an enrollment reads back as created, for its user only;
     /// - an enrollment id taken is an error (the stored one is untouched);
     /// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);
-    /// - finished and expired enrollments do not count toward the 3.
+    /// - finished and expired enrollments do not count toward the 3;
+    /// - a finished enrollment stays complete until it expires.
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
     /// - an enrollment reads back as created, for its user only.
     async fn get_enrollment(

@@ -136,6 +136,7 @@ contract!(
     an_enrollment_id_taken_is_an_error,
     create_enrollment_keeps_at_most_3_open,
     finished_and_expired_enrollments_do_not_count_toward_the_3,
+    a_finished_enrollment_stays_complete_until_it_expires,
     begin_send_counts_the_send_and_returns_the_enrollment_as_it_was,
     begin_send_refuses_past_max_sends,
     begin_send_refuses_inside_the_cooldown,
@@ -576,6 +577,24 @@ async fn finished_and_expired_enrollments_do_not_count_toward_the_3(store: &dyn 
     for e in &live {
         assert!(reread(store, e).await.is_some(), "three open ones stay");
     }
+}
+
+async fn a_finished_enrollment_stays_complete_until_it_expires(store: &dyn Store) {
+    let ns = ns();
+    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let phone = new_phone(&num(1), true, NOW);
+    store
+        .complete_enrollment(&e, &code_id, &add_change(&phone, 0), NOW)
+        .await
+        .unwrap();
+    // The user goes on (a sign-in, two adds): a late retry of the finished one still finds it
+    // complete (409 wrong_step), not gone (404) as an ended one would be.
+    open(store, &ns, Purpose::Challenge(phone.phone_id.clone()), NOW).await;
+    for i in 1..=2 {
+        open(store, &ns, Purpose::Add, NOW.plus_secs(i)).await;
+    }
+    let stored = reread(store, &e).await.unwrap();
+    assert_eq!((stored.step, stored.pending), (Step::Complete, None));
 }
 
 async fn begin_send_counts_the_send_and_returns_the_enrollment_as_it_was(store: &dyn Store) {

@@ -32,7 +32,7 @@
 //! `challenge` (and the phone in `replace_phone_id`, as for a replace); its completion is a
 //! transaction with a ConditionCheck that the phone still carries the number the code went to.
 //! Creating one ends (deletes) the user's oldest open ones beyond [`MAX_LIVE_ENROLLMENTS`] and
-//! sweeps a few finished or expired ones, in the same transaction. A recovery code is one
+//! sweeps a few expired ones, in the same transaction (a finished one stays until it expires). A recovery code is one
 //! item whose sort key holds its keyed hash, so that using it is one conditional update
 //! (marked `used_by`, never deleted until its set goes); the recovery set item's `generation`
 //! moves with every replacement and with the removal of the last phone, and the reset deletes
@@ -107,7 +107,7 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// cancelled by conflicts alone. Nothing was written either way, so sending again is safe.
 const CONFLICT_RETRIES: u32 = 6;
 
-/// At most this many finished or expired enrollment items are deleted by one
+/// At most this many expired enrollment items are deleted by one
 /// `create_enrollment` (TTL deletes the rest, lazily), so that a user's partition stays small.
 const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
 
@@ -1351,7 +1351,7 @@ impl Store for DynamoStore {
         let now = enrollment.created_at;
         // The user's enrollments and challenges as they are: the oldest open ones beyond
         // MAX_LIVE_ENROLLMENTS - 1 are ended (deleted) in the same transaction as the put, and
-        // a few finished or expired ones are swept with them. Two creates racing may each
+        // a few expired ones are swept with them. Two creates racing may each
         // keep what the other ends; the next create ends the excess again.
         let mut x = Expr::default();
         let condition = format!(
@@ -1389,10 +1389,12 @@ impl Store for DynamoStore {
                 ) else {
                     continue;
                 };
-                if now < expires_at && step != Step::Complete.as_str() {
-                    open.push((created_at, sk));
-                } else {
+                // A finished one stays until it expires: a late retry of it answers that it is
+                // complete, not that it is gone (as the in-memory store does).
+                if now >= expires_at {
                     closed.push(sk);
+                } else if step != Step::Complete.as_str() {
+                    open.push((created_at, sk));
                 }
             }
             match out.last_evaluated_key {
