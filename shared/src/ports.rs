@@ -447,7 +447,8 @@ pub trait Store: Send + Sync {
     /// - count_recovery_codes counts unused only.
     async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError>;
 
-    /// Appends an event to the application's audit log.
+    /// Appends an event to the application's audit log; its `id` is its key.
+    /// - an event appended twice is one event.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError>;
     /// Events newest first, optionally of one user, after the event `after` (a previous page's
     /// `next_after`). Events past their `expires_at` at `now` are left out, even while the

@@ -183,6 +183,7 @@ contract!(
     list_audit_per_user,
     list_audit_hides_expired_events,
     list_audit_is_per_application,
+    an_event_appended_twice_is_one_event,
     // counters
     counter_take_refuses_at_the_limit_first_once,
     counter_take_opens_a_new_window_after_the_old_one,
@@ -1986,6 +1987,21 @@ async fn list_audit_is_per_application(store: &dyn Store) {
         .await
         .unwrap();
     assert!(page.events.is_empty());
+}
+
+async fn an_event_appended_twice_is_one_event(store: &dyn Store) {
+    let ns = ns();
+    // A retried append (its answer lost) writes the same event, under the same id, again.
+    let e = event(&ns.app, 1, Some(&ns.user));
+    store.append_audit(&e).await.unwrap();
+    store.append_audit(&e).await.unwrap();
+    for user in [None, Some(&ns.user)] {
+        let page = store
+            .list_audit(&ns.app, user, 10, None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(page.events, vec![e.clone()]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

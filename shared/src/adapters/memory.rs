@@ -533,7 +533,15 @@ impl Store for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         let mut s = self.lock()?;
         s.wrote(event.at);
-        s.audit.push(event.clone());
+        // The id is the event's key (DynamoDB's sort key): appending it again replaces it.
+        match s
+            .audit
+            .iter()
+            .rposition(|e| e.id == event.id && e.app_id == event.app_id)
+        {
+            Some(i) => s.audit[i] = event.clone(),
+            None => s.audit.push(event.clone()),
+        }
         Ok(())
     }
 
