@@ -1665,6 +1665,13 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
         store.list_phones(&ns.app, &ns.other).await.unwrap(),
         vec![theirs]
     );
+    // No phone: no recovery codes can be set.
+    assert!(
+        !store
+            .replace_recovery_codes(&ns.app, &ns.user, &hashes("y", 2), NOW)
+            .await
+            .unwrap()
+    );
     // The numbers are released, and the user enrolls again as new.
     let again = add(store, &ns, &num(2), NOW.plus_secs(5)).await;
     assert!(again.primary);
