@@ -4,7 +4,8 @@
 #   2. unit, flow and handler tests (`cargo test`, no network),
 #   3. end-to-end tests over HTTP against mfa-local on the memory backend and, with
 #      `--backend aws`, against moto's server, which this script installs into ./.venv,
-#      starts on a free loopback port and stops again,
+#      starts on a free loopback port and stops again; the store contract suite also on
+#      dynoxide (a second DynamoDB emulator, built once into ./.tools),
 #   4. OpenAPI fuzzing, the browser test of the reference web page (Node.js, Debian's
 #      chromium, which tests/browser.sh installs as root when missing), and the README's
 #      walk-through run as written (tests/walkthrough.sh).
@@ -15,10 +16,15 @@ VENV=.venv
 log() { printf '\n== %s\n' "$*"; }
 # moto_venv and moto_start, shared with tests/load.sh.
 source tests/lib/moto.sh
+# dynoxide_install, dynoxide_start and dynoxide_stop.
+source tests/lib/dynoxide.sh
 
 log "tools: moto (project-local virtualenv $VENV)"
 # Reinstall whenever tests/requirements.txt changes (its hash is kept in the venv).
 moto_venv
+
+log "tools: dynoxide-rs $DYNOXIDE_VERSION (project-local, $DYNOXIDE_ROOT; built only when missing)"
+dynoxide_install
 
 log "template and OpenAPI checks"
 # Offline: no AWS credentials and no network. cfn-lint exits non-zero on errors (2) and on
@@ -29,6 +35,8 @@ AWS_REGION=us-east-1 "$VENV/bin/sam" validate --lint --template-file template.ya
 "$VENV/bin/openapi-spec-validator" openapi.yaml
 
 moto_start
+# For the store contract suite's dynoxide cases (shared/tests/store_contract.rs).
+dynoxide_start
 
 log "cargo fmt --check"
 cargo fmt --all --check
@@ -43,6 +51,7 @@ CARGO_LOG=$(mktemp)
 # The moto load test runs last, on a moto of its own: its thousands of texts and items would
 # slow every later read of the shared emulator's data.
 cargo test --workspace -- --include-ignored --skip on_moto_load 2>&1 | tee "$CARGO_LOG"
+dynoxide_stop
 
 log "load test on a fresh moto (bounded: 8 users for 12 s)"
 moto_stop

@@ -279,22 +279,46 @@ pub enum Counted {
 }
 
 /// The service's table, in domain terms.
+///
+/// Each method's guarantees are listed one a line, in the words of the case of
+/// `shared/tests/store_contract.rs` that checks it on every store (in memory, and DynamoDB on
+/// moto and on dynoxide). Times are the caller's `now`; what has expired is refused even
+/// while DynamoDB's TTL has not deleted it.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The application's policy as last written.
+    /// - policy never configured is none.
     async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError>;
     /// Writes `policy` only if the stored version is still `expected_version` (0: none).
     /// Returns false when someone else wrote first.
+    /// - a second first write of a policy loses;
+    /// - put_policy with a stale version is refused (the stored policy stays).
     async fn put_policy(&self, policy: &Policy, expected_version: u64) -> Result<bool, PortError>;
 
+    /// - put_user replaces the record (another user's is not found).
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
+    /// - put_user replaces the record.
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
+    /// The end of the user's skip as stored (the caller compares it with now).
+    /// - put_skip replaces the end.
     async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError>;
+    /// - put_skip replaces the end.
     async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError>;
+    /// The user's phones.
+    /// - phones are listed in the order first verified (the `verified_at` they were added
+    ///   with; phones added in the same second come in an unspecified order);
+    /// - a replaced phone keeps its place in the list.
     async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
 
     /// Stores a new enrollment or challenge. At most [`MAX_LIVE_ENROLLMENTS`] stay live per
     /// user (as of `enrollment.created_at`): the oldest live ones are ended in the same write.
+    /// - an enrollment reads back as created, for its user only;
+    /// - an enrollment id taken is an error (the stored one is untouched);
+    /// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);
+    /// - finished and expired enrollments do not count toward the 3;
+    /// - a finished enrollment stays complete until it expires.
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
+    /// - an enrollment reads back as created, for its user only.
     async fn get_enrollment(
         &self,
         app: &AppId,
@@ -305,6 +329,11 @@ pub trait Store: Send + Sync {
     /// at `phone` or `code`, under its send limit and past `send.last_sent_at_most` and (for a
     /// resend) still holds `send.replaces`. Returns the enrollment as it was, or `None` when a
     /// guard refused (the caller re-reads to say why).
+    /// - begin_send counts the send and returns the enrollment as it was;
+    /// - begin_send refuses past max sends;
+    /// - begin_send refuses inside the cooldown (and sends at its end);
+    /// - begin_send refuses a replaced code;
+    /// - begin_send refuses an expired, complete or missing enrollment (and creates none).
     async fn begin_send(
         &self,
         enrollment: &Enrollment,
@@ -312,9 +341,16 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Enrollment>, PortError>;
     /// Puts `previous` back, if `failed` is still the pending code: a text that could not be
     /// sent leaves the enrollment, its send count and its earlier code as they were.
+    /// - undo_send restores the previous code (or the enrollment as created);
+    /// - undo_send does nothing once the failed code is not pending (a newer send, a
+    ///   completion).
     async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError>;
     /// Takes one attempt against the pending code `code_id`, if it is still pending, unexpired
     /// and has fewer than `max` attempts. Returns the attempts taken so far, or `None`.
+    /// - take_code_attempt counts up to max;
+    /// - a burned code takes no attempt;
+    /// - take_code_attempt refuses a replaced code;
+    /// - take_code_attempt refuses an expired code (or an expired enrollment).
     async fn take_code_attempt(
         &self,
         enrollment: &Enrollment,
@@ -323,7 +359,20 @@ pub trait Store: Send + Sync {
         now: UnixTime,
     ) -> Result<Option<u32>, PortError>;
     /// Atomically: marks the enrollment complete (if `code_id` is still its pending code and
-    /// both are unexpired) and commits `change` with its number claims.
+    /// both are unexpired) and commits `change` with its number claims. Anything but `Done`
+    /// writes nothing (the code stays pending).
+    /// - complete_enrollment adds the phone;
+    /// - complete_enrollment is single use (also when two complete at once);
+    /// - complete_enrollment refuses a replaced or expired code (`CodeGone`);
+    /// - a number claimed by the user is refused (`NumberTaken`);
+    /// - number claims are per user;
+    /// - phones changed meanwhile refuse an add (`PhonesChanged`);
+    /// - an enroll never adds to a user with a phone;
+    /// - a replace moves the number and its claims (label, primary and place stay);
+    /// - a replace of a number changed meanwhile is refused (or of a removed phone);
+    /// - a replace to a number the user has is number taken;
+    /// - a challenge completes only while its phone keeps the number;
+    /// - a gone code comes before a taken number before changed phones (when several hold).
     async fn complete_enrollment(
         &self,
         enrollment: &Enrollment,
@@ -333,6 +382,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Completion, PortError>;
 
     /// Sets or clears a phone's label. `None` when the user has no such phone.
+    /// - set_phone_label sets and clears (an unknown phone is `None`, and nothing is created).
     async fn set_phone_label(
         &self,
         app: &AppId,
@@ -342,6 +392,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<PhoneRecord>, PortError>;
     /// Makes `phone_id` the only primary phone, atomically, if the user's phones are still
     /// `seen` (the same count, each with the primary flag seen). False when they changed.
+    /// - set_primary leaves exactly one primary (also from none, or of the primary itself);
+    /// - set_primary refuses when the phones changed (a flag, the count, an unknown phone).
     async fn set_primary(
         &self,
         app: &AppId,
@@ -352,6 +404,10 @@ pub trait Store: Send + Sync {
     /// Removes a phone and its number claim (and promotes another to primary), atomically;
     /// the last phone takes the user's recovery codes with it in the same write. False when
     /// the user's phones changed since the flow looked.
+    /// - remove_phone releases the number and promotes;
+    /// - remove_phone refuses when the phones changed (a flag, the number, the count);
+    /// - remove_phone promotes only another phone not primary;
+    /// - remove_phone of the last phone drops recovery codes (for good).
     async fn remove_phone(
         &self,
         app: &AppId,
@@ -360,11 +416,17 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, PortError>;
     /// The admin reset: removes every phone, number claim, enrollment and challenge (pending
     /// codes with them) and every recovery code of the user. Returns the phones removed.
+    /// - reset_user removes everything and returns the phones (in list order; the profile
+    ///   and other users stay; the user enrolls again as new);
+    /// - reset_user of a user with nothing is empty.
     async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
 
     /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically, if the
     /// user has a phone at the moment of the write. False (nothing written) when they have
     /// none: a set made while the last phone is removed never survives the removal.
+    /// - replace_recovery_codes needs a phone;
+    /// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
+    /// - a duplicated recovery hash is one code.
     async fn replace_recovery_codes(
         &self,
         app: &AppId,
@@ -374,6 +436,7 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, PortError>;
     /// Uses the recovery code with this hash: true exactly once per code, even under races,
     /// and still true when the store's own retry repeats a use whose answer was lost.
+    /// - consume_recovery_code is true exactly once (never for an unknown or another user's).
     async fn consume_recovery_code(
         &self,
         app: &AppId,
@@ -381,13 +444,19 @@ pub trait Store: Send + Sync {
         hash: &str,
     ) -> Result<bool, PortError>;
     /// How many unused recovery codes the user has.
+    /// - count_recovery_codes counts unused only.
     async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError>;
 
-    /// Appends an event to the application's audit log.
+    /// Appends an event to the application's audit log; its `id` is its key.
+    /// - an event appended twice is one event.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError>;
     /// Events newest first, optionally of one user, after the event `after` (a previous page's
     /// `next_after`). Events past their `expires_at` at `now` are left out, even while the
     /// table's TTL has not deleted them yet.
+    /// - list_audit is newest first and pages (`next_after` only when more follow);
+    /// - list_audit per user;
+    /// - list_audit hides expired events;
+    /// - list_audit is per application.
     async fn list_audit(
         &self,
         app: &AppId,
@@ -399,6 +468,8 @@ pub trait Store: Send + Sync {
 
     /// Takes one unit from the fixed window counter `key` (the window opens at the first unit
     /// and lasts `window_secs`), unless `limit` units are taken or the counter is blocked.
+    /// - counter_take refuses at the limit, first once (per window);
+    /// - counter_take opens a new window after the old one (at its first unit).
     async fn counter_take(
         &self,
         key: &str,
@@ -407,8 +478,11 @@ pub trait Store: Send + Sync {
         now: UnixTime,
     ) -> Result<Counted, PortError>;
     /// Gives one unit back to the window that opened at `window_start` (no-op for a newer one).
+    /// - counter_give_back only to its window (never below zero, never creating a counter).
     async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError>;
-    /// Blocks the counter until `until` (the password lockout).
+    /// Blocks the counter until `until` (the password lockout); a counter never taken is left
+    /// alone.
+    /// - counter_block refuses until its end, first once (per block).
     async fn counter_block(&self, key: &str, until: UnixTime) -> Result<(), PortError>;
 }
 

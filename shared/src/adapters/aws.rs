@@ -475,7 +475,13 @@ async fn table_status(
     }
 }
 
-async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StartupError> {
+/// Creates table `table` as deployed (on-demand, `pk`/`sk` strings, TTL on `ttl`) unless it
+/// exists, and waits until it is active: `bootstrap`'s table step, also used on emulators
+/// that offer DynamoDB alone.
+pub async fn ensure_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), StartupError> {
     if table_status(client, table).await?.is_none() {
         let attribute = |name: &str| {
             AttributeDefinition::builder()

@@ -24,14 +24,15 @@
 //!
 //! The phone count item (`count`) moves with every phone added or removed, in the same
 //! transaction: conditions on it make "at most N phones", "the first phone is primary" and
-//! removals hold under concurrent changes. Ids never hold `#`, so the key prefixes never
+//! removals hold under concurrent changes. A phone item's `first_verified_at` (set when it is
+//! added, left by a replace) places it in the user's list. Ids never hold `#`, so the key prefixes never
 //! collide. An audit event is written twice (one transaction): under the application and,
 //! when it names a user, under that user, so that both listings are one query, newest first
 //! (event ids sort by time). A sign-in challenge is an enrollment item with purpose
 //! `challenge` (and the phone in `replace_phone_id`, as for a replace); its completion is a
 //! transaction with a ConditionCheck that the phone still carries the number the code went to.
 //! Creating one ends (deletes) the user's oldest open ones beyond [`MAX_LIVE_ENROLLMENTS`] and
-//! sweeps a few finished or expired ones, in the same transaction. A recovery code is one
+//! sweeps a few expired ones, in the same transaction (a finished one stays until it expires). A recovery code is one
 //! item whose sort key holds its keyed hash, so that using it is one conditional update
 //! (marked `used_by`, never deleted until its set goes); the recovery set item's `generation`
 //! moves with every replacement and with the removal of the last phone, and the reset deletes
@@ -106,7 +107,7 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// cancelled by conflicts alone. Nothing was written either way, so sending again is safe.
 const CONFLICT_RETRIES: u32 = 6;
 
-/// At most this many finished or expired enrollment items are deleted by one
+/// At most this many expired enrollment items are deleted by one
 /// `create_enrollment` (TTL deletes the rest, lazily), so that a user's partition stays small.
 const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
 
@@ -383,7 +384,28 @@ pub fn phone_to_item(app: &AppId, user: &UserId, p: &PhoneRecord) -> Item {
     }
     item.insert("primary".into(), AttributeValue::Bool(p.primary));
     item.insert("verified_at".into(), t(p.verified_at));
+    // Its place in the list: set once, when the phone is added; a replace leaves it.
+    item.insert(FIRST_VERIFIED_AT.into(), t(p.verified_at));
     item
+}
+
+/// A phone item's attribute: when the phone was added (its first verification), which places
+/// it in the user's list; `verified_at` moves with each replace.
+const FIRST_VERIFIED_AT: &str = "first_verified_at";
+
+/// A phone and its place in the user's list: its first verification (an item written before
+/// that attribute existed falls back to `verified_at`).
+fn placed_phone(item: &Item) -> Result<(UnixTime, PhoneRecord), PortError> {
+    let phone = phone_from_item(item)?;
+    let first = opt_t(item, "phone", FIRST_VERIFIED_AT)?.unwrap_or(phone.verified_at);
+    Ok((first, phone))
+}
+
+/// Phones in their list order: first verified first (the in-memory store's order of adds), a
+/// replaced phone where it was; the id breaks ties.
+fn in_list_order(mut placed: Vec<(UnixTime, PhoneRecord)>) -> Vec<PhoneRecord> {
+    placed.sort_by(|(a, pa), (b, pb)| (a, pa.phone_id.as_str()).cmp(&(b, pb.phone_id.as_str())));
+    placed.into_iter().map(|(_, p)| p).collect()
 }
 
 /// The phone a phone item holds.
@@ -1311,19 +1333,15 @@ impl Store for DynamoStore {
                 .await
                 .map_err(|e| sdk_err("list_phones", &e))?;
             for item in out.items() {
-                phones.push(phone_from_item(item)?);
+                phones.push(placed_phone(item)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }
         }
-        // The sort key orders by random id; show phones in the order they were verified,
-        // as the in-memory store does.
-        phones.sort_by(|a, b| {
-            (a.verified_at, a.phone_id.as_str()).cmp(&(b.verified_at, b.phone_id.as_str()))
-        });
-        Ok(phones)
+        // The sort key orders by random id: list them in the order they were first verified.
+        Ok(in_list_order(phones))
     }
 
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
@@ -1333,7 +1351,7 @@ impl Store for DynamoStore {
         let now = enrollment.created_at;
         // The user's enrollments and challenges as they are: the oldest open ones beyond
         // MAX_LIVE_ENROLLMENTS - 1 are ended (deleted) in the same transaction as the put, and
-        // a few finished or expired ones are swept with them. Two creates racing may each
+        // a few expired ones are swept with them. Two creates racing may each
         // keep what the other ends; the next create ends the excess again.
         let mut x = Expr::default();
         let condition = format!(
@@ -1371,10 +1389,12 @@ impl Store for DynamoStore {
                 ) else {
                     continue;
                 };
-                if now < expires_at && step != Step::Complete.as_str() {
-                    open.push((created_at, sk));
-                } else {
+                // A finished one stays until it expires: a late retry of it answers that it is
+                // complete, not that it is gone (as the in-memory store does).
+                if now >= expires_at {
                     closed.push(sk);
+                } else if step != Step::Complete.as_str() {
+                    open.push((created_at, sk));
                 }
             }
             match out.last_evaluated_key {
@@ -1668,7 +1688,7 @@ impl Store for DynamoStore {
                 new_number_tag,
             } => {
                 // (1) the phone, if it still has the old number: the new number, verified now
-                // (label and primary stay).
+                // (label, primary and its place in the list stay).
                 let mut px = Expr::default();
                 let number = px.name("number");
                 let update = format!(
@@ -1847,8 +1867,11 @@ impl Store for DynamoStore {
             .find(|p| &p.phone_id == removed)
             .map_or(removal.phone.primary, |p| p.primary);
         let promote = removal.promote.as_ref().filter(|p| *p != removed);
-        if promote.is_some_and(|id| !removal.seen.iter().any(|p| &p.phone_id == id)) {
-            // Promoting a phone the flow did not see: not as seen.
+        if promote.is_some_and(|id| !removal.seen.iter().any(|p| &p.phone_id == id))
+            || (seen_removed && removal.promote.as_ref() == Some(removed))
+        {
+            // Promoting a phone the flow did not see, or the primary phone promoting itself
+            // (which would leave none): not as seen.
             return Ok(false);
         }
         for attempt in 0..RESET_RETRIES {
@@ -1978,7 +2001,7 @@ impl Store for DynamoStore {
                         None,
                     ));
                 } else if sk.starts_with(PHONE_PREFIX) {
-                    let phone = phone_from_item(&item)?;
+                    let (place, phone) = placed_phone(&item)?;
                     let mut x = Expr::default();
                     let condition = format!(
                         "{} = {}",
@@ -1987,7 +2010,7 @@ impl Store for DynamoStore {
                     );
                     phone_items.push((
                         tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
-                        Some(phone),
+                        Some((place, phone)),
                     ));
                 } else if sk == SK_RECOVERY_SET {
                     set_seen = Some(opt_n::<u64>(&item, "recovery set", GENERATION)?);
@@ -2028,7 +2051,7 @@ impl Store for DynamoStore {
             // One transaction in any real case (at most 5 phones and their claims, 3 live
             // enrollments or challenges and a few finished ones, ten recovery codes); more
             // items go in chunks, the count, the set and the phones first.
-            let ops: Vec<(TransactWriteItem, Option<PhoneRecord>)> = count_item
+            let ops: Vec<(TransactWriteItem, Option<(UnixTime, PhoneRecord)>)> = count_item
                 .into_iter()
                 .chain(std::iter::once(set_item))
                 .chain(phone_items)
@@ -2049,10 +2072,7 @@ impl Store for DynamoStore {
                 }
             }
             if !lost {
-                removed.sort_by(|a: &PhoneRecord, b: &PhoneRecord| {
-                    (a.verified_at, a.phone_id.as_str()).cmp(&(b.verified_at, b.phone_id.as_str()))
-                });
-                return Ok(removed);
+                return Ok(in_list_order(removed));
             }
         }
         Err(PortError::new(
@@ -3802,7 +3822,11 @@ mod moto_tests {
             ..b
         };
         let phones = db.list_phones(&app, &user).await.unwrap();
-        assert_eq!(phones, vec![a.clone(), c.clone(), b.clone()]);
+        assert_eq!(
+            phones,
+            vec![a.clone(), b.clone(), c.clone()],
+            "b keeps its place"
+        );
         assert_eq!(db.get("t", raw(number_sk("tag-b"))).await.unwrap(), None);
         let claim = db.get("t", raw(number_sk("tag-d"))).await.unwrap().unwrap();
         assert_eq!(claim["phone_id"], s(b.phone_id.as_str()));
@@ -3853,7 +3877,7 @@ mod moto_tests {
         assert_eq!(db.get("t", raw(phone_sk(&ghost))).await.unwrap(), None);
         assert_eq!(
             db.list_phones(&app, &user).await.unwrap(),
-            vec![a.clone(), c.clone(), b.clone(), old_b.clone()]
+            vec![a.clone(), b.clone(), c.clone(), old_b.clone()]
         );
 
         // Primary.

@@ -495,7 +495,14 @@ impl Store for MemoryStore {
         if s.phones.get(&key).is_none_or(Vec::is_empty) {
             return Ok(false);
         }
-        s.recovery.insert(key, hashes.to_vec());
+        // A hash given twice is one code (as one DynamoDB item per hash is).
+        let mut set: Vec<String> = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if !set.contains(h) {
+                set.push(h.clone());
+            }
+        }
+        s.recovery.insert(key, set);
         Ok(true)
     }
 
@@ -526,7 +533,15 @@ impl Store for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         let mut s = self.lock()?;
         s.wrote(event.at);
-        s.audit.push(event.clone());
+        // The id is the event's key (DynamoDB's sort key): appending it again replaces it.
+        match s
+            .audit
+            .iter()
+            .rposition(|e| e.id == event.id && e.app_id == event.app_id)
+        {
+            Some(i) => s.audit[i] = event.clone(),
+            None => s.audit.push(event.clone()),
+        }
         Ok(())
     }
 
