@@ -77,10 +77,17 @@ fn fresh_user() -> UserId {
 }
 
 /// A random US mobile-style number, distinct per call in practice.
+/// A number not handed out before in this process (claims are per user, and every case has
+/// its own users, so numbers need only differ within a process): a random start, then the next
+/// one each time. Drawing each at random from the 10,000 let two phones of one user clash.
 fn random_number() -> PhoneNumber {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b).unwrap();
-    let n = u32::from_le_bytes(b) % 10_000;
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).unwrap();
+        std::sync::atomic::AtomicU32::new(u32::from_le_bytes(b))
+    });
+    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
     PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap()
 }
 
