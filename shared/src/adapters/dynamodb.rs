@@ -74,8 +74,9 @@ use aws_sdk_dynamodb::types::{
 use crate::adapters::aws::error_detail;
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, Clock, Completion, Counted, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend,
-    PendingCode, PhoneChange, PhoneRecord, Purpose, Removal, Step, Store, UserRecord,
+    AuditEvent, AuditPage, AuditStore, Clock, Completion, Counted, CounterStore, Enrollment,
+    MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
+    Purpose, RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore,
 };
 use crate::types::ids::CodeId;
 use crate::types::{
@@ -1259,7 +1260,7 @@ fn enrollment_key(e: &Enrollment) -> Item {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl PolicyStore for DynamoStore {
     async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError> {
         self.get("get_policy", key(app_pk(app), SK_POLICY))
             .await?
@@ -1282,7 +1283,10 @@ impl Store for DynamoStore {
         self.put_if("put_policy", policy_to_item(policy), &condition, &x)
             .await
     }
+}
 
+#[async_trait]
+impl UserStore for DynamoStore {
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
         self.get("get_user", key(user_pk(app, user), SK_PROFILE))
             .await?
@@ -1308,42 +1312,117 @@ impl Store for DynamoStore {
         self.put("put_skip", skip_to_item(app, user, until)).await
     }
 
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        let mut x = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            x.name(PK),
-            x.value("pk", s(user_pk(app, user))),
-            x.name(SK),
-            x.value("prefix", s(PHONE_PREFIX)),
-        );
-        let mut phones = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("list_phones", &e))?;
-            for item in out.items() {
-                phones.push(placed_phone(item)?);
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        const OP: &str = "reset_user";
+        let table = self.table.as_str();
+        let mut removed = Vec::new();
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                // Let the concurrent change finish before reading again.
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
+            // Each delete is guarded by what was read: a phone by its number (a concurrent
+            // replace moves its claims), the count by its value (a concurrent add or removal
+            // moves it). A lost race starts over from a fresh read.
+            let mut count_item = None;
+            let mut phone_items = Vec::new();
+            let mut other_items = Vec::new();
+            let mut set_seen = None;
+            for item in self.query_partition(OP, user_pk(app, user)).await? {
+                let sk = get_s(&item, "user partition", SK)?.to_owned();
+                if sk == SK_PHONES {
+                    let mut x = Expr::default();
+                    let condition = match opt_n::<u32>(&item, "phone count", COUNT)? {
+                        Some(c) => format!("{} = {}", x.name(COUNT), x.value("seen", n(c))),
+                        None => format!("attribute_not_exists({})", x.name(COUNT)),
+                    };
+                    count_item = Some((
+                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        None,
+                    ));
+                } else if sk.starts_with(PHONE_PREFIX) {
+                    let (place, phone) = placed_phone(&item)?;
+                    let mut x = Expr::default();
+                    let condition = format!(
+                        "{} = {}",
+                        x.name("number"),
+                        x.value("number", s(phone.number.e164()))
+                    );
+                    phone_items.push((
+                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        Some((place, phone)),
+                    ));
+                } else if sk == SK_RECOVERY_SET {
+                    set_seen = Some(opt_n::<u64>(&item, "recovery set", GENERATION)?);
+                } else if sk.starts_with(NUMBER_PREFIX)
+                    || sk.starts_with(ENROLLMENT_PREFIX)
+                    || sk.starts_with(RECOVERY_PREFIX)
+                {
+                    other_items.push((
+                        tx_delete(
+                            OP,
+                            table,
+                            key(user_pk(app, user), sk),
+                            None,
+                            &Expr::default(),
+                        )?,
+                        None,
+                    ));
+                }
+            }
+            // The recovery set goes only at the generation read (or stays absent): a set made
+            // after the read makes this reset read again, so that it never survives.
+            let mut x = Expr::default();
+            let set_condition = match set_seen {
+                Some(Some(g)) => format!("{} = {}", x.name(GENERATION), x.value("seen", n(g))),
+                Some(None) => format!("attribute_not_exists({})", x.name(GENERATION)),
+                None => format!("attribute_not_exists({})", x.name(PK)),
+            };
+            let set_item = (
+                tx_delete(
+                    OP,
+                    table,
+                    key(user_pk(app, user), SK_RECOVERY_SET),
+                    Some(&set_condition),
+                    &x,
+                )?,
+                None,
+            );
+            // One transaction in any real case (at most 5 phones and their claims, 3 live
+            // enrollments or challenges and a few finished ones, ten recovery codes); more
+            // items go in chunks, the count, the set and the phones first.
+            let ops: Vec<(TransactWriteItem, Option<(UnixTime, PhoneRecord)>)> = count_item
+                .into_iter()
+                .chain(std::iter::once(set_item))
+                .chain(phone_items)
+                .chain(other_items)
+                .collect();
+            let mut ops = ops.into_iter().peekable();
+            let mut lost = false;
+            while ops.peek().is_some() {
+                let (chunk, phones): (Vec<_>, Vec<_>) =
+                    ops.by_ref().take(MAX_TRANSACTION_ITEMS).unzip();
+                match self.transact(OP, chunk).await? {
+                    Tx::Done => removed.extend(phones.into_iter().flatten()),
+                    Tx::Cancelled(codes) if lost_race(&codes) => {
+                        lost = true;
+                        break;
+                    }
+                    Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
+                }
+            }
+            if !lost {
+                return Ok(in_list_order(removed));
             }
         }
-        // The sort key orders by random id: list them in the order they were first verified.
-        Ok(in_list_order(phones))
+        Err(PortError::new(
+            "dynamodb reset_user: gave up after repeated concurrent changes",
+        ))
     }
+}
 
+#[async_trait]
+impl SessionStore for DynamoStore {
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
         const OP: &str = "create_enrollment";
         let table = self.table.as_str();
@@ -1783,6 +1862,45 @@ impl Store for DynamoStore {
             Err(cancelled_err(OP, &codes))
         }
     }
+}
+
+#[async_trait]
+impl PhoneStore for DynamoStore {
+    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        let mut x = Expr::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            x.name(PK),
+            x.value("pk", s(user_pk(app, user))),
+            x.name(SK),
+            x.value("prefix", s(PHONE_PREFIX)),
+        );
+        let mut phones = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("list_phones", &e))?;
+            for item in out.items() {
+                phones.push(placed_phone(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        // The sort key orders by random id: list them in the order they were first verified.
+        Ok(in_list_order(phones))
+    }
 
     async fn set_phone_label(
         &self,
@@ -1971,115 +2089,10 @@ impl Store for DynamoStore {
             "dynamodb remove_phone: gave up after repeated concurrent changes",
         ))
     }
+}
 
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        const OP: &str = "reset_user";
-        let table = self.table.as_str();
-        let mut removed = Vec::new();
-        for attempt in 0..RESET_RETRIES {
-            if attempt > 0 {
-                // Let the concurrent change finish before reading again.
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
-            }
-            // Each delete is guarded by what was read: a phone by its number (a concurrent
-            // replace moves its claims), the count by its value (a concurrent add or removal
-            // moves it). A lost race starts over from a fresh read.
-            let mut count_item = None;
-            let mut phone_items = Vec::new();
-            let mut other_items = Vec::new();
-            let mut set_seen = None;
-            for item in self.query_partition(OP, user_pk(app, user)).await? {
-                let sk = get_s(&item, "user partition", SK)?.to_owned();
-                if sk == SK_PHONES {
-                    let mut x = Expr::default();
-                    let condition = match opt_n::<u32>(&item, "phone count", COUNT)? {
-                        Some(c) => format!("{} = {}", x.name(COUNT), x.value("seen", n(c))),
-                        None => format!("attribute_not_exists({})", x.name(COUNT)),
-                    };
-                    count_item = Some((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
-                        None,
-                    ));
-                } else if sk.starts_with(PHONE_PREFIX) {
-                    let (place, phone) = placed_phone(&item)?;
-                    let mut x = Expr::default();
-                    let condition = format!(
-                        "{} = {}",
-                        x.name("number"),
-                        x.value("number", s(phone.number.e164()))
-                    );
-                    phone_items.push((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
-                        Some((place, phone)),
-                    ));
-                } else if sk == SK_RECOVERY_SET {
-                    set_seen = Some(opt_n::<u64>(&item, "recovery set", GENERATION)?);
-                } else if sk.starts_with(NUMBER_PREFIX)
-                    || sk.starts_with(ENROLLMENT_PREFIX)
-                    || sk.starts_with(RECOVERY_PREFIX)
-                {
-                    other_items.push((
-                        tx_delete(
-                            OP,
-                            table,
-                            key(user_pk(app, user), sk),
-                            None,
-                            &Expr::default(),
-                        )?,
-                        None,
-                    ));
-                }
-            }
-            // The recovery set goes only at the generation read (or stays absent): a set made
-            // after the read makes this reset read again, so that it never survives.
-            let mut x = Expr::default();
-            let set_condition = match set_seen {
-                Some(Some(g)) => format!("{} = {}", x.name(GENERATION), x.value("seen", n(g))),
-                Some(None) => format!("attribute_not_exists({})", x.name(GENERATION)),
-                None => format!("attribute_not_exists({})", x.name(PK)),
-            };
-            let set_item = (
-                tx_delete(
-                    OP,
-                    table,
-                    key(user_pk(app, user), SK_RECOVERY_SET),
-                    Some(&set_condition),
-                    &x,
-                )?,
-                None,
-            );
-            // One transaction in any real case (at most 5 phones and their claims, 3 live
-            // enrollments or challenges and a few finished ones, ten recovery codes); more
-            // items go in chunks, the count, the set and the phones first.
-            let ops: Vec<(TransactWriteItem, Option<(UnixTime, PhoneRecord)>)> = count_item
-                .into_iter()
-                .chain(std::iter::once(set_item))
-                .chain(phone_items)
-                .chain(other_items)
-                .collect();
-            let mut ops = ops.into_iter().peekable();
-            let mut lost = false;
-            while ops.peek().is_some() {
-                let (chunk, phones): (Vec<_>, Vec<_>) =
-                    ops.by_ref().take(MAX_TRANSACTION_ITEMS).unzip();
-                match self.transact(OP, chunk).await? {
-                    Tx::Done => removed.extend(phones.into_iter().flatten()),
-                    Tx::Cancelled(codes) if lost_race(&codes) => {
-                        lost = true;
-                        break;
-                    }
-                    Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
-                }
-            }
-            if !lost {
-                return Ok(in_list_order(removed));
-            }
-        }
-        Err(PortError::new(
-            "dynamodb reset_user: gave up after repeated concurrent changes",
-        ))
-    }
-
+#[async_trait]
+impl RecoveryStore for DynamoStore {
     async fn replace_recovery_codes(
         &self,
         app: &AppId,
@@ -2242,7 +2255,10 @@ impl Store for DynamoStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl AuditStore for DynamoStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         const OP: &str = "append_audit";
         let mut items = audit_to_items(event);
@@ -2327,7 +2343,10 @@ impl Store for DynamoStore {
         };
         Ok(AuditPage { events, next_after })
     }
+}
 
+#[async_trait]
+impl CounterStore for DynamoStore {
     async fn counter_take(
         &self,
         key_: &str,

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, Completion, Counted, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend,
-    PhoneChange, PhoneRecord, Removal, Step, Store, UserRecord,
+    AuditEvent, AuditPage, AuditStore, Completion, Counted, CounterStore, Enrollment,
+    MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
+    RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore,
 };
 use crate::types::ids::CodeId;
 use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
@@ -153,7 +154,7 @@ fn primaries_as_seen(list: &[PhoneRecord], seen: &[PhoneRecord]) -> bool {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl PolicyStore for MemoryStore {
     async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError> {
         Ok(self.lock()?.policies.get(app).cloned())
     }
@@ -167,7 +168,10 @@ impl Store for MemoryStore {
         s.policies.insert(policy.app_id.clone(), policy.clone());
         Ok(true)
     }
+}
 
+#[async_trait]
+impl UserStore for MemoryStore {
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
         Ok(self
             .lock()?
@@ -198,15 +202,20 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        Ok(self
-            .lock()?
-            .phones
-            .get(&(app.clone(), user.clone()))
-            .cloned()
-            .unwrap_or_default())
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        let mut s = self.lock()?;
+        let key = (app.clone(), user.clone());
+        let removed = s.phones.remove(&key).unwrap_or_default();
+        s.number_tags.remove(&key);
+        s.recovery.remove(&key);
+        s.enrollments
+            .retain(|(a, u, _), _| !(a == app && u == user));
+        Ok(removed)
     }
+}
 
+#[async_trait]
+impl SessionStore for MemoryStore {
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
         let mut s = self.lock()?;
         let now = enrollment.created_at;
@@ -393,6 +402,18 @@ impl Store for MemoryStore {
         }
         Ok(Completion::Done)
     }
+}
+
+#[async_trait]
+impl PhoneStore for MemoryStore {
+    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        Ok(self
+            .lock()?
+            .phones
+            .get(&(app.clone(), user.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
 
     async fn set_phone_label(
         &self,
@@ -471,18 +492,10 @@ impl Store for MemoryStore {
         }
         Ok(true)
     }
+}
 
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        let mut s = self.lock()?;
-        let key = (app.clone(), user.clone());
-        let removed = s.phones.remove(&key).unwrap_or_default();
-        s.number_tags.remove(&key);
-        s.recovery.remove(&key);
-        s.enrollments
-            .retain(|(a, u, _), _| !(a == app && u == user));
-        Ok(removed)
-    }
-
+#[async_trait]
+impl RecoveryStore for MemoryStore {
     async fn replace_recovery_codes(
         &self,
         app: &AppId,
@@ -529,7 +542,10 @@ impl Store for MemoryStore {
             .map_or(0, Vec::len);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
+}
 
+#[async_trait]
+impl AuditStore for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         let mut s = self.lock()?;
         s.wrote(event.at);
@@ -571,7 +587,10 @@ impl Store for MemoryStore {
         };
         Ok(AuditPage { events, next_after })
     }
+}
 
+#[async_trait]
+impl CounterStore for MemoryStore {
     async fn counter_take(
         &self,
         key: &str,
