@@ -1,0 +1,470 @@
+//! Requests: expressions, the one conflict-retry helper, transactions, the write-token
+//! guarded update, and the single-item reads and writes.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+
+use crate::adapters::aws::error_detail;
+use crate::error::PortError;
+
+use super::item::*;
+use super::keys::*;
+use super::{DynamoStore, Item};
+
+/// The most items one TransactWriteItems may hold.
+pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// How many more times a write is sent when it met another transaction: a single-item write
+/// answered `TransactionConflictException` (which the SDK does not retry), or a transaction
+/// cancelled by conflicts alone. Nothing was written either way, so sending again is safe.
+pub(super) const CONFLICT_RETRIES: u32 = 6;
+
+/// Names and values of one expression. Every attribute is named through `#name`, which
+/// sidesteps DynamoDB's reserved words (`ttl`, `count`, `primary`, ...).
+#[derive(Default)]
+pub(super) struct Expr {
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl Expr {
+    pub(super) fn name(&mut self, attr: &str) -> String {
+        let placeholder = format!("#{attr}");
+        self.names.insert(placeholder.clone(), attr.to_owned());
+        placeholder
+    }
+
+    pub(super) fn value(&mut self, label: &str, v: AttributeValue) -> String {
+        let placeholder = format!(":{label}");
+        self.values.insert(placeholder.clone(), v);
+        placeholder
+    }
+
+    /// DynamoDB refuses empty maps, so an unused one is left out.
+    pub(super) fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    pub(super) fn values(&self) -> Option<Item> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+pub(super) fn sdk_err<E>(op: &str, e: &SdkError<E, HttpResponse>) -> PortError
+where
+    E: std::error::Error + 'static,
+{
+    PortError::new(format!("dynamodb {op}: {}", error_detail(e)))
+}
+
+/// The item of a conditional check failure of an UpdateItem, when DynamoDB returned it.
+pub(super) fn update_ccf(e: &SdkError<UpdateItemError, HttpResponse>) -> Option<Option<Item>> {
+    match e.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => Some(ccf.item().cloned()),
+        _ => None,
+    }
+}
+
+pub(super) fn put_ccf(e: &SdkError<PutItemError, HttpResponse>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+pub(super) fn build_err(op: &str, e: impl Display) -> PortError {
+    PortError::new(format!("dynamodb {op}: could not build the request: {e}"))
+}
+
+/// What a TransactWriteItems answered.
+pub(super) enum Tx {
+    Done,
+    /// Cancelled: each item's cancellation reason code, `None` for those that passed.
+    Cancelled(Vec<Option<String>>),
+}
+
+pub(super) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+pub(super) const TRANSACTION_CONFLICT: &str = "TransactionConflict";
+
+/// Whether item `i` of a cancelled transaction failed its condition.
+pub(super) fn condition_failed(codes: &[Option<String>], i: usize) -> bool {
+    codes.get(i).and_then(Option::as_deref) == Some(CONDITION_FAILED)
+}
+
+/// Whether a transaction was cancelled only because the items were not as the caller saw
+/// them (a condition failed, or another transaction was changing them).
+pub(super) fn lost_race(codes: &[Option<String>]) -> bool {
+    let mut reasons = codes.iter().flatten().peekable();
+    reasons.peek().is_some() && reasons.all(|c| c == CONDITION_FAILED || c == TRANSACTION_CONFLICT)
+}
+
+pub(super) fn cancelled_err(op: &str, codes: &[Option<String>]) -> PortError {
+    let codes: Vec<&str> = codes
+        .iter()
+        .map(|c| c.as_deref().unwrap_or("None"))
+        .collect();
+    PortError::new(format!(
+        "dynamodb {op}: transaction cancelled: [{}]",
+        codes.join(", ")
+    ))
+}
+
+/// Whether a transaction was cancelled only by conflicts with other transactions (nothing
+/// written, no condition failed): worth sending again.
+pub(super) fn only_conflicts(codes: &[Option<String>]) -> bool {
+    let mut reasons = codes.iter().flatten().peekable();
+    reasons.peek().is_some() && reasons.all(|c| c == TRANSACTION_CONFLICT)
+}
+
+/// Whether a single-item write met an item inside another transaction.
+pub(super) fn is_conflict<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("TransactionConflictException")
+}
+
+/// Jittered exponential backoff before conflict retry `attempt` (1, 2, ...): 10-20 ms, then
+/// doubling, capped at 320-640 ms.
+pub(super) fn conflict_backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.saturating_sub(1).min(5);
+    let mut b = [0u8; 8];
+    // Without randomness the backoff is merely not jittered.
+    let _ = getrandom::fill(&mut b);
+    let jitter = u64::from_le_bytes(b) % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// Sends a request again (with backoff) while it answers `TransactionConflictException`.
+pub(super) async fn retry_conflicts<T, E, F, Fut>(
+    mut send: F,
+) -> Result<T, SdkError<E, HttpResponse>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(e) if attempt < CONFLICT_RETRIES && is_conflict(&e) => {
+                attempt += 1;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A fresh random write token (128 bits, hex).
+pub(super) fn write_token() -> Result<String, PortError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)
+        .map_err(|e| PortError::new(format!("dynamodb: no randomness for a write token: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+pub(super) fn carries_token(item: &Item, attr: &str, token: &str) -> bool {
+    item.get(attr)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(token)
+}
+
+/// What a single-item write guarded by a write token came to.
+pub(super) enum Written {
+    /// Applied by this call: the attributes asked for.
+    Applied(Option<Item>),
+    /// Refused by its condition, but the item carries this call's token: an earlier try of
+    /// this same call (a retry by the SDK after a lost answer) was applied. The item now.
+    Replayed(Item),
+    /// Refused by its condition: the item as it is (`None`: there is none).
+    Refused(Option<Item>),
+}
+
+/// One ConditionCheck of a transaction.
+pub(super) fn tx_check(
+    op: &str,
+    table: &str,
+    key_: Item,
+    condition: &str,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .condition_expression(condition)
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// One Put of a transaction, guarded by `condition` (with the names and values of `x`).
+pub(super) fn tx_put(
+    op: &str,
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// One Update of a transaction.
+pub(super) fn tx_update(
+    op: &str,
+    table: &str,
+    key_: Item,
+    update: &str,
+    condition: &str,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// One Delete of a transaction (deleting a missing item is no error).
+pub(super) fn tx_delete(
+    op: &str,
+    table: &str,
+    key_: Item,
+    condition: Option<&str>,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key_))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_names(x.names())
+        .set_expression_attribute_values(x.values())
+        .build()
+        .map_err(|e| build_err(op, e))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+impl DynamoStore {
+    /// Runs one transaction. A cancellation is an answer (with its reasons), not an error;
+    /// one cancelled by conflicts alone is sent again (with backoff) a few times first. The
+    /// SDK gives every call a `ClientRequestToken`, which DynamoDB uses to apply a
+    /// transaction retried after a lost answer only once.
+    pub(super) async fn transact(
+        &self,
+        op: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Tx, PortError> {
+        let mut attempt = 0;
+        loop {
+            let result = retry_conflicts(|| {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+            })
+            .await;
+            let codes: Vec<Option<String>> = match result {
+                Ok(_) => return Ok(Tx::Done),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(tce)) => tce
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                        .collect(),
+                    _ => return Err(sdk_err(op, &e)),
+                },
+            };
+            if attempt < CONFLICT_RETRIES && only_conflicts(&codes) {
+                attempt += 1;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+                continue;
+            }
+            return Ok(Tx::Cancelled(codes));
+        }
+    }
+
+    /// Updates one item if `condition` holds, stamping it with a fresh write token (see
+    /// [`WRITE_TOKEN`]): a retry of this call that finds its own token answers
+    /// [`Written::Replayed`] instead of applying twice or reporting a refusal. `update`
+    /// starts with `SET` or another clause; the token is set in front.
+    pub(super) async fn update_once(
+        &self,
+        op: &str,
+        key_: Item,
+        update: &str,
+        condition: &str,
+        mut x: Expr,
+        returns: ReturnValue,
+    ) -> Result<Written, PortError> {
+        let token = write_token()?;
+        let wt = x.name(WRITE_TOKEN);
+        let tok = x.value("wtok", s(token.as_str()));
+        let update = match update.strip_prefix("SET ") {
+            Some(rest) => format!("SET {wt} = {tok}, {rest}"),
+            None => format!("SET {wt} = {tok} {update}"),
+        };
+        let condition = format!("({condition}) AND (attribute_not_exists({wt}) OR {wt} <> {tok})");
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .set_expression_attribute_values(x.values())
+            .return_values(returns)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match retry_conflicts(|| request.clone().send()).await {
+            Ok(out) => Ok(Written::Applied(out.attributes)),
+            Err(e) => match update_ccf(&e) {
+                Some(returned) => {
+                    // No item came back: there is none, or this endpoint does not return it.
+                    let item = match returned {
+                        Some(item) => Some(item),
+                        None => self.get(op, key_).await?,
+                    };
+                    Ok(match item {
+                        Some(item) if carries_token(&item, WRITE_TOKEN, &token) => {
+                            Written::Replayed(item)
+                        }
+                        other => Written::Refused(other),
+                    })
+                }
+                None => Err(sdk_err(op, &e)),
+            },
+        }
+    }
+
+    /// Every item of partition `pk` (all pages), in sort key order.
+    pub(super) async fn query_partition(
+        &self,
+        op: &str,
+        pk: String,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut x = Expr::default();
+        let condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_names(x.names())
+                .set_expression_attribute_values(x.values())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err(op, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Updates one item if `condition` holds: its new attributes, or `None` when it did not.
+    pub(super) async fn update_if(
+        &self,
+        op: &str,
+        key_: Item,
+        update: &str,
+        condition: &str,
+        x: &Expr,
+    ) -> Result<Option<Item>, PortError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .set_expression_attribute_values(x.values())
+            .return_values(ReturnValue::AllNew);
+        match retry_conflicts(|| request.clone().send()).await {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if update_ccf(&e).is_some() => Ok(None),
+            Err(e) => Err(sdk_err(op, &e)),
+        }
+    }
+
+    pub(super) async fn get(&self, op: &str, key: Item) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err(op, &e))?;
+        Ok(out.item)
+    }
+
+    pub(super) async fn put(&self, op: &str, item: Item) -> Result<(), PortError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        retry_conflicts(|| request.clone().send())
+            .await
+            .map_err(|e| sdk_err(op, &e))?;
+        Ok(())
+    }
+
+    /// Puts `item` if `condition` holds. `Ok(false)` when it did not.
+    pub(super) async fn put_if(
+        &self,
+        op: &str,
+        item: Item,
+        condition: &str,
+        x: &Expr,
+    ) -> Result<bool, PortError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(x.names())
+            .set_expression_attribute_values(x.values());
+        match retry_conflicts(|| request.clone().send()).await {
+            Ok(_) => Ok(true),
+            Err(e) if put_ccf(&e) => Ok(false),
+            Err(e) => Err(sdk_err(op, &e)),
+        }
+    }
+}
