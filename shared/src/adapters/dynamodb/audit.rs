@@ -107,33 +107,23 @@ impl AuditStore for DynamoStore {
         let live = format!("{} > {}", x.name(TTL), x.value("now", t(now)));
         // One more than asked for: whether it exists says whether more follow.
         let wanted = limit.saturating_add(1);
+        let left = |got: usize| i32::try_from(wanted - got).unwrap_or(i32::MAX);
+        let query = Query::new(condition, x)
+            .filter(live)
+            .newest_first()
+            .limit(left(0));
         let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        while events.len() < wanted {
-            let page = i32::try_from(wanted - events.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .filter_expression(&live)
-                .scan_index_forward(false)
-                .limit(page)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("list_audit", &e))?;
-            for item in out.items() {
+        self.paginate("list_audit", &query, |page, _| {
+            for item in &page {
                 events.push(audit_from_item(item)?);
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+            Ok(if events.len() < wanted {
+                Page::Next(Some(left(events.len())))
+            } else {
+                Page::Done
+            })
+        })
+        .await?;
         let more = events.len() > limit;
         events.truncate(limit);
         let next_after = if more {

@@ -180,19 +180,10 @@ impl CounterStore for DynamoStore {
             } else {
                 format!("SET {blocked} = {until_v}")
             };
-            let request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(counter_pk(key_), SK_COUNTER)))
-                .update_expression(update)
-                .condition_expression(condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values());
-            match retry_conflicts(|| request.clone().send()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if update_ccf(&e).is_some() => continue,
-                Err(e) => return Err(sdk_err("counter_block", &e)),
+            let request = UpdateReq::new(key(counter_pk(key_), SK_COUNTER), update, condition, x);
+            match self.update("counter_block", request).await? {
+                Updated::Applied(_) => return Ok(()),
+                Updated::Refused(_) => continue,
             }
         }
         Ok(())

@@ -184,37 +184,15 @@ pub(super) fn count_check(
 #[async_trait]
 impl PhoneStore for DynamoStore {
     async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        let mut x = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            x.name(PK),
-            x.value("pk", s(user_pk(app, user))),
-            x.name(SK),
-            x.value("prefix", s(PHONE_PREFIX)),
-        );
+        let query = Query::partition(user_pk(app, user), Some(PHONE_PREFIX));
         let mut phones = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("list_phones", &e))?;
-            for item in out.items() {
+        self.paginate("list_phones", &query, |page, _| {
+            for item in &page {
                 phones.push(placed_phone(item)?);
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+            Ok(Page::Next(None))
+        })
+        .await?;
         // The sort key orders by random id: list them in the order they were first verified.
         Ok(in_list_order(phones))
     }

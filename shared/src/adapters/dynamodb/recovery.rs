@@ -1,7 +1,7 @@
 //! Recovery code items and the recovery set.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::error::PortError;
 use crate::ports::{Clock, RecoveryStore};
@@ -170,55 +170,28 @@ impl RecoveryStore for DynamoStore {
             "attribute_exists({}) AND (attribute_not_exists({used_by}) OR {used_by} = {tok})",
             x.name(PK)
         );
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(app, user), recovery_sk(hash))))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values());
-        match retry_conflicts(|| request.clone().send()).await {
-            Ok(_) => Ok(true),
-            Err(e) if update_ccf(&e).is_some() => Ok(false),
-            Err(e) => Err(sdk_err("consume_recovery_code", &e)),
-        }
+        let request = UpdateReq::new(
+            key(user_pk(app, user), recovery_sk(hash)),
+            update,
+            condition,
+            x,
+        );
+        Ok(matches!(
+            self.update("consume_recovery_code", request).await?,
+            Updated::Applied(_)
+        ))
     }
 
     async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
-        let mut x = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            x.name(PK),
-            x.value("pk", s(user_pk(app, user))),
-            x.name(SK),
-            x.value("prefix", s(RECOVERY_PREFIX)),
-        );
+        let mut query = Query::partition(user_pk(app, user), Some(RECOVERY_PREFIX)).count_only();
         // A used code stays (marked) until its set goes: only unused ones count.
-        let unused = format!("attribute_not_exists({})", x.name(USED_BY));
+        let unused = format!("attribute_not_exists({})", query.expr().name(USED_BY));
         let mut total: u32 = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .filter_expression(&unused)
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err("count_recovery_codes", &e))?;
-            total = total.saturating_add(u32::try_from(out.count).unwrap_or(0));
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(total),
-            }
-        }
+        self.paginate("count_recovery_codes", &query.filter(unused), |_, count| {
+            total = total.saturating_add(u32::try_from(count).unwrap_or(0));
+            Ok(Page::Next(None))
+        })
+        .await?;
+        Ok(total)
     }
 }

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    Select, TransactWriteItem, Update,
 };
 
 use crate::adapters::aws::error_detail;
@@ -33,7 +33,7 @@ pub(super) const CONFLICT_RETRIES: u32 = 6;
 
 /// Names and values of one expression. Every attribute is named through `#name`, which
 /// sidesteps DynamoDB's reserved words (`ttl`, `count`, `primary`, ...).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Expr {
     names: HashMap<String, String>,
     values: Item,
@@ -271,6 +271,125 @@ pub(super) fn tx_delete(
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
+/// One conditional UpdateItem, built here and sent by [`DynamoStore::update`].
+pub(super) struct UpdateReq {
+    key: Item,
+    update: String,
+    condition: String,
+    x: Expr,
+    returns: ReturnValue,
+    old_on_failure: bool,
+}
+
+impl UpdateReq {
+    /// Applies `update` to the item at `key` if `condition` holds (names and values in `x`);
+    /// returns nothing unless [`UpdateReq::returning`] says otherwise.
+    pub(super) fn new(key: Item, update: String, condition: String, x: Expr) -> UpdateReq {
+        UpdateReq {
+            key,
+            update,
+            condition,
+            x,
+            returns: ReturnValue::None,
+            old_on_failure: false,
+        }
+    }
+
+    pub(super) fn returning(mut self, returns: ReturnValue) -> UpdateReq {
+        self.returns = returns;
+        self
+    }
+
+    /// A failed condition returns the item as it was (where the endpoint supports it).
+    pub(super) fn old_on_failure(mut self) -> UpdateReq {
+        self.old_on_failure = true;
+        self
+    }
+}
+
+/// What an update came to.
+pub(super) enum Updated {
+    /// Applied: the attributes asked for with [`UpdateReq::returning`].
+    Applied(Option<Item>),
+    /// The condition failed: the item as it was, when asked for and returned.
+    Refused(Option<Item>),
+}
+
+/// One Query, read page by page by [`DynamoStore::paginate`].
+pub(super) struct Query {
+    key_condition: String,
+    filter: Option<String>,
+    x: Expr,
+    newest_first: bool,
+    count_only: bool,
+    limit: Option<i32>,
+}
+
+impl Query {
+    /// The items of partition `pk`, only those whose sort key begins with `prefix` if given.
+    pub(super) fn partition(pk: String, prefix: Option<&str>) -> Query {
+        let mut x = Expr::default();
+        let mut key_condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
+        if let Some(prefix) = prefix {
+            key_condition.push_str(&format!(
+                " AND begins_with({}, {})",
+                x.name(SK),
+                x.value("prefix", s(prefix))
+            ));
+        }
+        Query::new(key_condition, x)
+    }
+
+    /// A query under `key_condition`, with the names and values of `x`.
+    pub(super) fn new(key_condition: String, x: Expr) -> Query {
+        Query {
+            key_condition,
+            filter: None,
+            x,
+            newest_first: false,
+            count_only: false,
+            limit: None,
+        }
+    }
+
+    /// Only items for which `filter` holds (its names and values are added with
+    /// [`Query::expr`] before the filter is built).
+    pub(super) fn filter(mut self, filter: String) -> Query {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The query's expression, to name the attributes of a filter.
+    pub(super) fn expr(&mut self) -> &mut Expr {
+        &mut self.x
+    }
+
+    pub(super) fn newest_first(mut self) -> Query {
+        self.newest_first = true;
+        self
+    }
+
+    /// Counts the items instead of returning them.
+    pub(super) fn count_only(mut self) -> Query {
+        self.count_only = true;
+        self
+    }
+
+    /// At most `limit` items evaluated on the first page.
+    pub(super) fn limit(mut self, limit: i32) -> Query {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// What [`DynamoStore::paginate`] does after a page.
+pub(super) enum Page {
+    /// Reads the next page, if any (with this limit, `None`: no limit).
+    Next(Option<i32>),
+    /// Stops.
+    Done,
+}
+
 impl DynamoStore {
     /// Runs one transaction. A cancellation is an answer (with its reasons), not an error;
     /// one cancelled by conflicts alone is sent again (with backoff) a few times first. The
@@ -310,6 +429,33 @@ impl DynamoStore {
         }
     }
 
+    /// Sends one conditional update (sent again when it met another transaction): the only
+    /// UpdateItem of the store.
+    pub(super) async fn update(&self, op: &str, u: UpdateReq) -> Result<Updated, PortError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(u.key))
+            .update_expression(u.update)
+            .condition_expression(u.condition)
+            .set_expression_attribute_names(u.x.names())
+            .set_expression_attribute_values(u.x.values())
+            .return_values(u.returns);
+        if u.old_on_failure {
+            request = request.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        match retry_conflicts(|| request.clone().send()).await {
+            Ok(out) => Ok(Updated::Applied(out.attributes)),
+            Err(e) => match update_ccf(&e) {
+                Some(returned) => Ok(Updated::Refused(returned)),
+                None => Err(sdk_err(op, &e)),
+            },
+        }
+    }
+
     /// Updates one item if `condition` holds, stamping it with a fresh write token (see
     /// [`WRITE_TOKEN`]): a retry of this call that finds its own token answers
     /// [`Written::Replayed`] instead of applying twice or reporting a refusal. `update`
@@ -331,35 +477,66 @@ impl DynamoStore {
             None => format!("SET {wt} = {tok} {update}"),
         };
         let condition = format!("({condition}) AND (attribute_not_exists({wt}) OR {wt} <> {tok})");
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_.clone()))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .return_values(returns)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match retry_conflicts(|| request.clone().send()).await {
-            Ok(out) => Ok(Written::Applied(out.attributes)),
-            Err(e) => match update_ccf(&e) {
-                Some(returned) => {
-                    // No item came back: there is none, or this endpoint does not return it.
-                    let item = match returned {
-                        Some(item) => Some(item),
-                        None => self.get(op, key_).await?,
-                    };
-                    Ok(match item {
-                        Some(item) if carries_token(&item, WRITE_TOKEN, &token) => {
-                            Written::Replayed(item)
-                        }
-                        other => Written::Refused(other),
-                    })
+        let request = UpdateReq::new(key_.clone(), update, condition, x)
+            .returning(returns)
+            .old_on_failure();
+        match self.update(op, request).await? {
+            Updated::Applied(attributes) => Ok(Written::Applied(attributes)),
+            Updated::Refused(returned) => {
+                // No item came back: there is none, or this endpoint does not return it.
+                let item = match returned {
+                    Some(item) => Some(item),
+                    None => self.get(op, key_).await?,
+                };
+                Ok(match item {
+                    Some(item) if carries_token(&item, WRITE_TOKEN, &token) => {
+                        Written::Replayed(item)
+                    }
+                    other => Written::Refused(other),
+                })
+            }
+        }
+    }
+
+    /// Runs `q`, following `LastEvaluatedKey` page after page: the only Query loop of the
+    /// store. `page` gets each page's items and count and says whether to read on.
+    pub(super) async fn paginate<F>(
+        &self,
+        op: &str,
+        q: &Query,
+        mut page: F,
+    ) -> Result<(), PortError>
+    where
+        F: FnMut(Vec<Item>, i32) -> Result<Page, PortError>,
+    {
+        let mut start: Option<Item> = None;
+        let mut limit = q.limit;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&q.key_condition)
+                .set_filter_expression(q.filter.clone())
+                .set_expression_attribute_names(q.x.names())
+                .set_expression_attribute_values(q.x.values())
+                .scan_index_forward(!q.newest_first)
+                .set_select(q.count_only.then_some(Select::Count))
+                .set_limit(limit)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err(op, &e))?;
+            let next = page(out.items.unwrap_or_default(), out.count)?;
+            match (next, out.last_evaluated_key) {
+                (Page::Done, _) => return Ok(()),
+                (Page::Next(next_limit), Some(k)) if !k.is_empty() => {
+                    start = Some(k);
+                    limit = next_limit;
                 }
-                None => Err(sdk_err(op, &e)),
-            },
+                _ => return Ok(()),
+            }
         }
     }
 
@@ -369,29 +546,13 @@ impl DynamoStore {
         op: &str,
         pk: String,
     ) -> Result<Vec<Item>, PortError> {
-        let mut x = Expr::default();
-        let condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
         let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err(op, &e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
+        self.paginate(op, &Query::partition(pk, None), |page, _| {
+            items.extend(page);
+            Ok(Page::Next(None))
+        })
+        .await?;
+        Ok(items)
     }
 
     /// Updates one item if `condition` holds: its new attributes, or `None` when it did not.
@@ -403,21 +564,12 @@ impl DynamoStore {
         condition: &str,
         x: &Expr,
     ) -> Result<Option<Item>, PortError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(x.names())
-            .set_expression_attribute_values(x.values())
-            .return_values(ReturnValue::AllNew);
-        match retry_conflicts(|| request.clone().send()).await {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e) if update_ccf(&e).is_some() => Ok(None),
-            Err(e) => Err(sdk_err(op, &e)),
-        }
+        let request = UpdateReq::new(key_, update.to_owned(), condition.to_owned(), x.clone())
+            .returning(ReturnValue::AllNew);
+        Ok(match self.update(op, request).await? {
+            Updated::Applied(attributes) => Some(attributes.unwrap_or_default()),
+            Updated::Refused(_) => None,
+        })
     }
 
     pub(super) async fn get(&self, op: &str, key: Item) -> Result<Option<Item>, PortError> {

@@ -113,31 +113,11 @@ impl SessionStore for DynamoStore {
         // MAX_LIVE_ENROLLMENTS - 1 are ended (deleted) in the same transaction as the put, and
         // a few expired ones are swept with them. Two creates racing may each
         // keep what the other ends; the next create ends the excess again.
-        let mut x = Expr::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            x.name(PK),
-            x.value("pk", s(pk.as_str())),
-            x.name(SK),
-            x.value("prefix", s(ENROLLMENT_PREFIX)),
-        );
+        let query = Query::partition(pk.clone(), Some(ENROLLMENT_PREFIX));
         let mut open = Vec::new();
         let mut closed = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_names(x.names())
-                .set_expression_attribute_values(x.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_err(OP, &e))?;
-            for item in out.items() {
+        self.paginate(OP, &query, |page, _| {
+            for item in &page {
                 // Read from the raw attributes, not the whole record: an item this version
                 // cannot parse (a purpose added later) is left alone, never swept.
                 const W: &str = "enrollment";
@@ -157,11 +137,9 @@ impl SessionStore for DynamoStore {
                     open.push((created_at, sk));
                 }
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+            Ok(Page::Next(None))
+        })
+        .await?;
         open.sort();
         let excess = (open.len() + 1).saturating_sub(MAX_LIVE_ENROLLMENTS);
         let ended = open.into_iter().take(excess).map(|(_, sk)| sk);
