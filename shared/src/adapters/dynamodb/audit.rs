@@ -21,16 +21,16 @@ pub fn audit_to_items(e: &AuditEvent) -> Vec<Item> {
     pks.into_iter()
         .map(|pk| {
             let mut item = key(pk, e.id.as_str());
-            item.insert("app_id".into(), s(e.app_id.as_str()));
-            item.insert("id".into(), s(e.id.as_str()));
-            item.insert("at".into(), t(e.at));
-            item.insert("actor".into(), s(e.actor.as_str()));
-            item.insert("action".into(), s(e.action.as_str()));
+            item.insert(APP_ID.into(), s(e.app_id.as_str()));
+            item.insert(ID.into(), s(e.id.as_str()));
+            item.insert(AT.into(), t(e.at));
+            item.insert(ACTOR.into(), s(e.actor.as_str()));
+            item.insert(ACTION.into(), s(e.action.as_str()));
             if let Some(user) = &e.user_id {
-                item.insert("user_id".into(), s(user.as_str()));
+                item.insert(USER_ID.into(), s(user.as_str()));
             }
-            item.insert("outcome".into(), s(e.outcome.as_str()));
-            item.insert("details".into(), s(e.details.as_str()));
+            item.insert(OUTCOME.into(), s(e.outcome.as_str()));
+            item.insert(DETAILS.into(), s(e.details.as_str()));
             item.insert(TTL.into(), t(e.expires_at));
             item
         })
@@ -40,19 +40,19 @@ pub fn audit_to_items(e: &AuditEvent) -> Vec<Item> {
 /// The event an audit item holds.
 pub fn audit_from_item(item: &Item) -> Result<AuditEvent, PortError> {
     const W: &str = "audit";
-    let user_id = match item.get("user_id") {
+    let user_id = match item.get(USER_ID) {
         None | Some(AttributeValue::Null(_)) => None,
-        Some(_) => Some(parse_id(item, W, "user_id", UserId::parse)?),
+        Some(_) => Some(parse_id(item, W, USER_ID, UserId::parse)?),
     };
     Ok(AuditEvent {
-        app_id: parse_id(item, W, "app_id", AppId::parse)?,
-        id: get_s(item, W, "id")?.to_owned(),
-        at: get_t(item, W, "at")?,
-        actor: get_s(item, W, "actor")?.to_owned(),
-        action: get_s(item, W, "action")?.to_owned(),
+        app_id: parse_id(item, W, APP_ID, AppId::parse)?,
+        id: get_s(item, W, ID)?.to_owned(),
+        at: get_t(item, W, AT)?,
+        actor: get_s(item, W, ACTOR)?.to_owned(),
+        action: get_s(item, W, ACTION)?.to_owned(),
         user_id,
-        outcome: get_s(item, W, "outcome")?.to_owned(),
-        details: get_s(item, W, "details")?.to_owned(),
+        outcome: get_s(item, W, OUTCOME)?.to_owned(),
+        details: get_s(item, W, DETAILS)?.to_owned(),
         expires_at: get_t(item, W, TTL)?,
     })
 }

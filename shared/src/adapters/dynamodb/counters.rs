@@ -28,12 +28,12 @@ pub struct CounterState {
 /// A counter's item: expires (TTL) at the later of the window's end and the block's end.
 pub fn counter_to_item(key_: &str, c: &CounterState) -> Item {
     let mut item = key(counter_pk(key_), SK_COUNTER);
-    item.insert("window_start".into(), t(c.window_start));
-    item.insert("window_end".into(), t(c.window_end));
-    item.insert("count".into(), n(c.count));
+    item.insert(WINDOW_START.into(), t(c.window_start));
+    item.insert(WINDOW_END.into(), t(c.window_end));
+    item.insert(COUNT.into(), n(c.count));
     let mut ttl = c.window_end;
     if let Some(until) = c.blocked_until {
-        item.insert("blocked_until".into(), t(until));
+        item.insert(BLOCKED_UNTIL.into(), t(until));
         ttl = ttl.max(until);
     }
     item.insert(TTL.into(), t(ttl));
@@ -44,10 +44,10 @@ pub fn counter_to_item(key_: &str, c: &CounterState) -> Item {
 pub fn counter_from_item(item: &Item) -> Result<CounterState, PortError> {
     const W: &str = "counter";
     Ok(CounterState {
-        window_start: get_t(item, W, "window_start")?,
-        window_end: get_t(item, W, "window_end")?,
-        count: get_n(item, W, "count")?,
-        blocked_until: opt_t(item, W, "blocked_until")?,
+        window_start: get_t(item, W, WINDOW_START)?,
+        window_end: get_t(item, W, WINDOW_END)?,
+        count: get_n(item, W, COUNT)?,
+        blocked_until: opt_t(item, W, BLOCKED_UNTIL)?,
     })
 }
 
@@ -66,21 +66,21 @@ impl CounterStore for DynamoStore {
             // counter that does not exist yet is created with its window open and one counted,
             // in the same single write (most counters are new: a fresh user, number or IP).
             let mut x = Expr::default();
-            let count = x.name("count");
-            let blocked = x.name("blocked_until");
+            let count = x.name(COUNT);
+            let blocked = x.name(BLOCKED_UNTIL);
             let now_v = x.value("now", t(now));
             let end_v = x.value("end", t(now.plus_secs(window_secs)));
             let update = format!(
                 "SET {ws} = if_not_exists({ws}, {now_v}), {end} = if_not_exists({end}, {end_v}), {ttl} = if_not_exists({ttl}, {end_v}) ADD {count} {one}",
-                ws = x.name("window_start"),
-                end = x.name("window_end"),
+                ws = x.name(WINDOW_START),
+                end = x.name(WINDOW_END),
                 ttl = x.name(TTL),
                 one = x.value("one", n(1)),
             );
             let condition = format!(
                 "attribute_not_exists({pk}) OR ({end} > {now_v} AND {count} < {limit} AND (attribute_not_exists({blocked}) OR {blocked} <= {now_v}))",
                 pk = x.name(PK),
-                end = x.name("window_end"),
+                end = x.name(WINDOW_END),
                 limit = x.value("limit", n(limit)),
             );
             let key_item = key(counter_pk(key_), SK_COUNTER);
@@ -143,11 +143,11 @@ impl CounterStore for DynamoStore {
 
     async fn counter_give_back(&self, key_: &str, window_start: UnixTime) -> Result<(), PortError> {
         let mut x = Expr::default();
-        let count = x.name("count");
+        let count = x.name(COUNT);
         let update = format!("SET {count} = {count} - {}", x.value("one", n(1)));
         let condition = format!(
             "{} = {} AND {count} > {}",
-            x.name("window_start"),
+            x.name(WINDOW_START),
             x.value("ws", t(window_start)),
             x.value("zero", n(0)),
         );
@@ -171,11 +171,11 @@ impl CounterStore for DynamoStore {
         // Setting a block twice sets the same value: a retry is harmless.
         for raise_ttl in [true, false] {
             let mut x = Expr::default();
-            let blocked = x.name("blocked_until");
+            let blocked = x.name(BLOCKED_UNTIL);
             let until_v = x.value("until", t(until));
             let mut condition = format!("attribute_exists({})", x.name(PK));
             let update = if raise_ttl {
-                condition.push_str(&format!(" AND {} <= {until_v}", x.name("window_end")));
+                condition.push_str(&format!(" AND {} <= {until_v}", x.name(WINDOW_END)));
                 format!("SET {blocked} = {until_v}, {} = {until_v}", x.name(TTL))
             } else {
                 format!("SET {blocked} = {until_v}")
@@ -230,9 +230,9 @@ impl DynamoStore {
             None => format!("attribute_not_exists({})", x.name(PK)),
             Some(old) => format!(
                 "{ws} = {old} AND (attribute_not_exists({bu}) OR {bu} <= {now})",
-                ws = x.name("window_start"),
+                ws = x.name(WINDOW_START),
                 old = x.value("old", t(old.window_start)),
-                bu = x.name("blocked_until"),
+                bu = x.name(BLOCKED_UNTIL),
                 now = x.value("now", t(now)),
             ),
         };

@@ -11,6 +11,45 @@ use crate::types::{PhoneNumber, UnixTime};
 
 use super::Item;
 
+// Attribute names of the items (see the key table in the module doc).
+pub(super) const ACTION: &str = "action";
+pub(super) const ACTOR: &str = "actor";
+pub(super) const ALLOWED_COUNTRIES: &str = "allowed_countries";
+pub(super) const APP_ID: &str = "app_id";
+pub(super) const AT: &str = "at";
+pub(super) const AVAILABLE: &str = "available";
+pub(super) const BLOCKED_UNTIL: &str = "blocked_until";
+pub(super) const CLAIMED_AT: &str = "claimed_at";
+pub(super) const CREATED_AT: &str = "created_at";
+pub(super) const DETAILS: &str = "details";
+pub(super) const EMAIL: &str = "email";
+pub(super) const EMAIL_VERIFIED: &str = "email_verified";
+pub(super) const ENABLED: &str = "enabled";
+pub(super) const ENFORCEMENT: &str = "enforcement";
+pub(super) const ENROLLMENT_ID: &str = "enrollment_id";
+pub(super) const EXPIRES_AT: &str = "expires_at";
+pub(super) const ID: &str = "id";
+pub(super) const INCLUDE_IN_SIGNUP: &str = "include_in_signup";
+pub(super) const LABEL: &str = "label";
+pub(super) const LAST_SENT_AT: &str = "last_sent_at";
+pub(super) const NUMBER: &str = "number";
+pub(super) const OUTCOME: &str = "outcome";
+pub(super) const PASSWORD_HASH: &str = "password_hash";
+pub(super) const PHONE_ID: &str = "phone_id";
+pub(super) const PRIMARY: &str = "primary";
+pub(super) const PURPOSE: &str = "purpose";
+pub(super) const SENDS: &str = "sends";
+pub(super) const STEP: &str = "step";
+pub(super) const UNTIL: &str = "until";
+pub(super) const UPDATED_AT: &str = "updated_at";
+pub(super) const UPDATED_BY: &str = "updated_by";
+pub(super) const USED_AT: &str = "used_at";
+pub(super) const USER_ID: &str = "user_id";
+pub(super) const VERIFIED_AT: &str = "verified_at";
+pub(super) const VERSION: &str = "version";
+pub(super) const WINDOW_END: &str = "window_end";
+pub(super) const WINDOW_START: &str = "window_start";
+
 /// The random token of the last single-item write of an item that counts or guards single
 /// use. A write's condition refuses an item that already carries its own token: if the SDK
 /// retries a write whose answer was lost after it was applied, the retry is refused, and the

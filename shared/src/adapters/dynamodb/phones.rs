@@ -17,13 +17,13 @@ use super::{DynamoStore, Item};
 /// A verified phone's item. The number is kept in E.164: it is needed to text later.
 pub fn phone_to_item(app: &AppId, user: &UserId, p: &PhoneRecord) -> Item {
     let mut item = key(user_pk(app, user), phone_sk(&p.phone_id));
-    item.insert("phone_id".into(), s(p.phone_id.as_str()));
-    item.insert("number".into(), s(p.number.e164()));
+    item.insert(PHONE_ID.into(), s(p.phone_id.as_str()));
+    item.insert(NUMBER.into(), s(p.number.e164()));
     if let Some(label) = &p.label {
-        item.insert("label".into(), s(label.as_str()));
+        item.insert(LABEL.into(), s(label.as_str()));
     }
-    item.insert("primary".into(), AttributeValue::Bool(p.primary));
-    item.insert("verified_at".into(), t(p.verified_at));
+    item.insert(PRIMARY.into(), AttributeValue::Bool(p.primary));
+    item.insert(VERIFIED_AT.into(), t(p.verified_at));
     // Its place in the list: set once, when the phone is added; a replace leaves it.
     item.insert(FIRST_VERIFIED_AT.into(), t(p.verified_at));
     item
@@ -48,11 +48,11 @@ pub(super) fn in_list_order(mut placed: Vec<(UnixTime, PhoneRecord)>) -> Vec<Pho
 pub fn phone_from_item(item: &Item) -> Result<PhoneRecord, PortError> {
     const W: &str = "phone";
     Ok(PhoneRecord {
-        phone_id: parse_id(item, W, "phone_id", PhoneId::parse)?,
-        number: stored_number(item, W, "number")?,
-        label: opt_s(item, "label"),
-        primary: get_bool(item, W, "primary")?,
-        verified_at: get_t(item, W, "verified_at")?,
+        phone_id: parse_id(item, W, PHONE_ID, PhoneId::parse)?,
+        number: stored_number(item, W, NUMBER)?,
+        label: opt_s(item, LABEL),
+        primary: get_bool(item, W, PRIMARY)?,
+        verified_at: get_t(item, W, VERIFIED_AT)?,
     })
 }
 
@@ -65,8 +65,8 @@ pub fn number_claim_item(
     at: UnixTime,
 ) -> Item {
     let mut item = key(user_pk(app, user), number_sk(tag));
-    item.insert("phone_id".into(), s(phone.as_str()));
-    item.insert("claimed_at".into(), t(at));
+    item.insert(PHONE_ID.into(), s(phone.as_str()));
+    item.insert(CLAIMED_AT.into(), t(at));
     item
 }
 
@@ -111,7 +111,7 @@ pub(super) fn primary_update(
     to: bool,
 ) -> Result<TransactWriteItem, PortError> {
     let mut x = Expr::default();
-    let primary = x.name("primary");
+    let primary = x.name(PRIMARY);
     let update = format!(
         "SET {primary} = {}",
         x.value("to", AttributeValue::Bool(to))
@@ -144,7 +144,7 @@ pub(super) fn primary_check(
     let condition = format!(
         "attribute_exists({}) AND {} = {}",
         x.name(PK),
-        x.name("primary"),
+        x.name(PRIMARY),
         x.value("seen", AttributeValue::Bool(seen))
     );
     tx_check(
@@ -205,7 +205,7 @@ impl PhoneStore for DynamoStore {
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError> {
         let mut x = Expr::default();
-        let label_n = x.name("label");
+        let label_n = x.name(LABEL);
         let update = match label {
             Some(l) => format!("SET {label_n} = {}", x.value("label", s(l))),
             None => format!("REMOVE {label_n}"),
@@ -298,9 +298,9 @@ impl PhoneStore for DynamoStore {
             let exists = format!(
                 "attribute_exists({}) AND {} = {} AND {} = {}",
                 x.name(PK),
-                x.name("number"),
+                x.name(NUMBER),
                 x.value("number", s(removal.phone.number.e164())),
-                x.name("primary"),
+                x.name(PRIMARY),
                 x.value("primary", AttributeValue::Bool(seen_removed)),
             );
             let mut items = vec![

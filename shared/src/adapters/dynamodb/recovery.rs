@@ -17,7 +17,7 @@ use super::{DynamoStore, Item};
 /// No TTL: a code lasts until it is used, replaced or reset.
 pub fn recovery_code_item(app: &AppId, user: &UserId, hash: &str, at: UnixTime) -> Item {
     let mut item = key(user_pk(app, user), recovery_sk(hash));
-    item.insert("created_at".into(), t(at));
+    item.insert(CREATED_AT.into(), t(at));
     item
 }
 
@@ -39,7 +39,7 @@ pub(super) fn next_generation(
     if let Some(now) = now {
         update.push_str(&format!(
             ", {} = {}",
-            x.name("updated_at"),
+            x.name(UPDATED_AT),
             x.value("now", t(now))
         ));
     }
@@ -163,7 +163,7 @@ impl RecoveryStore for DynamoStore {
         let tok = x.value("tok", s(token.as_str()));
         let update = format!(
             "SET {used_by} = {tok}, {} = {}",
-            x.name("used_at"),
+            x.name(USED_AT),
             x.value("now", t(crate::ports::SystemClock.now()))
         );
         let condition = format!(

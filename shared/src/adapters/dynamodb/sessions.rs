@@ -25,9 +25,9 @@ pub(super) const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
 /// the enrollment.
 pub fn enrollment_to_item(e: &Enrollment) -> Item {
     let mut item = key(user_pk(&e.app_id, &e.user_id), enrollment_sk(&e.id));
-    item.insert("enrollment_id".into(), s(e.id.as_str()));
-    item.insert("app_id".into(), s(e.app_id.as_str()));
-    item.insert("user_id".into(), s(e.user_id.as_str()));
+    item.insert(ENROLLMENT_ID.into(), s(e.id.as_str()));
+    item.insert(APP_ID.into(), s(e.app_id.as_str()));
+    item.insert(USER_ID.into(), s(e.user_id.as_str()));
     let purpose = match &e.purpose {
         Purpose::Enroll => "enroll",
         Purpose::Add => "add",
@@ -40,14 +40,14 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
             "challenge"
         }
     };
-    item.insert("purpose".into(), s(purpose));
-    item.insert("step".into(), s(e.step.as_str()));
-    item.insert("created_at".into(), t(e.created_at));
-    item.insert("expires_at".into(), t(e.expires_at));
+    item.insert(PURPOSE.into(), s(purpose));
+    item.insert(STEP.into(), s(e.step.as_str()));
+    item.insert(CREATED_AT.into(), t(e.created_at));
+    item.insert(EXPIRES_AT.into(), t(e.expires_at));
     item.insert(TTL.into(), t(e.expires_at));
-    item.insert("sends".into(), n(e.sends));
+    item.insert(SENDS.into(), n(e.sends));
     if let Some(at) = e.last_sent_at {
-        item.insert("last_sent_at".into(), t(at));
+        item.insert(LAST_SENT_AT.into(), t(at));
     }
     if let Some(p) = &e.pending {
         item.insert(CODE_ID.into(), s(p.code_id.as_str()));
@@ -65,12 +65,12 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
 /// The enrollment an enrollment item holds.
 pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
     const W: &str = "enrollment";
-    let purpose = match get_s(item, W, "purpose")? {
+    let purpose = match get_s(item, W, PURPOSE)? {
         "enroll" => Purpose::Enroll,
         "add" => Purpose::Add,
         "replace" => Purpose::Replace(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
         "challenge" => Purpose::Challenge(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
-        _ => return Err(malformed(W, "purpose")),
+        _ => return Err(malformed(W, PURPOSE)),
     };
     let pending = if item.contains_key(CODE_ID) {
         Some(PendingCode {
@@ -85,15 +85,15 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         None
     };
     Ok(Enrollment {
-        id: parse_id(item, W, "enrollment_id", EnrollmentId::parse_stored)?,
-        app_id: parse_id(item, W, "app_id", AppId::parse)?,
-        user_id: parse_id(item, W, "user_id", UserId::parse)?,
+        id: parse_id(item, W, ENROLLMENT_ID, EnrollmentId::parse_stored)?,
+        app_id: parse_id(item, W, APP_ID, AppId::parse)?,
+        user_id: parse_id(item, W, USER_ID, UserId::parse)?,
         purpose,
-        step: Step::parse(get_s(item, W, "step")?).ok_or_else(|| malformed(W, "step"))?,
-        created_at: get_t(item, W, "created_at")?,
-        expires_at: get_t(item, W, "expires_at")?,
-        sends: get_n(item, W, "sends")?,
-        last_sent_at: opt_t(item, W, "last_sent_at")?,
+        step: Step::parse(get_s(item, W, STEP)?).ok_or_else(|| malformed(W, STEP))?,
+        created_at: get_t(item, W, CREATED_AT)?,
+        expires_at: get_t(item, W, EXPIRES_AT)?,
+        sends: get_n(item, W, SENDS)?,
+        last_sent_at: opt_t(item, W, LAST_SENT_AT)?,
         pending,
     })
 }
@@ -123,9 +123,9 @@ impl SessionStore for DynamoStore {
                 const W: &str = "enrollment";
                 let sk = get_s(item, W, SK)?.to_owned();
                 let (Ok(created_at), Ok(expires_at), Ok(step)) = (
-                    get_t(item, W, "created_at"),
-                    get_t(item, W, "expires_at"),
-                    get_s(item, W, "step"),
+                    get_t(item, W, CREATED_AT),
+                    get_t(item, W, EXPIRES_AT),
+                    get_s(item, W, STEP),
                 ) else {
                     continue;
                 };
@@ -193,10 +193,10 @@ impl SessionStore for DynamoStore {
         let code = &send.code;
         let mut x = Expr::default();
         let pk = x.name(PK);
-        let step = x.name("step");
-        let sends = x.name("sends");
-        let expires_at = x.name("expires_at");
-        let last_sent_at = x.name("last_sent_at");
+        let step = x.name(STEP);
+        let sends = x.name(SENDS);
+        let expires_at = x.name(EXPIRES_AT);
+        let last_sent_at = x.name(LAST_SENT_AT);
         let code_id = x.name(CODE_ID);
         let now = x.value("now", t(send.now));
 
@@ -307,13 +307,13 @@ impl SessionStore for DynamoStore {
         let update = format!("SET {attempts} = {attempts} + {}", x.value("one", n(1)));
         let condition = format!(
             "{step} = {code_step} AND {cid} = {cid_v} AND {attempts} < {max} AND {cexp} > {now} AND {exp} > {now}",
-            step = x.name("step"),
+            step = x.name(STEP),
             code_step = x.value("code_step", s(Step::Code.as_str())),
             cid = x.name(CODE_ID),
             cid_v = x.value("cid", s(code_id.as_str())),
             max = x.value("max", n(max)),
             cexp = x.name(CODE_EXPIRES_AT),
-            exp = x.name("expires_at"),
+            exp = x.name(EXPIRES_AT),
         );
         match self
             .update_once(
@@ -354,7 +354,7 @@ impl SessionStore for DynamoStore {
         // ClientRequestToken covers a retry within 10 minutes too; emulators may not).
         let token = write_token()?;
         let mut x = Expr::default();
-        let step = x.name("step");
+        let step = x.name(STEP);
         let now_v = x.value("now", t(now));
         let removed: Vec<String> = PENDING_ATTRS.iter().map(|a| x.name(a)).collect();
         let update = format!(
@@ -370,7 +370,7 @@ impl SessionStore for DynamoStore {
             cid = x.name(CODE_ID),
             cid_v = x.value("cid", s(code_id.as_str())),
             cexp = x.name(CODE_EXPIRES_AT),
-            exp = x.name("expires_at"),
+            exp = x.name(EXPIRES_AT),
         );
         let complete = tx_update(
             OP,
@@ -428,11 +428,11 @@ impl SessionStore for DynamoStore {
                 // (1) the phone, if it still has the old number: the new number, verified now
                 // (label, primary and its place in the list stay).
                 let mut px = Expr::default();
-                let number = px.name("number");
+                let number = px.name(NUMBER);
                 let update = format!(
                     "SET {number} = {}, {} = {}",
                     px.value("new", s(new_number.e164())),
-                    px.name("verified_at"),
+                    px.name(VERIFIED_AT),
                     px.value("now", t(now)),
                 );
                 let condition = format!(
@@ -477,7 +477,7 @@ impl SessionStore for DynamoStore {
                 let condition = format!(
                     "attribute_exists({}) AND {} = {}",
                     px.name(PK),
-                    px.name("number"),
+                    px.name(NUMBER),
                     px.value("number", s(number.e164())),
                 );
                 items.push(tx_check(

@@ -20,15 +20,15 @@ pub(super) const RESET_RETRIES: usize = 8;
 /// The user's profile item.
 pub fn user_to_item(u: &UserRecord) -> Item {
     let mut item = key(user_pk(&u.app_id, &u.user_id), SK_PROFILE);
-    item.insert("app_id".into(), s(u.app_id.as_str()));
-    item.insert("user_id".into(), s(u.user_id.as_str()));
-    item.insert("email".into(), s(u.email.as_str()));
+    item.insert(APP_ID.into(), s(u.app_id.as_str()));
+    item.insert(USER_ID.into(), s(u.user_id.as_str()));
+    item.insert(EMAIL.into(), s(u.email.as_str()));
     item.insert(
-        "email_verified".into(),
+        EMAIL_VERIFIED.into(),
         AttributeValue::Bool(u.email_verified),
     );
-    item.insert("password_hash".into(), s(u.password_hash.as_str()));
-    item.insert("updated_at".into(), t(u.updated_at));
+    item.insert(PASSWORD_HASH.into(), s(u.password_hash.as_str()));
+    item.insert(UPDATED_AT.into(), t(u.updated_at));
     item
 }
 
@@ -36,19 +36,19 @@ pub fn user_to_item(u: &UserRecord) -> Item {
 pub fn user_from_item(item: &Item) -> Result<UserRecord, PortError> {
     const W: &str = "user";
     Ok(UserRecord {
-        app_id: parse_id(item, W, "app_id", AppId::parse)?,
-        user_id: parse_id(item, W, "user_id", UserId::parse)?,
-        email: get_s(item, W, "email")?.to_owned(),
-        email_verified: get_bool(item, W, "email_verified")?,
-        password_hash: get_s(item, W, "password_hash")?.to_owned(),
-        updated_at: get_t(item, W, "updated_at")?,
+        app_id: parse_id(item, W, APP_ID, AppId::parse)?,
+        user_id: parse_id(item, W, USER_ID, UserId::parse)?,
+        email: get_s(item, W, EMAIL)?.to_owned(),
+        email_verified: get_bool(item, W, EMAIL_VERIFIED)?,
+        password_hash: get_s(item, W, PASSWORD_HASH)?.to_owned(),
+        updated_at: get_t(item, W, UPDATED_AT)?,
     })
 }
 
 /// The skip item: expires (TTL) when the skip ends.
 pub fn skip_to_item(app: &AppId, user: &UserId, until: UnixTime) -> Item {
     let mut item = key(user_pk(app, user), SK_SKIP);
-    item.insert("until".into(), t(until));
+    item.insert(UNTIL.into(), t(until));
     item.insert(TTL.into(), t(until));
     item
 }
@@ -71,7 +71,7 @@ impl UserStore for DynamoStore {
             .get("get_skip", key(user_pk(app, user), SK_SKIP))
             .await?
         {
-            Some(item) => Ok(Some(get_t(&item, "skip", "until")?)),
+            Some(item) => Ok(Some(get_t(&item, "skip", UNTIL)?)),
             None => Ok(None),
         }
     }
@@ -113,7 +113,7 @@ impl UserStore for DynamoStore {
                     let mut x = Expr::default();
                     let condition = format!(
                         "{} = {}",
-                        x.name("number"),
+                        x.name(NUMBER),
                         x.value("number", s(phone.number.e164()))
                     );
                     phone_items.push((
