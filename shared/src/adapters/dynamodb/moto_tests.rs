@@ -193,11 +193,7 @@ async fn a_pending_code_is_stored_as_its_hash_with_the_enrollments_ttl() {
     }
 
     // A sign-in challenge is an enrollment item with its phone in `replace_phone_id`.
-    let ph = phone("+14155550101");
-    let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
-    db.complete_enrollment(&ea, &ca, &add(&ph, "tag-a", 0), NOW)
-        .await
-        .unwrap();
+    let ph = first_phone(&db, &app, &user).await;
     let (ec, _) = at_code(
         &db,
         &app,
@@ -219,14 +215,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     let user = UserId::parse("user-1").unwrap();
     let pk = user_pk(&app, &user);
     let raw = |sk: String| key(pk.clone(), sk);
-    let a = phone("+14155550101");
-    let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
-    assert_eq!(
-        db.complete_enrollment(&ea, &ca, &add(&a, "tag-a", 0), NOW)
-            .await
-            .unwrap(),
-        Completion::Done
-    );
+    let a = first_phone(&db, &app, &user).await;
     let count = db.get("t", raw(SK_PHONES.into())).await.unwrap().unwrap();
     assert_eq!(count[COUNT], n(1));
     // The claim's sort key holds the number's tag, never the number.
@@ -308,11 +297,7 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
     let db = store().await;
     let app = AppId::parse("app-recovery").unwrap();
     let user = UserId::parse("user-1").unwrap();
-    let ph = phone("+14155550101");
-    let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
-    db.complete_enrollment(&ea, &ca, &add(&ph, "tag-a", 0), NOW)
-        .await
-        .unwrap();
+    first_phone(&db, &app, &user).await;
     let first = hashes("first", 10);
     db.replace_recovery_codes(&app, &user, &first, NOW)
         .await
@@ -417,11 +402,7 @@ async fn concurrent_writes_keep_a_counter_under_its_limit_and_one_whole_recovery
 
     let app = AppId::parse("app-race").unwrap();
     let user = UserId::parse("user-1").unwrap();
-    let ph = phone("+14155550101");
-    let (ea, ca) = at_code(&db, &app, &user, Purpose::Enroll, "+14155550101").await;
-    db.complete_enrollment(&ea, &ca, &add(&ph, "tag-a", 0), NOW)
-        .await
-        .unwrap();
+    first_phone(&db, &app, &user).await;
     let sets: Vec<Vec<String>> = (0..4).map(|i| hashes(&format!("race{i}"), 10)).collect();
     let mut tasks = Vec::new();
     for set in sets.clone() {
@@ -466,6 +447,19 @@ async fn at_code(
     db.begin_send(&e, &send(&code, NOW)).await.unwrap().unwrap();
     let e = db.get_enrollment(app, user, &e.id).await.unwrap().unwrap();
     (e, code.code_id)
+}
+
+/// The user's first phone (+14155550101, claimed as `tag-a`), enrolled through a code.
+async fn first_phone(db: &DynamoStore, app: &AppId, user: &UserId) -> PhoneRecord {
+    let ph = phone("+14155550101");
+    let (e, code) = at_code(db, app, user, Purpose::Enroll, "+14155550101").await;
+    assert_eq!(
+        db.complete_enrollment(&e, &code, &add(&ph, "tag-a", 0), NOW)
+            .await
+            .unwrap(),
+        Completion::Done
+    );
+    ph
 }
 
 fn sks(items: &[Item]) -> Vec<String> {

@@ -116,11 +116,7 @@ pub(super) fn primary_update(
         "SET {primary} = {}",
         x.value("to", AttributeValue::Bool(to))
     );
-    let condition = format!(
-        "attribute_exists({}) AND {primary} = {}",
-        x.name(PK),
-        x.value("seen", AttributeValue::Bool(seen))
-    );
+    let condition = exists_with(&mut x, PRIMARY, "seen", AttributeValue::Bool(seen));
     tx_update(
         op,
         table,
@@ -141,12 +137,7 @@ pub(super) fn primary_check(
     seen: bool,
 ) -> Result<TransactWriteItem, PortError> {
     let mut x = Expr::default();
-    let condition = format!(
-        "attribute_exists({}) AND {} = {}",
-        x.name(PK),
-        x.name(PRIMARY),
-        x.value("seen", AttributeValue::Bool(seen))
-    );
+    let condition = exists_with(&mut x, PRIMARY, "seen", AttributeValue::Bool(seen));
     tx_check(
         op,
         table,

@@ -271,6 +271,16 @@ pub(super) fn tx_delete(
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
+/// The condition that the item exists and its `attr` is still `value` (as `:{label}`).
+pub(super) fn exists_with(x: &mut Expr, attr: &str, label: &str, value: AttributeValue) -> String {
+    format!(
+        "attribute_exists({}) AND {} = {}",
+        x.name(PK),
+        x.name(attr),
+        x.value(label, value)
+    )
+}
+
 /// One conditional UpdateItem, built here and sent by [`DynamoStore::update`].
 pub(super) struct UpdateReq {
     key: Item,

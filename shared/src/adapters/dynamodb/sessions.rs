@@ -435,11 +435,7 @@ impl SessionStore for DynamoStore {
                     px.name(VERIFIED_AT),
                     px.value("now", t(now)),
                 );
-                let condition = format!(
-                    "attribute_exists({}) AND {number} = {}",
-                    px.name(PK),
-                    px.value("old", s(old_number.e164())),
-                );
+                let condition = exists_with(&mut px, NUMBER, "old", s(old_number.e164()));
                 items.push(tx_update(
                     OP,
                     table,
@@ -474,12 +470,7 @@ impl SessionStore for DynamoStore {
                 // (1) The phone the code was texted to must still exist with that number: a
                 // removal or replace that commits first makes this completion fail.
                 let mut px = Expr::default();
-                let condition = format!(
-                    "attribute_exists({}) AND {} = {}",
-                    px.name(PK),
-                    px.name(NUMBER),
-                    px.value("number", s(number.e164())),
-                );
+                let condition = exists_with(&mut px, NUMBER, "number", s(number.e164()));
                 items.push(tx_check(
                     OP,
                     table,
