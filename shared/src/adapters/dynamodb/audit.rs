@@ -10,6 +10,7 @@ use crate::types::{AppId, UnixTime, UserId};
 use super::item::*;
 use super::keys::*;
 use super::request::*;
+use super::transact::*;
 use super::{DynamoStore, Item};
 
 /// An audit event's items: the application's, then (when the event names a user) the user's.

@@ -67,6 +67,7 @@ mod policy;
 mod recovery;
 mod request;
 mod sessions;
+mod transact;
 mod users;
 
 pub use keys::{PK, SK, TTL};

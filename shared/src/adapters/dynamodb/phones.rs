@@ -11,6 +11,7 @@ use super::item::*;
 use super::keys::*;
 use super::recovery::*;
 use super::request::*;
+use super::transact::*;
 use super::users::*;
 use super::{DynamoStore, Item};
 

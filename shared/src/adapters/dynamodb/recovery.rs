@@ -10,6 +10,7 @@ use crate::types::{AppId, UnixTime, UserId};
 use super::item::*;
 use super::keys::*;
 use super::request::*;
+use super::transact::*;
 use super::users::*;
 use super::{DynamoStore, Item};
 

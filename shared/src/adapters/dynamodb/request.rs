@@ -1,5 +1,5 @@
-//! Requests: expressions, the one conflict-retry helper, transactions, the write-token
-//! guarded update, and the single-item reads and writes.
+//! Requests: expressions, the update builder, the paginator, the one conflict-retry helper,
+//! the write-token guarded update, and the single-item reads and writes.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -9,11 +9,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    Select, TransactWriteItem, Update,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
 };
 
 use crate::adapters::aws::error_detail;
@@ -22,9 +20,6 @@ use crate::error::PortError;
 use super::item::*;
 use super::keys::*;
 use super::{DynamoStore, Item};
-
-/// The most items one TransactWriteItems may hold.
-pub(super) const MAX_TRANSACTION_ITEMS: usize = 100;
 
 /// How many more times a write is sent when it met another transaction: a single-item write
 /// answered `TransactionConflictException` (which the SDK does not retry), or a transaction
@@ -88,47 +83,6 @@ pub(super) fn build_err(op: &str, e: impl Display) -> PortError {
     PortError::new(format!("dynamodb {op}: could not build the request: {e}"))
 }
 
-/// What a TransactWriteItems answered.
-pub(super) enum Tx {
-    Done,
-    /// Cancelled: each item's cancellation reason code, `None` for those that passed.
-    Cancelled(Vec<Option<String>>),
-}
-
-pub(super) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
-pub(super) const TRANSACTION_CONFLICT: &str = "TransactionConflict";
-
-/// Whether item `i` of a cancelled transaction failed its condition.
-pub(super) fn condition_failed(codes: &[Option<String>], i: usize) -> bool {
-    codes.get(i).and_then(Option::as_deref) == Some(CONDITION_FAILED)
-}
-
-/// Whether a transaction was cancelled only because the items were not as the caller saw
-/// them (a condition failed, or another transaction was changing them).
-pub(super) fn lost_race(codes: &[Option<String>]) -> bool {
-    let mut reasons = codes.iter().flatten().peekable();
-    reasons.peek().is_some() && reasons.all(|c| c == CONDITION_FAILED || c == TRANSACTION_CONFLICT)
-}
-
-pub(super) fn cancelled_err(op: &str, codes: &[Option<String>]) -> PortError {
-    let codes: Vec<&str> = codes
-        .iter()
-        .map(|c| c.as_deref().unwrap_or("None"))
-        .collect();
-    PortError::new(format!(
-        "dynamodb {op}: transaction cancelled: [{}]",
-        codes.join(", ")
-    ))
-}
-
-/// Whether a transaction was cancelled only by conflicts with other transactions (nothing
-/// written, no condition failed): worth sending again.
-pub(super) fn only_conflicts(codes: &[Option<String>]) -> bool {
-    let mut reasons = codes.iter().flatten().peekable();
-    reasons.peek().is_some() && reasons.all(|c| c == TRANSACTION_CONFLICT)
-}
-
 /// Whether a single-item write met an item inside another transaction.
 pub(super) fn is_conflict<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code)
@@ -146,25 +100,37 @@ pub(super) fn conflict_backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
-/// Sends a request again (with backoff) while it answers `TransactionConflictException`.
-pub(super) async fn retry_conflicts<T, E, F, Fut>(
+/// The one conflict retry of the store: sends again (with [`conflict_backoff`]), at most
+/// [`CONFLICT_RETRIES`] more times, while `conflicted` says the answer met another
+/// transaction (nothing was written then, so sending again is safe).
+pub(super) async fn retry_while_conflicted<T, F, Fut>(
     mut send: F,
-) -> Result<T, SdkError<E, HttpResponse>>
+    conflicted: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut attempt = 0;
+    loop {
+        let answer = send().await;
+        if attempt < CONFLICT_RETRIES && conflicted(&answer) {
+            attempt += 1;
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+            continue;
+        }
+        return answer;
+    }
+}
+
+/// Sends a single-item request again while it answers `TransactionConflictException`.
+pub(super) async fn retry_conflicts<T, E, F, Fut>(send: F) -> Result<T, SdkError<E, HttpResponse>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata,
 {
-    let mut attempt = 0;
-    loop {
-        match send().await {
-            Err(e) if attempt < CONFLICT_RETRIES && is_conflict(&e) => {
-                attempt += 1;
-                tokio::time::sleep(conflict_backoff(attempt)).await;
-            }
-            other => return other,
-        }
-    }
+    retry_while_conflicted(send, |answer| matches!(answer, Err(e) if is_conflict(e))).await
 }
 
 /// A fresh random write token (128 bits, hex).
@@ -191,84 +157,6 @@ pub(super) enum Written {
     Replayed(Item),
     /// Refused by its condition: the item as it is (`None`: there is none).
     Refused(Option<Item>),
-}
-
-/// One ConditionCheck of a transaction.
-pub(super) fn tx_check(
-    op: &str,
-    table: &str,
-    key_: Item,
-    condition: &str,
-    x: &Expr,
-) -> Result<TransactWriteItem, PortError> {
-    let check = ConditionCheck::builder()
-        .table_name(table)
-        .set_key(Some(key_))
-        .condition_expression(condition)
-        .set_expression_attribute_names(x.names())
-        .set_expression_attribute_values(x.values())
-        .build()
-        .map_err(|e| build_err(op, e))?;
-    Ok(TransactWriteItem::builder().condition_check(check).build())
-}
-
-/// One Put of a transaction, guarded by `condition` (with the names and values of `x`).
-pub(super) fn tx_put(
-    op: &str,
-    table: &str,
-    item: Item,
-    condition: Option<&str>,
-    x: &Expr,
-) -> Result<TransactWriteItem, PortError> {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .set_condition_expression(condition.map(str::to_owned))
-        .set_expression_attribute_names(x.names())
-        .set_expression_attribute_values(x.values())
-        .build()
-        .map_err(|e| build_err(op, e))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-/// One Update of a transaction.
-pub(super) fn tx_update(
-    op: &str,
-    table: &str,
-    key_: Item,
-    update: &str,
-    condition: &str,
-    x: &Expr,
-) -> Result<TransactWriteItem, PortError> {
-    let update = Update::builder()
-        .table_name(table)
-        .set_key(Some(key_))
-        .update_expression(update)
-        .condition_expression(condition)
-        .set_expression_attribute_names(x.names())
-        .set_expression_attribute_values(x.values())
-        .build()
-        .map_err(|e| build_err(op, e))?;
-    Ok(TransactWriteItem::builder().update(update).build())
-}
-
-/// One Delete of a transaction (deleting a missing item is no error).
-pub(super) fn tx_delete(
-    op: &str,
-    table: &str,
-    key_: Item,
-    condition: Option<&str>,
-    x: &Expr,
-) -> Result<TransactWriteItem, PortError> {
-    let delete = Delete::builder()
-        .table_name(table)
-        .set_key(Some(key_))
-        .set_condition_expression(condition.map(str::to_owned))
-        .set_expression_attribute_names(x.names())
-        .set_expression_attribute_values(x.values())
-        .build()
-        .map_err(|e| build_err(op, e))?;
-    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 /// The condition that the item exists and its `attr` is still `value` (as `:{label}`).
@@ -401,44 +289,6 @@ pub(super) enum Page {
 }
 
 impl DynamoStore {
-    /// Runs one transaction. A cancellation is an answer (with its reasons), not an error;
-    /// one cancelled by conflicts alone is sent again (with backoff) a few times first. The
-    /// SDK gives every call a `ClientRequestToken`, which DynamoDB uses to apply a
-    /// transaction retried after a lost answer only once.
-    pub(super) async fn transact(
-        &self,
-        op: &str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Tx, PortError> {
-        let mut attempt = 0;
-        loop {
-            let result = retry_conflicts(|| {
-                self.client
-                    .transact_write_items()
-                    .set_transact_items(Some(items.clone()))
-                    .send()
-            })
-            .await;
-            let codes: Vec<Option<String>> = match result {
-                Ok(_) => return Ok(Tx::Done),
-                Err(e) => match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(tce)) => tce
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                        .collect(),
-                    _ => return Err(sdk_err(op, &e)),
-                },
-            };
-            if attempt < CONFLICT_RETRIES && only_conflicts(&codes) {
-                attempt += 1;
-                tokio::time::sleep(conflict_backoff(attempt)).await;
-                continue;
-            }
-            return Ok(Tx::Cancelled(codes));
-        }
-    }
-
     /// Sends one conditional update (sent again when it met another transaction): the only
     /// UpdateItem of the store.
     pub(super) async fn update(&self, op: &str, u: UpdateReq) -> Result<Updated, PortError> {

@@ -15,6 +15,7 @@ use super::item::*;
 use super::keys::*;
 use super::phones::*;
 use super::request::*;
+use super::transact::*;
 use super::{DynamoStore, Item};
 
 /// At most this many expired enrollment items are deleted by one

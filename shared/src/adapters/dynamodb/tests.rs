@@ -19,6 +19,7 @@ use super::policy::*;
 use super::recovery::*;
 use super::request::*;
 use super::sessions::*;
+use super::transact::*;
 use super::users::*;
 
 fn app() -> AppId {

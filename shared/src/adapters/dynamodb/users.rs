@@ -11,6 +11,7 @@ use super::item::*;
 use super::keys::*;
 use super::phones::*;
 use super::request::*;
+use super::transact::*;
 use super::{DynamoStore, Item};
 
 /// How many times `reset_user` and `replace_recovery_codes` start over when concurrent
