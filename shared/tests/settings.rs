@@ -252,6 +252,44 @@ async fn replacing_a_number_is_make_before_break() {
     assert!(w.add(&c, FIRST).await.is_ok());
 }
 
+/// The list is primary first, then in the order first verified: a replaced number keeps its
+/// phone's place (it does not move to the end for its newer verification), and when the
+/// primary goes, the oldest remaining phone by that place becomes primary.
+#[tokio::test]
+async fn a_replaced_phone_keeps_its_place_in_the_list_and_as_the_oldest() {
+    let w = world().await;
+    let c = w.enrolled("ada").await;
+    w.add(&c, "+14155550102").await.unwrap();
+    w.add(&c, "+14155550103").await.unwrap();
+    let ids = |list: Vec<(String, String, bool, Option<String>)>| {
+        list.into_iter().map(|p| p.0).collect::<Vec<_>>()
+    };
+    let before = ids(w.phones(&c).await);
+    let second = PhoneId::parse(&before[1]).unwrap();
+    w.clock.advance(31);
+    let sent = phones::replace(&w.svc, &c, &second, PASSWORD.into(), n("+14155550177"))
+        .await
+        .unwrap();
+    w.verify(&c, sent.enrollment_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    let list = w.phones(&c).await;
+    assert_eq!(list[1].1, "+1••••••0177");
+    assert_eq!(ids(list), before, "the replaced phone keeps its place");
+
+    // The primary goes: the replaced phone, verified last but placed first, takes over.
+    let primary = PhoneId::parse(&before[0]).unwrap();
+    phones::remove(&w.svc, &c, &primary, PASSWORD.into())
+        .await
+        .unwrap();
+    let list = w.phones(&c).await;
+    assert_eq!(ids(list.clone()), before[1..].to_vec());
+    assert!(
+        list[0].2 && !list[1].2,
+        "the oldest remaining phone is primary"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replaces_of_one_phone_at_once_leave_one_consistent_phone() {
     let w = Arc::new(world().await);

@@ -1,4 +1,4 @@
-//! The store contract: one named case per guarantee that `ports.rs` writes for [`Store`], each an
+//! The store contract: one named case per guarantee that `ports/` writes for [`Store`], each an
 //! async function over `&dyn Store`, run unchanged on three stores:
 //!
 //! - `memory::*`: [`MemoryStore`] (plain `cargo test`);

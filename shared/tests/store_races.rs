@@ -22,8 +22,8 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::{MemoryStore, SWEEP_EVERY};
 use mfa_shared::config::AwsNames;
 use mfa_shared::ports::{
-    AuditEvent, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord,
-    Purpose, Removal, Store,
+    AuditEvent, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
+    PhoneChange, PhoneRecord, Purpose, Removal, SessionStore, Store,
 };
 use mfa_shared::types::ids::CodeId;
 use mfa_shared::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};

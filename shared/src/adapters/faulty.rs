@@ -9,8 +9,9 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, Completion, Counted, Enrollment, NewSend, PhoneChange, PhoneRecord,
-    Removal, Store, UserRecord,
+    AuditEvent, AuditPage, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend,
+    PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal, SessionStore, Store,
+    UserRecord, UserStore,
 };
 use crate::types::ids::CodeId;
 use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
@@ -104,39 +105,53 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl PolicyStore for FaultyStore {
     async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError> {
         self.check("get_policy", None)?;
         self.inner.get_policy(app).await
     }
+
     async fn put_policy(&self, policy: &Policy, expected_version: u64) -> Result<bool, PortError> {
         self.check("put_policy", None)?;
         self.inner.put_policy(policy, expected_version).await
     }
+}
+
+#[async_trait]
+impl UserStore for FaultyStore {
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
         self.check("get_user", None)?;
         self.inner.get_user(app, user).await
     }
+
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
         self.check("put_user", None)?;
         self.inner.put_user(user).await
     }
+
     async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
         self.check("get_skip", None)?;
         self.inner.get_skip(app, user).await
     }
+
     async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
         self.check("put_skip", None)?;
         self.inner.put_skip(app, user, until).await
     }
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        self.check("list_phones", None)?;
-        self.inner.list_phones(app, user).await
+
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        self.check("reset_user", None)?;
+        self.inner.reset_user(app, user).await
     }
+}
+
+#[async_trait]
+impl SessionStore for FaultyStore {
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
         self.check("create_enrollment", None)?;
         self.inner.create_enrollment(enrollment).await
     }
+
     async fn get_enrollment(
         &self,
         app: &AppId,
@@ -146,6 +161,7 @@ impl Store for FaultyStore {
         self.check("get_enrollment", None)?;
         self.inner.get_enrollment(app, user, id).await
     }
+
     async fn begin_send(
         &self,
         enrollment: &Enrollment,
@@ -154,10 +170,12 @@ impl Store for FaultyStore {
         self.check("begin_send", None)?;
         self.inner.begin_send(enrollment, send).await
     }
+
     async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError> {
         self.check("undo_send", None)?;
         self.inner.undo_send(previous, failed).await
     }
+
     async fn take_code_attempt(
         &self,
         enrollment: &Enrollment,
@@ -170,6 +188,7 @@ impl Store for FaultyStore {
             .take_code_attempt(enrollment, code_id, max, now)
             .await
     }
+
     async fn complete_enrollment(
         &self,
         enrollment: &Enrollment,
@@ -182,6 +201,15 @@ impl Store for FaultyStore {
             .complete_enrollment(enrollment, code_id, change, now)
             .await
     }
+}
+
+#[async_trait]
+impl PhoneStore for FaultyStore {
+    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+        self.check("list_phones", None)?;
+        self.inner.list_phones(app, user).await
+    }
+
     async fn set_phone_label(
         &self,
         app: &AppId,
@@ -192,6 +220,7 @@ impl Store for FaultyStore {
         self.check("set_phone_label", None)?;
         self.inner.set_phone_label(app, user, phone_id, label).await
     }
+
     async fn set_primary(
         &self,
         app: &AppId,
@@ -202,6 +231,7 @@ impl Store for FaultyStore {
         self.check("set_primary", None)?;
         self.inner.set_primary(app, user, phone_id, seen).await
     }
+
     async fn remove_phone(
         &self,
         app: &AppId,
@@ -211,10 +241,10 @@ impl Store for FaultyStore {
         self.check("remove_phone", None)?;
         self.inner.remove_phone(app, user, removal).await
     }
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        self.check("reset_user", None)?;
-        self.inner.reset_user(app, user).await
-    }
+}
+
+#[async_trait]
+impl RecoveryStore for FaultyStore {
     async fn replace_recovery_codes(
         &self,
         app: &AppId,
@@ -227,6 +257,7 @@ impl Store for FaultyStore {
             .replace_recovery_codes(app, user, hashes, now)
             .await
     }
+
     async fn consume_recovery_code(
         &self,
         app: &AppId,
@@ -236,14 +267,20 @@ impl Store for FaultyStore {
         self.check("consume_recovery_code", None)?;
         self.inner.consume_recovery_code(app, user, hash).await
     }
+
     async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
         self.check("count_recovery_codes", None)?;
         self.inner.count_recovery_codes(app, user).await
     }
+}
+
+#[async_trait]
+impl AuditStore for FaultyStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         self.check("append_audit", None)?;
         self.inner.append_audit(event).await
     }
+
     async fn list_audit(
         &self,
         app: &AppId,
@@ -255,6 +292,10 @@ impl Store for FaultyStore {
         self.check("list_audit", None)?;
         self.inner.list_audit(app, user, limit, after, now).await
     }
+}
+
+#[async_trait]
+impl CounterStore for FaultyStore {
     async fn counter_take(
         &self,
         key: &str,
@@ -265,10 +306,12 @@ impl Store for FaultyStore {
         self.check("counter_take", Some(key))?;
         self.inner.counter_take(key, limit, window_secs, now).await
     }
+
     async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError> {
         self.check("counter_give_back", Some(key))?;
         self.inner.counter_give_back(key, window_start).await
     }
+
     async fn counter_block(&self, key: &str, until: UnixTime) -> Result<(), PortError> {
         self.check("counter_block", Some(key))?;
         self.inner.counter_block(key, until).await

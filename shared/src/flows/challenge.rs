@@ -31,16 +31,18 @@ pub async fn start(
     c: &Caller,
     phone_id: Option<PhoneId>,
 ) -> Result<ChallengeSent, MfaError> {
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
     if phones.is_empty() {
         return Err(MfaError::NotEnrolled);
     }
+    crate::ports::display_order(&mut phones);
     let phone = match &phone_id {
         Some(id) => phones
             .iter()
             .find(|p| &p.phone_id == id)
             .ok_or(MfaError::PhoneNotFound)?,
-        None => phones.iter().find(|p| p.primary).unwrap_or(&phones[0]),
+        // The primary, or else the oldest.
+        None => phones.first().ok_or(MfaError::NotEnrolled)?,
     };
     // The user's challenge texts are a cooldown apart (see `cooldown`): a fresh challenge does
     // not restart the clock. Then the text budget (a refused challenge leaves no item behind:

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::error::MfaError;
-use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step};
+use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step, display_order};
 use crate::service::Service;
 use crate::types::{PhoneId, PhoneNumber};
 
@@ -14,20 +14,12 @@ use super::enrollment::{self, CodeSent, MaskedPhone, check_password, clean_label
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
 
-/// The user's phones, primary first, then oldest first.
+/// The user's phones, primary first, then oldest first (in the order first verified: a
+/// replaced phone keeps its place).
 pub async fn list(svc: &Service, c: &Caller) -> Result<Vec<PhoneView>, MfaError> {
     let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
-    sort(&mut phones);
+    display_order(&mut phones);
     Ok(phones.iter().map(PhoneView::from).collect())
-}
-
-fn sort(phones: &mut [PhoneRecord]) {
-    phones.sort_by(|a, b| {
-        b.primary
-            .cmp(&a.primary)
-            .then(a.verified_at.cmp(&b.verified_at))
-            .then(a.phone_id.cmp(&b.phone_id))
-    });
 }
 
 async fn find(
@@ -180,7 +172,8 @@ pub async fn update(
 }
 
 /// `DELETE /v1/mfa/phones/{id}`. The last phone cannot go while the policy is `required`;
-/// otherwise removing it un-enrolls the user. A removed primary hands over to the oldest other.
+/// otherwise removing it un-enrolls the user. A removed primary hands over to the oldest other
+/// (the first after it in [`display_order`]).
 pub async fn remove(
     svc: &Service,
     c: &Caller,
@@ -194,7 +187,7 @@ pub async fn remove(
     if last && policy.in_force() && policy.enforcement.is_required() {
         return Err(MfaError::LastPhoneRequired);
     }
-    sort(&mut phones);
+    display_order(&mut phones);
     let promote = if phone.primary {
         phones
             .iter()

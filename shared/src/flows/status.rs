@@ -57,11 +57,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         async { Ok(svc.store.get_skip(&c.app, &c.user).await?) },
         async { Ok(svc.store.count_recovery_codes(&c.app, &c.user).await?) },
     )?;
-    phones.sort_by(|a, b| {
-        b.primary
-            .cmp(&a.primary)
-            .then(a.verified_at.cmp(&b.verified_at))
-    });
+    crate::ports::display_order(&mut phones);
     let skipped_until = skip.filter(|t| *t > now);
 
     let enabled = policy.in_force();

@@ -1,0 +1,79 @@
+//! Keys: partition and sort keys of every item (see the key table in the module doc).
+
+use std::collections::HashMap;
+
+use crate::types::{AppId, EnrollmentId, PhoneId, UserId};
+
+use super::Item;
+use super::item::*;
+
+/// The partition key attribute.
+pub const PK: &str = "pk";
+
+/// The sort key attribute.
+pub const SK: &str = "sk";
+
+/// The TTL attribute (epoch seconds), enabled on the table by `bootstrap`.
+pub const TTL: &str = "ttl";
+
+pub(super) fn app_pk(app: &AppId) -> String {
+    format!("APP#{app}")
+}
+
+pub(super) fn user_pk(app: &AppId, user: &UserId) -> String {
+    format!("USER#{app}#{user}")
+}
+
+pub(super) fn counter_pk(key: &str) -> String {
+    format!("COUNTER#{key}")
+}
+
+pub(super) fn audit_pk(app: &AppId) -> String {
+    format!("AUDIT#{app}")
+}
+
+pub(super) fn user_audit_pk(app: &AppId, user: &UserId) -> String {
+    format!("AUDIT#{app}#USER#{user}")
+}
+
+pub(super) const SK_POLICY: &str = "POLICY";
+
+pub(super) const SK_PROFILE: &str = "PROFILE";
+
+pub(super) const SK_SKIP: &str = "SKIP";
+
+pub(super) const SK_COUNTER: &str = "COUNTER";
+
+pub(super) const SK_PHONES: &str = "PHONES";
+
+pub(super) const PHONE_PREFIX: &str = "PHONE#";
+
+pub(super) const NUMBER_PREFIX: &str = "NUMBER#";
+
+pub(super) const ENROLLMENT_PREFIX: &str = "ENROLLMENT#";
+
+pub(super) const RECOVERY_PREFIX: &str = "RECOVERY#";
+
+/// The recovery set item: its `generation` moves with every replacement, so that two
+/// concurrent replacements never leave the union of their sets. Not under `RECOVERY#`.
+pub(super) const SK_RECOVERY_SET: &str = "RECOVERY_SET";
+
+pub(super) fn phone_sk(id: &PhoneId) -> String {
+    format!("{PHONE_PREFIX}{id}")
+}
+
+pub(super) fn number_sk(tag: &str) -> String {
+    format!("{NUMBER_PREFIX}{tag}")
+}
+
+pub(super) fn enrollment_sk(id: &EnrollmentId) -> String {
+    format!("{ENROLLMENT_PREFIX}{id}")
+}
+
+pub(super) fn recovery_sk(hash: &str) -> String {
+    format!("{RECOVERY_PREFIX}{hash}")
+}
+
+pub(super) fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}

@@ -1,0 +1,198 @@
+//! Recovery code items and the recovery set.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use crate::error::PortError;
+use crate::ports::{Clock, RecoveryStore};
+use crate::types::{AppId, UnixTime, UserId};
+
+use super::item::*;
+use super::keys::*;
+use super::request::*;
+use super::transact::*;
+use super::users::*;
+use super::{DynamoStore, Item};
+
+/// A recovery code's item: its keyed hash is the sort key (no other copy, never the code).
+/// No TTL: a code lasts until it is used, replaced or reset.
+pub fn recovery_code_item(app: &AppId, user: &UserId, hash: &str, at: UnixTime) -> Item {
+    let mut item = key(user_pk(app, user), recovery_sk(hash));
+    item.insert(CREATED_AT.into(), t(at));
+    item
+}
+
+/// Moves the recovery set item to the generation after `seen` (none: the item did not
+/// exist), if it is still at `seen`: two writers of the set never both succeed.
+pub(super) fn next_generation(
+    op: &str,
+    table: &str,
+    pk: &str,
+    seen: Option<u64>,
+    now: Option<UnixTime>,
+) -> Result<TransactWriteItem, PortError> {
+    let mut x = Expr::default();
+    let gen_n = x.name(GENERATION);
+    let mut update = format!(
+        "SET {gen_n} = {}",
+        x.value("next", n(seen.unwrap_or(0) + 1))
+    );
+    if let Some(now) = now {
+        update.push_str(&format!(
+            ", {} = {}",
+            x.name(UPDATED_AT),
+            x.value("now", t(now))
+        ));
+    }
+    let condition = match seen {
+        Some(g) => format!("{gen_n} = {}", x.value("seen", n(g))),
+        None => format!("attribute_not_exists({gen_n})"),
+    };
+    tx_update(
+        op,
+        table,
+        key(pk.to_owned(), SK_RECOVERY_SET),
+        &update,
+        &condition,
+        &x,
+    )
+}
+
+#[async_trait]
+impl RecoveryStore for DynamoStore {
+    async fn replace_recovery_codes(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, PortError> {
+        const OP: &str = "replace_recovery_codes";
+        let table = self.table.as_str();
+        let pk = user_pk(app, user);
+        // One item per hash: a hash given twice is one code.
+        let mut new: Vec<&str> = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if !new.contains(&h.as_str()) {
+                new.push(h);
+            }
+        }
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            // The set as it is now: its generation and its codes.
+            let mut generation: Option<u64> = None;
+            let mut old = Vec::new();
+            for item in self.query_partition(OP, pk.clone()).await? {
+                let sk = get_s(&item, "user partition", SK)?;
+                if sk == SK_RECOVERY_SET {
+                    generation = opt_n(&item, "recovery set", GENERATION)?;
+                } else if let Some(hash) = sk.strip_prefix(RECOVERY_PREFIX) {
+                    old.push(hash.to_owned());
+                }
+            }
+            // (0) The set item moves to the next generation if it is still at the one read:
+            // a concurrent replacement, reset or last-phone removal makes this one start over.
+            // (1) The user still has a phone: a set made after the last one went is not kept.
+            let mut cx = Expr::default();
+            let has_phones = format!("{} > {}", cx.name(COUNT), cx.value("zero", n(0)));
+            let mut items = vec![
+                next_generation(OP, table, &pk, generation, Some(now))?,
+                tx_check(OP, table, key(pk.clone(), SK_PHONES), &has_phones, &cx)?,
+            ];
+            // (1..) Old codes go (a code kept in the new set is put again instead: one
+            // transaction may not touch an item twice), then the new ones come.
+            for hash in old.iter().filter(|h| !new.contains(&h.as_str())) {
+                items.push(tx_delete(
+                    OP,
+                    table,
+                    key(pk.clone(), recovery_sk(hash)),
+                    None,
+                    &Expr::default(),
+                )?);
+            }
+            for hash in &new {
+                items.push(tx_put(
+                    OP,
+                    table,
+                    recovery_code_item(app, user, hash, now),
+                    None,
+                    &Expr::default(),
+                )?);
+            }
+            // One transaction whenever the old and new sets fit in 100 items (a set is 10
+            // codes). Beyond that, a non-atomic fallback: the first chunk (the generation
+            // guard, then deletions first) is the one that can lose a race; the rest follow
+            // unconditionally, so a failure part way leaves some old codes deleted and the
+            // new set incomplete (the caller sees the error and may replace again).
+            let mut items = items.into_iter().peekable();
+            let mut first = true;
+            while items.peek().is_some() {
+                let chunk: Vec<TransactWriteItem> =
+                    items.by_ref().take(MAX_TRANSACTION_ITEMS).collect();
+                match self.transact(OP, chunk).await? {
+                    Tx::Done => first = false,
+                    Tx::Cancelled(codes) if first && condition_failed(&codes, 1) => {
+                        return Ok(false);
+                    }
+                    Tx::Cancelled(codes) if first && lost_race(&codes) => break,
+                    Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
+                }
+            }
+            if !first {
+                return Ok(true);
+            }
+        }
+        Err(PortError::new(
+            "dynamodb replace_recovery_codes: gave up after repeated concurrent changes",
+        ))
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, PortError> {
+        // One conditional update: of concurrent uses of one code, exactly one finds it unused.
+        // The code is marked with this call's token rather than deleted, so that a retry of
+        // this very call (after a lost answer) still finds it its own and answers true.
+        let token = write_token()?;
+        let mut x = Expr::default();
+        let used_by = x.name(USED_BY);
+        let tok = x.value("tok", s(token.as_str()));
+        let update = format!(
+            "SET {used_by} = {tok}, {} = {}",
+            x.name(USED_AT),
+            x.value("now", t(crate::ports::SystemClock.now()))
+        );
+        let condition = format!(
+            "attribute_exists({}) AND (attribute_not_exists({used_by}) OR {used_by} = {tok})",
+            x.name(PK)
+        );
+        let request = UpdateReq::new(
+            key(user_pk(app, user), recovery_sk(hash)),
+            update,
+            condition,
+            x,
+        );
+        Ok(matches!(
+            self.update("consume_recovery_code", request).await?,
+            Updated::Applied(_)
+        ))
+    }
+
+    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
+        let mut query = Query::partition(user_pk(app, user), Some(RECOVERY_PREFIX)).count_only();
+        // A used code stays (marked) until its set goes: only unused ones count.
+        let unused = format!("attribute_not_exists({})", query.expr().name(USED_BY));
+        let mut total: u32 = 0;
+        self.paginate("count_recovery_codes", &query.filter(unused), |_, count| {
+            total = total.saturating_add(u32::try_from(count).unwrap_or(0));
+            Ok(Page::Next(None))
+        })
+        .await?;
+        Ok(total)
+    }
+}

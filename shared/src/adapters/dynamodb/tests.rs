@@ -1,0 +1,333 @@
+//! Unit tests of the item codecs.
+
+use super::*;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::ports::{AuditEvent, Enrollment, PendingCode, PhoneRecord, Purpose, Step, UserRecord};
+use crate::types::ids::CodeId;
+use crate::types::{
+    AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+};
+
+use super::audit::*;
+use super::counters::*;
+use super::item::*;
+use super::keys::*;
+use super::phones::*;
+use super::policy::*;
+use super::recovery::*;
+use super::request::*;
+use super::sessions::*;
+use super::transact::*;
+use super::users::*;
+
+fn app() -> AppId {
+    AppId::parse("app-1").unwrap()
+}
+
+fn user() -> UserId {
+    UserId::parse("auth0|u1").unwrap()
+}
+
+fn number() -> PhoneNumber {
+    PhoneNumber::parse("+14155550123").unwrap()
+}
+
+fn enrollment(pending: bool) -> Enrollment {
+    Enrollment {
+        id: EnrollmentId::generate().unwrap(),
+        app_id: app(),
+        user_id: user(),
+        purpose: Purpose::Enroll,
+        step: if pending { Step::Code } else { Step::Phone },
+        created_at: UnixTime(1_000),
+        expires_at: UnixTime(2_800),
+        sends: u32::from(pending),
+        last_sent_at: pending.then_some(UnixTime(1_010)),
+        pending: pending.then(|| PendingCode {
+            code_id: CodeId::generate().unwrap(),
+            code_hash: "ab".repeat(32),
+            number: number(),
+            label: Some("work".into()),
+            expires_at: UnixTime(1_610),
+            attempts: 2,
+        }),
+    }
+}
+
+fn str_of<'a>(item: &'a Item, attr: &str) -> &'a str {
+    item[attr].as_s().unwrap()
+}
+
+#[test]
+fn policy_round_trips_with_and_without_optional_fields() {
+    let mut p = Policy::default_for(app());
+    assert_eq!(policy_from_item(&policy_to_item(&p)).unwrap(), p);
+    p.available = true;
+    p.enabled = true;
+    p.enforcement = Enforcement::Required;
+    p.allowed_countries = Some(vec![
+        CountryCode::parse("US").unwrap(),
+        CountryCode::parse("GB").unwrap(),
+    ]);
+    p.version = 7;
+    p.updated_at = Some(UnixTime(1_795_000_000));
+    p.updated_by = Some("arn:aws:iam::123456789012:user/admin".into());
+    let item = policy_to_item(&p);
+    assert_eq!(str_of(&item, PK), "APP#app-1");
+    assert_eq!(str_of(&item, SK), "POLICY");
+    assert!(!item.contains_key(TTL));
+    assert_eq!(policy_from_item(&item).unwrap(), p);
+    // An empty allow-list is not the same as none.
+    p.allowed_countries = Some(vec![]);
+    assert_eq!(policy_from_item(&policy_to_item(&p)).unwrap(), p);
+}
+
+#[test]
+fn user_round_trips() {
+    let u = UserRecord {
+        app_id: app(),
+        user_id: user(),
+        email: "a@example.com".into(),
+        email_verified: true,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        updated_at: UnixTime(5),
+    };
+    let item = user_to_item(&u);
+    assert_eq!(str_of(&item, PK), "USER#app-1#auth0|u1");
+    assert_eq!(str_of(&item, SK), "PROFILE");
+    assert_eq!(user_from_item(&item).unwrap(), u);
+}
+
+#[test]
+fn skip_expires_with_its_end() {
+    let item = skip_to_item(&app(), &user(), UnixTime(99));
+    assert_eq!(str_of(&item, SK), "SKIP");
+    assert_eq!(item[TTL], n(99));
+    assert_eq!(get_t(&item, "skip", "until").unwrap(), UnixTime(99));
+}
+
+#[test]
+fn phone_round_trips_and_keeps_e164() {
+    let p = PhoneRecord {
+        phone_id: PhoneId::generate().unwrap(),
+        number: number(),
+        label: None,
+        primary: true,
+        verified_at: UnixTime(42),
+    };
+    let item = phone_to_item(&app(), &user(), &p);
+    assert_eq!(str_of(&item, SK), format!("PHONE#{}", p.phone_id));
+    assert_eq!(str_of(&item, "number"), "+14155550123");
+    assert!(!item.contains_key(TTL));
+    assert_eq!(phone_from_item(&item).unwrap(), p);
+}
+
+#[test]
+fn number_claim_holds_the_tag_not_the_number() {
+    let item = number_claim_item(
+        &app(),
+        &user(),
+        "0123abcd",
+        &PhoneId::generate().unwrap(),
+        UnixTime(1),
+    );
+    assert_eq!(str_of(&item, SK), "NUMBER#0123abcd");
+    assert!(
+        item.values()
+            .all(|v| v.as_s().map_or(true, |s| !s.contains("4155550123")))
+    );
+}
+
+#[test]
+fn enrollment_round_trips_with_and_without_a_pending_code() {
+    for pending in [false, true] {
+        let e = enrollment(pending);
+        let item = enrollment_to_item(&e);
+        assert_eq!(str_of(&item, PK), "USER#app-1#auth0|u1");
+        assert_eq!(str_of(&item, SK), format!("ENROLLMENT#{}", e.id));
+        assert_eq!(item[TTL], n(2_800));
+        assert_eq!(item.contains_key(CODE_HASH), pending);
+        assert_eq!(enrollment_from_item(&item).unwrap(), e);
+    }
+    let mut e = enrollment(false);
+    e.purpose = Purpose::Replace(PhoneId::generate().unwrap());
+    e.step = Step::Complete;
+    assert_eq!(enrollment_from_item(&enrollment_to_item(&e)).unwrap(), e);
+}
+
+#[test]
+fn purposes_map_to_stable_names_and_the_phone_attribute() {
+    let phone = PhoneId::generate().unwrap();
+    for (purpose, name, phone_attr) in [
+        (Purpose::Enroll, "enroll", false),
+        (Purpose::Add, "add", false),
+        (Purpose::Replace(phone.clone()), "replace", true),
+        (Purpose::Challenge(phone.clone()), "challenge", true),
+    ] {
+        for pending in [false, true] {
+            let e = Enrollment {
+                purpose: purpose.clone(),
+                ..enrollment(pending)
+            };
+            let item = enrollment_to_item(&e);
+            assert_eq!(str_of(&item, "purpose"), name);
+            assert_eq!(str_of(&item, SK), format!("ENROLLMENT#{}", e.id));
+            assert_eq!(item.contains_key("replace_phone_id"), phone_attr);
+            if phone_attr {
+                assert_eq!(str_of(&item, "replace_phone_id"), phone.as_str());
+            }
+            assert_eq!(enrollment_from_item(&item).unwrap(), e);
+        }
+    }
+    // A challenge or a replace without its phone, or an unknown purpose, is malformed.
+    let mut item = enrollment_to_item(&Enrollment {
+        purpose: Purpose::Challenge(phone),
+        ..enrollment(true)
+    });
+    item.remove("replace_phone_id");
+    let err = enrollment_from_item(&item).unwrap_err();
+    assert!(err.0.contains("`replace_phone_id`"), "{}", err.0);
+    item.insert("purpose".into(), s("recover"));
+    let err = enrollment_from_item(&item).unwrap_err();
+    assert!(err.0.contains("`purpose`"), "{}", err.0);
+}
+
+#[test]
+fn recovery_code_item_is_keyed_by_its_hash() {
+    let hash = "0f".repeat(32);
+    let item = recovery_code_item(&app(), &user(), &hash, UnixTime(7));
+    assert_eq!(str_of(&item, PK), "USER#app-1#auth0|u1");
+    assert_eq!(str_of(&item, SK), format!("RECOVERY#{hash}"));
+    assert_eq!(item["created_at"], n(7));
+    assert!(!item.contains_key(TTL));
+    assert_eq!(item.len(), 3);
+    // The set item sorts outside the codes' prefix, so counting codes never counts it.
+    assert!(!SK_RECOVERY_SET.starts_with(RECOVERY_PREFIX));
+}
+
+#[test]
+fn enrollment_item_never_holds_the_code() {
+    let e = enrollment(true);
+    let item = enrollment_to_item(&e);
+    let hash = &e.pending.as_ref().unwrap().code_hash;
+    assert_eq!(str_of(&item, CODE_HASH), hash);
+    assert!(!item.contains_key("code"));
+}
+
+#[test]
+fn counter_ttl_is_the_later_of_window_and_block() {
+    let mut c = CounterState {
+        window_start: UnixTime(100),
+        window_end: UnixTime(200),
+        count: 3,
+        blocked_until: None,
+    };
+    let item = counter_to_item("pw#a#u", &c);
+    assert_eq!(str_of(&item, PK), "COUNTER#pw#a#u");
+    assert_eq!(str_of(&item, SK), "COUNTER");
+    assert_eq!(item[TTL], n(200));
+    assert_eq!(counter_from_item(&item).unwrap(), c);
+    c.blocked_until = Some(UnixTime(900));
+    let item = counter_to_item("k", &c);
+    assert_eq!(item[TTL], n(900));
+    assert_eq!(counter_from_item(&item).unwrap(), c);
+}
+
+#[test]
+fn malformed_items_name_the_attribute_not_the_value() {
+    let mut item = phone_to_item(
+        &app(),
+        &user(),
+        &PhoneRecord {
+            phone_id: PhoneId::generate().unwrap(),
+            number: number(),
+            label: None,
+            primary: false,
+            verified_at: UnixTime(1),
+        },
+    );
+    item.remove("primary");
+    let err = phone_from_item(&item).unwrap_err();
+    assert!(err.0.contains("`primary`"), "{}", err.0);
+    item.insert("primary".into(), AttributeValue::Bool(true));
+    item.insert("number".into(), s("+1-800-555-012"));
+    let err = phone_from_item(&item).unwrap_err();
+    assert!(!err.0.contains("800555012"), "{}", err.0);
+    let mut e = enrollment_to_item(&enrollment(false));
+    e.insert("sends".into(), s("many"));
+    assert!(enrollment_from_item(&e).unwrap_err().0.contains("`sends`"));
+}
+
+fn event(id: &str, user: Option<UserId>) -> AuditEvent {
+    AuditEvent {
+        app_id: app(),
+        id: id.into(),
+        at: UnixTime(1_800_000_000),
+        actor: "arn:aws:iam::123456789012:user/admin".into(),
+        action: "user.reset".into(),
+        user_id: user,
+        outcome: "ok".into(),
+        details: r#"{"phones":2}"#.into(),
+        expires_at: UnixTime(1_807_776_000),
+    }
+}
+
+#[test]
+fn audit_event_is_written_under_the_app_and_its_user() {
+    let e = event("001800000000-x", Some(user()));
+    let items = audit_to_items(&e);
+    assert_eq!(items.len(), 2);
+    assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+    assert_eq!(str_of(&items[1], PK), "AUDIT#app-1#USER#auth0|u1");
+    for item in &items {
+        assert_eq!(str_of(item, SK), "001800000000-x");
+        assert_eq!(item[TTL], n(1_807_776_000));
+        assert_eq!(str_of(item, "details"), r#"{"phones":2}"#);
+        assert_eq!(audit_from_item(item).unwrap(), e);
+    }
+    let e = event("001800000000-y", None);
+    let items = audit_to_items(&e);
+    assert_eq!(items.len(), 1);
+    assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+    assert!(!items[0].contains_key("user_id"));
+    assert_eq!(audit_from_item(&items[0]).unwrap(), e);
+    let mut bad = items[0].clone();
+    bad.remove("actor");
+    assert!(audit_from_item(&bad).unwrap_err().0.contains("`actor`"));
+}
+
+#[test]
+fn cancellations_name_their_cause() {
+    let codes = |c: &[&str]| -> Vec<Option<String>> {
+        c.iter()
+            .map(|c| (*c != "None").then(|| (*c).to_owned()))
+            .collect()
+    };
+    let c = codes(&["None", "ConditionalCheckFailed", "TransactionConflict"]);
+    assert!(condition_failed(&c, 1));
+    assert!(!condition_failed(&c, 0));
+    assert!(!condition_failed(&c, 7));
+    assert!(lost_race(&c));
+    assert!(!lost_race(&codes(&["None", "None"])));
+    assert!(!lost_race(&codes(&[
+        "ValidationError",
+        "ConditionalCheckFailed"
+    ])));
+    let err = cancelled_err("op", &codes(&["None", "ThrottlingError"]));
+    assert_eq!(
+        err.0,
+        "dynamodb op: transaction cancelled: [None, ThrottlingError]"
+    );
+}
+
+#[test]
+fn expressions_name_every_attribute() {
+    let mut x = Expr::default();
+    assert_eq!(x.name("ttl"), "#ttl");
+    assert_eq!(x.value("now", n(1)), ":now");
+    assert_eq!(x.names().unwrap()["#ttl"], "ttl");
+    assert!(Expr::default().names().is_none());
+    assert!(Expr::default().values().is_none());
+}

@@ -1,0 +1,43 @@
+//! Recovery codes: keyed hashes, each usable once.
+
+use async_trait::async_trait;
+
+use crate::error::PortError;
+use crate::types::{AppId, UnixTime, UserId};
+
+/// Recovery codes, single use, and only for a user with a phone.
+///
+/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// - replace_recovery_codes needs a phone;
+/// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
+/// - a duplicated recovery hash is one code;
+/// - consume_recovery_code is true exactly once (never for an unknown or another user's);
+/// - count_recovery_codes counts unused only.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically, if the
+    /// user has a phone at the moment of the write. False (nothing written) when they have
+    /// none: a set made while the last phone is removed never survives the removal.
+    /// - replace_recovery_codes needs a phone;
+    /// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
+    /// - a duplicated recovery hash is one code.
+    async fn replace_recovery_codes(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, PortError>;
+    /// Uses the recovery code with this hash: true exactly once per code, even under races,
+    /// and still true when the store's own retry repeats a use whose answer was lost.
+    /// - consume_recovery_code is true exactly once (never for an unknown or another user's).
+    async fn consume_recovery_code(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, PortError>;
+    /// How many unused recovery codes the user has.
+    /// - count_recovery_codes counts unused only.
+    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError>;
+}

@@ -1,0 +1,289 @@
+//! Enrollments and sign-in challenges: a code session with its pending code and its guards.
+
+use async_trait::async_trait;
+
+use super::phones::PhoneRecord;
+use crate::error::PortError;
+use crate::types::ids::CodeId;
+use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
+
+/// Why an enrollment was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// The first phone (the Start → password → phone → code screens).
+    Enroll,
+    /// Another phone, from settings.
+    Add,
+    /// A new number for an existing phone, from settings.
+    Replace(PhoneId),
+    /// A sign-in challenge: a code to this phone proves the second factor. Its code is hashed
+    /// under another purpose, so enrollment codes and challenge codes never stand for each other.
+    Challenge(PhoneId),
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Phone,
+    Code,
+    Complete,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Phone => "phone",
+            Step::Code => "code",
+            Step::Complete => "complete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        match s {
+            "phone" => Some(Step::Phone),
+            "code" => Some(Step::Code),
+            "complete" => Some(Step::Complete),
+            _ => None,
+        }
+    }
+}
+
+/// The code most recently texted for an enrollment. Only its keyed hash is kept, and `Debug`
+/// leaves even that out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingCode {
+    pub code_id: CodeId,
+    /// Hex HMAC-SHA256 of the code under the secret key, bound to `code_id`.
+    pub code_hash: String,
+    pub number: PhoneNumber,
+    pub label: Option<String>,
+    pub expires_at: UnixTime,
+    /// Attempts taken against this code (each taken before its guess is compared).
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for PendingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCode")
+            .field("code_id", &self.code_id)
+            .field("code_hash", &"<redacted>")
+            .field("number", &self.number)
+            .field("expires_at", &self.expires_at)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An enrollment in progress (or just completed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub id: EnrollmentId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub purpose: Purpose,
+    pub step: Step,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Texts sent for this enrollment (first send, re-submitted numbers, resends).
+    pub sends: u32,
+    pub last_sent_at: Option<UnixTime>,
+    pub pending: Option<PendingCode>,
+}
+
+impl Enrollment {
+    /// A new enrollment at the phone step, with a fresh random id, live for `ttl_secs`.
+    pub fn begin(
+        app: &AppId,
+        user: &UserId,
+        purpose: Purpose,
+        now: UnixTime,
+        ttl_secs: u64,
+    ) -> Result<Enrollment, getrandom::Error> {
+        Ok(Enrollment {
+            id: EnrollmentId::generate()?,
+            app_id: app.clone(),
+            user_id: user.clone(),
+            purpose,
+            step: Step::Phone,
+            created_at: now,
+            expires_at: now.plus_secs(ttl_secs),
+            sends: 0,
+            last_sent_at: None,
+            pending: None,
+        })
+    }
+
+    /// Expired enrollments are gone even if the table's TTL sweep has not removed them yet.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        now < self.expires_at
+    }
+
+    /// Live and not finished: what [`MAX_LIVE_ENROLLMENTS`] counts.
+    pub fn is_open(&self, now: UnixTime) -> bool {
+        self.is_live(now) && self.step != Step::Complete
+    }
+}
+
+/// A text to send, with the guards that the store checks in the same write.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub code: PendingCode,
+    pub now: UnixTime,
+    pub max_sends: u32,
+    /// Refuse unless the last send was at or before this time (the resend cooldown).
+    pub last_sent_at_most: Option<UnixTime>,
+    /// Refuse unless this is still the pending code (a resend replaces one particular code).
+    pub replaces: Option<CodeId>,
+}
+
+/// The phone change an enrollment commits when its code is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneChange {
+    /// A new phone (the first, or another from settings). `seen_count` is how many phones the
+    /// user had when the flow checked: the write fails if that changed meanwhile, so the limit
+    /// and "the first phone is primary" hold under concurrent adds.
+    Add {
+        phone: PhoneRecord,
+        number_tag: String,
+        seen_count: u32,
+    },
+    /// A new number for an existing phone (make-before-break: the old number stayed in force
+    /// until now). The write fails unless the phone still has `old_number`.
+    Replace {
+        phone_id: PhoneId,
+        old_number: PhoneNumber,
+        old_number_tag: String,
+        new_number: PhoneNumber,
+        new_number_tag: String,
+    },
+    /// A sign-in challenge: nothing changes but the completion, which holds only while the
+    /// phone the code was texted to still exists and still carries `number` (a removed or
+    /// replaced number proves nothing).
+    Challenge {
+        phone_id: PhoneId,
+        number: PhoneNumber,
+    },
+}
+
+/// What a completion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The enrollment is complete and the phone change stored.
+    Done,
+    /// The code was no longer pending (used by a concurrent request, replaced, or expired).
+    CodeGone,
+    /// The user already has this number.
+    NumberTaken,
+    /// The user's phones changed meanwhile (another add, replace or removal won the race).
+    PhonesChanged,
+}
+
+/// At most this many live (unexpired, unfinished) enrollments and sign-in challenges per
+/// user: creating another ends the oldest, so a user's partition cannot be flooded.
+pub const MAX_LIVE_ENROLLMENTS: usize = 3;
+
+/// Enrollments and challenges: each guarded write is one conditional operation.
+///
+/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// - an enrollment reads back as created, for its user only;
+/// - an enrollment id taken is an error (the stored one is untouched);
+/// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);
+/// - finished and expired enrollments do not count toward the 3;
+/// - a finished enrollment stays complete until it expires;
+/// - an enrollment reads back as created, for its user only;
+/// - begin_send counts the send and returns the enrollment as it was;
+/// - begin_send refuses past max sends;
+/// - begin_send refuses inside the cooldown (and sends at its end);
+/// - begin_send refuses a replaced code;
+/// - begin_send refuses an expired, complete or missing enrollment (and creates none);
+/// - undo_send restores the previous code (or the enrollment as created);
+/// - undo_send does nothing once the failed code is not pending;
+/// - take_code_attempt counts up to max;
+/// - a burned code takes no attempt;
+/// - take_code_attempt refuses a replaced code;
+/// - take_code_attempt refuses an expired code (or an expired enrollment);
+/// - complete_enrollment adds the phone;
+/// - complete_enrollment is single use (also when two complete at once);
+/// - complete_enrollment refuses a replaced or expired code (`CodeGone`);
+/// - a number claimed by the user is refused (`NumberTaken`);
+/// - number claims are per user;
+/// - phones changed meanwhile refuse an add (`PhonesChanged`);
+/// - an enroll never adds to a user with a phone;
+/// - a replace moves the number and its claims (label, primary and place stay);
+/// - a replace of a number changed meanwhile is refused (or of a removed phone);
+/// - a replace to a number the user has is number taken;
+/// - a challenge completes only while its phone keeps the number;
+/// - a gone code comes before a taken number before changed phones (when several hold).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new enrollment or challenge. At most [`MAX_LIVE_ENROLLMENTS`] stay live per
+    /// user (as of `enrollment.created_at`): the oldest live ones are ended in the same write.
+    /// - an enrollment reads back as created, for its user only;
+    /// - an enrollment id taken is an error (the stored one is untouched);
+    /// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);
+    /// - finished and expired enrollments do not count toward the 3;
+    /// - a finished enrollment stays complete until it expires.
+    async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
+    /// - an enrollment reads back as created, for its user only.
+    async fn get_enrollment(
+        &self,
+        app: &AppId,
+        user: &UserId,
+        id: &EnrollmentId,
+    ) -> Result<Option<Enrollment>, PortError>;
+    /// Records a new pending code and counts the send, if and only if the enrollment is live,
+    /// at `phone` or `code`, under its send limit and past `send.last_sent_at_most` and (for a
+    /// resend) still holds `send.replaces`. Returns the enrollment as it was, or `None` when a
+    /// guard refused (the caller re-reads to say why).
+    /// - begin_send counts the send and returns the enrollment as it was;
+    /// - begin_send refuses past max sends;
+    /// - begin_send refuses inside the cooldown (and sends at its end);
+    /// - begin_send refuses a replaced code;
+    /// - begin_send refuses an expired, complete or missing enrollment (and creates none).
+    async fn begin_send(
+        &self,
+        enrollment: &Enrollment,
+        send: &NewSend,
+    ) -> Result<Option<Enrollment>, PortError>;
+    /// Puts `previous` back, if `failed` is still the pending code: a text that could not be
+    /// sent leaves the enrollment, its send count and its earlier code as they were.
+    /// - undo_send restores the previous code (or the enrollment as created);
+    /// - undo_send does nothing once the failed code is not pending (a newer send, a
+    ///   completion).
+    async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError>;
+    /// Takes one attempt against the pending code `code_id`, if it is still pending, unexpired
+    /// and has fewer than `max` attempts. Returns the attempts taken so far, or `None`.
+    /// - take_code_attempt counts up to max;
+    /// - a burned code takes no attempt;
+    /// - take_code_attempt refuses a replaced code;
+    /// - take_code_attempt refuses an expired code (or an expired enrollment).
+    async fn take_code_attempt(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        max: u32,
+        now: UnixTime,
+    ) -> Result<Option<u32>, PortError>;
+    /// Atomically: marks the enrollment complete (if `code_id` is still its pending code and
+    /// both are unexpired) and commits `change` with its number claims. Anything but `Done`
+    /// writes nothing (the code stays pending).
+    /// - complete_enrollment adds the phone;
+    /// - complete_enrollment is single use (also when two complete at once);
+    /// - complete_enrollment refuses a replaced or expired code (`CodeGone`);
+    /// - a number claimed by the user is refused (`NumberTaken`);
+    /// - number claims are per user;
+    /// - phones changed meanwhile refuse an add (`PhonesChanged`);
+    /// - an enroll never adds to a user with a phone;
+    /// - a replace moves the number and its claims (label, primary and place stay);
+    /// - a replace of a number changed meanwhile is refused (or of a removed phone);
+    /// - a replace to a number the user has is number taken;
+    /// - a challenge completes only while its phone keeps the number;
+    /// - a gone code comes before a taken number before changed phones (when several hold).
+    async fn complete_enrollment(
+        &self,
+        enrollment: &Enrollment,
+        code_id: &CodeId,
+        change: &PhoneChange,
+        now: UnixTime,
+    ) -> Result<Completion, PortError>;
+}

@@ -1,0 +1,59 @@
+//! What the service keeps of a platform account: the profile, the skip, and the admin reset.
+
+use async_trait::async_trait;
+
+use super::phones::PhoneRecord;
+use crate::error::PortError;
+use crate::types::{AppId, UnixTime, UserId};
+
+/// What the service keeps of a platform account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub email: String,
+    pub email_verified: bool,
+    /// An argon2 PHC string. Never logged: `Debug` leaves it out.
+    pub password_hash: String,
+    pub updated_at: UnixTime,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("app_id", &self.app_id)
+            .field("user_id", &self.user_id)
+            .field("email_verified", &self.email_verified)
+            .field("password_hash", &"<redacted>")
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's profile and skip, and the admin reset of everything the user has.
+///
+/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// - put_user replaces the record (another user's is not found);
+/// - put_user replaces the record;
+/// - put_skip replaces the end;
+/// - put_skip replaces the end;
+/// - reset_user removes everything and returns the phones;
+/// - reset_user of a user with nothing is empty.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// - put_user replaces the record (another user's is not found).
+    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
+    /// - put_user replaces the record.
+    async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
+    /// The end of the user's skip as stored (the caller compares it with now).
+    /// - put_skip replaces the end.
+    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError>;
+    /// - put_skip replaces the end.
+    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError>;
+    /// The admin reset: removes every phone, number claim, enrollment and challenge (pending
+    /// codes with them) and every recovery code of the user. Returns the phones removed.
+    /// - reset_user removes everything and returns the phones (in list order; the profile
+    ///   and other users stay; the user enrolls again as new);
+    /// - reset_user of a user with nothing is empty.
+    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+}
