@@ -22,7 +22,7 @@ use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, recovery,
 use mfa_shared::http::dispatch;
 use mfa_shared::http::routes::{self, Function};
 use mfa_shared::ports::{Enrollment, FixedClock, PhoneRecord, UserRecord};
-use mfa_shared::types::ids::{ChallengeId, CodeId};
+use mfa_shared::types::ids::{ChallengeId, CodeId, SessionId};
 use mfa_shared::types::phone::PhoneError;
 use mfa_shared::types::{
     AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
@@ -235,8 +235,10 @@ impl World {
             phones.push(s.list_phones(&app, &u).await.unwrap());
         }
         let enrollments = vec![
-            s.get_enrollment(&app, &ada, &self.add).await.unwrap(),
-            s.get_enrollment(&app, &ada, &self.challenge.as_enrollment_key())
+            s.get_enrollment(&app, &ada, &self.add.clone().into())
+                .await
+                .unwrap(),
+            s.get_enrollment(&app, &ada, &self.challenge.clone().into())
                 .await
                 .unwrap(),
         ];
@@ -2181,7 +2183,7 @@ proptest! {
         prop_assert_eq!(ChallengeId::parse(&input).is_ok(), hex("chl_"));
         prop_assert_eq!(CodeId::parse(&input).is_ok(), hex("code_"));
         prop_assert_eq!(
-            EnrollmentId::parse_stored(&input).is_ok(),
+            SessionId::parse_stored(&input).is_ok(),
             hex("enr_") || hex("chl_")
         );
         if let Ok(id) = PhoneId::parse(&input) {

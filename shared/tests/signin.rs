@@ -180,8 +180,9 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
     let enrollment_id = add.enrollment_id.unwrap();
     let as_challenge = ChallengeId::parse(enrollment_id.as_str());
     assert!(as_challenge.is_err());
-    // Even with the ids forced, the stored purpose keeps them apart.
-    let forged = ChallengeId::from_enrollment_key(&enrollment_id);
+    // Even with the ids forced (the same random part under the other prefix), each kind's
+    // routes find only their own kind.
+    let forged = ChallengeId::parse(&enrollment_id.as_str().replacen("enr_", "chl_", 1)).unwrap();
     let enrollment_code = w.last_code();
     assert_eq!(
         challenge::verify(&w.svc, &c, &forged, enrollment_code)
@@ -189,15 +190,12 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
             .unwrap_err(),
         MfaError::ChallengeNotFound
     );
+    let forged =
+        EnrollmentId::parse(&sent.challenge_id.as_str().replacen("chl_", "enr_", 1)).unwrap();
     assert_eq!(
-        enrollment::verify(
-            &w.svc,
-            &c,
-            &sent.challenge_id.as_enrollment_key(),
-            w.last_code()
-        )
-        .await
-        .unwrap_err(),
+        enrollment::verify(&w.svc, &c, &forged, w.last_code())
+            .await
+            .unwrap_err(),
         MfaError::EnrollmentNotFound
     );
 }

@@ -22,9 +22,9 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
     AuditEvent, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord,
-    Purpose, Removal, Step, Store, UserRecord,
+    Removal, SessionKind, Step, Store, UserRecord,
 };
-use mfa_shared::types::ids::CodeId;
+use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
     AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
 };
@@ -245,7 +245,7 @@ async fn open_for(
     store: &dyn Store,
     ns: &Ns,
     user: &UserId,
-    purpose: Purpose,
+    purpose: SessionKind,
     at: UnixTime,
 ) -> Enrollment {
     let e = Enrollment::begin(&ns.app, user, purpose, at, ENROLLMENT_TTL).unwrap();
@@ -253,7 +253,7 @@ async fn open_for(
     e
 }
 
-async fn open(store: &dyn Store, ns: &Ns, purpose: Purpose, at: UnixTime) -> Enrollment {
+async fn open(store: &dyn Store, ns: &Ns, purpose: SessionKind, at: UnixTime) -> Enrollment {
     open_for(store, ns, &ns.user, purpose, at).await
 }
 
@@ -262,7 +262,7 @@ async fn at_code_for(
     store: &dyn Store,
     ns: &Ns,
     user: &UserId,
-    purpose: Purpose,
+    purpose: SessionKind,
     number: &PhoneNumber,
     at: UnixTime,
 ) -> (Enrollment, CodeId) {
@@ -275,7 +275,7 @@ async fn at_code_for(
 async fn at_code(
     store: &dyn Store,
     ns: &Ns,
-    purpose: Purpose,
+    purpose: SessionKind,
     number: &PhoneNumber,
     at: UnixTime,
 ) -> (Enrollment, CodeId) {
@@ -311,9 +311,9 @@ async fn try_add_for(
 ) -> (Completion, PhoneRecord) {
     let phones = store.list_phones(&ns.app, user).await.unwrap();
     let purpose = if phones.is_empty() {
-        Purpose::Enroll
+        SessionKind::Enroll
     } else {
-        Purpose::Add
+        SessionKind::Add
     };
     let (e, code_id) = at_code_for(store, ns, user, purpose, number, at).await;
     let phone = new_phone(number, phones.is_empty(), at);
@@ -340,7 +340,14 @@ async fn replace(
     new: &PhoneNumber,
     at: UnixTime,
 ) -> Completion {
-    let (e, code_id) = at_code(store, ns, Purpose::Replace(phone.phone_id.clone()), new, at).await;
+    let (e, code_id) = at_code(
+        store,
+        ns,
+        SessionKind::Replace(phone.phone_id.clone()),
+        new,
+        at,
+    )
+    .await;
     let change = PhoneChange::Replace {
         phone_id: phone.phone_id.clone(),
         old_number: phone.number.clone(),
@@ -505,10 +512,10 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
     let ns = ns();
     let phone = PhoneId::generate().unwrap();
     for purpose in [
-        Purpose::Enroll,
-        Purpose::Add,
-        Purpose::Replace(phone.clone()),
-        Purpose::Challenge(phone.clone()),
+        SessionKind::Enroll,
+        SessionKind::Add,
+        SessionKind::Replace(phone.clone()),
+        SessionKind::SignIn(phone.clone()),
     ] {
         let e = open(store, &ns, purpose, NOW).await;
         assert_eq!(reread(store, &e).await, Some(e.clone()));
@@ -520,8 +527,23 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
             None,
             "another user's enrollment is not found"
         );
+        // The same random part under the other kind's prefix is another session: none.
+        let (from, to) = if e.id.is_sign_in() {
+            ("chl_", "enr_")
+        } else {
+            ("enr_", "chl_")
+        };
+        let swapped = SessionId::parse_stored(&e.id.as_str().replacen(from, to, 1)).unwrap();
+        assert_eq!(
+            store
+                .get_enrollment(&ns.app, &ns.user, &swapped)
+                .await
+                .unwrap(),
+            None,
+            "an id of the other kind is not found"
+        );
     }
-    let unknown = EnrollmentId::generate().unwrap();
+    let unknown = EnrollmentId::generate().unwrap().into();
     assert_eq!(
         store
             .get_enrollment(&ns.app, &ns.user, &unknown)
@@ -533,7 +555,7 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
 
 async fn an_enrollment_id_taken_is_an_error(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     let c = code(&num(1), NOW);
     store.begin_send(&e, &send(&c, NOW)).await.unwrap().unwrap();
     assert!(store.create_enrollment(&e).await.is_err());
@@ -548,9 +570,9 @@ async fn create_enrollment_keeps_at_most_3_open(store: &dyn Store) {
     let mut made = Vec::new();
     for i in 0..4 {
         let purpose = if i % 2 == 0 {
-            Purpose::Enroll
+            SessionKind::Enroll
         } else {
-            Purpose::Challenge(PhoneId::generate().unwrap())
+            SessionKind::SignIn(PhoneId::generate().unwrap())
         };
         made.push(open(store, &ns, purpose, NOW.plus_secs(i)).await);
     }
@@ -559,8 +581,8 @@ async fn create_enrollment_keeps_at_most_3_open(store: &dyn Store) {
         assert!(reread(store, e).await.is_some());
     }
     // Another user's are not touched.
-    let theirs = open_for(store, &ns, &ns.other, Purpose::Enroll, NOW).await;
-    made.push(open(store, &ns, Purpose::Add, NOW.plus_secs(10)).await);
+    let theirs = open_for(store, &ns, &ns.other, SessionKind::Enroll, NOW).await;
+    made.push(open(store, &ns, SessionKind::Add, NOW.plus_secs(10)).await);
     assert_eq!(reread(store, &made[1]).await, None);
     assert!(reread(store, &theirs).await.is_some());
 }
@@ -568,12 +590,12 @@ async fn create_enrollment_keeps_at_most_3_open(store: &dyn Store) {
 async fn finished_and_expired_enrollments_do_not_count_toward_the_3(store: &dyn Store) {
     let ns = ns();
     // One that has expired by the time of the next ones, and one completed.
-    open(store, &ns, Purpose::Enroll, NOW).await;
+    open(store, &ns, SessionKind::Enroll, NOW).await;
     let later = NOW.plus_secs(ENROLLMENT_TTL + 10);
     add(store, &ns, &num(1), later).await;
     let mut live = Vec::new();
     for i in 0..3 {
-        live.push(open(store, &ns, Purpose::Add, later.plus_secs(1 + i)).await);
+        live.push(open(store, &ns, SessionKind::Add, later.plus_secs(1 + i)).await);
     }
     for e in &live {
         assert!(reread(store, e).await.is_some(), "three open ones stay");
@@ -582,7 +604,7 @@ async fn finished_and_expired_enrollments_do_not_count_toward_the_3(store: &dyn 
 
 async fn a_finished_enrollment_stays_complete_until_it_expires(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let phone = new_phone(&num(1), true, NOW);
     store
         .complete_enrollment(&e, &code_id, &add_change(&phone, 0), NOW)
@@ -590,9 +612,9 @@ async fn a_finished_enrollment_stays_complete_until_it_expires(store: &dyn Store
         .unwrap();
     // The user goes on (a sign-in, two adds): a late retry of the finished one still finds it
     // complete (409 wrong_step), not gone (404) as an ended one would be.
-    open(store, &ns, Purpose::Challenge(phone.phone_id.clone()), NOW).await;
+    open(store, &ns, SessionKind::SignIn(phone.phone_id.clone()), NOW).await;
     for i in 1..=2 {
-        open(store, &ns, Purpose::Add, NOW.plus_secs(i)).await;
+        open(store, &ns, SessionKind::Add, NOW.plus_secs(i)).await;
     }
     let stored = reread(store, &e).await.unwrap();
     assert_eq!((stored.step, stored.pending), (Step::Complete, None));
@@ -600,7 +622,7 @@ async fn a_finished_enrollment_stays_complete_until_it_expires(store: &dyn Store
 
 async fn begin_send_counts_the_send_and_returns_the_enrollment_as_it_was(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Add, NOW).await;
+    let e = open(store, &ns, SessionKind::Add, NOW).await;
     let mut first = code(&num(1), NOW);
     first.label = Some("work".into());
     let before = store
@@ -628,7 +650,7 @@ async fn begin_send_counts_the_send_and_returns_the_enrollment_as_it_was(store: 
 
 async fn begin_send_refuses_past_max_sends(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     for i in 0..2 {
         let c = code(&num(1), NOW.plus_secs(i));
         let s = NewSend {
@@ -650,7 +672,7 @@ async fn begin_send_refuses_past_max_sends(store: &dyn Store) {
 
 async fn begin_send_refuses_inside_the_cooldown(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     let first = code(&num(1), NOW);
     store
         .begin_send(&e, &send(&first, NOW))
@@ -680,7 +702,7 @@ async fn begin_send_refuses_inside_the_cooldown(store: &dyn Store) {
 
 async fn begin_send_refuses_a_replaced_code(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     let first = code(&num(1), NOW);
     store
         .begin_send(&e, &send(&first, NOW))
@@ -708,7 +730,7 @@ async fn begin_send_refuses_a_replaced_code(store: &dyn Store) {
 async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dyn Store) {
     let ns = ns();
     // Expired: at its expiry, not a second later.
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     let end = e.expires_at;
     assert_eq!(
         store
@@ -720,7 +742,7 @@ async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dy
     assert_eq!(reread(store, &e).await.unwrap().sends, 0);
     // Complete.
     add(store, &ns, &num(2), NOW).await;
-    let done = open(store, &ns, Purpose::Add, NOW).await;
+    let done = open(store, &ns, SessionKind::Add, NOW).await;
     let c = code(&num(3), NOW);
     store.begin_send(&done, &send(&c, NOW)).await.unwrap();
     let phone = new_phone(&num(3), false, NOW);
@@ -740,7 +762,8 @@ async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dy
         None
     );
     // Never created: nothing is written either.
-    let ghost = Enrollment::begin(&ns.app, &ns.user, Purpose::Add, NOW, ENROLLMENT_TTL).unwrap();
+    let ghost =
+        Enrollment::begin(&ns.app, &ns.user, SessionKind::Add, NOW, ENROLLMENT_TTL).unwrap();
     assert_eq!(
         store
             .begin_send(&ghost, &send(&code(&num(4), NOW), NOW))
@@ -753,7 +776,7 @@ async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dy
 
 async fn undo_send_restores_the_previous_code(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     // The first text failed: back at the phone step, nothing sent.
     let failed_first = code(&num(1), NOW);
     let previous = store
@@ -786,7 +809,7 @@ async fn undo_send_restores_the_previous_code(store: &dyn Store) {
 
 async fn undo_send_does_nothing_once_the_failed_code_is_not_pending(store: &dyn Store) {
     let ns = ns();
-    let e = open(store, &ns, Purpose::Enroll, NOW).await;
+    let e = open(store, &ns, SessionKind::Enroll, NOW).await;
     let first = code(&num(1), NOW);
     let previous = store
         .begin_send(&e, &send(&first, NOW))
@@ -826,7 +849,7 @@ async fn undo_send_does_nothing_once_the_failed_code_is_not_pending(store: &dyn 
 
 async fn take_code_attempt_counts_up_to_max(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     for expected in 1..=3 {
         assert_eq!(
             store
@@ -847,7 +870,7 @@ async fn take_code_attempt_counts_up_to_max(store: &dyn Store) {
 
 async fn a_burned_code_takes_no_attempt(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     for _ in 0..2 {
         store
             .take_code_attempt(&e, &code_id, 2, NOW)
@@ -881,7 +904,7 @@ async fn a_burned_code_takes_no_attempt(store: &dyn Store) {
 
 async fn take_code_attempt_refuses_a_replaced_code(store: &dyn Store) {
     let ns = ns();
-    let (e, old) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, old) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let newer = code(&num(1), NOW.plus_secs(40));
     store
         .begin_send(&e, &send(&newer, NOW.plus_secs(40)))
@@ -903,7 +926,7 @@ async fn take_code_attempt_refuses_a_replaced_code(store: &dyn Store) {
 
 async fn take_code_attempt_refuses_an_expired_code(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let expiry = NOW.plus_secs(CODE_TTL);
     assert_eq!(
         store
@@ -920,7 +943,7 @@ async fn take_code_attempt_refuses_an_expired_code(store: &dyn Store) {
         None
     );
     // A code that outlives its enrollment is refused with it.
-    let e2 = open(store, &ns, Purpose::Add, NOW).await;
+    let e2 = open(store, &ns, SessionKind::Add, NOW).await;
     let long = PendingCode {
         expires_at: e2.expires_at.plus_secs(600),
         ..code(&num(2), NOW)
@@ -937,7 +960,7 @@ async fn take_code_attempt_refuses_an_expired_code(store: &dyn Store) {
 
 async fn complete_enrollment_adds_the_phone(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let phone = PhoneRecord {
         label: Some("mine".into()),
         ..new_phone(&num(1), true, NOW.plus_secs(3))
@@ -957,7 +980,7 @@ async fn complete_enrollment_adds_the_phone(store: &dyn Store) {
 
 async fn complete_enrollment_is_single_use(store: &dyn Store) {
     let ns = ns();
-    let (e, code_id) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let phone = new_phone(&num(1), true, NOW);
     let again = new_phone(&num(2), true, NOW);
     let (first, second) = (add_change(&phone, 0), add_change(&again, 0));
@@ -987,7 +1010,7 @@ async fn complete_enrollment_is_single_use(store: &dyn Store) {
 
 async fn complete_enrollment_refuses_a_replaced_or_expired_code(store: &dyn Store) {
     let ns = ns();
-    let (e, old) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
+    let (e, old) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let newer = code(&num(1), NOW.plus_secs(40));
     store
         .begin_send(&e, &send(&newer, NOW.plus_secs(40)))
@@ -1027,7 +1050,7 @@ async fn complete_enrollment_refuses_a_replaced_or_expired_code(store: &dyn Stor
 async fn a_number_claimed_by_the_user_is_refused(store: &dyn Store) {
     let ns = ns();
     add(store, &ns, &num(1), NOW).await;
-    let (e, code_id) = at_code(store, &ns, Purpose::Add, &num(1), NOW).await;
+    let (e, code_id) = at_code(store, &ns, SessionKind::Add, &num(1), NOW).await;
     let dup = new_phone(&num(1), false, NOW);
     assert_eq!(
         store
@@ -1058,8 +1081,8 @@ async fn phones_changed_meanwhile_refuse_an_add(store: &dyn Store) {
     let ns = ns();
     add(store, &ns, &num(1), NOW).await;
     // Two adds begun while the user had one phone: the second to complete saw 1, there are 2.
-    let (e2, c2) = at_code(store, &ns, Purpose::Add, &num(2), NOW).await;
-    let (e3, c3) = at_code(store, &ns, Purpose::Add, &num(3), NOW).await;
+    let (e2, c2) = at_code(store, &ns, SessionKind::Add, &num(2), NOW).await;
+    let (e3, c3) = at_code(store, &ns, SessionKind::Add, &num(3), NOW).await;
     let p2 = new_phone(&num(2), false, NOW);
     let p3 = new_phone(&num(3), false, NOW);
     assert_eq!(
@@ -1091,8 +1114,8 @@ async fn phones_changed_meanwhile_refuse_an_add(store: &dyn Store) {
 async fn an_enroll_never_adds_to_a_user_with_a_phone(store: &dyn Store) {
     let ns = ns();
     // Two Starts begun before either completed.
-    let (e1, c1) = at_code(store, &ns, Purpose::Enroll, &num(1), NOW).await;
-    let (e2, c2) = at_code(store, &ns, Purpose::Enroll, &num(2), NOW).await;
+    let (e1, c1) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
+    let (e2, c2) = at_code(store, &ns, SessionKind::Enroll, &num(2), NOW).await;
     let p1 = new_phone(&num(1), true, NOW);
     let p2 = new_phone(&num(2), true, NOW);
     assert_eq!(
@@ -1146,7 +1169,7 @@ async fn a_replace_of_a_number_changed_meanwhile_is_refused(store: &dyn Store) {
     let (e1, c1) = at_code(
         store,
         &ns,
-        Purpose::Replace(p.phone_id.clone()),
+        SessionKind::Replace(p.phone_id.clone()),
         &num(2),
         NOW,
     )
@@ -1154,7 +1177,7 @@ async fn a_replace_of_a_number_changed_meanwhile_is_refused(store: &dyn Store) {
     let (e2, c2) = at_code(
         store,
         &ns,
-        Purpose::Replace(p.phone_id.clone()),
+        SessionKind::Replace(p.phone_id.clone()),
         &num(3),
         NOW,
     )
@@ -1225,7 +1248,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     let (e, c) = at_code(
         store,
         &ns,
-        Purpose::Challenge(p.phone_id.clone()),
+        SessionKind::SignIn(p.phone_id.clone()),
         &p.number,
         NOW,
     )
@@ -1243,7 +1266,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     let (e, c) = at_code(
         store,
         &ns,
-        Purpose::Challenge(p.phone_id.clone()),
+        SessionKind::SignIn(p.phone_id.clone()),
         &p.number,
         NOW,
     )
@@ -1264,7 +1287,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     let (e, c) = at_code(
         store,
         &ns,
-        Purpose::Challenge(p.phone_id.clone()),
+        SessionKind::SignIn(p.phone_id.clone()),
         &p.number,
         NOW,
     )
@@ -1285,7 +1308,7 @@ async fn a_gone_code_comes_before_a_taken_number_before_changed_phones(store: &d
     let p1 = add(store, &ns, &num(1), NOW).await;
     add(store, &ns, &num(2), NOW.plus_secs(1)).await;
     // An add of a number the user has, with a stale count: the number is what the user hears.
-    let (e, old) = at_code(store, &ns, Purpose::Add, &num(1), NOW).await;
+    let (e, old) = at_code(store, &ns, SessionKind::Add, &num(1), NOW).await;
     let both = add_change(&new_phone(&num(1), false, NOW), 1);
     assert_eq!(
         store
@@ -1638,8 +1661,8 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
         .replace_recovery_codes(&ns.app, &ns.user, &hashes("x", 3), NOW)
         .await
         .unwrap();
-    let (open_add, _) = at_code(store, &ns, Purpose::Add, &num(3), NOW).await;
-    let challenge = open(store, &ns, Purpose::Challenge(p1.phone_id.clone()), NOW).await;
+    let (open_add, _) = at_code(store, &ns, SessionKind::Add, &num(3), NOW).await;
+    let challenge = open(store, &ns, SessionKind::SignIn(p1.phone_id.clone()), NOW).await;
     let user = UserRecord {
         app_id: ns.app.clone(),
         user_id: ns.user.clone(),

@@ -23,7 +23,7 @@ use mfa_shared::adapters::memory::{MemoryStore, SWEEP_EVERY};
 use mfa_shared::config::AwsNames;
 use mfa_shared::ports::{
     AuditEvent, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
-    PhoneChange, PhoneRecord, Purpose, Removal, SessionStore, Store,
+    PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store,
 };
 use mfa_shared::types::ids::CodeId;
 use mfa_shared::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
@@ -100,7 +100,7 @@ fn tag(n: &PhoneNumber) -> String {
 async fn at_code(
     store: &Arc<dyn Store>,
     user: &UserId,
-    purpose: Purpose,
+    purpose: SessionKind,
     number: &PhoneNumber,
     at: UnixTime,
 ) -> (Enrollment, CodeId) {
@@ -126,7 +126,7 @@ async fn at_code(
 }
 
 /// Adds a phone as the flow does (the first is primary).
-async fn add_phone(store: &Arc<dyn Store>, user: &UserId, purpose: Purpose) -> Completion {
+async fn add_phone(store: &Arc<dyn Store>, user: &UserId, purpose: SessionKind) -> Completion {
     let number = random_number();
     let (e, code) = at_code(store, user, purpose, &number, NOW).await;
     let phones = store.list_phones(&app(), user).await.unwrap();
@@ -220,7 +220,7 @@ async fn run_op(
                 let (e, code) = at_code(
                     &store,
                     &user,
-                    Purpose::Replace(p.phone_id.clone()),
+                    SessionKind::Replace(p.phone_id.clone()),
                     &new,
                     NOW,
                 )
@@ -266,9 +266,9 @@ async fn one_primary_case(
     let user = fresh_user();
     for i in 0..phones {
         let purpose = if i == 0 {
-            Purpose::Enroll
+            SessionKind::Enroll
         } else {
-            Purpose::Add
+            SessionKind::Add
         };
         assert_eq!(add_phone(&store, &user, purpose).await, Completion::Done);
     }
@@ -357,7 +357,7 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
             .unwrap(),
         "no phone, no set"
     );
-    add_phone(&store, &user, Purpose::Enroll).await;
+    add_phone(&store, &user, SessionKind::Enroll).await;
     assert!(
         store
             .replace_recovery_codes(&app, &user, &hashes("a"), NOW)
@@ -381,14 +381,14 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
             .unwrap()
     );
     // Re-enrolling does not bring them back.
-    add_phone(&store, &user, Purpose::Enroll).await;
+    add_phone(&store, &user, SessionKind::Enroll).await;
     assert_eq!(store.count_recovery_codes(&app, &user).await.unwrap(), 0);
 
     // Concurrent: a new set and the removal of the last phone. Whatever the order, a user
     // without a phone has no usable code.
     for round in 0..rounds {
         let user = fresh_user();
-        add_phone(&store, &user, Purpose::Enroll).await;
+        add_phone(&store, &user, SessionKind::Enroll).await;
         let phones = store.list_phones(&app, &user).await.unwrap();
         let removal = Removal {
             phone: phones[0].clone(),
@@ -431,7 +431,7 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
     // The admin reset likewise.
     for round in 0..rounds {
         let user = fresh_user();
-        add_phone(&store, &user, Purpose::Enroll).await;
+        add_phone(&store, &user, SessionKind::Enroll).await;
         let set = hashes(&format!("z{round}"));
         let (s1, s2, a1, a2, u1, u2) = (
             store.clone(),
@@ -471,15 +471,15 @@ async fn the_last_phone_takes_the_recovery_codes_on_moto() {
 async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     let app = app();
     let user = fresh_user();
-    add_phone(&store, &user, Purpose::Enroll).await;
-    add_phone(&store, &user, Purpose::Add).await;
+    add_phone(&store, &user, SessionKind::Enroll).await;
+    add_phone(&store, &user, SessionKind::Add).await;
     let phones = store.list_phones(&app, &user).await.unwrap();
     let (first, second) = (phones[0].clone(), phones[1].clone());
     let change = |p: &PhoneRecord| PhoneChange::Challenge {
         phone_id: p.phone_id.clone(),
         number: p.number.clone(),
     };
-    let challenge = |p: &PhoneRecord| Purpose::Challenge(p.phone_id.clone());
+    let challenge = |p: &PhoneRecord| SessionKind::SignIn(p.phone_id.clone());
 
     // The phone is as it was: Done, once.
     let (e, code) = at_code(&store, &user, challenge(&first), &first.number, NOW).await;
@@ -497,7 +497,7 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     let (re, rcode) = at_code(
         &store,
         &user,
-        Purpose::Replace(first.phone_id.clone()),
+        SessionKind::Replace(first.phone_id.clone()),
         &new,
         NOW,
     )
@@ -562,7 +562,8 @@ async fn at_most_three_open(store: Arc<dyn Store>) {
     let user = fresh_user();
     let mut ids = Vec::new();
     for i in 0..6 {
-        let e = Enrollment::begin(&app, &user, Purpose::Enroll, NOW.plus_secs(i), 1800).unwrap();
+        let e =
+            Enrollment::begin(&app, &user, SessionKind::Enroll, NOW.plus_secs(i), 1800).unwrap();
         store.create_enrollment(&e).await.unwrap();
         ids.push(e.id);
     }
@@ -665,9 +666,9 @@ async fn enroll_adds_only_the_first(store: Arc<dyn Store>) {
     let user = fresh_user();
     let number = random_number();
     // Two Starts; the first completes, the second must not add a phone as if first.
-    let (e2, c2) = at_code(&store, &user, Purpose::Enroll, &number, NOW).await;
+    let (e2, c2) = at_code(&store, &user, SessionKind::Enroll, &number, NOW).await;
     assert_eq!(
-        add_phone(&store, &user, Purpose::Enroll).await,
+        add_phone(&store, &user, SessionKind::Enroll).await,
         Completion::Done
     );
     let phone = PhoneRecord {
@@ -751,7 +752,7 @@ async fn the_memory_store_sweeps_expired_items() {
     }
     for i in 0..300 {
         let user = UserId::parse(&format!("u{i}")).unwrap();
-        let e = Enrollment::begin(&app, &user, Purpose::Enroll, NOW, 60).unwrap();
+        let e = Enrollment::begin(&app, &user, SessionKind::Enroll, NOW, 60).unwrap();
         store.create_enrollment(&e).await.unwrap();
         store
             .append_audit(&event(i, NOW.plus_secs(60)))

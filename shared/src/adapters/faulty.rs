@@ -13,8 +13,8 @@ use crate::ports::{
     PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal, SessionStore, Store,
     UserRecord, UserStore,
 };
-use crate::types::ids::CodeId;
-use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
+use crate::types::ids::{CodeId, SessionId};
+use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
 
 /// Which calls fail: an operation by its [`Store`] method name, optionally only for counter keys
 /// with a prefix (`"codefail#"`), for the next `times` calls (`None`: until healed).
@@ -156,7 +156,7 @@ impl SessionStore for FaultyStore {
         &self,
         app: &AppId,
         user: &UserId,
-        id: &EnrollmentId,
+        id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError> {
         self.check("get_enrollment", None)?;
         self.inner.get_enrollment(app, user, id).await

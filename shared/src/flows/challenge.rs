@@ -1,19 +1,23 @@
 //! The second factor at sign-in: a code texted to an enrolled phone, exchanged for a signed
-//! assertion the platform's login verifies with the JWKS.
+//! assertion the platform's login verifies with the JWKS. A challenge is a code session of kind
+//! [`SessionKind::SignIn`]; its code lifecycle is [`super::code`]'s. What is its own: the phone
+//! it texts must stay the user's, with that number, and its texts keep the user's challenge
+//! cooldown ([`super::cooldown`]).
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::MfaError;
-use crate::ports::{Completion, Enrollment, PhoneChange, Purpose};
+use crate::ports::{Completion, Enrollment, PhoneChange, SessionKind};
 use crate::service::Service;
 use crate::signing::ASSERTION_TTL_SECS;
-use crate::types::ids::ChallengeId;
-use crate::types::{Code, PhoneId, UnixTime};
+use crate::types::ids::{ChallengeId, SessionId};
+use crate::types::{Code, PhoneId, PhoneNumber, UnixTime};
 
 use super::Caller;
 use super::audit::{self, Action};
-use super::enrollment::{self, MaskedPhone, Resent};
+use super::code::{self, MaskedPhone, Resent, Text};
+use super::cooldown::ChallengeCooldown;
 
 /// `202` of a started challenge.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -47,45 +51,27 @@ pub async fn start(
     // The user's challenge texts are a cooldown apart (see `cooldown`): a fresh challenge does
     // not restart the clock. Then the text budget (a refused challenge leaves no item behind:
     // contract v2, "refusals that cost nothing"), the challenge item, the text.
-    let cooldown = super::cooldown::ChallengeCooldown::take(svc, c).await?;
+    let cooldown = ChallengeCooldown::take(svc, c).await?;
     let text = async {
         let now = svc.clock.now();
-        let purpose = Purpose::Challenge(phone.phone_id.clone());
+        let kind = SessionKind::SignIn(phone.phone_id.clone());
         let budget =
-            super::guards::take_text_budget(svc, c, &phone.number, enrollment::recipient(&purpose))
-                .await?;
+            super::guards::take_text_budget(svc, c, &phone.number, code::recipient(&kind)).await?;
         let created = async {
-            let mut e = Enrollment::begin(
-                &c.app,
-                &c.user,
-                purpose,
-                now,
-                svc.limits.enrollment_ttl_secs,
-            )?;
-            let id = ChallengeId::generate()?;
-            e.id = id.as_enrollment_key();
+            let e = Enrollment::begin(&c.app, &c.user, kind, now, svc.limits.enrollment_ttl_secs)?;
+            let id = e.id.as_challenge().cloned().ok_or(MfaError::Internal)?;
             svc.store.create_enrollment(&e).await?;
             Ok::<_, MfaError>((id, e))
         }
         .await;
-        let (id, e) = match created {
-            Ok(created) => created,
-            Err(err) => {
-                budget.give_back(svc).await;
-                return Err(err);
-            }
+        let (id, e) = budget.give_back_on_err(svc, created).await?;
+        let text = Text {
+            number: phone.number.clone(),
+            label: None,
+            replaces: None,
+            cooldown: false,
         };
-        let sent = enrollment::send_code_with_budget(
-            svc,
-            c,
-            &e,
-            phone.number.clone(),
-            None,
-            None,
-            false,
-            budget,
-        )
-        .await?;
+        let sent = code::send_with_budget(svc, c, &e, text, budget).await?;
         Ok((id, sent))
     };
     let (id, sent) = cooldown.around(svc, text).await?;
@@ -100,10 +86,54 @@ pub async fn start(
     })
 }
 
-/// `POST /v1/mfa/challenges/{id}/resend`.
+/// Loads the caller's challenge; missing, expired, other users' and enrollments all look the
+/// same. Returns it with the phone it texts.
+async fn load(
+    svc: &Service,
+    c: &Caller,
+    id: &ChallengeId,
+) -> Result<(Enrollment, PhoneId), MfaError> {
+    let e = code::load(svc, c, &SessionId::SignIn(id.clone())).await?;
+    match &e.kind {
+        SessionKind::SignIn(phone_id) => {
+            let phone_id = phone_id.clone();
+            Ok((e, phone_id))
+        }
+        _ => Err(MfaError::ChallengeNotFound),
+    }
+}
+
+/// A challenge's code proves the phone only while it is still the user's, with that number: a
+/// removed or replaced number (a lost or swapped SIM) signs no one in, and is texted no more
+/// (which is what exempts these texts from the per-number budget).
+async fn check_phone_kept(
+    svc: &Service,
+    c: &Caller,
+    phone_id: &PhoneId,
+    number: &PhoneNumber,
+) -> Result<(), MfaError> {
+    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    if phones
+        .iter()
+        .any(|p| &p.phone_id == phone_id && &p.number == number)
+    {
+        Ok(())
+    } else {
+        Err(MfaError::ChallengeNotFound)
+    }
+}
+
+/// `POST /v1/mfa/challenges/{id}/resend`. Sign-in challenges answer to enrollment, not to the
+/// policy (as when they start); the resend also keeps the user's challenge texts a cooldown
+/// apart (a resend of another live challenge is no way around it).
 pub async fn resend(svc: &Service, c: &Caller, id: &ChallengeId) -> Result<Resent, MfaError> {
-    let e = enrollment::load_kind(svc, c, &id.as_enrollment_key(), true).await?;
-    enrollment::resend_loaded(svc, c, e).await
+    let (e, phone_id) = load(svc, c, id).await?;
+    let pending = code::resendable(svc, &e)?;
+    check_phone_kept(svc, c, &phone_id, &pending.number).await?;
+    let cooldown = ChallengeCooldown::take(svc, c).await?;
+    cooldown
+        .around(svc, code::resend(svc, c, &e, pending))
+        .await
 }
 
 /// A signed assertion and when it expires.
@@ -146,21 +176,9 @@ pub async fn verify(
     id: &ChallengeId,
     guess: Code,
 ) -> Result<Assertion, MfaError> {
-    let key = id.as_enrollment_key();
-    let e = enrollment::load_kind(svc, c, &key, true).await?;
-    let (pending, now) = enrollment::check_guess(svc, c, &e, guess).await?;
-    // The code proves the phone only while it is still the user's, with that number: a removed
-    // or replaced number (a lost or swapped SIM) no longer signs anyone in.
-    let Purpose::Challenge(phone_id) = &e.purpose else {
-        return Err(MfaError::ChallengeNotFound);
-    };
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
-    if !phones
-        .iter()
-        .any(|p| &p.phone_id == phone_id && p.number == pending.number)
-    {
-        return Err(MfaError::ChallengeNotFound);
-    }
+    let (e, phone_id) = load(svc, c, id).await?;
+    let (pending, now) = code::check_guess(svc, c, &e, guess).await?;
+    check_phone_kept(svc, c, &phone_id, &pending.number).await?;
     // The store checks it again in the completing write: a removal or replace that lands
     // between the read above and the write gives no assertion either.
     let change = PhoneChange::Challenge {
@@ -176,9 +194,7 @@ pub async fn verify(
         Completion::PhonesChanged | Completion::NumberTaken => {
             return Err(MfaError::ChallengeNotFound);
         }
-        Completion::CodeGone => {
-            return Err(enrollment::explain_refused_attempt(svc, c, &key, true).await);
-        }
+        Completion::CodeGone => return Err(code::explain_refused_attempt(svc, c, &e.id).await),
     }
     let assertion = assert(svc, c, "sms")?;
     tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");

@@ -1,35 +1,27 @@
-//! Enrollment: Start (password) → phone → code → complete, plus resend.
-//!
-//! Every guard is checked twice: first against a fresh read, to give the precise error, then
-//! again inside the store's conditional write, so that concurrent requests cannot slip past.
-//! When the write refuses, the enrollment is read again and the same checks say why.
+//! Enrollment: Start (password) → phone → code → complete, plus resend. The code itself (its
+//! texts, guesses and refusals) is [`super::code`]'s, shared with the sign-in challenge; this
+//! module holds what an enrollment adds: the password, the number's checks, and the phone
+//! change a right code commits.
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::crypto::verify_password;
 use crate::error::MfaError;
-use crate::metrics::{Metric, Reason};
+use crate::metrics::Metric;
 use crate::ports::{
-    Completion, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord, Purpose, Step,
+    Completion, Enrollment, PendingCode, PhoneChange, PhoneRecord, SessionKind, Step,
 };
 use crate::service::Service;
-use crate::types::ids::CodeId;
-use crate::types::{AppId, Code, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::ids::{CodeId, SessionId};
+use crate::types::{AppId, Code, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId};
 
 use super::audit::{self, Action};
-use super::guards::{self, TextBudget};
+use super::code::{self, Sent, Text};
+pub use super::code::{MaskedPhone, Resent};
+use super::guards;
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
-
-/// The purpose a code is hashed under: a challenge's code never verifies an enrollment, nor
-/// the reverse, even if the digits match.
-pub(crate) fn code_purpose(p: &Purpose) -> &'static str {
-    match p {
-        Purpose::Challenge(_) => "challenge",
-        Purpose::Enroll | Purpose::Add | Purpose::Replace(_) => "enroll",
-    }
-}
 
 /// `201` of Start.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -41,6 +33,26 @@ pub struct Started {
 
 /// `POST /v1/mfa/enrollments`: the user re-enters their password to begin.
 pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Started, MfaError> {
+    may_enroll(svc, c, password).await?;
+    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+        return Err(MfaError::AlreadyEnrolled);
+    }
+    let e = create(svc, c, SessionKind::Enroll).await?;
+    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, "enrollment started");
+    Ok(Started {
+        enrollment_id: e.id.as_enrollment().cloned().ok_or(MfaError::Internal)?,
+        step: Step::Phone.as_str(),
+        expires_at: e.expires_at,
+    })
+}
+
+/// What every enrollment (a first phone, another, a new number) asks first: MFA in force, the
+/// password right, the email verified. Returns the policy, for the number's checks.
+pub(crate) async fn may_enroll(
+    svc: &Service,
+    c: &Caller,
+    password: String,
+) -> Result<Policy, MfaError> {
     let policy = policy::get(svc, &c.app).await?;
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
@@ -49,23 +61,30 @@ pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Starte
     if !user.email_verified {
         return Err(MfaError::EmailNotVerified);
     }
-    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
-        return Err(MfaError::AlreadyEnrolled);
-    }
+    Ok(policy)
+}
+
+/// Stores a new enrollment of `kind`, at the phone step.
+pub(crate) async fn create(
+    svc: &Service,
+    c: &Caller,
+    kind: SessionKind,
+) -> Result<Enrollment, MfaError> {
     let now = svc.clock.now();
-    let enrollment = Enrollment::begin(
-        &c.app,
-        &c.user,
-        Purpose::Enroll,
-        now,
-        svc.limits.enrollment_ttl_secs,
-    )?;
-    svc.store.create_enrollment(&enrollment).await?;
-    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %enrollment.id, "enrollment started");
-    Ok(Started {
-        enrollment_id: enrollment.id,
-        step: Step::Phone.as_str(),
-        expires_at: enrollment.expires_at,
+    let e = Enrollment::begin(&c.app, &c.user, kind, now, svc.limits.enrollment_ttl_secs)?;
+    svc.store.create_enrollment(&e).await?;
+    Ok(e)
+}
+
+/// The policy's allowed countries: a number from elsewhere is refused before any text.
+pub(crate) fn check_region(policy: &Policy, number: &PhoneNumber) -> Result<(), MfaError> {
+    if policy.allows_region(number.region()) {
+        return Ok(());
+    }
+    Err(MfaError::CountryNotAllowed {
+        country: number
+            .region()
+            .map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
     })
 }
 
@@ -106,34 +125,27 @@ pub struct CodeSent {
     pub attempts_remaining: u32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct MaskedPhone {
-    pub masked: String,
-}
-
-/// Loads the caller's enrollment; missing, expired and other users' all look the same.
-async fn load(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Enrollment, MfaError> {
-    load_kind(svc, c, id, false).await
-}
-
-/// Loads an enrollment (`challenge` false) or a sign-in challenge (true). Each kind's routes
-/// see only their own kind: anything else is "not found", like another user's.
-pub(crate) async fn load_kind(
-    svc: &Service,
-    c: &Caller,
-    id: &EnrollmentId,
-    challenge: bool,
-) -> Result<Enrollment, MfaError> {
-    match svc.store.get_enrollment(&c.app, &c.user, id).await? {
-        Some(e)
-            if e.is_live(svc.clock.now())
-                && matches!(e.purpose, Purpose::Challenge(_)) == challenge =>
-        {
-            Ok(e)
+impl CodeSent {
+    /// The answer to a text that went out: the session is at the code step.
+    pub(crate) fn new(svc: &Service, sent: &Sent) -> CodeSent {
+        CodeSent {
+            enrollment_id: None,
+            purpose: None,
+            step: Step::Code.as_str(),
+            phone: MaskedPhone {
+                masked: sent.number.masked(),
+            },
+            code_expires_at: sent.expires_at,
+            resend_available_at: sent.resend_available_at,
+            attempts_remaining: svc.limits.code_max_attempts,
         }
-        _ if challenge => Err(MfaError::ChallengeNotFound),
-        _ => Err(MfaError::EnrollmentNotFound),
     }
+}
+
+/// Loads the caller's enrollment; missing, expired, other users' and sign-in challenges all
+/// look the same.
+async fn load(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Enrollment, MfaError> {
+    code::load(svc, c, &SessionId::Enrollment(id.clone())).await
 }
 
 /// A label as the user typed it: trimmed, at most 64 characters, no control characters.
@@ -164,31 +176,6 @@ fn immediate_correction(e: &Enrollment, number: &PhoneNumber) -> Option<CodeId> 
     (e.sends == 1 && pending.number != *number).then(|| pending.code_id.clone())
 }
 
-/// Checks whether a new text may be sent now, given the enrollment as read.
-fn check_can_send(
-    svc: &Service,
-    e: &Enrollment,
-    same_number: bool,
-    now: UnixTime,
-) -> Result<(), MfaError> {
-    if e.sends >= svc.limits.max_sends_per_enrollment {
-        svc.count(&e.app_id, Metric::RateLimited(Reason::SendsPerEnrollment));
-        return Err(MfaError::SendLimitReached {
-            retry_after: now.secs_until(e.expires_at),
-        });
-    }
-    if same_number && let Some(last) = e.last_sent_at {
-        let ready = last.plus_secs(svc.limits.resend_cooldown_secs);
-        if now < ready {
-            svc.count(&e.app_id, Metric::RateLimited(Reason::ResendCooldown));
-            return Err(MfaError::ResendTooSoon {
-                retry_after: now.secs_until(ready),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// `POST /v1/mfa/enrollments/{id}/phone`: texts a code to the number (again, to fix a typo).
 pub async fn submit_phone(
     svc: &Service,
@@ -208,275 +195,33 @@ pub async fn submit_phone(
             current: Step::Complete.as_str(),
         });
     }
-    if !policy.allows_region(number.region()) {
-        return Err(MfaError::CountryNotAllowed {
-            country: number
-                .region()
-                .map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
-        });
-    }
+    check_region(&policy, &number)?;
     let phones = svc.store.list_phones(&c.app, &c.user).await?;
     if phones.iter().any(|p| p.number == number) {
         return Err(MfaError::PhoneAlreadyEnrolled);
     }
     let now = svc.clock.now();
     let correction = immediate_correction(&e, &number);
-    check_can_send(svc, &e, correction.is_none(), now)?;
-    let sent = send_code(
-        svc,
-        c,
-        &e,
+    code::check_can_send(svc, &e, correction.is_none(), now)?;
+    let text = Text {
         number,
         label,
-        correction.clone(),
-        correction.is_none(),
-    )
-    .await?;
-    Ok(CodeSent {
-        enrollment_id: None,
-        purpose: None,
-        step: Step::Code.as_str(),
-        phone: MaskedPhone {
-            masked: sent.number.masked(),
-        },
-        code_expires_at: sent.expires_at,
-        resend_available_at: sent.resend_available_at,
-        attempts_remaining: svc.limits.code_max_attempts,
-    })
+        cooldown: correction.is_none(),
+        replaces: correction,
+    };
+    let sent = code::send(svc, c, &e, text).await?;
+    Ok(CodeSent::new(svc, &sent))
 }
 
-/// `POST /v1/mfa/enrollments/{id}/resend`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Resent {
-    pub code_expires_at: UnixTime,
-    pub resend_available_at: UnixTime,
-    pub attempts_remaining: u32,
-}
-
-/// A new code replaces the pending one, on the same number.
+/// `POST /v1/mfa/enrollments/{id}/resend`: a new code replaces the pending one, on the same
+/// number.
 pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Resent, MfaError> {
     let e = load(svc, c, id).await?;
-    resend_loaded(svc, c, e).await
-}
-
-/// A new code for a loaded enrollment or challenge, on the same number.
-pub(crate) async fn resend_loaded(
-    svc: &Service,
-    c: &Caller,
-    e: Enrollment,
-) -> Result<Resent, MfaError> {
-    let Some(pending) = e.pending.clone().filter(|_| e.step == Step::Code) else {
-        return Err(MfaError::WrongStep {
-            current: e.step.as_str(),
-        });
-    };
-    let now = svc.clock.now();
-    check_can_send(svc, &e, true, now)?;
-    // Sign-in challenges answer to enrollment, not to the policy (as when they start).
-    if !matches!(e.purpose, Purpose::Challenge(_)) && !policy::get(svc, &c.app).await?.in_force() {
+    let pending = code::resendable(svc, &e)?;
+    if !policy::get(svc, &c.app).await?.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    // A challenge texts only a number that is still one of the user's verified phones: that
-    // is what exempts it from the per-number budget (and a removed or replaced number no longer
-    // signs anyone in).
-    if let Purpose::Challenge(phone_id) = &e.purpose {
-        let phones = svc.store.list_phones(&c.app, &c.user).await?;
-        if !phones
-            .iter()
-            .any(|p| &p.phone_id == phone_id && p.number == pending.number)
-        {
-            return Err(MfaError::ChallengeNotFound);
-        }
-    }
-    let send = send_code(
-        svc,
-        c,
-        &e,
-        pending.number,
-        pending.label,
-        Some(pending.code_id),
-        true,
-    );
-    // A challenge's resend also keeps the user's challenge texts a cooldown apart (a resend of
-    // another live challenge is no way around it).
-    let sent = if matches!(e.purpose, Purpose::Challenge(_)) {
-        let cooldown = super::cooldown::ChallengeCooldown::take(svc, c).await?;
-        cooldown.around(svc, send).await?
-    } else {
-        send.await?
-    };
-    Ok(Resent {
-        code_expires_at: sent.expires_at,
-        resend_available_at: sent.resend_available_at,
-        attempts_remaining: svc.limits.code_max_attempts,
-    })
-}
-
-pub(crate) struct Sent {
-    pub number: PhoneNumber,
-    pub expires_at: UnixTime,
-    pub resend_available_at: UnixTime,
-}
-
-/// Who a text of `purpose` goes to: a sign-in challenge texts one of the caller's own verified
-/// phones (`challenge::start` picks it from their phones), everything else a number not yet
-/// proven.
-pub(crate) fn recipient(purpose: &Purpose) -> guards::Recipient {
-    match purpose {
-        Purpose::Challenge(_) => guards::Recipient::OwnVerifiedPhone,
-        Purpose::Enroll | Purpose::Add | Purpose::Replace(_) => guards::Recipient::Unproven,
-    }
-}
-
-/// Takes the text budgets, records the new code, texts it; undoes all of it if SNS fails.
-pub(crate) async fn send_code(
-    svc: &Service,
-    c: &Caller,
-    e: &Enrollment,
-    number: PhoneNumber,
-    label: Option<String>,
-    replaces: Option<CodeId>,
-    cooldown: bool,
-) -> Result<Sent, MfaError> {
-    let budget = guards::take_text_budget(svc, c, &number, recipient(&e.purpose)).await?;
-    send_code_with_budget(svc, c, e, number, label, replaces, cooldown, budget).await
-}
-
-/// [`send_code`] with the text budget already taken (a challenge takes it before its item
-/// is created): records the new code and texts it. A text SNS refused (a known failure) undoes
-/// the send and gives the budget back (`502 sms_send_failed`). A text whose outcome is unknown
-/// (the request went out and its answer was lost: it may have been delivered) counts as sent:
-/// the code stays pending, the units stay taken and the answer is `202`, so that a retrying
-/// client meets the cooldown and the send limits instead of a fresh, free text.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn send_code_with_budget(
-    svc: &Service,
-    c: &Caller,
-    e: &Enrollment,
-    number: PhoneNumber,
-    label: Option<String>,
-    replaces: Option<CodeId>,
-    cooldown: bool,
-    budget: TextBudget,
-) -> Result<Sent, MfaError> {
-    let now = svc.clock.now();
-    let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
-        let code = Code::generate()?;
-        let code_id = CodeId::generate()?;
-        let code_hash = svc
-            .keys
-            .code_hash(code_purpose(&e.purpose), &code_id, &code);
-        Ok((
-            code,
-            PendingCode {
-                code_id,
-                code_hash,
-                number: number.clone(),
-                label,
-                expires_at: now.plus_secs(svc.limits.code_ttl_secs),
-                attempts: 0,
-            },
-        ))
-    })();
-    let (code, pending) = match prepared {
-        Ok(p) => p,
-        Err(err) => {
-            budget.give_back(svc).await;
-            return Err(err);
-        }
-    };
-    let send = NewSend {
-        code: pending.clone(),
-        now,
-        max_sends: svc.limits.max_sends_per_enrollment,
-        last_sent_at_most: cooldown.then(|| {
-            UnixTime(now.0 - i64::try_from(svc.limits.resend_cooldown_secs).unwrap_or(i64::MAX))
-        }),
-        replaces,
-    };
-    let previous = match svc.store.begin_send(e, &send).await {
-        Ok(Some(prev)) => prev,
-        Ok(None) => {
-            budget.give_back(svc).await;
-            return Err(explain_refused_send(
-                svc,
-                c,
-                &e.id,
-                matches!(e.purpose, Purpose::Challenge(_)),
-                cooldown,
-            )
-            .await);
-        }
-        Err(err) => {
-            budget.give_back(svc).await;
-            return Err(err.into());
-        }
-    };
-    let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
-    match svc.sms.send_sms(&number, &body).await {
-        Err(err) if err.is_outcome_unknown() => {
-            tracing::warn!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send outcome unknown: counted as sent");
-            svc.count(&c.app, Metric::SmsSendError);
-        }
-        Err(err) => {
-            return Err(
-                undo_failed_send(svc, c, e, &number, &previous, &pending, budget, &err).await,
-            );
-        }
-        Ok(()) => {}
-    }
-    tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
-    svc.count(&c.app, Metric::TextSent);
-    Ok(Sent {
-        number,
-        expires_at: pending.expires_at,
-        resend_available_at: now.plus_secs(svc.limits.resend_cooldown_secs),
-    })
-}
-
-/// A text SNS certainly did not send: the send is undone (the earlier code, if any, is
-/// pending again) and every budget unit given back.
-#[allow(clippy::too_many_arguments)]
-async fn undo_failed_send(
-    svc: &Service,
-    c: &Caller,
-    e: &Enrollment,
-    number: &PhoneNumber,
-    previous: &Enrollment,
-    pending: &PendingCode,
-    budget: TextBudget,
-    err: &crate::error::PortError,
-) -> MfaError {
-    tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send failed");
-    svc.count(&c.app, Metric::SmsSendError);
-    if let Err(undo) = svc.store.undo_send(previous, &pending.code_id).await {
-        tracing::error!(enrollment_id = %e.id, error = %undo.0, "could not undo a failed send");
-    }
-    budget.give_back(svc).await;
-    MfaError::SmsSendFailed
-}
-
-/// Why the store refused a send that the first read allowed: read again and check again.
-async fn explain_refused_send(
-    svc: &Service,
-    c: &Caller,
-    id: &EnrollmentId,
-    challenge: bool,
-    cooldown: bool,
-) -> MfaError {
-    let e = match load_kind(svc, c, id, challenge).await {
-        Ok(e) => e,
-        Err(err) => return err,
-    };
-    if e.step == Step::Complete {
-        return MfaError::WrongStep {
-            current: Step::Complete.as_str(),
-        };
-    }
-    match check_can_send(svc, &e, cooldown, svc.clock.now()) {
-        Err(err) => err,
-        Ok(()) => MfaError::Conflict,
-    }
+    code::resend(svc, c, &e, pending).await
 }
 
 /// `200` of a verified code.
@@ -486,33 +231,6 @@ pub struct Completed {
     pub phone: PhoneView,
     /// `"sent"` or `"failed"`: a failed email never undoes the enrollment.
     pub confirmation_email: &'static str,
-}
-
-/// Why the pending code cannot take a guess now, from the enrollment as read.
-fn check_code_open(svc: &Service, e: &Enrollment, now: UnixTime) -> Result<PendingCode, MfaError> {
-    let Some(p) = e.pending.clone().filter(|_| e.step == Step::Code) else {
-        return Err(MfaError::WrongStep {
-            current: e.step.as_str(),
-        });
-    };
-    if now >= p.expires_at {
-        return Err(MfaError::CodeExpired);
-    }
-    if p.attempts >= svc.limits.code_max_attempts {
-        return Err(burned(svc, e, now));
-    }
-    Ok(p)
-}
-
-/// `429 too_many_attempts` for a burned code: retry once a resend is possible.
-fn burned(svc: &Service, e: &Enrollment, now: UnixTime) -> MfaError {
-    let ready = e
-        .last_sent_at
-        .unwrap_or(now)
-        .plus_secs(svc.limits.resend_cooldown_secs);
-    MfaError::TooManyAttempts {
-        retry_after: now.secs_until(ready),
-    }
 }
 
 /// `POST /v1/mfa/enrollments/{id}/code`. An attempt is taken (on the code, and on the user's
@@ -525,76 +243,8 @@ pub async fn verify(
     guess: Code,
 ) -> Result<Completed, MfaError> {
     let e = load(svc, c, id).await?;
-    let (pending, now) = check_guess(svc, c, &e, guess).await?;
+    let (pending, now) = code::check_guess(svc, c, &e, guess).await?;
     complete(svc, c, &e, pending, now).await
-}
-
-/// Takes an attempt (on the code and on the user's hourly failure budget, which enrollments
-/// and challenges share), then compares the guess in constant time. Returns the pending code
-/// when the guess is right; the caller completes it.
-pub(crate) async fn check_guess(
-    svc: &Service,
-    c: &Caller,
-    e: &Enrollment,
-    guess: Code,
-) -> Result<(PendingCode, UnixTime), MfaError> {
-    let now = svc.clock.now();
-    let pending = check_code_open(svc, e, now)?;
-    let challenge = matches!(e.purpose, Purpose::Challenge(_));
-
-    let user_unit = guards::take_code_failure(svc, c).await?;
-    let taken = match svc
-        .store
-        .take_code_attempt(e, &pending.code_id, svc.limits.code_max_attempts, now)
-        .await
-    {
-        Ok(Some(n)) => n,
-        Ok(None) => {
-            user_unit.give_back(svc).await;
-            return Err(explain_refused_attempt(svc, c, &e.id, challenge).await);
-        }
-        Err(err) => {
-            user_unit.give_back(svc).await;
-            return Err(err.into());
-        }
-    };
-
-    if !svc.keys.code_matches(
-        code_purpose(&e.purpose),
-        &pending.code_id,
-        &guess,
-        &pending.code_hash,
-    ) {
-        tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, attempts = taken, "wrong code");
-        svc.count(&c.app, Metric::VerificationFailed);
-        let max = svc.limits.code_max_attempts;
-        return Err(if taken >= max {
-            svc.count(&c.app, Metric::Lockout);
-            audit::user(svc, c, Action::CodeLocked, json!({ "id": e.id })).await;
-            burned(svc, e, now)
-        } else {
-            MfaError::InvalidCode {
-                attempts_remaining: max - taken,
-            }
-        });
-    }
-    user_unit.give_back(svc).await;
-    svc.count(&c.app, Metric::VerificationOk);
-    Ok((pending, now))
-}
-
-pub(crate) async fn explain_refused_attempt(
-    svc: &Service,
-    c: &Caller,
-    id: &EnrollmentId,
-    challenge: bool,
-) -> MfaError {
-    match load_kind(svc, c, id, challenge).await {
-        Ok(e) => check_code_open(svc, &e, svc.clock.now())
-            .err()
-            .unwrap_or(MfaError::Conflict),
-        Err(err) => err,
-    }
 }
 
 /// Commits the verified phone (new, or a new number for an existing one) with the
@@ -608,11 +258,11 @@ async fn complete(
 ) -> Result<Completed, MfaError> {
     let phones = svc.store.list_phones(&c.app, &c.user).await?;
     let new_tag = svc.keys.number_tag(&pending.number);
-    let (change, phone, replaced) = match &e.purpose {
-        Purpose::Enroll | Purpose::Add => {
+    let (change, phone, replaced) = match &e.kind {
+        SessionKind::Enroll | SessionKind::Add => {
             // A second Start begun before the first completed must not add a phone as if it
             // were the first (the store checks the count too).
-            if e.purpose == Purpose::Enroll && !phones.is_empty() {
+            if e.kind == SessionKind::Enroll && !phones.is_empty() {
                 return Err(MfaError::AlreadyEnrolled);
             }
             if phones.len() >= svc.limits.max_phones_per_user as usize {
@@ -634,9 +284,9 @@ async fn complete(
             };
             (change, phone, None)
         }
-        // Challenges complete through `flows::challenge`; `load` never hands one to this path.
-        Purpose::Challenge(_) => return Err(MfaError::Internal),
-        Purpose::Replace(phone_id) => {
+        // Sign-ins complete through `flows::challenge`; `load` never hands one to this path.
+        SessionKind::SignIn(_) => return Err(MfaError::Internal),
+        SessionKind::Replace(phone_id) => {
             let old = phones
                 .iter()
                 .find(|p| &p.phone_id == phone_id)
@@ -663,20 +313,20 @@ async fn complete(
     {
         Completion::Done => {}
         Completion::NumberTaken => return Err(MfaError::PhoneAlreadyEnrolled),
-        Completion::PhonesChanged if e.purpose == Purpose::Enroll => {
+        Completion::PhonesChanged if e.kind == SessionKind::Enroll => {
             return Err(MfaError::AlreadyEnrolled);
         }
         Completion::PhonesChanged => return Err(MfaError::Conflict),
-        Completion::CodeGone => return Err(explain_refused_attempt(svc, c, &e.id, false).await),
+        Completion::CodeGone => return Err(code::explain_refused_attempt(svc, c, &e.id).await),
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %phone.number, "phone verified");
 
-    let (action, details) = match (&e.purpose, &replaced) {
-        (Purpose::Replace(_), Some(old)) => (
+    let (action, details) = match (&e.kind, &replaced) {
+        (SessionKind::Replace(_), Some(old)) => (
             Action::PhoneReplaced,
             json!({ "phone_id": phone.phone_id, "old_masked": old.masked(), "new_masked": phone.number.masked() }),
         ),
-        (Purpose::Add, _) => (
+        (SessionKind::Add, _) => (
             Action::PhoneAdded,
             json!({ "phone_id": phone.phone_id, "masked": phone.number.masked() }),
         ),
@@ -688,11 +338,11 @@ async fn complete(
     audit::user(svc, c, action, details).await;
 
     let confirmation_email = notify_user(svc, &c.app, &c.user, action, |name, to| {
-        match (&e.purpose, &replaced) {
-            (Purpose::Replace(_), Some(old)) => {
+        match (&e.kind, &replaced) {
+            (SessionKind::Replace(_), Some(old)) => {
                 notify::phone_replaced_email(name, to, old, &phone.number, now)
             }
-            (Purpose::Add, _) => notify::phone_added_email(name, to, &phone.number, now),
+            (SessionKind::Add, _) => notify::phone_added_email(name, to, &phone.number, now),
             _ => notify::enrolled_email(name, to, &phone.number, now),
         }
     })

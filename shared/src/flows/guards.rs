@@ -197,6 +197,20 @@ impl TextBudget {
             t.give_back(svc).await;
         }
     }
+
+    /// Passes `result` on, giving every unit back first if it failed (nothing was sent).
+    pub async fn give_back_on_err<T>(
+        &self,
+        svc: &Service,
+        result: Result<T, MfaError>,
+    ) -> Result<T, MfaError> {
+        if result.is_err() {
+            for t in &self.0 {
+                t.give_back(svc).await;
+            }
+        }
+        result
+    }
 }
 
 /// Whom a text goes to, for the per-number budget.

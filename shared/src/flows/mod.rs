@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod challenge;
+pub mod code;
 pub mod cooldown;
 pub mod enrollment;
 pub mod guards;

@@ -1,16 +1,17 @@
 //! Phones in settings: list, add another, replace a number (make-before-break), relabel,
-//! make primary, remove. Adds and replaces are enrollments with a purpose: their code is
+//! make primary, remove. Adds and replaces are enrollments of their own kind: their code is
 //! checked and resent through the enrollment routes.
 
 use serde_json::json;
 
 use crate::error::MfaError;
-use crate::ports::{Enrollment, PhoneRecord, Purpose, Removal, Step, display_order};
+use crate::ports::{PhoneRecord, Removal, SessionKind, display_order};
 use crate::service::Service;
 use crate::types::{PhoneId, PhoneNumber};
 
 use super::audit::{self, Action};
-use super::enrollment::{self, CodeSent, MaskedPhone, check_password, clean_label, notify_user};
+use super::code::{self, Text};
+use super::enrollment::{self, CodeSent, check_password, clean_label, notify_user};
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
 
@@ -40,26 +41,19 @@ async fn find(
 async fn begin(
     svc: &Service,
     c: &Caller,
-    purpose: Purpose,
+    kind: SessionKind,
     password: String,
     number: PhoneNumber,
     label: Option<String>,
 ) -> Result<CodeSent, MfaError> {
     let label = clean_label(label)?;
-    let policy = policy::get(svc, &c.app).await?;
-    if !policy.in_force() {
-        return Err(MfaError::MfaDisabled);
-    }
-    let user = check_password(svc, c, password).await?;
-    if !user.email_verified {
-        return Err(MfaError::EmailNotVerified);
-    }
+    let policy = enrollment::may_enroll(svc, c, password).await?;
     let phones = svc.store.list_phones(&c.app, &c.user).await?;
-    match &purpose {
-        Purpose::Replace(id) if !phones.iter().any(|p| &p.phone_id == id) => {
+    match &kind {
+        SessionKind::Replace(id) if !phones.iter().any(|p| &p.phone_id == id) => {
             return Err(MfaError::PhoneNotFound);
         }
-        Purpose::Add if phones.len() >= svc.limits.max_phones_per_user as usize => {
+        SessionKind::Add if phones.len() >= svc.limits.max_phones_per_user as usize => {
             return Err(MfaError::TooManyPhones {
                 max: svc.limits.max_phones_per_user,
             });
@@ -74,42 +68,28 @@ async fn begin(
     // the store refuses once the user has a phone. Otherwise someone holding only the password
     // could begin it before the owner enrolls and complete it after, adding their own phone
     // beside the owner's without a proof.
-    let answer_purpose = if matches!(purpose, Purpose::Add) {
+    let answer_purpose = if matches!(kind, SessionKind::Add) {
         "add"
     } else {
         "replace"
     };
-    let purpose = match purpose {
-        Purpose::Add if phones.is_empty() => Purpose::Enroll,
+    let kind = match kind {
+        SessionKind::Add if phones.is_empty() => SessionKind::Enroll,
         other => other,
     };
-    if !policy.allows_region(number.region()) {
-        return Err(MfaError::CountryNotAllowed {
-            country: number
-                .region()
-                .map_or_else(|| "that region".to_owned(), |r| r.as_str().to_owned()),
-        });
-    }
-    let now = svc.clock.now();
-    let e = Enrollment::begin(
-        &c.app,
-        &c.user,
-        purpose.clone(),
-        now,
-        svc.limits.enrollment_ttl_secs,
-    )?;
-    svc.store.create_enrollment(&e).await?;
-    let sent = enrollment::send_code(svc, c, &e, number, label, None, false).await?;
+    enrollment::check_region(&policy, &number)?;
+    let e = enrollment::create(svc, c, kind).await?;
+    let text = Text {
+        number,
+        label,
+        replaces: None,
+        cooldown: false,
+    };
+    let sent = code::send(svc, c, &e, text).await?;
     Ok(CodeSent {
-        enrollment_id: Some(e.id),
+        enrollment_id: e.id.as_enrollment().cloned(),
         purpose: Some(answer_purpose),
-        step: Step::Code.as_str(),
-        phone: MaskedPhone {
-            masked: sent.number.masked(),
-        },
-        code_expires_at: sent.expires_at,
-        resend_available_at: sent.resend_available_at,
-        attempts_remaining: svc.limits.code_max_attempts,
+        ..CodeSent::new(svc, &sent)
     })
 }
 
@@ -121,7 +101,7 @@ pub async fn add(
     number: PhoneNumber,
     label: Option<String>,
 ) -> Result<CodeSent, MfaError> {
-    begin(svc, c, Purpose::Add, password, number, label).await
+    begin(svc, c, SessionKind::Add, password, number, label).await
 }
 
 /// `PUT /v1/mfa/phones/{id}`: a new number for a phone. The old number stays in force until
@@ -133,7 +113,15 @@ pub async fn replace(
     password: String,
     number: PhoneNumber,
 ) -> Result<CodeSent, MfaError> {
-    begin(svc, c, Purpose::Replace(id.clone()), password, number, None).await
+    begin(
+        svc,
+        c,
+        SessionKind::Replace(id.clone()),
+        password,
+        number,
+        None,
+    )
+    .await
 }
 
 /// `PATCH /v1/mfa/phones/{id}`: a new label (`Some(None)` clears it) and/or primary.

@@ -1,15 +1,15 @@
-//! Enrollments and sign-in challenges: a code session with its pending code and its guards.
+//! Code sessions (enrollments and sign-in challenges): a pending code and its guards.
 
 use async_trait::async_trait;
 
 use super::phones::PhoneRecord;
 use crate::error::PortError;
-use crate::types::ids::CodeId;
+use crate::types::ids::{ChallengeId, CodeId, SessionId};
 use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
 
-/// Why an enrollment was started.
+/// What a code session is for: three kinds of enrollment, and the sign-in challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Purpose {
+pub enum SessionKind {
     /// The first phone (the Start → password → phone → code screens).
     Enroll,
     /// Another phone, from settings.
@@ -18,7 +18,14 @@ pub enum Purpose {
     Replace(PhoneId),
     /// A sign-in challenge: a code to this phone proves the second factor. Its code is hashed
     /// under another purpose, so enrollment codes and challenge codes never stand for each other.
-    Challenge(PhoneId),
+    SignIn(PhoneId),
+}
+
+impl SessionKind {
+    /// A sign-in challenge (keyed by a [`ChallengeId`]), not an enrollment.
+    pub fn is_sign_in(&self) -> bool {
+        matches!(self, SessionKind::SignIn(_))
+    }
 }
 
 /// Where an enrollment stands.
@@ -74,13 +81,14 @@ impl std::fmt::Debug for PendingCode {
     }
 }
 
-/// An enrollment in progress (or just completed).
+/// A code session in progress (or just completed): an enrollment, or a sign-in challenge
+/// (its kind `SignIn`, its id a [`SessionId::SignIn`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enrollment {
-    pub id: EnrollmentId,
+    pub id: SessionId,
     pub app_id: AppId,
     pub user_id: UserId,
-    pub purpose: Purpose,
+    pub kind: SessionKind,
     pub step: Step,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
@@ -91,19 +99,25 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
-    /// A new enrollment at the phone step, with a fresh random id, live for `ttl_secs`.
+    /// A new session at the phone step, live for `ttl_secs`, with a fresh random id of its
+    /// kind (a challenge id for a sign-in, an enrollment id otherwise).
     pub fn begin(
         app: &AppId,
         user: &UserId,
-        purpose: Purpose,
+        kind: SessionKind,
         now: UnixTime,
         ttl_secs: u64,
     ) -> Result<Enrollment, getrandom::Error> {
+        let id = if kind.is_sign_in() {
+            SessionId::SignIn(ChallengeId::generate()?)
+        } else {
+            SessionId::Enrollment(EnrollmentId::generate()?)
+        };
         Ok(Enrollment {
-            id: EnrollmentId::generate()?,
+            id,
             app_id: app.clone(),
             user_id: user.clone(),
-            purpose,
+            kind,
             step: Step::Phone,
             created_at: now,
             expires_at: now.plus_secs(ttl_secs),
@@ -190,7 +204,6 @@ pub const MAX_LIVE_ENROLLMENTS: usize = 3;
 /// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);
 /// - finished and expired enrollments do not count toward the 3;
 /// - a finished enrollment stays complete until it expires;
-/// - an enrollment reads back as created, for its user only;
 /// - begin_send counts the send and returns the enrollment as it was;
 /// - begin_send refuses past max sends;
 /// - begin_send refuses inside the cooldown (and sends at its end);
@@ -224,12 +237,13 @@ pub trait SessionStore: Send + Sync {
     /// - finished and expired enrollments do not count toward the 3;
     /// - a finished enrollment stays complete until it expires.
     async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError>;
-    /// - an enrollment reads back as created, for its user only.
+    /// - an enrollment reads back as created, for its user only (and under its own id only:
+    ///   the same random part under the other kind's prefix finds nothing).
     async fn get_enrollment(
         &self,
         app: &AppId,
         user: &UserId,
-        id: &EnrollmentId,
+        id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError>;
     /// Records a new pending code and counts the send, if and only if the enrollment is live,
     /// at `phone` or `code`, under its send limit and past `send.last_sent_at_most` and (for a

@@ -108,23 +108,72 @@ random_id!(PhoneId, "ph_", "phone");
 random_id!(CodeId, "code_", "code");
 random_id!(ChallengeId, "chl_", "challenge");
 
-impl EnrollmentId {
-    /// A stored key: an enrollment's id, or a challenge's (which is stored like one).
+/// A code session's id: an enrollment's (`enr_…`) or a sign-in challenge's (`chl_…`). Both are
+/// stored alike, each under its own string, so an id of the one kind never finds the other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SessionId {
+    Enrollment(EnrollmentId),
+    SignIn(ChallengeId),
+}
+
+impl SessionId {
+    /// A stored id, of either kind.
     pub fn parse_stored(s: &str) -> Result<Self, BadId> {
-        EnrollmentId::parse(s).or_else(|_| ChallengeId::parse(s).map(|c| c.as_enrollment_key()))
+        EnrollmentId::parse(s)
+            .map(SessionId::Enrollment)
+            .or_else(|_| ChallengeId::parse(s).map(SessionId::SignIn))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SessionId::Enrollment(id) => id.as_str(),
+            SessionId::SignIn(id) => id.as_str(),
+        }
+    }
+
+    /// A sign-in challenge's id (the challenge routes' kind).
+    pub fn is_sign_in(&self) -> bool {
+        matches!(self, SessionId::SignIn(_))
+    }
+
+    /// The enrollment id, if this is one.
+    pub fn as_enrollment(&self) -> Option<&EnrollmentId> {
+        match self {
+            SessionId::Enrollment(id) => Some(id),
+            SessionId::SignIn(_) => None,
+        }
+    }
+
+    /// The challenge id, if this is one.
+    pub fn as_challenge(&self) -> Option<&ChallengeId> {
+        match self {
+            SessionId::SignIn(id) => Some(id),
+            SessionId::Enrollment(_) => None,
+        }
     }
 }
 
-impl ChallengeId {
-    /// Challenges are stored like enrollments (a pending code and its guards); this is the key
-    /// they are stored under. Enrollment routes refuse it by its purpose.
-    pub fn as_enrollment_key(&self) -> EnrollmentId {
-        EnrollmentId(self.0.clone())
+impl From<EnrollmentId> for SessionId {
+    fn from(id: EnrollmentId) -> Self {
+        SessionId::Enrollment(id)
     }
+}
 
-    /// The challenge id of a stored challenge.
-    pub fn from_enrollment_key(id: &EnrollmentId) -> ChallengeId {
-        ChallengeId(id.0.clone())
+impl From<ChallengeId> for SessionId {
+    fn from(id: ChallengeId) -> Self {
+        SessionId::SignIn(id)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SessionId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -151,5 +200,25 @@ mod tests {
         assert!(EnrollmentId::parse("enr_123").is_err());
         assert!(EnrollmentId::parse(&a.as_str().to_uppercase()).is_err());
         assert!(PhoneId::parse(a.as_str()).is_err());
+    }
+
+    #[test]
+    fn session_ids_keep_their_kind_and_string() {
+        let enr = EnrollmentId::generate().unwrap();
+        let chl = ChallengeId::generate().unwrap();
+        let (a, b) = (SessionId::from(enr.clone()), SessionId::from(chl.clone()));
+        assert_eq!(SessionId::parse_stored(enr.as_str()).unwrap(), a);
+        assert_eq!(SessionId::parse_stored(chl.as_str()).unwrap(), b);
+        assert_eq!((a.as_str(), b.as_str()), (enr.as_str(), chl.as_str()));
+        assert!(!a.is_sign_in() && b.is_sign_in());
+        assert_eq!(
+            (a.as_enrollment(), b.as_challenge()),
+            (Some(&enr), Some(&chl))
+        );
+        assert!(a.as_challenge().is_none() && b.as_enrollment().is_none());
+        // The same random part under the other prefix is another id.
+        let swapped = chl.as_str().replacen("chl_", "enr_", 1);
+        assert_ne!(SessionId::parse_stored(&swapped).unwrap(), b);
+        assert!(SessionId::parse_stored("ph_0123456789abcdef0123456789abcdef").is_err());
     }
 }

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::types::{AppId, EnrollmentId, PhoneId, UserId};
+use crate::types::ids::SessionId;
+use crate::types::{AppId, PhoneId, UserId};
 
 use super::Item;
 use super::item::*;
@@ -66,7 +67,8 @@ pub(super) fn number_sk(tag: &str) -> String {
     format!("{NUMBER_PREFIX}{tag}")
 }
 
-pub(super) fn enrollment_sk(id: &EnrollmentId) -> String {
+/// A code session's key: an enrollment's or a sign-in challenge's, each under its own id.
+pub(super) fn enrollment_sk(id: &SessionId) -> String {
     format!("{ENROLLMENT_PREFIX}{id}")
 }
 

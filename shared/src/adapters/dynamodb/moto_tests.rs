@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::Client;
 
 use crate::ports::{
     AuditEvent, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
-    PhoneChange, PhoneRecord, PolicyStore, Purpose, RecoveryStore, SessionStore, Step, UserRecord,
+    PhoneChange, PhoneRecord, PolicyStore, RecoveryStore, SessionKind, SessionStore, UserRecord,
     UserStore,
 };
 use crate::types::ids::CodeId;
-use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
 
 use super::audit::audit_from_item;
 use super::counters::*;
@@ -51,18 +51,7 @@ fn pending(number: &str, expires_at: UnixTime) -> PendingCode {
 }
 
 fn new_enrollment(app: &AppId, user: &UserId) -> Enrollment {
-    Enrollment {
-        id: EnrollmentId::generate().unwrap(),
-        app_id: app.clone(),
-        user_id: user.clone(),
-        purpose: Purpose::Enroll,
-        step: Step::Phone,
-        created_at: NOW,
-        expires_at: NOW.plus_secs(1800),
-        sends: 0,
-        last_sent_at: None,
-        pending: None,
-    }
+    Enrollment::begin(app, user, SessionKind::Enroll, NOW, 1800).unwrap()
 }
 
 fn send(code: &PendingCode, now: UnixTime) -> NewSend {
@@ -192,18 +181,22 @@ async fn a_pending_code_is_stored_as_its_hash_with_the_enrollments_ttl() {
         );
     }
 
-    // A sign-in challenge is an enrollment item with its phone in `replace_phone_id`.
+    // A sign-in challenge is an enrollment item, keyed by its challenge id, with its phone in
+    // `replace_phone_id`.
     let ph = first_phone(&db, &app, &user).await;
     let (ec, _) = at_code(
         &db,
         &app,
         &user,
-        Purpose::Challenge(ph.phone_id.clone()),
+        SessionKind::SignIn(ph.phone_id.clone()),
         "+14155550101",
     )
     .await;
     let raw = db.get("t", enrollment_key(&ec)).await.unwrap().unwrap();
     assert_eq!(raw[PURPOSE], s("challenge"));
+    assert!(ec.id.as_str().starts_with("chl_"));
+    assert_eq!(raw[SK], s(format!("ENROLLMENT#{}", ec.id)));
+    assert_eq!(raw[ENROLLMENT_ID], s(ec.id.as_str()));
     assert_eq!(raw[PURPOSE_PHONE_ID], s(ph.phone_id.as_str()));
 }
 
@@ -234,7 +227,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
         &db,
         &app,
         &user,
-        Purpose::Replace(a.phone_id.clone()),
+        SessionKind::Replace(a.phone_id.clone()),
         "+14155550177",
     )
     .await;
@@ -435,13 +428,10 @@ async fn at_code(
     db: &DynamoStore,
     app: &AppId,
     user: &UserId,
-    purpose: Purpose,
+    purpose: SessionKind,
     number: &str,
 ) -> (Enrollment, CodeId) {
-    let e = Enrollment {
-        purpose,
-        ..new_enrollment(app, user)
-    };
+    let e = Enrollment::begin(app, user, purpose, NOW, 1800).unwrap();
     db.create_enrollment(&e).await.unwrap();
     let code = pending(number, NOW.plus_secs(600));
     db.begin_send(&e, &send(&code, NOW)).await.unwrap().unwrap();
@@ -452,7 +442,7 @@ async fn at_code(
 /// The user's first phone (+14155550101, claimed as `tag-a`), enrolled through a code.
 async fn first_phone(db: &DynamoStore, app: &AppId, user: &UserId) -> PhoneRecord {
     let ph = phone("+14155550101");
-    let (e, code) = at_code(db, app, user, Purpose::Enroll, "+14155550101").await;
+    let (e, code) = at_code(db, app, user, SessionKind::Enroll, "+14155550101").await;
     assert_eq!(
         db.complete_enrollment(&e, &code, &add(&ph, "tag-a", 0), NOW)
             .await

@@ -1,15 +1,15 @@
-//! Enrollment and sign-in challenge items, with their pending code.
+//! Code session items (enrollments and sign-in challenges), with their pending code.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use crate::error::PortError;
 use crate::ports::{
-    Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange, Purpose,
+    Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange, SessionKind,
     SessionStore, Step,
 };
-use crate::types::ids::CodeId;
-use crate::types::{AppId, EnrollmentId, PhoneId, UnixTime, UserId};
+use crate::types::ids::{CodeId, SessionId};
+use crate::types::{AppId, PhoneId, UnixTime, UserId};
 
 use super::item::*;
 use super::keys::*;
@@ -22,21 +22,22 @@ use super::{DynamoStore, Item};
 /// `create_enrollment` (TTL deletes the rest, lazily), so that a user's partition stays small.
 pub(super) const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
 
-/// An enrollment's item (or a sign-in challenge's: purpose `challenge`): expires (TTL) with
-/// the enrollment.
+/// A code session's item, expiring (TTL) with it. The stored names predate [`SessionKind`]:
+/// the kind is the attribute `purpose` (a sign-in is `challenge`), a replace's or a sign-in's
+/// phone is `replace_phone_id`, and the id (`enr_…` or `chl_…`) is `enrollment_id`.
 pub fn enrollment_to_item(e: &Enrollment) -> Item {
     let mut item = key(user_pk(&e.app_id, &e.user_id), enrollment_sk(&e.id));
     item.insert(ENROLLMENT_ID.into(), s(e.id.as_str()));
     item.insert(APP_ID.into(), s(e.app_id.as_str()));
     item.insert(USER_ID.into(), s(e.user_id.as_str()));
-    let purpose = match &e.purpose {
-        Purpose::Enroll => "enroll",
-        Purpose::Add => "add",
-        Purpose::Replace(phone) => {
+    let purpose = match &e.kind {
+        SessionKind::Enroll => "enroll",
+        SessionKind::Add => "add",
+        SessionKind::Replace(phone) => {
             item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
             "replace"
         }
-        Purpose::Challenge(phone) => {
+        SessionKind::SignIn(phone) => {
             item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
             "challenge"
         }
@@ -63,14 +64,14 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
     item
 }
 
-/// The enrollment an enrollment item holds.
+/// The code session a session item holds.
 pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
     const W: &str = "enrollment";
-    let purpose = match get_s(item, W, PURPOSE)? {
-        "enroll" => Purpose::Enroll,
-        "add" => Purpose::Add,
-        "replace" => Purpose::Replace(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
-        "challenge" => Purpose::Challenge(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
+    let kind = match get_s(item, W, PURPOSE)? {
+        "enroll" => SessionKind::Enroll,
+        "add" => SessionKind::Add,
+        "replace" => SessionKind::Replace(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
+        "challenge" => SessionKind::SignIn(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
         _ => return Err(malformed(W, PURPOSE)),
     };
     let pending = if item.contains_key(CODE_ID) {
@@ -86,10 +87,10 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         None
     };
     Ok(Enrollment {
-        id: parse_id(item, W, ENROLLMENT_ID, EnrollmentId::parse_stored)?,
+        id: parse_id(item, W, ENROLLMENT_ID, SessionId::parse_stored)?,
         app_id: parse_id(item, W, APP_ID, AppId::parse)?,
         user_id: parse_id(item, W, USER_ID, UserId::parse)?,
-        purpose,
+        kind,
         step: Step::parse(get_s(item, W, STEP)?).ok_or_else(|| malformed(W, STEP))?,
         created_at: get_t(item, W, CREATED_AT)?,
         expires_at: get_t(item, W, EXPIRES_AT)?,
@@ -120,7 +121,7 @@ impl SessionStore for DynamoStore {
         self.paginate(OP, &query, |page, _| {
             for item in &page {
                 // Read from the raw attributes, not the whole record: an item this version
-                // cannot parse (a purpose added later) is left alone, never swept.
+                // cannot parse (a kind added later) is left alone, never swept.
                 const W: &str = "enrollment";
                 let sk = get_s(item, W, SK)?.to_owned();
                 let (Ok(created_at), Ok(expires_at), Ok(step)) = (
@@ -178,7 +179,7 @@ impl SessionStore for DynamoStore {
         &self,
         app: &AppId,
         user: &UserId,
-        id: &EnrollmentId,
+        id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError> {
         self.get("get_enrollment", key(user_pk(app, user), enrollment_sk(id)))
             .await?
@@ -411,7 +412,7 @@ impl SessionStore for DynamoStore {
                 )?);
                 // The first phone's enrollment adds only to a user with none (a second Start
                 // begun before the first completed must not add a phone as the first).
-                let seen = if enrollment.purpose == Purpose::Enroll {
+                let seen = if enrollment.kind == SessionKind::Enroll {
                     0
                 } else {
                     *seen_count

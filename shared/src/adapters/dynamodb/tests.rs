@@ -4,8 +4,10 @@ use super::*;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::ports::{AuditEvent, Enrollment, PendingCode, PhoneRecord, Purpose, Step, UserRecord};
-use crate::types::ids::CodeId;
+use crate::ports::{
+    AuditEvent, Enrollment, PendingCode, PhoneRecord, SessionKind, Step, UserRecord,
+};
+use crate::types::ids::{ChallengeId, CodeId, SessionId};
 use crate::types::{
     AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
 };
@@ -36,10 +38,10 @@ fn number() -> PhoneNumber {
 
 fn enrollment(pending: bool) -> Enrollment {
     Enrollment {
-        id: EnrollmentId::generate().unwrap(),
+        id: EnrollmentId::generate().unwrap().into(),
         app_id: app(),
         user_id: user(),
-        purpose: Purpose::Enroll,
+        kind: SessionKind::Enroll,
         step: if pending { Step::Code } else { Step::Phone },
         created_at: UnixTime(1_000),
         expires_at: UnixTime(2_800),
@@ -152,28 +154,35 @@ fn enrollment_round_trips_with_and_without_a_pending_code() {
         assert_eq!(enrollment_from_item(&item).unwrap(), e);
     }
     let mut e = enrollment(false);
-    e.purpose = Purpose::Replace(PhoneId::generate().unwrap());
+    e.kind = SessionKind::Replace(PhoneId::generate().unwrap());
     e.step = Step::Complete;
     assert_eq!(enrollment_from_item(&enrollment_to_item(&e)).unwrap(), e);
 }
 
+/// The kinds keep the names stored before there were kinds: `purpose`, `replace_phone_id`
+/// (a sign-in's phone too), and a sign-in keyed and named by its `chl_` id.
 #[test]
-fn purposes_map_to_stable_names_and_the_phone_attribute() {
+fn kinds_map_to_stable_names_and_the_phone_attribute() {
     let phone = PhoneId::generate().unwrap();
-    for (purpose, name, phone_attr) in [
-        (Purpose::Enroll, "enroll", false),
-        (Purpose::Add, "add", false),
-        (Purpose::Replace(phone.clone()), "replace", true),
-        (Purpose::Challenge(phone.clone()), "challenge", true),
+    let challenge = SessionId::from(ChallengeId::generate().unwrap());
+    for (kind, name, phone_attr) in [
+        (SessionKind::Enroll, "enroll", false),
+        (SessionKind::Add, "add", false),
+        (SessionKind::Replace(phone.clone()), "replace", true),
+        (SessionKind::SignIn(phone.clone()), "challenge", true),
     ] {
         for pending in [false, true] {
-            let e = Enrollment {
-                purpose: purpose.clone(),
+            let mut e = Enrollment {
+                kind: kind.clone(),
                 ..enrollment(pending)
             };
+            if kind.is_sign_in() {
+                e.id = challenge.clone();
+            }
             let item = enrollment_to_item(&e);
             assert_eq!(str_of(&item, "purpose"), name);
             assert_eq!(str_of(&item, SK), format!("ENROLLMENT#{}", e.id));
+            assert_eq!(str_of(&item, "enrollment_id"), e.id.as_str());
             assert_eq!(item.contains_key("replace_phone_id"), phone_attr);
             if phone_attr {
                 assert_eq!(str_of(&item, "replace_phone_id"), phone.as_str());
@@ -183,7 +192,8 @@ fn purposes_map_to_stable_names_and_the_phone_attribute() {
     }
     // A challenge or a replace without its phone, or an unknown purpose, is malformed.
     let mut item = enrollment_to_item(&Enrollment {
-        purpose: Purpose::Challenge(phone),
+        id: challenge,
+        kind: SessionKind::SignIn(phone),
         ..enrollment(true)
     });
     item.remove("replace_phone_id");

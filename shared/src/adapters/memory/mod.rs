@@ -17,8 +17,8 @@ use crate::ports::{
     MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
     RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore,
 };
-use crate::types::ids::CodeId;
-use crate::types::{AppId, EnrollmentId, PhoneId, Policy, UnixTime, UserId};
+use crate::types::ids::{CodeId, SessionId};
+use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
 
 mod phones;
 mod sessions;
@@ -79,7 +79,7 @@ struct State {
     number_tags: HashMap<UserKey, HashMap<String, PhoneId>>,
     audit: Vec<AuditEvent>,
     recovery: HashMap<UserKey, Vec<String>>,
-    enrollments: HashMap<(AppId, UserId, EnrollmentId), Enrollment>,
+    enrollments: HashMap<(AppId, UserId, SessionId), Enrollment>,
     counters: HashMap<String, Counter>,
     /// Writes since the last sweep.
     writes: u64,
@@ -139,7 +139,7 @@ impl MemoryStore {
     }
 }
 
-fn ekey(e: &Enrollment) -> (AppId, UserId, EnrollmentId) {
+fn ekey(e: &Enrollment) -> (AppId, UserId, SessionId) {
     (e.app_id.clone(), e.user_id.clone(), e.id.clone())
 }
 

@@ -13,7 +13,7 @@ impl SessionStore for MemoryStore {
             return Err(PortError::new("enrollment id collision"));
         }
         // End the oldest open ones so that, with this one, at most MAX_LIVE_ENROLLMENTS stay.
-        let mut open: Vec<(UnixTime, EnrollmentId)> = s
+        let mut open: Vec<(UnixTime, SessionId)> = s
             .enrollments
             .values()
             .filter(|e| {
@@ -35,7 +35,7 @@ impl SessionStore for MemoryStore {
         &self,
         app: &AppId,
         user: &UserId,
-        id: &EnrollmentId,
+        id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError> {
         Ok(self
             .lock()?
@@ -139,7 +139,7 @@ impl SessionStore for MemoryStore {
                 }
                 // An enrollment of the first phone never adds to a user who has one (a second
                 // Start begun before the first completed).
-                if enrollment.purpose == crate::ports::Purpose::Enroll && !phones.is_empty() {
+                if enrollment.kind == crate::ports::SessionKind::Enroll && !phones.is_empty() {
                     return Ok(Completion::PhonesChanged);
                 }
                 if phones.len() != *seen_count as usize {
