@@ -104,216 +104,69 @@ impl FaultyStore {
     }
 }
 
-#[async_trait]
-impl PolicyStore for FaultyStore {
-    async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError> {
-        self.check("get_policy", None)?;
-        self.inner.get_policy(app).await
-    }
-
-    async fn put_policy(&self, policy: &Policy, expected_version: u64) -> Result<bool, PortError> {
-        self.check("put_policy", None)?;
-        self.inner.put_policy(policy, expected_version).await
-    }
+/// Implements each listed store trait on [`FaultyStore`] by forwarding every method to `inner`
+/// after [`FaultyStore::check`] under the method's own name. A method with `[key]` after its
+/// name is a counter operation: its `key` argument is what [`FaultyStore::fail_counter`]'s
+/// prefix is matched against.
+macro_rules! forward {
+    ($($store:ident {
+        $($op:ident $([$key:ident])? ($($arg:ident: $ty:ty),*) -> $ret:ty;)*
+    })*) => {$(
+        #[async_trait]
+        impl $store for FaultyStore {
+            $(async fn $op(&self, $($arg: $ty),*) -> Result<$ret, PortError> {
+                self.check(stringify!($op), forward!(@key $($key)?))?;
+                self.inner.$op($($arg),*).await
+            })*
+        }
+    )*};
+    (@key) => { None };
+    (@key $key:ident) => { Some($key) };
 }
 
-#[async_trait]
-impl UserStore for FaultyStore {
-    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        self.check("get_user", None)?;
-        self.inner.get_user(app, user).await
+forward! {
+    PolicyStore {
+        get_policy(app: &AppId) -> Option<Policy>;
+        put_policy(policy: &Policy, expected_version: u64) -> bool;
     }
-
-    async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
-        self.check("put_user", None)?;
-        self.inner.put_user(user).await
+    UserStore {
+        get_user(app: &AppId, user: &UserId) -> Option<UserRecord>;
+        put_user(user: &UserRecord) -> ();
+        get_skip(app: &AppId, user: &UserId) -> Option<UnixTime>;
+        put_skip(app: &AppId, user: &UserId, until: UnixTime) -> ();
+        reset_user(app: &AppId, user: &UserId) -> Vec<PhoneRecord>;
     }
-
-    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
-        self.check("get_skip", None)?;
-        self.inner.get_skip(app, user).await
+    SessionStore {
+        create_enrollment(enrollment: &Enrollment) -> ();
+        get_enrollment(app: &AppId, user: &UserId, id: &SessionId) -> Option<Enrollment>;
+        begin_send(enrollment: &Enrollment, send: &NewSend) -> Option<Enrollment>;
+        undo_send(previous: &Enrollment, failed: &CodeId) -> ();
+        take_code_attempt(enrollment: &Enrollment, code_id: &CodeId, max: u32, now: UnixTime)
+            -> Option<u32>;
+        complete_enrollment(enrollment: &Enrollment, code_id: &CodeId, change: &PhoneChange,
+            now: UnixTime) -> Completion;
     }
-
-    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
-        self.check("put_skip", None)?;
-        self.inner.put_skip(app, user, until).await
+    PhoneStore {
+        list_phones(app: &AppId, user: &UserId) -> Vec<PhoneRecord>;
+        set_phone_label(app: &AppId, user: &UserId, phone_id: &PhoneId, label: Option<String>)
+            -> Option<PhoneRecord>;
+        set_primary(app: &AppId, user: &UserId, phone_id: &PhoneId, seen: &[PhoneRecord]) -> bool;
+        remove_phone(app: &AppId, user: &UserId, removal: &Removal) -> bool;
     }
-
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        self.check("reset_user", None)?;
-        self.inner.reset_user(app, user).await
+    RecoveryStore {
+        replace_recovery_codes(app: &AppId, user: &UserId, hashes: &[String], now: UnixTime)
+            -> bool;
+        consume_recovery_code(app: &AppId, user: &UserId, hash: &str) -> bool;
+        count_recovery_codes(app: &AppId, user: &UserId) -> u32;
     }
-}
-
-#[async_trait]
-impl SessionStore for FaultyStore {
-    async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<(), PortError> {
-        self.check("create_enrollment", None)?;
-        self.inner.create_enrollment(enrollment).await
+    AuditStore {
+        append_audit(event: &AuditEvent) -> ();
+        list_audit(app: &AppId, user: Option<&UserId>, limit: u32, after: Option<&str>,
+            now: UnixTime) -> AuditPage;
     }
-
-    async fn get_enrollment(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        id: &SessionId,
-    ) -> Result<Option<Enrollment>, PortError> {
-        self.check("get_enrollment", None)?;
-        self.inner.get_enrollment(app, user, id).await
-    }
-
-    async fn begin_send(
-        &self,
-        enrollment: &Enrollment,
-        send: &NewSend,
-    ) -> Result<Option<Enrollment>, PortError> {
-        self.check("begin_send", None)?;
-        self.inner.begin_send(enrollment, send).await
-    }
-
-    async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError> {
-        self.check("undo_send", None)?;
-        self.inner.undo_send(previous, failed).await
-    }
-
-    async fn take_code_attempt(
-        &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
-        max: u32,
-        now: UnixTime,
-    ) -> Result<Option<u32>, PortError> {
-        self.check("take_code_attempt", None)?;
-        self.inner
-            .take_code_attempt(enrollment, code_id, max, now)
-            .await
-    }
-
-    async fn complete_enrollment(
-        &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
-        change: &PhoneChange,
-        now: UnixTime,
-    ) -> Result<Completion, PortError> {
-        self.check("complete_enrollment", None)?;
-        self.inner
-            .complete_enrollment(enrollment, code_id, change, now)
-            .await
-    }
-}
-
-#[async_trait]
-impl PhoneStore for FaultyStore {
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        self.check("list_phones", None)?;
-        self.inner.list_phones(app, user).await
-    }
-
-    async fn set_phone_label(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        phone_id: &PhoneId,
-        label: Option<String>,
-    ) -> Result<Option<PhoneRecord>, PortError> {
-        self.check("set_phone_label", None)?;
-        self.inner.set_phone_label(app, user, phone_id, label).await
-    }
-
-    async fn set_primary(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        phone_id: &PhoneId,
-        seen: &[PhoneRecord],
-    ) -> Result<bool, PortError> {
-        self.check("set_primary", None)?;
-        self.inner.set_primary(app, user, phone_id, seen).await
-    }
-
-    async fn remove_phone(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        removal: &Removal,
-    ) -> Result<bool, PortError> {
-        self.check("remove_phone", None)?;
-        self.inner.remove_phone(app, user, removal).await
-    }
-}
-
-#[async_trait]
-impl RecoveryStore for FaultyStore {
-    async fn replace_recovery_codes(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        hashes: &[String],
-        now: UnixTime,
-    ) -> Result<bool, PortError> {
-        self.check("replace_recovery_codes", None)?;
-        self.inner
-            .replace_recovery_codes(app, user, hashes, now)
-            .await
-    }
-
-    async fn consume_recovery_code(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        hash: &str,
-    ) -> Result<bool, PortError> {
-        self.check("consume_recovery_code", None)?;
-        self.inner.consume_recovery_code(app, user, hash).await
-    }
-
-    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
-        self.check("count_recovery_codes", None)?;
-        self.inner.count_recovery_codes(app, user).await
-    }
-}
-
-#[async_trait]
-impl AuditStore for FaultyStore {
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
-        self.check("append_audit", None)?;
-        self.inner.append_audit(event).await
-    }
-
-    async fn list_audit(
-        &self,
-        app: &AppId,
-        user: Option<&UserId>,
-        limit: u32,
-        after: Option<&str>,
-        now: UnixTime,
-    ) -> Result<AuditPage, PortError> {
-        self.check("list_audit", None)?;
-        self.inner.list_audit(app, user, limit, after, now).await
-    }
-}
-
-#[async_trait]
-impl CounterStore for FaultyStore {
-    async fn counter_take(
-        &self,
-        key: &str,
-        limit: u32,
-        window_secs: u64,
-        now: UnixTime,
-    ) -> Result<Counted, PortError> {
-        self.check("counter_take", Some(key))?;
-        self.inner.counter_take(key, limit, window_secs, now).await
-    }
-
-    async fn counter_give_back(&self, key: &str, window_start: UnixTime) -> Result<(), PortError> {
-        self.check("counter_give_back", Some(key))?;
-        self.inner.counter_give_back(key, window_start).await
-    }
-
-    async fn counter_block(&self, key: &str, until: UnixTime) -> Result<(), PortError> {
-        self.check("counter_block", Some(key))?;
-        self.inner.counter_block(key, until).await
+    CounterStore {
+        counter_take[key](key: &str, limit: u32, window_secs: u64, now: UnixTime) -> Counted;
+        counter_give_back[key](key: &str, window_start: UnixTime) -> ();
+        counter_block[key](key: &str, until: UnixTime) -> ();
     }
 }
