@@ -19,16 +19,15 @@ fn check_external(s: &str, what: &'static str) -> Result<(), BadId> {
     if ok { Ok(()) } else { Err(BadId(what)) }
 }
 
-macro_rules! external_id {
-    ($name:ident, $what:literal) => {
-        #[doc = concat!("A validated ", $what, ".")]
+/// An id newtype over a `String` (its attributes, then its name), with what every id has:
+/// `as_str`, and `Display` and `Serialize` as that string. Each id's own macro adds `parse`.
+macro_rules! string_id {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(s: &str) -> Result<Self, BadId> {
-                check_external(s, $what).map(|()| Self(s.to_owned()))
-            }
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -48,6 +47,21 @@ macro_rules! external_id {
     };
 }
 
+macro_rules! external_id {
+    ($name:ident, $what:literal) => {
+        string_id!(
+            #[doc = concat!("A validated ", $what, ".")]
+            $name
+        );
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, BadId> {
+                check_external(s, $what).map(|()| Self(s.to_owned()))
+            }
+        }
+    };
+}
+
 external_id!(AppId, "application id");
 external_id!(UserId, "user id");
 
@@ -60,9 +74,10 @@ fn random_128() -> Result<String, getrandom::Error> {
 
 macro_rules! random_id {
     ($name:ident, $prefix:literal, $what:literal) => {
-        #[doc = concat!("A ", $what, " id: `", $prefix, "` and 128 random bits in hex.")]
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        string_id!(
+            #[doc = concat!("A ", $what, " id: `", $prefix, "` and 128 random bits in hex.")]
+            $name
+        );
 
         impl $name {
             pub fn generate() -> Result<Self, getrandom::Error> {
@@ -82,22 +97,6 @@ macro_rules! random_id {
                 } else {
                     Err(BadId($what))
                 }
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
             }
         }
     };
