@@ -21,7 +21,7 @@ use mfa_shared::config::{Limits, Settings};
 use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, recovery, users};
 use mfa_shared::http::dispatch;
 use mfa_shared::http::routes::{self, Function};
-use mfa_shared::ports::{Enrollment, FixedClock, PhoneRecord, UserRecord};
+use mfa_shared::ports::{AuditQuery, Enrollment, FixedClock, PhoneRecord, UserRecord};
 use mfa_shared::types::ids::{ChallengeId, CodeId, SessionId};
 use mfa_shared::types::phone::PhoneError;
 use mfa_shared::types::{
@@ -246,7 +246,13 @@ impl World {
         let mut after: Option<String> = None;
         loop {
             let page = s
-                .list_audit(&app, None, 100, after.as_deref(), UnixTime(0))
+                .list_audit(&AuditQuery {
+                    app: &app,
+                    user: None,
+                    limit: 100,
+                    after: after.as_deref(),
+                    now: UnixTime(0),
+                })
                 .await
                 .unwrap();
             audit += page.events.len();

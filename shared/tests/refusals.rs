@@ -15,7 +15,7 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::{AwsNames, Limits, Settings};
 use mfa_shared::flows::{Caller, challenge, enrollment, policy, recovery, users};
-use mfa_shared::ports::{FixedClock, Removal, Store};
+use mfa_shared::ports::{AuditQuery, FixedClock, Removal, Store};
 use mfa_shared::types::{AppId, Code, Enforcement, PhoneNumber, UnixTime, UserId};
 use mfa_shared::{MfaError, Service};
 
@@ -129,7 +129,13 @@ impl World {
         let page = self
             .svc
             .store
-            .list_audit(&self.app, Some(&c.user), 200, None, UnixTime(T0))
+            .list_audit(&AuditQuery {
+                app: &self.app,
+                user: Some(&c.user),
+                limit: 200,
+                after: None,
+                now: UnixTime(T0),
+            })
             .await
             .unwrap();
         page.events.iter().filter(|e| e.action == action).count()

@@ -21,8 +21,8 @@ use aws_config::{BehaviorVersion, Region};
 use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
-    AuditEvent, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord,
-    Removal, SessionKind, Step, Store, UserRecord,
+    AuditEvent, AuditQuery, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
+    PhoneRecord, Removal, SessionKind, Step, Store, UserRecord, Window,
 };
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
@@ -1917,29 +1917,65 @@ async fn list_audit_is_newest_first_and_pages(store: &dyn Store) {
     }
     let newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
     let all = store
-        .list_audit(&ns.app, None, 10, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(all.events, newest_first);
     assert_eq!(all.next_after, None);
 
-    let first = store.list_audit(&ns.app, None, 2, None, NOW).await.unwrap();
+    let first = store
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 2,
+            after: None,
+            now: NOW,
+        })
+        .await
+        .unwrap();
     assert_eq!(first.events, newest_first[..2]);
     let after = first.next_after.clone().unwrap();
     let second = store
-        .list_audit(&ns.app, None, 2, Some(&after), NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 2,
+            after: Some(&after),
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(second.events, newest_first[2..4]);
     let after = second.next_after.clone().unwrap();
     let last = store
-        .list_audit(&ns.app, None, 2, Some(&after), NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 2,
+            after: Some(&after),
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(last.events, newest_first[4..]);
     assert_eq!(last.next_after, None);
     // A page that ends exactly at the last event says no more follow.
-    let exact = store.list_audit(&ns.app, None, 5, None, NOW).await.unwrap();
+    let exact = store
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 5,
+            after: None,
+            now: NOW,
+        })
+        .await
+        .unwrap();
     assert_eq!(exact.events.len(), 5);
     assert_eq!(exact.next_after, None);
 }
@@ -1954,23 +1990,47 @@ async fn list_audit_per_user(store: &dyn Store) {
         store.append_audit(e).await.unwrap();
     }
     let page = store
-        .list_audit(&ns.app, Some(&ns.user), 10, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: Some(&ns.user),
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(page.events, vec![mine_later.clone(), mine.clone()]);
     let first = store
-        .list_audit(&ns.app, Some(&ns.user), 1, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: Some(&ns.user),
+            limit: 1,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(first.events, vec![mine_later]);
     let rest = store
-        .list_audit(&ns.app, Some(&ns.user), 1, first.next_after.as_deref(), NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: Some(&ns.user),
+            limit: 1,
+            after: first.next_after.as_deref(),
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(rest.events, vec![mine]);
     assert_eq!(rest.next_after, None);
     let all = store
-        .list_audit(&ns.app, None, 10, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert_eq!(all.events.len(), 4);
@@ -1986,14 +2046,29 @@ async fn list_audit_hides_expired_events(store: &dyn Store) {
     store.append_audit(&expired).await.unwrap();
     store.append_audit(&live).await.unwrap();
     let before = store
-        .list_audit(&ns.app, None, 10, None, NOW.plus_secs(9))
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW.plus_secs(9),
+        })
         .await
         .unwrap();
     assert_eq!(before.events, vec![live.clone(), expired]);
     // At its expiry it is gone, from both listings, and never makes an empty page say more.
     let at = NOW.plus_secs(10);
     for user in [None, Some(&ns.user)] {
-        let page = store.list_audit(&ns.app, user, 1, None, at).await.unwrap();
+        let page = store
+            .list_audit(&AuditQuery {
+                app: &ns.app,
+                user: user,
+                limit: 1,
+                after: None,
+                now: at,
+            })
+            .await
+            .unwrap();
         assert_eq!(page.events, vec![live.clone()]);
         assert_eq!(page.next_after, None);
     }
@@ -2007,13 +2082,25 @@ async fn list_audit_is_per_application(store: &dyn Store) {
         .await
         .unwrap();
     let page = store
-        .list_audit(&ns.app, None, 10, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert!(page.events.is_empty());
     assert_eq!(page.next_after, None);
     let page = store
-        .list_audit(&ns.app, Some(&ns.user), 10, None, NOW)
+        .list_audit(&AuditQuery {
+            app: &ns.app,
+            user: Some(&ns.user),
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
         .await
         .unwrap();
     assert!(page.events.is_empty());
@@ -2027,7 +2114,13 @@ async fn an_event_appended_twice_is_one_event(store: &dyn Store) {
     store.append_audit(&e).await.unwrap();
     for user in [None, Some(&ns.user)] {
         let page = store
-            .list_audit(&ns.app, user, 10, None, NOW)
+            .list_audit(&AuditQuery {
+                app: &ns.app,
+                user: user,
+                limit: 10,
+                after: None,
+                now: NOW,
+            })
             .await
             .unwrap();
         assert_eq!(page.events, vec![e.clone()]);
@@ -2047,7 +2140,7 @@ async fn counter_take_refuses_at_the_limit_first_once(store: &dyn Store) {
     for i in 1..=3 {
         assert_eq!(
             store
-                .counter_take(&key, 3, 60, NOW.plus_secs(u64::from(i)))
+                .counter_take(&key, Window::new(3, 60), NOW.plus_secs(u64::from(i)))
                 .await
                 .unwrap(),
             Counted::Taken {
@@ -2059,7 +2152,7 @@ async fn counter_take_refuses_at_the_limit_first_once(store: &dyn Store) {
     let end = NOW.plus_secs(61);
     assert_eq!(
         store
-            .counter_take(&key, 3, 60, NOW.plus_secs(10))
+            .counter_take(&key, Window::new(3, 60), NOW.plus_secs(10))
             .await
             .unwrap(),
         Counted::Limited {
@@ -2070,7 +2163,7 @@ async fn counter_take_refuses_at_the_limit_first_once(store: &dyn Store) {
     for _ in 0..2 {
         assert_eq!(
             store
-                .counter_take(&key, 3, 60, NOW.plus_secs(20))
+                .counter_take(&key, Window::new(3, 60), NOW.plus_secs(20))
                 .await
                 .unwrap(),
             Counted::Limited {
@@ -2082,7 +2175,11 @@ async fn counter_take_refuses_at_the_limit_first_once(store: &dyn Store) {
     // Another key is another counter.
     assert_eq!(
         store
-            .counter_take(&counter(&ns, "other"), 3, 60, NOW.plus_secs(20))
+            .counter_take(
+                &counter(&ns, "other"),
+                Window::new(3, 60),
+                NOW.plus_secs(20)
+            )
             .await
             .unwrap(),
         Counted::Taken {
@@ -2095,10 +2192,13 @@ async fn counter_take_refuses_at_the_limit_first_once(store: &dyn Store) {
 async fn counter_take_opens_a_new_window_after_the_old_one(store: &dyn Store) {
     let ns = ns();
     let key = counter(&ns, "window");
-    store.counter_take(&key, 1, 60, NOW).await.unwrap();
+    store
+        .counter_take(&key, Window::new(1, 60), NOW)
+        .await
+        .unwrap();
     assert!(matches!(
         store
-            .counter_take(&key, 1, 60, NOW.plus_secs(59))
+            .counter_take(&key, Window::new(1, 60), NOW.plus_secs(59))
             .await
             .unwrap(),
         Counted::Limited { first: true, .. }
@@ -2106,7 +2206,10 @@ async fn counter_take_opens_a_new_window_after_the_old_one(store: &dyn Store) {
     // At the window's end a new one opens at the first unit, and has its own first refusal.
     let next = NOW.plus_secs(60);
     assert_eq!(
-        store.counter_take(&key, 1, 60, next).await.unwrap(),
+        store
+            .counter_take(&key, Window::new(1, 60), next)
+            .await
+            .unwrap(),
         Counted::Taken {
             count: 1,
             window_start: next
@@ -2114,7 +2217,7 @@ async fn counter_take_opens_a_new_window_after_the_old_one(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .counter_take(&key, 1, 60, next.plus_secs(1))
+            .counter_take(&key, Window::new(1, 60), next.plus_secs(1))
             .await
             .unwrap(),
         Counted::Limited {
@@ -2125,7 +2228,10 @@ async fn counter_take_opens_a_new_window_after_the_old_one(store: &dyn Store) {
     // A window opens at its first unit, not at a multiple of its length.
     let late = NOW.plus_secs(1000);
     assert_eq!(
-        store.counter_take(&key, 1, 60, late).await.unwrap(),
+        store
+            .counter_take(&key, Window::new(1, 60), late)
+            .await
+            .unwrap(),
         Counted::Taken {
             count: 1,
             window_start: late
@@ -2143,18 +2249,21 @@ async fn counter_block_refuses_until_its_end_first_once(store: &dyn Store) {
         .unwrap();
     assert!(matches!(
         store
-            .counter_take(&counter(&ns, "never"), 5, 60, NOW)
+            .counter_take(&counter(&ns, "never"), Window::new(5, 60), NOW)
             .await
             .unwrap(),
         Counted::Taken { count: 1, .. }
     ));
 
-    store.counter_take(&key, 5, 60, NOW).await.unwrap();
+    store
+        .counter_take(&key, Window::new(5, 60), NOW)
+        .await
+        .unwrap();
     let until = NOW.plus_secs(900);
     store.counter_block(&key, until).await.unwrap();
     assert_eq!(
         store
-            .counter_take(&key, 5, 60, NOW.plus_secs(1))
+            .counter_take(&key, Window::new(5, 60), NOW.plus_secs(1))
             .await
             .unwrap(),
         Counted::Limited { until, first: true }
@@ -2162,7 +2271,7 @@ async fn counter_block_refuses_until_its_end_first_once(store: &dyn Store) {
     // Past the window but inside the block: still refused, not first again.
     assert_eq!(
         store
-            .counter_take(&key, 5, 60, NOW.plus_secs(300))
+            .counter_take(&key, Window::new(5, 60), NOW.plus_secs(300))
             .await
             .unwrap(),
         Counted::Limited {
@@ -2175,7 +2284,7 @@ async fn counter_block_refuses_until_its_end_first_once(store: &dyn Store) {
     store.counter_block(&key, longer).await.unwrap();
     assert_eq!(
         store
-            .counter_take(&key, 5, 60, NOW.plus_secs(301))
+            .counter_take(&key, Window::new(5, 60), NOW.plus_secs(301))
             .await
             .unwrap(),
         Counted::Limited {
@@ -2185,7 +2294,10 @@ async fn counter_block_refuses_until_its_end_first_once(store: &dyn Store) {
     );
     // At its end the counter takes again, in a fresh window.
     assert_eq!(
-        store.counter_take(&key, 5, 60, longer).await.unwrap(),
+        store
+            .counter_take(&key, Window::new(5, 60), longer)
+            .await
+            .unwrap(),
         Counted::Taken {
             count: 1,
             window_start: longer
@@ -2196,15 +2308,21 @@ async fn counter_block_refuses_until_its_end_first_once(store: &dyn Store) {
 async fn counter_give_back_only_to_its_window(store: &dyn Store) {
     let ns = ns();
     let key = counter(&ns, "give");
-    let Counted::Taken { window_start, .. } = store.counter_take(&key, 2, 60, NOW).await.unwrap()
+    let Counted::Taken { window_start, .. } = store
+        .counter_take(&key, Window::new(2, 60), NOW)
+        .await
+        .unwrap()
     else {
         panic!("first take refused");
     };
-    store.counter_take(&key, 2, 60, NOW).await.unwrap();
+    store
+        .counter_take(&key, Window::new(2, 60), NOW)
+        .await
+        .unwrap();
     store.counter_give_back(&key, window_start).await.unwrap();
     assert_eq!(
         store
-            .counter_take(&key, 2, 60, NOW.plus_secs(1))
+            .counter_take(&key, Window::new(2, 60), NOW.plus_secs(1))
             .await
             .unwrap(),
         Counted::Taken {
@@ -2214,16 +2332,28 @@ async fn counter_give_back_only_to_its_window(store: &dyn Store) {
     );
     // Into a newer window, a give-back of the old one is a no-op.
     let next = NOW.plus_secs(60);
-    store.counter_take(&key, 2, 60, next).await.unwrap();
-    store.counter_take(&key, 2, 60, next).await.unwrap();
+    store
+        .counter_take(&key, Window::new(2, 60), next)
+        .await
+        .unwrap();
+    store
+        .counter_take(&key, Window::new(2, 60), next)
+        .await
+        .unwrap();
     store.counter_give_back(&key, window_start).await.unwrap();
     assert!(matches!(
-        store.counter_take(&key, 2, 60, next).await.unwrap(),
+        store
+            .counter_take(&key, Window::new(2, 60), next)
+            .await
+            .unwrap(),
         Counted::Limited { .. }
     ));
     // Never below zero: extra give-backs do not make room beyond the limit.
     let other = counter(&ns, "give2");
-    let Counted::Taken { window_start, .. } = store.counter_take(&other, 2, 60, NOW).await.unwrap()
+    let Counted::Taken { window_start, .. } = store
+        .counter_take(&other, Window::new(2, 60), NOW)
+        .await
+        .unwrap()
     else {
         panic!("first take refused");
     };
@@ -2231,21 +2361,30 @@ async fn counter_give_back_only_to_its_window(store: &dyn Store) {
         store.counter_give_back(&other, window_start).await.unwrap();
     }
     assert_eq!(
-        store.counter_take(&other, 2, 60, NOW).await.unwrap(),
+        store
+            .counter_take(&other, Window::new(2, 60), NOW)
+            .await
+            .unwrap(),
         Counted::Taken {
             count: 1,
             window_start
         }
     );
     assert_eq!(
-        store.counter_take(&other, 2, 60, NOW).await.unwrap(),
+        store
+            .counter_take(&other, Window::new(2, 60), NOW)
+            .await
+            .unwrap(),
         Counted::Taken {
             count: 2,
             window_start
         }
     );
     assert!(matches!(
-        store.counter_take(&other, 2, 60, NOW).await.unwrap(),
+        store
+            .counter_take(&other, Window::new(2, 60), NOW)
+            .await
+            .unwrap(),
         Counted::Limited { .. }
     ));
     // Giving back to a counter that does not exist creates nothing.
@@ -2255,7 +2394,7 @@ async fn counter_give_back_only_to_its_window(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store
-            .counter_take(&counter(&ns, "none"), 2, 60, NOW.plus_secs(5))
+            .counter_take(&counter(&ns, "none"), Window::new(2, 60), NOW.plus_secs(5))
             .await
             .unwrap(),
         Counted::Taken {

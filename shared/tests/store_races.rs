@@ -22,8 +22,8 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::{MemoryStore, SWEEP_EVERY};
 use mfa_shared::config::AwsNames;
 use mfa_shared::ports::{
-    AuditEvent, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
-    PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store,
+    AuditEvent, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend,
+    PendingCode, PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store, Window,
 };
 use mfa_shared::types::ids::CodeId;
 use mfa_shared::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
@@ -596,14 +596,17 @@ async fn first_refusal_once(store: Arc<dyn Store>) {
     let key = unique("txt-user#acme#ada");
     for _ in 0..2 {
         assert!(matches!(
-            store.counter_take(&key, 2, 3600, NOW).await.unwrap(),
+            store
+                .counter_take(&key, Window::new(2, 3600), NOW)
+                .await
+                .unwrap(),
             Counted::Taken { .. }
         ));
     }
     let mut firsts = 0;
     for i in 0..50 {
         match store
-            .counter_take(&key, 2, 3600, NOW.plus_secs(i))
+            .counter_take(&key, Window::new(2, 3600), NOW.plus_secs(i))
             .await
             .unwrap()
         {
@@ -618,10 +621,16 @@ async fn first_refusal_once(store: Arc<dyn Store>) {
     // A new window, full again: a new first refusal.
     let next = NOW.plus_secs(3600);
     for _ in 0..2 {
-        store.counter_take(&key, 2, 3600, next).await.unwrap();
+        store
+            .counter_take(&key, Window::new(2, 3600), next)
+            .await
+            .unwrap();
     }
     assert_eq!(
-        store.counter_take(&key, 2, 3600, next).await.unwrap(),
+        store
+            .counter_take(&key, Window::new(2, 3600), next)
+            .await
+            .unwrap(),
         Counted::Limited {
             until: next.plus_secs(3600),
             first: true
@@ -646,7 +655,12 @@ async fn first_refusal_once(store: Arc<dyn Store>) {
 async fn futures_lite(store: Arc<dyn Store>, key: &str, at: UnixTime) -> Vec<Counted> {
     let mut out = Vec::new();
     for _ in 0..2 {
-        out.push(store.counter_take(key, 2, 3600, at).await.unwrap());
+        out.push(
+            store
+                .counter_take(key, Window::new(2, 3600), at)
+                .await
+                .unwrap(),
+        );
     }
     out
 }
@@ -730,10 +744,25 @@ async fn expired_audit_events_are_hidden_on_memory() {
         .append_audit(&event(2, NOW.plus_secs(1000)))
         .await
         .unwrap();
-    let page = store.list_audit(&app(), None, 10, None, NOW).await.unwrap();
+    let page = store
+        .list_audit(&AuditQuery {
+            app: &app(),
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW,
+        })
+        .await
+        .unwrap();
     assert_eq!(page.events.len(), 2);
     let page = store
-        .list_audit(&app(), None, 10, None, NOW.plus_secs(10))
+        .list_audit(&AuditQuery {
+            app: &app(),
+            user: None,
+            limit: 10,
+            after: None,
+            now: NOW.plus_secs(10),
+        })
         .await
         .unwrap();
     assert_eq!(page.events, vec![event(2, NOW.plus_secs(1000))]);
@@ -746,7 +775,7 @@ async fn the_memory_store_sweeps_expired_items() {
     // Many short-lived items: counters, enrollments, audit events.
     for i in 0..600u32 {
         store
-            .counter_take(&format!("txt-ip#{i}"), 5, 60, NOW)
+            .counter_take(&format!("txt-ip#{i}"), Window::new(5, 60), NOW)
             .await
             .unwrap();
     }
@@ -765,7 +794,7 @@ async fn the_memory_store_sweeps_expired_items() {
     let later = NOW.plus_secs(3600);
     for i in 0..SWEEP_EVERY {
         store
-            .counter_take(&format!("later#{i}"), 5, 60, later)
+            .counter_take(&format!("later#{i}"), Window::new(5, 60), later)
             .await
             .unwrap();
     }

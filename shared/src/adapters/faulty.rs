@@ -9,9 +9,9 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend,
-    PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal, SessionStore, Store,
-    UserRecord, UserStore,
+    AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
+    NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
+    SessionStore, Store, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
@@ -161,11 +161,10 @@ forward! {
     }
     AuditStore {
         append_audit(event: &AuditEvent) -> ();
-        list_audit(app: &AppId, user: Option<&UserId>, limit: u32, after: Option<&str>,
-            now: UnixTime) -> AuditPage;
+        list_audit(query: &AuditQuery<'_>) -> AuditPage;
     }
     CounterStore {
-        counter_take[key](key: &str, limit: u32, window_secs: u64, now: UnixTime) -> Counted;
+        counter_take[key](key: &str, window: Window, now: UnixTime) -> Counted;
         counter_give_back[key](key: &str, window_start: UnixTime) -> ();
         counter_block[key](key: &str, until: UnixTime) -> ();
     }

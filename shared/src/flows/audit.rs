@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::MfaError;
-use crate::ports::{AuditEvent, AuditPage};
+use crate::ports::{AuditEvent, AuditPage, AuditQuery};
 use crate::service::Service;
 use crate::types::{AppId, UnixTime, UserId};
 
@@ -226,13 +226,13 @@ pub async fn list(
     let after = cursor.map(decode_cursor).transpose()?;
     let AuditPage { events, next_after } = svc
         .store
-        .list_audit(
+        .list_audit(&AuditQuery {
             app,
             user,
-            limit.clamp(1, MAX_PAGE),
-            after.as_deref(),
-            svc.clock.now(),
-        )
+            limit: limit.clamp(1, MAX_PAGE),
+            after: after.as_deref(),
+            now: svc.clock.now(),
+        })
         .await?;
     Ok(EventsPage {
         events: events

@@ -6,7 +6,7 @@
 use crate::config::PASSWORD_WINDOW_SECS;
 use crate::error::MfaError;
 use crate::metrics::{Metric, Reason};
-use crate::ports::Counted;
+use crate::ports::{Counted, Window};
 use crate::service::Service;
 use crate::types::{AppId, PhoneNumber, UnixTime};
 
@@ -104,7 +104,7 @@ pub(super) async fn take(
     Ok(
         match svc
             .store
-            .counter_take(&key, limit, window_secs, now)
+            .counter_take(&key, Window::new(limit, window_secs), now)
             .await?
         {
             Counted::Taken {

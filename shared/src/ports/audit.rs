@@ -32,6 +32,17 @@ pub struct AuditPage {
     pub next_after: Option<String>,
 }
 
+/// Which events [`AuditStore::list_audit`] reads: of `app`, optionally of one `user`, at most
+/// `limit`, those after the event `after` (a previous page's `next_after`), as of `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditQuery<'a> {
+    pub app: &'a AppId,
+    pub user: Option<&'a UserId>,
+    pub limit: u32,
+    pub after: Option<&'a str>,
+    pub now: UnixTime,
+}
+
 /// The audit log, newest first, per application.
 ///
 /// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
@@ -52,12 +63,5 @@ pub trait AuditStore: Send + Sync {
     /// - list_audit per user;
     /// - list_audit hides expired events;
     /// - list_audit is per application.
-    async fn list_audit(
-        &self,
-        app: &AppId,
-        user: Option<&UserId>,
-        limit: u32,
-        after: Option<&str>,
-        now: UnixTime,
-    ) -> Result<AuditPage, PortError>;
+    async fn list_audit(&self, query: &AuditQuery<'_>) -> Result<AuditPage, PortError>;
 }

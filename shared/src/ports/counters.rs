@@ -17,6 +17,20 @@ pub enum Counted {
     Limited { until: UnixTime, first: bool },
 }
 
+/// A fixed window's limit: at most `limit` units per window of `secs` seconds (the window opens
+/// at its first unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u32,
+    pub secs: u64,
+}
+
+impl Window {
+    pub const fn new(limit: u32, secs: u64) -> Window {
+        Window { limit, secs }
+    }
+}
+
 /// Fixed-window counters, taken and released in single conditional writes.
 ///
 /// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
@@ -27,14 +41,13 @@ pub enum Counted {
 #[async_trait]
 pub trait CounterStore: Send + Sync {
     /// Takes one unit from the fixed window counter `key` (the window opens at the first unit
-    /// and lasts `window_secs`), unless `limit` units are taken or the counter is blocked.
+    /// and lasts `window.secs`), unless `window.limit` units are taken or the counter is blocked.
     /// - counter_take refuses at the limit, first once (per window);
     /// - counter_take opens a new window after the old one (at its first unit).
     async fn counter_take(
         &self,
         key: &str,
-        limit: u32,
-        window_secs: u64,
+        window: Window,
         now: UnixTime,
     ) -> Result<Counted, PortError>;
     /// Gives one unit back to the window that opened at `window_start` (no-op for a newer one).

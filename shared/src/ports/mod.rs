@@ -17,8 +17,8 @@ pub mod recovery;
 pub mod sessions;
 pub mod users;
 
-pub use audit::{AuditEvent, AuditPage, AuditStore};
-pub use counters::{Counted, CounterStore};
+pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditStore};
+pub use counters::{Counted, CounterStore, Window};
 pub use phones::{PhoneRecord, PhoneStore, Removal, display_order};
 pub use policy::PolicyStore;
 pub use recovery::RecoveryStore;

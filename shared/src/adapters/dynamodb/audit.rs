@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::PortError;
-use crate::ports::{AuditEvent, AuditPage, AuditStore};
-use crate::types::{AppId, UnixTime, UserId};
+use crate::ports::{AuditEvent, AuditPage, AuditQuery, AuditStore};
+use crate::types::{AppId, UserId};
 
 use super::item::*;
 use super::keys::*;
@@ -76,28 +76,21 @@ impl AuditStore for DynamoStore {
         }
     }
 
-    async fn list_audit(
-        &self,
-        app: &AppId,
-        user: Option<&UserId>,
-        limit: u32,
-        after: Option<&str>,
-        now: UnixTime,
-    ) -> Result<AuditPage, PortError> {
-        let limit = limit as usize;
+    async fn list_audit(&self, query: &AuditQuery<'_>) -> Result<AuditPage, PortError> {
+        let limit = query.limit as usize;
         if limit == 0 {
             return Ok(AuditPage {
                 events: Vec::new(),
                 next_after: None,
             });
         }
-        let pk = match user {
-            Some(u) => user_audit_pk(app, u),
-            None => audit_pk(app),
+        let pk = match query.user {
+            Some(u) => user_audit_pk(query.app, u),
+            None => audit_pk(query.app),
         };
         let mut x = Expr::default();
         let mut condition = format!("{} = {}", x.name(PK), x.value("pk", s(pk)));
-        if let Some(after) = after {
+        if let Some(after) = query.after {
             condition.push_str(&format!(
                 " AND {} < {}",
                 x.name(SK),
@@ -105,7 +98,7 @@ impl AuditStore for DynamoStore {
             ));
         }
         // Events past their retention are hidden even while TTL has not deleted them yet.
-        let live = format!("{} > {}", x.name(TTL), x.value("now", t(now)));
+        let live = format!("{} > {}", x.name(TTL), x.value("now", t(query.now)));
         // One more than asked for: whether it exists says whether more follow.
         let wanted = limit.saturating_add(1);
         let left = |got: usize| i32::try_from(wanted - got).unwrap_or(i32::MAX);

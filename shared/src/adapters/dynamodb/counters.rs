@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use crate::error::PortError;
-use crate::ports::{Counted, CounterStore};
+use crate::ports::{Counted, CounterStore, Window};
 use crate::types::UnixTime;
 
 use super::item::*;
@@ -56,11 +56,11 @@ impl CounterStore for DynamoStore {
     async fn counter_take(
         &self,
         key_: &str,
-        limit: u32,
-        window_secs: u64,
+        window: Window,
         now: UnixTime,
     ) -> Result<Counted, PortError> {
         const OP: &str = "counter_take";
+        let (limit, window_secs) = (window.limit, window.secs);
         for _ in 0..COUNTER_RETRIES {
             // Count one in the open window, unless it is full or the counter is blocked; a
             // counter that does not exist yet is created with its window open and one counted,

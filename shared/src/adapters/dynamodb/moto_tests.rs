@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::Client;
 use crate::ports::{
     AuditEvent, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
     PhoneChange, PhoneRecord, PolicyStore, RecoveryStore, SessionKind, SessionStore, UserRecord,
-    UserStore,
+    UserStore, Window,
 };
 use crate::types::ids::CodeId;
 use crate::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
@@ -105,7 +105,9 @@ async fn a_counter_item_carries_its_window_its_ttl_and_a_write_token() {
     let db = store().await;
     let key = moto::unique("txt-user#app#u");
     for i in 1..=3 {
-        db.counter_take(&key, 3, 100, NOW).await.unwrap();
+        db.counter_take(&key, Window::new(3, 100), NOW)
+            .await
+            .unwrap();
         // The first take creates the counter in the same write, window and TTL included.
         let item = db.get("test", key_item(&key)).await.unwrap().unwrap();
         assert_eq!(
@@ -121,7 +123,7 @@ async fn a_counter_item_carries_its_window_its_ttl_and_a_write_token() {
         assert!(item.contains_key(WRITE_TOKEN));
     }
     // A refusal marks its window once (`refused`).
-    db.counter_take(&key, 3, 100, NOW.plus_secs(10))
+    db.counter_take(&key, Window::new(3, 100), NOW.plus_secs(10))
         .await
         .unwrap();
     let raw = db.get("test", key_item(&key)).await.unwrap().unwrap();
@@ -129,7 +131,9 @@ async fn a_counter_item_carries_its_window_its_ttl_and_a_write_token() {
     // A block past the window's end moves the TTL to the block's end.
     let next = NOW.plus_secs(100);
     let until = next.plus_secs(900);
-    db.counter_take(&key, 3, 100, next).await.unwrap();
+    db.counter_take(&key, Window::new(3, 100), next)
+        .await
+        .unwrap();
     db.counter_block(&key, until).await.unwrap();
     let raw = db.get("test", key_item(&key)).await.unwrap().unwrap();
     assert_eq!(
@@ -138,7 +142,9 @@ async fn a_counter_item_carries_its_window_its_ttl_and_a_write_token() {
     );
     // The window after the block drops it and takes the window's TTL.
     assert!(matches!(
-        db.counter_take(&key, 3, 100, until).await.unwrap(),
+        db.counter_take(&key, Window::new(3, 100), until)
+            .await
+            .unwrap(),
         Counted::Taken { count: 1, .. }
     ));
     let raw = db.get("test", key_item(&key)).await.unwrap().unwrap();
@@ -381,7 +387,9 @@ async fn concurrent_writes_keep_a_counter_under_its_limit_and_one_whole_recovery
     for _ in 0..12 {
         let (db, key) = (db.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
-            db.counter_take(&key, 4, 3600, NOW).await.unwrap()
+            db.counter_take(&key, Window::new(4, 3600), NOW)
+                .await
+                .unwrap()
         }));
     }
     let mut counts = Vec::new();

@@ -13,9 +13,9 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, AuditStore, Completion, Counted, CounterStore, Enrollment,
+    AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
     MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
-    RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore,
+    RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
@@ -284,23 +284,18 @@ impl AuditStore for MemoryStore {
         Ok(())
     }
 
-    async fn list_audit(
-        &self,
-        app: &AppId,
-        user: Option<&UserId>,
-        limit: u32,
-        after: Option<&str>,
-        now: UnixTime,
-    ) -> Result<AuditPage, PortError> {
+    async fn list_audit(&self, query: &AuditQuery<'_>) -> Result<AuditPage, PortError> {
         let s = self.lock()?;
+        let q = query;
         let mut events: Vec<&AuditEvent> = s
             .audit
             .iter()
-            .filter(|e| &e.app_id == app && e.expires_at > now)
-            .filter(|e| user.is_none_or(|u| e.user_id.as_ref() == Some(u)))
-            .filter(|e| after.is_none_or(|a| e.id.as_str() < a))
+            .filter(|e| &e.app_id == q.app && e.expires_at > q.now)
+            .filter(|e| q.user.is_none_or(|u| e.user_id.as_ref() == Some(u)))
+            .filter(|e| q.after.is_none_or(|a| e.id.as_str() < a))
             .collect();
         events.sort_by(|a, b| b.id.cmp(&a.id));
+        let limit = q.limit;
         let more = events.len() > limit as usize;
         let events: Vec<AuditEvent> = events.into_iter().take(limit as usize).cloned().collect();
         let next_after = if more {
@@ -317,10 +312,10 @@ impl CounterStore for MemoryStore {
     async fn counter_take(
         &self,
         key: &str,
-        limit: u32,
-        window_secs: u64,
+        window: Window,
         now: UnixTime,
     ) -> Result<Counted, PortError> {
+        let (limit, window_secs) = (window.limit, window.secs);
         let mut s = self.lock()?;
         s.wrote(now);
         let c = s
