@@ -105,33 +105,27 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
 
     pub fn limits(&self) -> Result<Limits, ConfigError> {
         let d = Limits::default();
-        Ok(Limits {
-            code_ttl_secs: self.number("MFA_CODE_TTL_SECONDS", d.code_ttl_secs)?,
-            code_max_attempts: self.number("MFA_CODE_MAX_ATTEMPTS", d.code_max_attempts)?,
-            resend_cooldown_secs: self
-                .number("MFA_RESEND_COOLDOWN_SECONDS", d.resend_cooldown_secs)?,
-            max_sends_per_enrollment: self
-                .number("MFA_MAX_SENDS_PER_ENROLLMENT", d.max_sends_per_enrollment)?,
-            texts_per_user_per_day: self
-                .number("MFA_TEXTS_PER_USER_PER_DAY", d.texts_per_user_per_day)?,
-            texts_per_number_per_hour: self
-                .number("MFA_TEXTS_PER_NUMBER_PER_HOUR", d.texts_per_number_per_hour)?,
-            texts_per_ip_per_hour: self
-                .number("MFA_TEXTS_PER_IP_PER_HOUR", d.texts_per_ip_per_hour)?,
-            texts_per_app_per_day: self
-                .number("MFA_TEXTS_PER_APP_PER_DAY", d.texts_per_app_per_day)?,
-            password_max_attempts: self
-                .number("MFA_PASSWORD_MAX_ATTEMPTS", d.password_max_attempts)?,
-            code_failures_per_user_per_hour: self.number(
-                "MFA_CODE_FAILURES_PER_USER_PER_HOUR",
-                d.code_failures_per_user_per_hour,
-            )?,
-            enrollment_ttl_secs: self
-                .number("MFA_ENROLLMENT_TTL_SECONDS", d.enrollment_ttl_secs)?,
-            skip_secs: self.number("MFA_SKIP_SECONDS", d.skip_secs)?,
-            max_phones_per_user: self.number("MFA_MAX_PHONES_PER_USER", d.max_phones_per_user)?,
-            audit_retention_days: self
-                .number("MFA_AUDIT_RETENTION_DAYS", d.audit_retention_days)?,
+        // Each limit from its variable, or its default where the variable is unset.
+        macro_rules! limits {
+            ($($field:ident: $var:literal,)*) => {
+                Limits { $($field: self.number($var, d.$field)?,)* }
+            };
+        }
+        Ok(limits! {
+            code_ttl_secs: "MFA_CODE_TTL_SECONDS",
+            code_max_attempts: "MFA_CODE_MAX_ATTEMPTS",
+            resend_cooldown_secs: "MFA_RESEND_COOLDOWN_SECONDS",
+            max_sends_per_enrollment: "MFA_MAX_SENDS_PER_ENROLLMENT",
+            texts_per_user_per_day: "MFA_TEXTS_PER_USER_PER_DAY",
+            texts_per_number_per_hour: "MFA_TEXTS_PER_NUMBER_PER_HOUR",
+            texts_per_ip_per_hour: "MFA_TEXTS_PER_IP_PER_HOUR",
+            texts_per_app_per_day: "MFA_TEXTS_PER_APP_PER_DAY",
+            password_max_attempts: "MFA_PASSWORD_MAX_ATTEMPTS",
+            code_failures_per_user_per_hour: "MFA_CODE_FAILURES_PER_USER_PER_HOUR",
+            enrollment_ttl_secs: "MFA_ENROLLMENT_TTL_SECONDS",
+            skip_secs: "MFA_SKIP_SECONDS",
+            max_phones_per_user: "MFA_MAX_PHONES_PER_USER",
+            audit_retention_days: "MFA_AUDIT_RETENTION_DAYS",
         })
     }
 
