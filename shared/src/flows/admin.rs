@@ -25,6 +25,6 @@ pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Re
         "phones_removed": removed.iter().map(|p| p.number.masked()).collect::<Vec<_>>(),
         "notification": notification,
     });
-    audit::admin(svc, app, actor, Some(user), Action::MfaReset, details).await;
+    audit::record(svc, app, actor, Some(user), Action::MfaReset, details).await;
     Ok(())
 }

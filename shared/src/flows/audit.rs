@@ -135,26 +135,15 @@ pub async fn user(svc: &Service, c: &Caller, action: Action, details: Value) {
     record(svc, &c.app, c.user.as_str(), Some(&c.user), action, details).await;
 }
 
-/// An admin's (or operator's) action, by `actor` (their IAM ARN), about one user or (`None`)
-/// the whole application.
-pub async fn admin(
-    svc: &Service,
-    app: &AppId,
-    actor: &str,
-    user: Option<&UserId>,
-    action: Action,
-    details: Value,
-) {
-    record(svc, app, actor, user, action, details).await;
-}
-
 /// What the service itself did about `user` (the actor is `"system"`).
 pub async fn system(svc: &Service, app: &AppId, user: &UserId, action: Action, details: Value) {
     record(svc, app, "system", Some(user), action, details).await;
 }
 
-/// Appends one event; `details` is serialised here and nowhere else.
-async fn record(
+/// Appends one event by `actor` about one user or (`None`) the whole application: what an
+/// admin (or operator) did, `actor` their IAM ARN; [`user`] and [`system`] append through it.
+/// `details` is serialised here and nowhere else.
+pub async fn record(
     svc: &Service,
     app: &AppId,
     actor: &str,

@@ -70,7 +70,7 @@ pub async fn update(
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, version = next.version, "policy updated");
             let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
-            audit::admin(svc, app, actor, None, Action::PolicyUpdated, details).await;
+            audit::record(svc, app, actor, None, Action::PolicyUpdated, details).await;
             return Ok(next);
         }
         if if_match.is_some() {
@@ -106,15 +106,16 @@ pub async fn set_availability(
         if svc.store.put_policy(&next, current.version).await? {
             tracing::info!(app_id = %app, available, version = next.version, "availability changed");
             let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
-            audit::admin(svc, app, actor, None, Action::AvailabilityChanged, details).await;
+            audit::record(svc, app, actor, None, Action::AvailabilityChanged, details).await;
             return Ok(next);
         }
     }
     Err(MfaError::ServiceUnavailable { retry_after: 1 })
 }
 
-/// The settings of a policy, for the audit log's old and new values.
-fn settings_json(p: &Policy) -> serde_json::Value {
+/// The settings of a policy (a JSON object): the audit log's old and new values, and all the
+/// admin API shows but the policy's app and who changed it when.
+pub fn settings_json(p: &Policy) -> serde_json::Value {
     json!({
         "available": p.available,
         "enabled": p.enabled,

@@ -38,17 +38,13 @@ struct UserBody {
 
 /// The policy as the admin API shows it.
 pub fn policy_json(p: &Policy) -> Value {
-    json!({
-        "app_id": p.app_id,
-        "available": p.available,
-        "enabled": p.enabled,
-        "include_in_signup": p.include_in_signup,
-        "enforcement": p.enforcement,
-        "allowed_countries": p.allowed_countries.as_ref().map(|l| l.iter().map(CountryCode::as_str).collect::<Vec<_>>()),
-        "version": p.version,
-        "updated_at": p.updated_at,
-        "updated_by": p.updated_by,
-    })
+    let mut json = policy::settings_json(p);
+    if let Some(fields) = json.as_object_mut() {
+        fields.insert("app_id".into(), json!(p.app_id));
+        fields.insert("updated_at".into(), json!(p.updated_at));
+        fields.insert("updated_by".into(), json!(p.updated_by));
+    }
+    json
 }
 
 fn user_from_path(seg: &str) -> Result<UserId, MfaError> {
