@@ -25,7 +25,7 @@ use mfa_shared::ports::{AuditQuery, Enrollment, FixedClock, PhoneRecord, UserRec
 use mfa_shared::types::ids::{ChallengeId, CodeId, SessionId};
 use mfa_shared::types::phone::PhoneError;
 use mfa_shared::types::{
-    AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+    AppId, Code, Enforcement, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -235,12 +235,24 @@ impl World {
             phones.push(s.list_phones(&app, &u).await.unwrap());
         }
         let enrollments = vec![
-            s.get_enrollment(&app, &ada, &self.add.clone().into())
-                .await
-                .unwrap(),
-            s.get_enrollment(&app, &ada, &self.challenge.clone().into())
-                .await
-                .unwrap(),
+            s.get_enrollment(
+                Owner {
+                    app: &app,
+                    user: &ada,
+                },
+                &self.add.clone().into(),
+            )
+            .await
+            .unwrap(),
+            s.get_enrollment(
+                Owner {
+                    app: &app,
+                    user: &ada,
+                },
+                &self.challenge.clone().into(),
+            )
+            .await
+            .unwrap(),
         ];
         let mut audit = 0;
         let mut after: Option<String> = None;

@@ -26,7 +26,8 @@ use mfa_shared::ports::{
 };
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
-    AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+    AppId, CountryCode, Enforcement, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime,
+    UserId,
 };
 use tokio::sync::OnceCell;
 
@@ -319,7 +320,7 @@ async fn try_add_for(
     let phone = new_phone(number, phones.is_empty(), at);
     let change = add_change(&phone, phones.len() as u32);
     let done = store
-        .complete_enrollment(&e, &code_id, &change, at)
+        .complete_enrollment(e.code_use(&code_id, at), &change)
         .await
         .unwrap();
     (done, phone)
@@ -356,7 +357,7 @@ async fn replace(
         new_number_tag: tag(new),
     };
     store
-        .complete_enrollment(&e, &code_id, &change, at)
+        .complete_enrollment(e.code_use(&code_id, at), &change)
         .await
         .unwrap()
 }
@@ -401,10 +402,7 @@ async fn count_codes(store: &dyn Store, ns: &Ns) -> u32 {
 }
 
 async fn reread(store: &dyn Store, e: &Enrollment) -> Option<Enrollment> {
-    store
-        .get_enrollment(&e.app_id, &e.user_id, &e.id)
-        .await
-        .unwrap()
+    store.get_enrollment(e.owner(), &e.id).await.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,7 +519,13 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
         assert_eq!(reread(store, &e).await, Some(e.clone()));
         assert_eq!(
             store
-                .get_enrollment(&ns.app, &ns.other, &e.id)
+                .get_enrollment(
+                    Owner {
+                        app: &ns.app,
+                        user: &ns.other
+                    },
+                    &e.id
+                )
                 .await
                 .unwrap(),
             None,
@@ -536,7 +540,13 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
         let swapped = SessionId::parse_stored(&e.id.as_str().replacen(from, to, 1)).unwrap();
         assert_eq!(
             store
-                .get_enrollment(&ns.app, &ns.user, &swapped)
+                .get_enrollment(
+                    Owner {
+                        app: &ns.app,
+                        user: &ns.user
+                    },
+                    &swapped
+                )
                 .await
                 .unwrap(),
             None,
@@ -546,7 +556,13 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
     let unknown = EnrollmentId::generate().unwrap().into();
     assert_eq!(
         store
-            .get_enrollment(&ns.app, &ns.user, &unknown)
+            .get_enrollment(
+                Owner {
+                    app: &ns.app,
+                    user: &ns.user
+                },
+                &unknown
+            )
             .await
             .unwrap(),
         None
@@ -607,7 +623,7 @@ async fn a_finished_enrollment_stays_complete_until_it_expires(store: &dyn Store
     let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     let phone = new_phone(&num(1), true, NOW);
     store
-        .complete_enrollment(&e, &code_id, &add_change(&phone, 0), NOW)
+        .complete_enrollment(e.code_use(&code_id, NOW), &add_change(&phone, 0))
         .await
         .unwrap();
     // The user goes on (a sign-in, two adds): a late retry of the finished one still finds it
@@ -748,7 +764,7 @@ async fn begin_send_refuses_an_expired_complete_or_missing_enrollment(store: &dy
     let phone = new_phone(&num(3), false, NOW);
     assert_eq!(
         store
-            .complete_enrollment(&done, &c.code_id, &add_change(&phone, 1), NOW)
+            .complete_enrollment(done.code_use(&c.code_id, NOW), &add_change(&phone, 1))
             .await
             .unwrap(),
         Completion::Done
@@ -832,10 +848,8 @@ async fn undo_send_does_nothing_once_the_failed_code_is_not_pending(store: &dyn 
     assert_eq!(
         store
             .complete_enrollment(
-                &e,
-                &newer.code_id,
-                &add_change(&phone, 0),
-                NOW.plus_secs(41)
+                e.code_use(&newer.code_id, NOW.plus_secs(41)),
+                &add_change(&phone, 0)
             )
             .await
             .unwrap(),
@@ -853,7 +867,7 @@ async fn take_code_attempt_counts_up_to_max(store: &dyn Store) {
     for expected in 1..=3 {
         assert_eq!(
             store
-                .take_code_attempt(&e, &code_id, 3, NOW.plus_secs(1))
+                .take_code_attempt(e.code_use(&code_id, NOW.plus_secs(1)), 3)
                 .await
                 .unwrap(),
             Some(expected)
@@ -861,7 +875,7 @@ async fn take_code_attempt_counts_up_to_max(store: &dyn Store) {
     }
     assert_eq!(
         store
-            .take_code_attempt(&e, &code_id, 3, NOW.plus_secs(1))
+            .take_code_attempt(e.code_use(&code_id, NOW.plus_secs(1)), 3)
             .await
             .unwrap(),
         None
@@ -873,14 +887,17 @@ async fn a_burned_code_takes_no_attempt(store: &dyn Store) {
     let (e, code_id) = at_code(store, &ns, SessionKind::Enroll, &num(1), NOW).await;
     for _ in 0..2 {
         store
-            .take_code_attempt(&e, &code_id, 2, NOW)
+            .take_code_attempt(e.code_use(&code_id, NOW), 2)
             .await
             .unwrap()
             .unwrap();
     }
     for _ in 0..3 {
         assert_eq!(
-            store.take_code_attempt(&e, &code_id, 2, NOW).await.unwrap(),
+            store
+                .take_code_attempt(e.code_use(&code_id, NOW), 2)
+                .await
+                .unwrap(),
             None
         );
     }
@@ -895,7 +912,7 @@ async fn a_burned_code_takes_no_attempt(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store
-            .take_code_attempt(&e, &fresh.code_id, 2, NOW.plus_secs(41))
+            .take_code_attempt(e.code_use(&fresh.code_id, NOW.plus_secs(41)), 2)
             .await
             .unwrap(),
         Some(1)
@@ -913,7 +930,7 @@ async fn take_code_attempt_refuses_a_replaced_code(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store
-            .take_code_attempt(&e, &old, 5, NOW.plus_secs(41))
+            .take_code_attempt(e.code_use(&old, NOW.plus_secs(41)), 5)
             .await
             .unwrap(),
         None
@@ -930,14 +947,14 @@ async fn take_code_attempt_refuses_an_expired_code(store: &dyn Store) {
     let expiry = NOW.plus_secs(CODE_TTL);
     assert_eq!(
         store
-            .take_code_attempt(&e, &code_id, 5, UnixTime(expiry.0 - 1))
+            .take_code_attempt(e.code_use(&code_id, UnixTime(expiry.0 - 1)), 5)
             .await
             .unwrap(),
         Some(1)
     );
     assert_eq!(
         store
-            .take_code_attempt(&e, &code_id, 5, expiry)
+            .take_code_attempt(e.code_use(&code_id, expiry), 5)
             .await
             .unwrap(),
         None
@@ -951,7 +968,7 @@ async fn take_code_attempt_refuses_an_expired_code(store: &dyn Store) {
     store.begin_send(&e2, &send(&long, NOW)).await.unwrap();
     assert_eq!(
         store
-            .take_code_attempt(&e2, &long.code_id, 5, e2.expires_at)
+            .take_code_attempt(e2.code_use(&long.code_id, e2.expires_at), 5)
             .await
             .unwrap(),
         None
@@ -967,7 +984,10 @@ async fn complete_enrollment_adds_the_phone(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .complete_enrollment(&e, &code_id, &add_change(&phone, 0), NOW.plus_secs(3))
+            .complete_enrollment(
+                e.code_use(&code_id, NOW.plus_secs(3)),
+                &add_change(&phone, 0)
+            )
             .await
             .unwrap(),
         Completion::Done
@@ -985,8 +1005,8 @@ async fn complete_enrollment_is_single_use(store: &dyn Store) {
     let again = new_phone(&num(2), true, NOW);
     let (first, second) = (add_change(&phone, 0), add_change(&again, 0));
     let (a, b) = tokio::join!(
-        store.complete_enrollment(&e, &code_id, &first, NOW),
-        store.complete_enrollment(&e, &code_id, &second, NOW),
+        store.complete_enrollment(e.code_use(&code_id, NOW), &first),
+        store.complete_enrollment(e.code_use(&code_id, NOW), &second),
     );
     let mut answers = vec![a.unwrap(), b.unwrap()];
     answers.sort_by_key(|c| format!("{c:?}"));
@@ -994,13 +1014,16 @@ async fn complete_enrollment_is_single_use(store: &dyn Store) {
     assert_eq!(phones(store, &ns).await.len(), 1);
     // The used code takes no attempt either.
     assert_eq!(
-        store.take_code_attempt(&e, &code_id, 5, NOW).await.unwrap(),
+        store
+            .take_code_attempt(e.code_use(&code_id, NOW), 5)
+            .await
+            .unwrap(),
         None
     );
     // And once more, later.
     assert_eq!(
         store
-            .complete_enrollment(&e, &code_id, &add_change(&again, 1), NOW)
+            .complete_enrollment(e.code_use(&code_id, NOW), &add_change(&again, 1))
             .await
             .unwrap(),
         Completion::CodeGone
@@ -1021,7 +1044,7 @@ async fn complete_enrollment_refuses_a_replaced_or_expired_code(store: &dyn Stor
     let change = add_change(&phone, 0);
     assert_eq!(
         store
-            .complete_enrollment(&e, &old, &change, NOW.plus_secs(41))
+            .complete_enrollment(e.code_use(&old, NOW.plus_secs(41)), &change)
             .await
             .unwrap(),
         Completion::CodeGone
@@ -1029,7 +1052,7 @@ async fn complete_enrollment_refuses_a_replaced_or_expired_code(store: &dyn Stor
     // The pending code expires at its expires_at.
     assert_eq!(
         store
-            .complete_enrollment(&e, &newer.code_id, &change, newer.expires_at)
+            .complete_enrollment(e.code_use(&newer.code_id, newer.expires_at), &change)
             .await
             .unwrap(),
         Completion::CodeGone
@@ -1040,7 +1063,7 @@ async fn complete_enrollment_refuses_a_replaced_or_expired_code(store: &dyn Stor
     // Still usable before its expiry.
     assert_eq!(
         store
-            .complete_enrollment(&e, &newer.code_id, &change, NOW.plus_secs(41))
+            .complete_enrollment(e.code_use(&newer.code_id, NOW.plus_secs(41)), &change)
             .await
             .unwrap(),
         Completion::Done
@@ -1054,7 +1077,7 @@ async fn a_number_claimed_by_the_user_is_refused(store: &dyn Store) {
     let dup = new_phone(&num(1), false, NOW);
     assert_eq!(
         store
-            .complete_enrollment(&e, &code_id, &add_change(&dup, 1), NOW)
+            .complete_enrollment(e.code_use(&code_id, NOW), &add_change(&dup, 1))
             .await
             .unwrap(),
         Completion::NumberTaken
@@ -1087,14 +1110,14 @@ async fn phones_changed_meanwhile_refuse_an_add(store: &dyn Store) {
     let p3 = new_phone(&num(3), false, NOW);
     assert_eq!(
         store
-            .complete_enrollment(&e2, &c2, &add_change(&p2, 1), NOW)
+            .complete_enrollment(e2.code_use(&c2, NOW), &add_change(&p2, 1))
             .await
             .unwrap(),
         Completion::Done
     );
     assert_eq!(
         store
-            .complete_enrollment(&e3, &c3, &add_change(&p3, 1), NOW)
+            .complete_enrollment(e3.code_use(&c3, NOW), &add_change(&p3, 1))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -1103,7 +1126,7 @@ async fn phones_changed_meanwhile_refuse_an_add(store: &dyn Store) {
     // Nothing was written: the code is still pending, and completes with the count now seen.
     assert_eq!(
         store
-            .complete_enrollment(&e3, &c3, &add_change(&p3, 2), NOW)
+            .complete_enrollment(e3.code_use(&c3, NOW), &add_change(&p3, 2))
             .await
             .unwrap(),
         Completion::Done
@@ -1120,7 +1143,7 @@ async fn an_enroll_never_adds_to_a_user_with_a_phone(store: &dyn Store) {
     let p2 = new_phone(&num(2), true, NOW);
     assert_eq!(
         store
-            .complete_enrollment(&e1, &c1, &add_change(&p1, 0), NOW)
+            .complete_enrollment(e1.code_use(&c1, NOW), &add_change(&p1, 0))
             .await
             .unwrap(),
         Completion::Done
@@ -1128,7 +1151,7 @@ async fn an_enroll_never_adds_to_a_user_with_a_phone(store: &dyn Store) {
     // Even claiming to have seen the phone, an Enroll adds only the first one.
     assert_eq!(
         store
-            .complete_enrollment(&e2, &c2, &add_change(&p2, 1), NOW)
+            .complete_enrollment(e2.code_use(&c2, NOW), &add_change(&p2, 1))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -1191,14 +1214,14 @@ async fn a_replace_of_a_number_changed_meanwhile_is_refused(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .complete_enrollment(&e1, &c1, &change(&num(2)), NOW)
+            .complete_enrollment(e1.code_use(&c1, NOW), &change(&num(2)))
             .await
             .unwrap(),
         Completion::Done
     );
     assert_eq!(
         store
-            .complete_enrollment(&e2, &c2, &change(&num(3)), NOW)
+            .complete_enrollment(e2.code_use(&c2, NOW), &change(&num(3)))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -1255,7 +1278,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     .await;
     assert_eq!(
         store
-            .complete_enrollment(&e, &c, &challenge(&p), NOW)
+            .complete_enrollment(e.code_use(&c, NOW), &challenge(&p))
             .await
             .unwrap(),
         Completion::Done
@@ -1277,7 +1300,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     );
     assert_eq!(
         store
-            .complete_enrollment(&e, &c, &challenge(&p), NOW)
+            .complete_enrollment(e.code_use(&c, NOW), &challenge(&p))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -1296,7 +1319,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
     assert_eq!(
         store
-            .complete_enrollment(&e, &c, &challenge(&p), NOW)
+            .complete_enrollment(e.code_use(&c, NOW), &challenge(&p))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -1312,7 +1335,7 @@ async fn a_gone_code_comes_before_a_taken_number_before_changed_phones(store: &d
     let both = add_change(&new_phone(&num(1), false, NOW), 1);
     assert_eq!(
         store
-            .complete_enrollment(&e, &old, &both, NOW)
+            .complete_enrollment(e.code_use(&old, NOW), &both)
             .await
             .unwrap(),
         Completion::NumberTaken
@@ -1327,7 +1350,7 @@ async fn a_gone_code_comes_before_a_taken_number_before_changed_phones(store: &d
     };
     assert_eq!(
         store
-            .complete_enrollment(&e, &old, &stale_replace, NOW)
+            .complete_enrollment(e.code_use(&old, NOW), &stale_replace)
             .await
             .unwrap(),
         Completion::NumberTaken
@@ -1342,7 +1365,7 @@ async fn a_gone_code_comes_before_a_taken_number_before_changed_phones(store: &d
     for change in [&both, &stale_replace] {
         assert_eq!(
             store
-                .complete_enrollment(&e, &old, change, NOW.plus_secs(41))
+                .complete_enrollment(e.code_use(&old, NOW.plus_secs(41)), change)
                 .await
                 .unwrap(),
             Completion::CodeGone

@@ -26,7 +26,7 @@ use mfa_shared::ports::{
     PendingCode, PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store, Window,
 };
 use mfa_shared::types::ids::CodeId;
-use mfa_shared::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
+use mfa_shared::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -143,7 +143,7 @@ async fn add_phone(store: &Arc<dyn Store>, user: &UserId, purpose: SessionKind) 
         seen_count: phones.len() as u32,
     };
     store
-        .complete_enrollment(&e, &code, &change, NOW)
+        .complete_enrollment(e.code_use(&code, NOW), &change)
         .await
         .unwrap()
 }
@@ -251,7 +251,7 @@ async fn run_op(
         Write::Replace(replace) => {
             let (e, code, change) = *replace;
             store
-                .complete_enrollment(&e, &code, &change, NOW)
+                .complete_enrollment(e.code_use(&code, NOW), &change)
                 .await
                 .unwrap();
         }
@@ -485,7 +485,7 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     let (e, code) = at_code(&store, &user, challenge(&first), &first.number, NOW).await;
     assert_eq!(
         store
-            .complete_enrollment(&e, &code, &change(&first), NOW)
+            .complete_enrollment(e.code_use(&code, NOW), &change(&first))
             .await
             .unwrap(),
         Completion::Done
@@ -511,14 +511,14 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store
-            .complete_enrollment(&re, &rcode, &replace, NOW)
+            .complete_enrollment(re.code_use(&rcode, NOW), &replace)
             .await
             .unwrap(),
         Completion::Done
     );
     assert_eq!(
         store
-            .complete_enrollment(&e, &code, &change(&first), NOW)
+            .complete_enrollment(e.code_use(&code, NOW), &change(&first))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -536,7 +536,7 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     assert!(store.remove_phone(&app, &user, &removal).await.unwrap());
     assert_eq!(
         store
-            .complete_enrollment(&e, &code, &change(&second), NOW)
+            .complete_enrollment(e.code_use(&code, NOW), &change(&second))
             .await
             .unwrap(),
         Completion::PhonesChanged
@@ -571,7 +571,13 @@ async fn at_most_three_open(store: Arc<dyn Store>) {
     for id in &ids {
         kept.push(
             store
-                .get_enrollment(&app, &user, id)
+                .get_enrollment(
+                    Owner {
+                        app: &app,
+                        user: &user,
+                    },
+                    id,
+                )
                 .await
                 .unwrap()
                 .is_some(),
@@ -700,7 +706,7 @@ async fn enroll_adds_only_the_first(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store
-            .complete_enrollment(&e2, &c2, &change, NOW)
+            .complete_enrollment(e2.code_use(&c2, NOW), &change)
             .await
             .unwrap(),
         Completion::PhonesChanged

@@ -9,12 +9,12 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
-    NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
+    AuditEvent, AuditPage, AuditQuery, AuditStore, CodeUse, Completion, Counted, CounterStore,
+    Enrollment, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
     SessionStore, Store, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
 
 /// Which calls fail: an operation by its [`Store`] method name, optionally only for counter keys
 /// with a prefix (`"codefail#"`), for the next `times` calls (`None`: until healed).
@@ -138,13 +138,11 @@ forward! {
     }
     SessionStore {
         create_enrollment(enrollment: &Enrollment) -> ();
-        get_enrollment(app: &AppId, user: &UserId, id: &SessionId) -> Option<Enrollment>;
+        get_enrollment(owner: Owner<'_>, id: &SessionId) -> Option<Enrollment>;
         begin_send(enrollment: &Enrollment, send: &NewSend) -> Option<Enrollment>;
         undo_send(previous: &Enrollment, failed: &CodeId) -> ();
-        take_code_attempt(enrollment: &Enrollment, code_id: &CodeId, max: u32, now: UnixTime)
-            -> Option<u32>;
-        complete_enrollment(enrollment: &Enrollment, code_id: &CodeId, change: &PhoneChange,
-            now: UnixTime) -> Completion;
+        take_code_attempt(code: CodeUse<'_>, max: u32) -> Option<u32>;
+        complete_enrollment(code: CodeUse<'_>, change: &PhoneChange) -> Completion;
     }
     PhoneStore {
         list_phones(app: &AppId, user: &UserId) -> Vec<PhoneRecord>;

@@ -187,7 +187,7 @@ pub async fn verify(
     };
     match svc
         .store
-        .complete_enrollment(&e, &pending.code_id, &change, now)
+        .complete_enrollment(e.code_use(&pending.code_id, now), &change)
         .await?
     {
         Completion::Done => {}

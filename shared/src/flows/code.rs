@@ -58,7 +58,7 @@ pub(crate) async fn load(
     c: &Caller,
     id: &SessionId,
 ) -> Result<Enrollment, MfaError> {
-    match svc.store.get_enrollment(&c.app, &c.user, id).await? {
+    match svc.store.get_enrollment(c.owner(), id).await? {
         Some(e) if e.is_live(svc.clock.now()) && e.kind.is_sign_in() == id.is_sign_in() => Ok(e),
         _ => Err(not_found(id)),
     }
@@ -314,7 +314,10 @@ pub(crate) async fn check_guess(
     let user_unit = guards::take_code_failure(svc, c).await?;
     let taken = match svc
         .store
-        .take_code_attempt(e, &pending.code_id, svc.limits.code_max_attempts, now)
+        .take_code_attempt(
+            e.code_use(&pending.code_id, now),
+            svc.limits.code_max_attempts,
+        )
         .await
     {
         Ok(Some(n)) => n,

@@ -308,7 +308,7 @@ async fn complete(
     };
     match svc
         .store
-        .complete_enrollment(e, &pending.code_id, &change, now)
+        .complete_enrollment(e.code_use(&pending.code_id, now), &change)
         .await?
     {
         Completion::Done => {}

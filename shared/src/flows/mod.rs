@@ -16,7 +16,7 @@ pub mod status;
 pub mod stepup;
 pub mod users;
 
-use crate::types::{AppId, UserId};
+use crate::types::{AppId, Owner, UserId};
 
 /// The signed-in end user a request acts for, as the authorizer vouched for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,4 +25,14 @@ pub struct Caller {
     pub user: UserId,
     /// `requestContext.http.sourceIp`, never a header.
     pub source_ip: String,
+}
+
+impl Caller {
+    /// The records this caller acts on.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            app: &self.app,
+            user: &self.user,
+        }
+    }
 }

@@ -23,8 +23,8 @@ pub use phones::{PhoneRecord, PhoneStore, Removal, display_order};
 pub use policy::PolicyStore;
 pub use recovery::RecoveryStore;
 pub use sessions::{
-    Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange, SessionKind,
-    SessionStore, Step,
+    CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange,
+    SessionKind, SessionStore, Step,
 };
 pub use users::{UserRecord, UserStore};
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::phones::PhoneRecord;
 use crate::error::PortError;
 use crate::types::ids::{ChallengeId, CodeId, SessionId};
-use crate::types::{AppId, EnrollmentId, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::{AppId, EnrollmentId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 
 /// What a code session is for: three kinds of enrollment, and the sign-in challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +136,33 @@ impl Enrollment {
     pub fn is_open(&self, now: UnixTime) -> bool {
         self.is_live(now) && self.step != Step::Complete
     }
+
+    /// The user (of the application) the session is for.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            app: &self.app_id,
+            user: &self.user_id,
+        }
+    }
+
+    /// A use of this session's pending code `code_id` at `now`.
+    pub fn code_use<'a>(&'a self, code_id: &'a CodeId, now: UnixTime) -> CodeUse<'a> {
+        CodeUse {
+            enrollment: self,
+            code_id,
+            now,
+        }
+    }
+}
+
+/// A use of a session's pending code at `now`: an attempt against it, or the completion it
+/// proves. Either holds only while `code_id` is still the pending code of `enrollment` and both
+/// are unexpired at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeUse<'a> {
+    pub enrollment: &'a Enrollment,
+    pub code_id: &'a CodeId,
+    pub now: UnixTime,
 }
 
 /// A text to send, with the guards that the store checks in the same write.
@@ -241,8 +268,7 @@ pub trait SessionStore: Send + Sync {
     ///   the same random part under the other kind's prefix finds nothing).
     async fn get_enrollment(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError>;
     /// Records a new pending code and counts the send, if and only if the enrollment is live,
@@ -265,20 +291,18 @@ pub trait SessionStore: Send + Sync {
     /// - undo_send does nothing once the failed code is not pending (a newer send, a
     ///   completion).
     async fn undo_send(&self, previous: &Enrollment, failed: &CodeId) -> Result<(), PortError>;
-    /// Takes one attempt against the pending code `code_id`, if it is still pending, unexpired
-    /// and has fewer than `max` attempts. Returns the attempts taken so far, or `None`.
+    /// Takes one attempt against the pending code `code.code_id`, if it is still pending,
+    /// unexpired and has fewer than `max` attempts. Returns the attempts taken so far, or `None`.
     /// - take_code_attempt counts up to max;
     /// - a burned code takes no attempt;
     /// - take_code_attempt refuses a replaced code;
     /// - take_code_attempt refuses an expired code (or an expired enrollment).
     async fn take_code_attempt(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         max: u32,
-        now: UnixTime,
     ) -> Result<Option<u32>, PortError>;
-    /// Atomically: marks the enrollment complete (if `code_id` is still its pending code and
+    /// Atomically: marks the enrollment complete (if `code.code_id` is still its pending code and
     /// both are unexpired) and commits `change` with its number claims. Anything but `Done`
     /// writes nothing (the code stays pending).
     /// - complete_enrollment adds the phone;
@@ -295,9 +319,7 @@ pub trait SessionStore: Send + Sync {
     /// - a gone code comes before a taken number before changed phones (when several hold).
     async fn complete_enrollment(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         change: &PhoneChange,
-        now: UnixTime,
     ) -> Result<Completion, PortError>;
 }

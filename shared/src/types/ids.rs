@@ -65,6 +65,14 @@ macro_rules! external_id {
 external_id!(AppId, "application id");
 external_id!(UserId, "user id");
 
+/// Whose records a store call reads or writes: one user of one application (the partition
+/// of the user's phones, codes and sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub app: &'a AppId,
+    pub user: &'a UserId,
+}
+
 /// 16 bytes from the OS CSPRNG as 32 lowercase hex characters.
 fn random_128() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

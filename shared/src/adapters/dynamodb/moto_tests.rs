@@ -13,7 +13,7 @@ use crate::ports::{
     UserStore, Window,
 };
 use crate::types::ids::CodeId;
-use crate::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 
 use super::audit::audit_from_item;
 use super::counters::*;
@@ -246,7 +246,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     };
     let later = NOW.plus_secs(60);
     assert_eq!(
-        db.complete_enrollment(&er, &cr, &replace, later)
+        db.complete_enrollment(er.code_use(&cr, later), &replace)
             .await
             .unwrap(),
         Completion::Done
@@ -443,7 +443,11 @@ async fn at_code(
     db.create_enrollment(&e).await.unwrap();
     let code = pending(number, NOW.plus_secs(600));
     db.begin_send(&e, &send(&code, NOW)).await.unwrap().unwrap();
-    let e = db.get_enrollment(app, user, &e.id).await.unwrap().unwrap();
+    let e = db
+        .get_enrollment(Owner { app, user }, &e.id)
+        .await
+        .unwrap()
+        .unwrap();
     (e, code.code_id)
 }
 
@@ -452,7 +456,7 @@ async fn first_phone(db: &DynamoStore, app: &AppId, user: &UserId) -> PhoneRecor
     let ph = phone("+14155550101");
     let (e, code) = at_code(db, app, user, SessionKind::Enroll, "+14155550101").await;
     assert_eq!(
-        db.complete_enrollment(&e, &code, &add(&ph, "tag-a", 0), NOW)
+        db.complete_enrollment(e.code_use(&code, NOW), &add(&ph, "tag-a", 0))
             .await
             .unwrap(),
         Completion::Done

@@ -5,11 +5,11 @@ use aws_sdk_dynamodb::types::ReturnValue;
 
 use crate::error::PortError;
 use crate::ports::{
-    Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange, SessionKind,
-    SessionStore, Step,
+    CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange,
+    SessionKind, SessionStore, Step,
 };
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, PhoneId, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, UserId};
 
 use super::item::*;
 use super::keys::*;
@@ -177,14 +177,16 @@ impl SessionStore for DynamoStore {
 
     async fn get_enrollment(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError> {
-        self.get("get_enrollment", key(user_pk(app, user), enrollment_sk(id)))
-            .await?
-            .map(|item| enrollment_from_item(&item))
-            .transpose()
+        self.get(
+            "get_enrollment",
+            key(user_pk(owner.app, owner.user), enrollment_sk(id)),
+        )
+        .await?
+        .map(|item| enrollment_from_item(&item))
+        .transpose()
     }
 
     async fn begin_send(
@@ -298,11 +300,10 @@ impl SessionStore for DynamoStore {
 
     async fn take_code_attempt(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         max: u32,
-        now: UnixTime,
     ) -> Result<Option<u32>, PortError> {
+        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         let mut x = Expr::default();
         let attempts = x.name(ATTEMPTS);
         let now = x.value("now", t(now));
@@ -341,11 +342,10 @@ impl SessionStore for DynamoStore {
 
     async fn complete_enrollment(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         change: &PhoneChange,
-        now: UnixTime,
     ) -> Result<Completion, PortError> {
+        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         const OP: &str = "complete_enrollment";
         let (app, user) = (&enrollment.app_id, &enrollment.user_id);
         let table = self.table.as_str();

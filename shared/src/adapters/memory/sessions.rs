@@ -1,6 +1,8 @@
 //! The in-memory store's enrollments and sign-in challenges.
 
 use super::*;
+use crate::ports::CodeUse;
+use crate::types::Owner;
 
 #[async_trait]
 impl SessionStore for MemoryStore {
@@ -33,14 +35,13 @@ impl SessionStore for MemoryStore {
 
     async fn get_enrollment(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         id: &SessionId,
     ) -> Result<Option<Enrollment>, PortError> {
         Ok(self
             .lock()?
             .enrollments
-            .get(&(app.clone(), user.clone(), id.clone()))
+            .get(&(owner.app.clone(), owner.user.clone(), id.clone()))
             .cloned())
     }
 
@@ -87,11 +88,10 @@ impl SessionStore for MemoryStore {
 
     async fn take_code_attempt(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         max: u32,
-        now: UnixTime,
     ) -> Result<Option<u32>, PortError> {
+        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         let mut s = self.lock()?;
         let Some(e) = s.enrollments.get_mut(&ekey(enrollment)) else {
             return Ok(None);
@@ -108,11 +108,10 @@ impl SessionStore for MemoryStore {
 
     async fn complete_enrollment(
         &self,
-        enrollment: &Enrollment,
-        code_id: &CodeId,
+        code: CodeUse<'_>,
         change: &PhoneChange,
-        now: UnixTime,
     ) -> Result<Completion, PortError> {
+        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         let mut s = self.lock()?;
         let user_key = (enrollment.app_id.clone(), enrollment.user_id.clone());
         let Some(e) = s.enrollments.get(&ekey(enrollment)) else {
