@@ -6,8 +6,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::{
-    json_response, log_outcome, parse_body, parse_empty_body, parse_optional_body, respond, routes,
-    serve_user, step_up, with_status,
+    CodeBody, PasswordBody, json_response, log_outcome, parse_body, parse_empty_body,
+    parse_optional_body, respond, routes, serve_user, step_up, with_status,
 };
 use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
@@ -20,18 +20,6 @@ use crate::types::{Code, PhoneId};
 struct StartBody {
     #[serde(default, deserialize_with = "super::present")]
     phone_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeBody {
-    code: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordBody {
-    password: String,
 }
 
 fn challenge_id(seg: &str) -> Result<ChallengeId, MfaError> {

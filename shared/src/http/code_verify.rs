@@ -2,19 +2,12 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 
-use super::{parse_body, parse_empty_body, serve_user, with_status};
+use super::{CodeBody, parse_body, parse_empty_body, serve_user, with_status};
 use crate::error::MfaError;
 use crate::flows::enrollment;
 use crate::service::Service;
 use crate::types::{Code, EnrollmentId};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeBody {
-    code: String,
-}
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {

@@ -2,19 +2,12 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_body, parse_empty_body, serve_user, with_status};
+use super::{PasswordBody, parse_body, parse_empty_body, serve_user, with_status};
 use crate::error::MfaError;
 use crate::flows::{enrollment, status};
 use crate::service::Service;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartBody {
-    password: String,
-}
 
 /// The function's handler.
 pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
@@ -30,7 +23,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 Ok((200, json!({ "skipped_until": until })))
             }
             (Method::POST, ["v1", "mfa", "enrollments"]) => {
-                let body: StartBody = parse_body(req)?;
+                let body: PasswordBody = parse_body(req)?;
                 let started = enrollment::start(svc, &caller, body.password).await?;
                 with_status(201, started)
             }

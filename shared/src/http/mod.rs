@@ -154,6 +154,20 @@ fn is_json_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// `{"password": …}`: the body of each route that checks the user's password again.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+/// `{"code": …}`: a code the user was texted.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    pub code: String,
+}
+
 /// Parses a JSON body into `T` (which should `deny_unknown_fields`): `413` when too large,
 /// `400 invalid_request` naming the offending field otherwise.
 pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, MfaError> {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::phone_submit::phone_error;
-use super::{double_option, parse_body, present, serve_user, step_up, with_status};
+use super::{PasswordBody, double_option, parse_body, present, serve_user, step_up, with_status};
 use crate::error::MfaError;
 use crate::flows::phones;
 use crate::service::Service;
@@ -36,12 +36,6 @@ struct PatchBody {
     label: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     primary: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteBody {
-    password: String,
 }
 
 fn phone_id(seg: &str) -> Result<PhoneId, MfaError> {
@@ -93,7 +87,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 with_status(200, phone)
             }
             (Method::DELETE, ["v1", "mfa", "phones", id]) => {
-                let body: DeleteBody = parse_body(req)?;
+                let body: PasswordBody = parse_body(req)?;
                 let id = phone_id(id)?;
                 step_up(svc, &caller, req).await?;
                 phones::remove(svc, &caller, &id, body.password).await?;
