@@ -37,6 +37,12 @@ async fn store() -> DynamoStore {
     DynamoStore::new(Client::new(&sdk), names.table_name)
 }
 
+/// A fresh table, and the user `user-1` of the application `app`.
+async fn user_of(app: &str) -> (DynamoStore, AppId, UserId) {
+    let app = AppId::parse(app).unwrap();
+    (store().await, app, UserId::parse("user-1").unwrap())
+}
+
 const NOW: UnixTime = UnixTime(1_800_000_000);
 
 fn pending(number: &str, expires_at: UnixTime) -> PendingCode {
@@ -165,9 +171,7 @@ async fn a_counter_item_carries_its_window_its_ttl_and_a_write_token() {
 #[tokio::test]
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn a_pending_code_is_stored_as_its_hash_with_the_enrollments_ttl() {
-    let db = store().await;
-    let app = AppId::parse("app-raw").unwrap();
-    let user = UserId::parse("user-1").unwrap();
+    let (db, app, user) = user_of("app-raw").await;
     let e = new_enrollment(&app, &user);
     db.create_enrollment(&e).await.unwrap();
     let raw = db.get("t", enrollment_key(&e)).await.unwrap().unwrap();
@@ -209,9 +213,7 @@ async fn a_pending_code_is_stored_as_its_hash_with_the_enrollments_ttl() {
 #[tokio::test]
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn number_claims_and_the_phone_count_are_items_of_the_user() {
-    let db = store().await;
-    let app = AppId::parse("app-phones").unwrap();
-    let user = UserId::parse("user-1").unwrap();
+    let (db, app, user) = user_of("app-phones").await;
     let pk = user_pk(&app, &user);
     let raw = |sk: String| key(pk.clone(), sk);
     let a = first_phone(&db, &app, &user).await;
@@ -293,9 +295,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
 #[tokio::test]
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
-    let db = store().await;
-    let app = AppId::parse("app-recovery").unwrap();
-    let user = UserId::parse("user-1").unwrap();
+    let (db, app, user) = user_of("app-recovery").await;
     first_phone(&db, &app, &user).await;
     let first = hashes("first", 10);
     db.replace_recovery_codes(&app, &user, &first, NOW)
@@ -350,9 +350,7 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
 #[tokio::test]
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn an_audit_event_is_written_under_the_app_and_its_user_with_its_ttl() {
-    let db = store().await;
-    let app = AppId::parse("app-audit").unwrap();
-    let user = UserId::parse("user-1").unwrap();
+    let (db, app, user) = user_of("app-audit").await;
     let event = AuditEvent {
         app_id: app.clone(),
         id: format!("{:012}-0001", NOW.0),
