@@ -206,6 +206,18 @@ pub enum PhoneChange {
     },
 }
 
+impl PhoneChange {
+    /// The tag of the number this change claims for the user (an added phone's, a replace's
+    /// new number's); a challenge claims none.
+    pub fn claimed_tag(&self) -> Option<&str> {
+        match self {
+            PhoneChange::Add { number_tag, .. } => Some(number_tag),
+            PhoneChange::Replace { new_number_tag, .. } => Some(new_number_tag),
+            PhoneChange::Challenge { .. } => None,
+        }
+    }
+}
+
 /// What a completion did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {

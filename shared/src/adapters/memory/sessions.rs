@@ -127,15 +127,18 @@ impl SessionStore for MemoryStore {
         }
         let tags = s.number_tags.get(&user_key).cloned().unwrap_or_default();
         let phones = s.phones.get(&user_key).cloned().unwrap_or_default();
+        if change
+            .claimed_tag()
+            .is_some_and(|tag| tags.contains_key(tag))
+        {
+            return Ok(Completion::NumberTaken);
+        }
         match change {
             PhoneChange::Add {
                 phone,
                 number_tag,
                 seen_count,
             } => {
-                if tags.contains_key(number_tag) {
-                    return Ok(Completion::NumberTaken);
-                }
                 // An enrollment of the first phone never adds to a user who has one (a second
                 // Start begun before the first completed).
                 if enrollment.kind == crate::ports::SessionKind::Enroll && !phones.is_empty() {
@@ -165,9 +168,6 @@ impl SessionStore for MemoryStore {
                 new_number,
                 new_number_tag,
             } => {
-                if tags.contains_key(new_number_tag) {
-                    return Ok(Completion::NumberTaken);
-                }
                 let Some(pos) = phones
                     .iter()
                     .position(|p| &p.phone_id == phone_id && &p.number == old_number)
