@@ -345,9 +345,10 @@ impl SessionStore for DynamoStore {
         code: CodeUse<'_>,
         change: &PhoneChange,
     ) -> Result<Completion, PortError> {
-        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         const OP: &str = "complete_enrollment";
+        let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         let (app, user) = (&enrollment.app_id, &enrollment.user_id);
+        let phone_key = |phone_id: &PhoneId| key(user_pk(app, user), phone_sk(phone_id));
         let table = self.table.as_str();
 
         // (0) The enrollment: complete, if the code is still pending and both are unexpired.
@@ -441,7 +442,7 @@ impl SessionStore for DynamoStore {
                 items.push(tx_update(
                     OP,
                     table,
-                    key(user_pk(app, user), phone_sk(phone_id)),
+                    phone_key(phone_id),
                     &update,
                     &condition,
                     &px,
@@ -473,13 +474,7 @@ impl SessionStore for DynamoStore {
                 // removal or replace that commits first makes this completion fail.
                 let mut px = Expr::default();
                 let condition = exists_with(&mut px, NUMBER, "number", s(number.e164()));
-                items.push(tx_check(
-                    OP,
-                    table,
-                    key(user_pk(app, user), phone_sk(phone_id)),
-                    &condition,
-                    &px,
-                )?);
+                items.push(tx_check(OP, table, phone_key(phone_id), &condition, &px)?);
                 (collision_item, number_item, phones_item) = (None, usize::MAX, 1);
             }
         }
