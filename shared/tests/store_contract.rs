@@ -2085,7 +2085,7 @@ async fn list_audit_hides_expired_events(store: &dyn Store) {
         let page = store
             .list_audit(&AuditQuery {
                 app: &ns.app,
-                user: user,
+                user,
                 limit: 1,
                 after: None,
                 now: at,
@@ -2139,7 +2139,7 @@ async fn an_event_appended_twice_is_one_event(store: &dyn Store) {
         let page = store
             .list_audit(&AuditQuery {
                 app: &ns.app,
-                user: user,
+                user,
                 limit: 10,
                 after: None,
                 now: NOW,
