@@ -2,12 +2,10 @@
 //! fail before the email (issue 13), over the in-memory store with a fixed clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::kit::{NUMBER, PASSWORD, World, hash, set_policy, world};
 use async_trait::async_trait;
-use common::{NUMBER, PASSWORD, World, hash, set_policy, world};
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::Limits;

@@ -12,9 +12,7 @@ use mfa_shared::flows::{Caller, audit, enrollment, recovery};
 use mfa_shared::metrics::{Metric, Reason};
 use mfa_shared::types::{EnrollmentId, PhoneId, UserId};
 
-mod common;
-
-use common::{NUMBER, PASSWORD, world};
+use crate::kit::{NUMBER, PASSWORD, world};
 
 fn unavailable(e: &MfaError) -> bool {
     matches!(e, MfaError::ServiceUnavailable { retry_after } if *retry_after >= 1)

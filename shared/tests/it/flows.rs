@@ -9,9 +9,7 @@ use mfa_shared::config::Limits;
 use mfa_shared::flows::{Caller, enrollment, policy, status, users};
 use mfa_shared::types::{AppId, Enforcement, UserId};
 
-mod common;
-
-use common::{NUMBER, PASSWORD, T0, hash, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, T0, hash, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {

@@ -98,7 +98,7 @@ fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
     });
     let table = local.table.clone().unwrap();
     let mut event: Value = serde_json::from_str(include_str!(
-        "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+        "../../../shared/tests/fixtures/apigw-v2-user-jwt.json"
     ))
     .unwrap();
     let path = "/v1/mfa/enrollments/0123456789abcdef0123456789abcdef/code";
@@ -196,7 +196,7 @@ async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key()
     );
     let event = |proof: Option<&str>| {
         let mut event: Value = serde_json::from_str(include_str!(
-            "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+            "../../../shared/tests/fixtures/apigw-v2-user-jwt.json"
         ))
         .unwrap();
         let body = r#"{"password":"not the password"}"#;
