@@ -4,22 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::kit::{NUMBER, PASSWORD, World, hash, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, World, set_policy, world};
 use async_trait::async_trait;
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::Limits;
 use mfa_shared::error::PortError;
-use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy, users};
+use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy};
 use mfa_shared::metrics::{Metric, Reason};
 use mfa_shared::ports::SmsSender;
-use mfa_shared::types::{AppId, Enforcement, PhoneNumber, UserId};
-
-async fn enroll(w: &World, c: &Caller, number: &str) {
-    let id = w.start(c).await;
-    w.phone(c, &id, number).await.unwrap();
-    w.verify(c, &id, &w.last_code()).await.unwrap();
-}
+use mfa_shared::types::{AppId, Enforcement, PhoneNumber};
 
 /// A user of another application (tenant) with MFA enabled.
 async fn other_tenant_user(w: &World, id: &str) -> Caller {
@@ -28,29 +22,14 @@ async fn other_tenant_user(w: &World, id: &str) -> Caller {
         .await
         .unwrap();
     set_policy(&w.svc, &app, true, true, Enforcement::Optional).await;
-    let user = UserId::parse(id).unwrap();
-    users::put(
-        &w.svc,
-        &app,
-        &user,
-        format!("{id}@example.com"),
-        true,
-        hash(PASSWORD),
-    )
-    .await
-    .unwrap();
-    Caller {
-        app,
-        user,
-        source_ip: "203.0.113.9".into(),
-    }
+    w.provision(&app, id, "203.0.113.9", true).await
 }
 
 #[tokio::test]
 async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in() {
     let w = world(Limits::default()).await;
     let victim = w.user("victim").await;
-    enroll(&w, &victim, NUMBER).await;
+    w.enroll(&victim, NUMBER, None).await;
     w.advance(3601);
 
     // Five other accounts, two of them in another tenant, submit the victim's number.
@@ -99,7 +78,7 @@ async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() 
     };
     let w = world(limits).await;
     let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await; // one text of the user's two
+    w.enroll(&c, NUMBER, None).await; // one text of the user's two
     challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(31);
     let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
@@ -219,7 +198,7 @@ async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
 async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await;
+    w.enroll(&c, NUMBER, None).await;
     let first = challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(10);
     let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
@@ -255,7 +234,7 @@ async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
 async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await;
+    w.enroll(&c, NUMBER, None).await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     let phone = mfa_shared::flows::phones::list(&w.svc, &c).await.unwrap()[0]
         .phone_id
@@ -301,7 +280,7 @@ async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
     assert_eq!(begun.purpose, Some("add"), "the answer still says add");
     let strangers_code = w.last_code();
     w.advance(31);
-    enroll(&w, &c, NUMBER).await;
+    w.enroll(&c, NUMBER, None).await;
 
     let id = begun.enrollment_id.unwrap();
     let late = w.verify(&c, &id, &strangers_code).await;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use mfa_shared::MfaError;
 use mfa_shared::config::Limits;
-use mfa_shared::flows::{Caller, enrollment, policy, status, users};
+use mfa_shared::flows::{Caller, enrollment, policy, status};
 use mfa_shared::types::{AppId, Enforcement, UserId};
 
-use crate::kit::{NUMBER, PASSWORD, T0, hash, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, T0, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {
@@ -568,22 +568,7 @@ async fn skip_postpones_the_prompt_unless_required() {
 #[tokio::test]
 async fn an_unverified_email_gets_no_prompt_and_cannot_start() {
     let w = world(Limits::default()).await;
-    let user = UserId::parse("eve").unwrap();
-    users::put(
-        &w.svc,
-        &w.app,
-        &user,
-        "eve@example.com".into(),
-        false,
-        hash(PASSWORD),
-    )
-    .await
-    .unwrap();
-    let c = Caller {
-        app: w.app.clone(),
-        user,
-        source_ip: "198.51.100.7".into(),
-    };
+    let c = w.provision(&w.app, "eve", "198.51.100.7", false).await;
     assert_eq!(status::status(&w.svc, &c).await.unwrap().prompt, "none");
     assert_eq!(
         enrollment::start(&w.svc, &c, PASSWORD.into())

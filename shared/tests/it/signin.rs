@@ -3,26 +3,16 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{
-    Caller, admin, challenge, enrollment, phones, policy, recovery, status, users,
-};
-use mfa_shared::ports::FixedClock;
+use mfa_shared::MfaError;
+use mfa_shared::adapters::memory::MemoryStore;
+use mfa_shared::config::Limits;
+use mfa_shared::flows::{Caller, admin, challenge, enrollment, phones, policy, recovery, status};
 use mfa_shared::types::ids::ChallengeId;
-use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::types::{Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber};
 use serde_json::Value;
 
-const PASSWORD: &str = "correct horse battery";
-
-struct World {
-    svc: Service,
-    outbox: ConsoleOutbox,
-    clock: Arc<FixedClock>,
-}
+use crate::kit::{self, PASSWORD, World, set_policy};
 
 async fn world() -> (World, Caller) {
     // Assertions carry real times: the verifier checks `exp` against the wall clock.
@@ -33,63 +23,16 @@ async fn world() -> (World, Caller) {
             .as_secs(),
     )
     .unwrap();
-    let clock = Arc::new(FixedClock::at(now));
-    let (svc, outbox) =
-        Service::in_memory(Limits::default(), Settings::default(), clock.clone()).unwrap();
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-    };
-    policy::update(&svc, &app, change, None, "admin")
-        .await
-        .unwrap();
-    let user = UserId::parse("ada").unwrap();
-    let hash = argon2::Argon2::default()
-        .hash_password(PASSWORD.as_bytes())
-        .unwrap()
-        .to_string();
-    users::put(&svc, &app, &user, "ada@example.com".into(), true, hash)
-        .await
-        .unwrap();
-    let c = Caller {
-        app,
-        user,
-        source_ip: "198.51.100.7".into(),
-    };
-    let w = World { svc, outbox, clock };
-    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
-        .await
-        .unwrap()
-        .enrollment_id;
-    enrollment::submit_phone(
-        &w.svc,
-        &c,
-        &e,
-        PhoneNumber::parse("+14155550101").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    enrollment::verify(&w.svc, &c, &e, w.last_code())
-        .await
-        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let w = kit::deployment(store, Limits::default(), now, "acme").await;
+    set_policy(&w.svc, &w.app, true, true, Enforcement::Optional).await;
+    let c = w.user("ada").await;
+    w.enroll(&c, "+14155550101", None).await;
     (w, c)
 }
 
-impl World {
-    fn last_code(&self) -> Code {
-        Code::parse(&self.outbox.snapshot().sms.last().unwrap().body[..6]).unwrap()
-    }
-
-    fn jwks(&self) -> Value {
-        self.svc.signing.as_ref().unwrap().jwks()
-    }
+fn jwks(w: &World) -> Value {
+    w.svc.signing.as_ref().unwrap().jwks()
 }
 
 /// What the platform's login does: find the key by `kid` in the JWKS, verify, check `exp`.
@@ -120,10 +63,10 @@ async fn a_challenge_code_gives_an_assertion_the_jwks_verifies() {
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     assert_eq!(sent.phone.masked, "+1••••••0101");
     assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, "+14155550101");
-    let a = challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
+    let a = challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
         .await
         .unwrap();
-    let claims = verify(&w.jwks(), &a.assertion).unwrap();
+    let claims = verify(&jwks(&w), &a.assertion).unwrap();
     assert_eq!(
         (claims["sub"].as_str(), claims["app_id"].as_str()),
         (Some("ada"), Some("acme"))
@@ -142,7 +85,7 @@ async fn a_challenge_code_gives_an_assertion_the_jwks_verifies() {
 async fn a_challenge_code_is_single_use() {
     let (w, c) = world().await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let code = w.last_code();
+    let code = w.code();
     challenge::verify(&w.svc, &c, &sent.challenge_id, code.clone())
         .await
         .unwrap();
@@ -182,7 +125,7 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
     assert!(as_challenge.is_err());
     // Even with the ids forced, the stored purpose keeps them apart.
     let forged = ChallengeId::from_enrollment_key(&enrollment_id);
-    let enrollment_code = w.last_code();
+    let enrollment_code = w.code();
     assert_eq!(
         challenge::verify(&w.svc, &c, &forged, enrollment_code)
             .await
@@ -190,14 +133,9 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
         MfaError::ChallengeNotFound
     );
     assert_eq!(
-        enrollment::verify(
-            &w.svc,
-            &c,
-            &sent.challenge_id.as_enrollment_key(),
-            w.last_code()
-        )
-        .await
-        .unwrap_err(),
+        enrollment::verify(&w.svc, &c, &sent.challenge_id.as_enrollment_key(), w.code())
+            .await
+            .unwrap_err(),
         MfaError::EnrollmentNotFound
     );
 }
@@ -237,7 +175,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
         .await
         .unwrap();
     assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
+        challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
             .await
             .is_ok()
     );
@@ -256,14 +194,9 @@ async fn a_named_phone_gets_the_text_and_strangers_get_nothing() {
     )
     .await
     .unwrap();
-    enrollment::verify(
-        &w.svc,
-        &c,
-        add.enrollment_id.as_ref().unwrap(),
-        w.last_code(),
-    )
-    .await
-    .unwrap();
+    enrollment::verify(&w.svc, &c, add.enrollment_id.as_ref().unwrap(), w.code())
+        .await
+        .unwrap();
     let second = phones::list(&w.svc, &c).await.unwrap()[1].phone_id.clone();
     challenge::start(&w.svc, &c, Some(second)).await.unwrap();
     assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, "+14155550102");
@@ -309,7 +242,7 @@ async fn recovery_codes_work_once_each_and_a_new_set_replaces_the_old() {
         .await
         .unwrap();
     assert_eq!(used.remaining, 9);
-    let claims = verify(&w.jwks(), &used.assertion).unwrap();
+    let claims = verify(&jwks(&w), &used.assertion).unwrap();
     assert_eq!(claims["amr"], serde_json::json!(["recovery"]));
     assert!(
         w.outbox
@@ -409,7 +342,7 @@ async fn recovery_codes_go_with_the_last_phone() {
 async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
     let (w, c) = world().await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let code = w.last_code();
+    let code = w.code();
     // The user replaces that number (a swapped SIM) before the code is typed.
     let id = phones::list(&w.svc, &c).await.unwrap()[0].phone_id.clone();
     w.clock.advance(31);
@@ -422,7 +355,7 @@ async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
     )
     .await
     .unwrap();
-    enrollment::verify(&w.svc, &c, r.enrollment_id.as_ref().unwrap(), w.last_code())
+    enrollment::verify(&w.svc, &c, r.enrollment_id.as_ref().unwrap(), w.code())
         .await
         .unwrap();
     assert_eq!(
@@ -451,7 +384,7 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
         .await
         .unwrap();
     assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
+        challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
             .await
             .is_ok()
     );

@@ -1,9 +1,16 @@
-//! The world the flow tests run in: the service over the in-memory store (behind a
-//! [`FaultyStore`], so a test can make any store call fail), the console outbox, recorded
-//! metrics and a fixed clock, with one application where MFA is available and enabled.
+//! What the suites share. The world the flow tests run in: the service over a store (the
+//! in-memory one unless a suite passes another; always behind a [`FaultyStore`], so a test can
+//! make any store call fail), the console outbox, recorded metrics and a fixed clock, with one
+//! application where MFA is available (and, from [`world`], enabled). Also the cached argon2
+//! hash ([`hash`]), the API Gateway v2 events and answers ([`apigw`]) and the DynamoDB
+//! emulators ([`emulators`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+pub mod apigw;
+pub mod emulators;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::PasswordHasher;
 use mfa_shared::adapters::console::ConsoleOutbox;
@@ -12,7 +19,7 @@ use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::{Limits, Settings};
 use mfa_shared::flows::{Caller, enrollment, policy, status, users};
 use mfa_shared::metrics::Recorded;
-use mfa_shared::ports::FixedClock;
+use mfa_shared::ports::{FixedClock, Store};
 use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
 use mfa_shared::{MfaError, Service};
 
@@ -29,25 +36,51 @@ pub struct World {
     pub app: AppId,
 }
 
+/// The argon2 PHC hash of `pw`, made once per password and test process: argon2 at its
+/// default cost is slow in debug builds, and every suite provisions users with one.
 pub fn hash(pw: &str) -> String {
-    argon2::Argon2::default()
-        .hash_password(pw.as_bytes())
-        .unwrap()
-        .to_string()
+    static HASHES: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let mut hashes = HASHES.get_or_init(Mutex::default).lock().unwrap();
+    hashes
+        .entry(pw.to_owned())
+        .or_insert_with(|| {
+            argon2::Argon2::default()
+                .hash_password(pw.as_bytes())
+                .unwrap()
+                .to_string()
+        })
+        .clone()
 }
 
+/// A name no other test (or earlier run against the same emulator) uses: `prefix-` and 12
+/// random hex digits.
+pub fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+/// Application `acme` on the in-memory store at [`T0`], MFA available and enabled
+/// (optional, in sign-up).
 pub async fn world(limits: Limits) -> World {
-    let clock = Arc::new(FixedClock::at(T0));
+    let w = deployment(Arc::new(MemoryStore::new()), limits, T0, "acme").await;
+    set_policy(&w.svc, &w.app, true, true, Enforcement::Optional).await;
+    w
+}
+
+/// The service over `store` with its clock at `now`, where the operator has made MFA
+/// available to application `app`; no policy saved yet.
+pub async fn deployment(store: Arc<dyn Store>, limits: Limits, now: i64, app: &str) -> World {
+    let clock = Arc::new(FixedClock::at(now));
     let (mut svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
-    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let store = Arc::new(FaultyStore::new(store));
     let metrics = Recorded::new();
     svc.store = store.clone();
     svc.metrics = Arc::new(metrics.clone());
-    let app = AppId::parse("acme").unwrap();
+    let app = AppId::parse(app).unwrap();
     policy::set_availability(&svc, &app, true, "operator")
         .await
         .unwrap();
-    set_policy(&svc, &app, true, true, Enforcement::Optional).await;
     World {
         svc,
         store,
@@ -81,20 +114,27 @@ impl World {
         self.user_at(id, "198.51.100.7").await
     }
 
+    /// User `id` of the application, provisioned with [`PASSWORD`] and a verified email.
     pub async fn user_at(&self, id: &str, ip: &str) -> Caller {
+        self.provision(&self.app, id, ip, true).await
+    }
+
+    /// User `id` of application `app` (which may be another tenant than [`World::app`]),
+    /// provisioned with [`PASSWORD`], signing in from `ip`.
+    pub async fn provision(&self, app: &AppId, id: &str, ip: &str, email_verified: bool) -> Caller {
         let user = UserId::parse(id).unwrap();
         users::put(
             &self.svc,
-            &self.app,
+            app,
             &user,
             format!("{id}@example.com"),
-            true,
+            email_verified,
             hash(PASSWORD),
         )
         .await
         .unwrap();
         Caller {
-            app: self.app.clone(),
+            app: app.clone(),
             user,
             source_ip: ip.into(),
         }
@@ -123,6 +163,28 @@ impl World {
         code: &str,
     ) -> Result<enrollment::Completed, MfaError> {
         enrollment::verify(&self.svc, c, id, Code::parse(code).unwrap()).await
+    }
+
+    /// Enrolls `c` with `number` (start, phone, the texted code); panics on any refusal.
+    pub async fn enroll(
+        &self,
+        c: &Caller,
+        number: &str,
+        label: Option<&str>,
+    ) -> enrollment::Completed {
+        let id = self.start(c).await;
+        let number = PhoneNumber::parse(number).unwrap();
+        enrollment::submit_phone(&self.svc, c, &id, number, label.map(str::to_owned))
+            .await
+            .unwrap();
+        enrollment::verify(&self.svc, c, &id, self.code())
+            .await
+            .unwrap()
+    }
+
+    /// The code in the newest text, parsed.
+    pub fn code(&self) -> Code {
+        Code::parse(&self.last_code()).unwrap()
     }
 
     /// The code in the newest text.
