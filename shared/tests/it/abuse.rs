@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::kit::{NUMBER, PASSWORD, World, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, World, limits_with, set_policy, world};
 use async_trait::async_trait;
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
@@ -72,11 +72,7 @@ async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in
 
 #[tokio::test]
 async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() {
-    let limits = Limits {
-        texts_per_user_per_day: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_user_per_day = 2)).await;
     let c = w.user("ada").await;
     w.enroll(&c, NUMBER, None).await; // one text of the user's two
     challenge::start(&w.svc, &c, None).await.unwrap();
@@ -130,11 +126,7 @@ async fn a_text_whose_outcome_is_unknown_counts_as_sent() {
 
 #[tokio::test]
 async fn a_text_sns_refused_is_undone_and_costs_nothing() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let c = w.user("ada").await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
@@ -151,8 +143,7 @@ async fn a_text_sns_refused_is_undone_and_costs_nothing() {
 async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     // Verifying a code reads the user only to email them.
     w.store.fail("get_user");
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();

@@ -9,7 +9,7 @@ use mfa_shared::config::Limits;
 use mfa_shared::flows::{Caller, enrollment, policy, status};
 use mfa_shared::types::{AppId, Enforcement, UserId};
 
-use crate::kit::{NUMBER, PASSWORD, T0, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, T0, limits_with, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {
@@ -46,8 +46,7 @@ async fn the_whole_enrollment_path() {
 async fn a_code_is_single_use() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let code = w.last_code();
     w.verify(&c, &id, &code).await.unwrap();
     assert_eq!(
@@ -62,8 +61,7 @@ async fn a_code_is_single_use() {
 async fn a_code_expires_at_exactly_its_lifetime() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     w.advance(600);
     assert_eq!(
         w.verify(&c, &id, &w.last_code()).await.unwrap_err(),
@@ -72,8 +70,7 @@ async fn a_code_expires_at_exactly_its_lifetime() {
 
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     w.advance(599);
     assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
 }
@@ -96,8 +93,7 @@ async fn an_enrollment_expires_after_its_lifetime() {
 async fn the_fifth_wrong_code_burns_it_until_a_resend() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let right = w.last_code();
     let wrong = w.wrong_code();
     for remaining in [4, 3, 2, 1] {
@@ -128,8 +124,7 @@ async fn the_fifth_wrong_code_burns_it_until_a_resend() {
 async fn a_resend_replaces_the_old_code() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let old = w.last_code();
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
@@ -147,8 +142,7 @@ async fn a_resend_replaces_the_old_code() {
 async fn resend_cooldown_holds_to_the_second() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     w.advance(29);
     assert_eq!(
         enrollment::resend(&w.svc, &c, &id).await.unwrap_err(),
@@ -163,8 +157,7 @@ async fn resend_cooldown_holds_to_the_second() {
 async fn texts_per_enrollment_are_capped() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     for _ in 0..4 {
         w.advance(30);
         enrollment::resend(&w.svc, &c, &id).await.unwrap();
@@ -280,14 +273,9 @@ async fn a_missing_user_answers_like_a_wrong_password() {
 
 #[tokio::test]
 async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
-    let limits = Limits {
-        code_failures_per_user_per_hour: 3,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.code_failures_per_user_per_hour = 3)).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let wrong = w.wrong_code();
     for _ in 0..3 {
         assert!(matches!(
@@ -304,21 +292,15 @@ async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
         MfaError::TooManyAttempts { .. }
     ));
     w.advance(3600);
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
 }
 
 #[tokio::test]
 async fn texts_per_user_per_day() {
-    let limits = Limits {
-        texts_per_user_per_day: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_user_per_day = 2)).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
     let id2 = w.start(&c).await;
@@ -338,11 +320,7 @@ async fn texts_per_user_per_day() {
 
 #[tokio::test]
 async fn texts_per_number_per_hour_across_users() {
-    let limits = Limits {
-        texts_per_number_per_hour: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_number_per_hour = 1)).await;
     let (a, b) = (
         w.user_at("ada", "198.51.100.1").await,
         w.user_at("bob", "198.51.100.2").await,
@@ -362,11 +340,7 @@ async fn texts_per_number_per_hour_across_users() {
 
 #[tokio::test]
 async fn texts_per_ip_per_hour_across_users() {
-    let limits = Limits {
-        texts_per_ip_per_hour: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_ip_per_hour = 1)).await;
     let (a, b) = (w.user("ada").await, w.user("bob").await);
     let ia = w.start(&a).await;
     let ib = w.start(&b).await;
@@ -385,11 +359,7 @@ async fn texts_per_ip_per_hour_across_users() {
 
 #[tokio::test]
 async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let c = w.user("ada").await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
@@ -411,8 +381,7 @@ async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
 async fn a_failed_resend_keeps_the_earlier_code_working() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let first = w.last_code();
     w.advance(30);
     w.outbox.set_sms_failing(true);
@@ -428,8 +397,7 @@ async fn a_failed_resend_keeps_the_earlier_code_working() {
 async fn a_failed_confirmation_email_still_completes_enrollment() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     w.outbox.set_email_failing(true);
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
     assert_eq!(done.confirmation_email, "failed");
@@ -440,8 +408,7 @@ async fn a_failed_confirmation_email_still_completes_enrollment() {
 async fn eight_concurrent_right_codes_give_exactly_one_success() {
     let w = Arc::new(world(Limits::default()).await);
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let code = w.last_code();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -465,8 +432,7 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
     let w = Arc::new(world(Limits::default()).await);
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let wrong = w.wrong_code();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -496,8 +462,7 @@ async fn a_number_verified_elsewhere_first_cannot_be_verified_twice() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
     let e1 = w.start(&c).await;
-    let e2 = w.start(&c).await;
-    w.phone(&c, &e2, NUMBER).await.unwrap();
+    let e2 = w.at_code(&c).await;
     let code2 = w.last_code();
     w.advance(30);
     w.phone(&c, &e1, NUMBER).await.unwrap();

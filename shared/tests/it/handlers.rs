@@ -17,15 +17,12 @@ use mfa_shared::http::routes::{self, Function};
 use mfa_shared::ports::FixedClock;
 use serde_json::{Value, json};
 
-use crate::kit::apigw::{ADMIN_FIXTURE, Answer, admin_event, call, fixture, shape, user_event};
-use crate::kit::hash;
+use crate::kit::apigw::{
+    ADA as USER, ADMIN_FIXTURE, APP, Answer, BOB, T0, admin_event, call, fixture, shape, user_event,
+};
+use crate::kit::{self, hash};
 
-const APP: &str = "app-acme";
-const USER: &str = "user-ada";
-const BOB: &str = "user-bob";
 const ADMIN_ARN: &str = "arn:aws:iam::123456789012:user/grace-admin";
-/// 2026-11-18T11:06:40Z.
-const T0: i64 = 1_795_000_000;
 const PHONE: &str = "+1 (415) 555-0123";
 const MASKED: &str = "+1••••••0123";
 const POLICY: &str = "/v1/admin/applications/app-acme/mfa-policy";
@@ -250,12 +247,7 @@ impl H {
 
     /// Texts sent so far, as `(to, body)`.
     fn texts(&self) -> Vec<(String, String)> {
-        self.outbox
-            .snapshot()
-            .sms
-            .into_iter()
-            .map(|s| (s.to, s.body))
-            .collect()
+        kit::sent(&self.outbox).0
     }
 
     /// The code in the last text: its first 6 characters.

@@ -28,20 +28,18 @@ use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
-use crate::kit::apigw::{self, ADMIN_FIXTURE, Answer, USER_FIXTURE, call, fixture, with_body};
+use crate::kit::apigw::{
+    self, ADA, ADMIN_FIXTURE, APP, Answer, BOB, T0, USER_FIXTURE, call, fixture, with_body,
+};
 use crate::kit::hash;
 
-const APP: &str = "app-acme";
-/// Enrolled (one phone), with recovery codes, a pending add-phone enrollment and a challenge.
-const ADA: &str = "user-ada";
-/// Provisioned, email verified, not enrolled: Start and Skip act on him.
-const BOB: &str = "user-bob";
+// In this suite's world (kit's APP at kit's T0): ADA is enrolled (one phone), with recovery
+// codes, a pending add-phone enrollment and a challenge; BOB is provisioned, email verified,
+// not enrolled: Start and Skip act on him.
 /// Not provisioned: the admin `PUT .../users/{user_id}` would create her.
 const CAROL: &str = "user-carol";
 /// The source IP of the user fixture.
 const SOURCE_IP: &str = "203.0.113.24";
-/// 2026-11-18T11:06:40Z.
-const T0: i64 = 1_795_000_000;
 const ADA_PHONE: &str = "+14155550123";
 const ADDED_PHONE: &str = "+14155550188";
 const MAX_BODY: usize = 16 * 1024;

@@ -85,12 +85,7 @@ impl World {
     }
 
     fn emails(&self) -> Vec<(String, String)> {
-        self.outbox
-            .snapshot()
-            .email
-            .into_iter()
-            .map(|e| (e.subject, e.text))
-            .collect()
+        kit::sent(&self.outbox).1
     }
 
     async fn audit(&self, user: Option<&UserId>) -> Vec<(String, String, Value)> {

@@ -3,15 +3,23 @@
 //! `shared/tests/fixtures/` (authorizer context included) and are adjusted: method, path,
 //! body, claims.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use base64::Engine;
 use lambda_http::http::HeaderMap;
 use mfa_shared::Service;
 use mfa_shared::http::dispatch;
 use mfa_shared::http::routes::Function;
 use serde_json::{Value, json};
+
+use super::Memo;
+
+/// The application of the handler suites' deployment.
+pub const APP: &str = "app-acme";
+/// The end user of the user fixture (and of most requests).
+pub const ADA: &str = "user-ada";
+/// A second end user.
+pub const BOB: &str = "user-bob";
+/// The handler suites' clock: 2026-11-18T11:06:40Z.
+pub const T0: i64 = 1_795_000_000;
 
 /// An end user's request, with the JWT authorizer's claims.
 pub const USER_FIXTURE: &str = "apigw-v2-user-jwt.json";
@@ -20,15 +28,11 @@ pub const ADMIN_FIXTURE: &str = "apigw-v2-admin-iam.json";
 
 /// The fixture `name` of `shared/tests/fixtures/` (read once per test process).
 pub fn fixture(name: &str) -> Value {
-    static FIXTURES: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();
-    let mut fixtures = FIXTURES.get_or_init(Mutex::default).lock().unwrap();
-    fixtures
-        .entry(name.to_owned())
-        .or_insert_with(|| {
-            let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-        })
-        .clone()
+    static FIXTURES: Memo<Value> = Memo::new();
+    FIXTURES.get(name, || {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    })
 }
 
 /// Sets the method and path of an event.

@@ -39,17 +39,39 @@ pub struct World {
 /// The argon2 PHC hash of `pw`, made once per password and test process: argon2 at its
 /// default cost is slow in debug builds, and every suite provisions users with one.
 pub fn hash(pw: &str) -> String {
-    static HASHES: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let mut hashes = HASHES.get_or_init(Mutex::default).lock().unwrap();
-    hashes
-        .entry(pw.to_owned())
-        .or_insert_with(|| {
-            argon2::Argon2::default()
-                .hash_password(pw.as_bytes())
-                .unwrap()
-                .to_string()
-        })
-        .clone()
+    static HASHES: Memo = Memo::new();
+    HASHES.get(pw, || {
+        argon2::Argon2::default()
+            .hash_password(pw.as_bytes())
+            .unwrap()
+            .to_string()
+    })
+}
+
+/// Values made once per key and test process.
+pub struct Memo<T = String>(OnceLock<Mutex<HashMap<String, T>>>);
+
+impl<T: Clone> Memo<T> {
+    pub const fn new() -> Self {
+        Memo(OnceLock::new())
+    }
+
+    /// The value of `key`, made by `make` the first time.
+    pub fn get(&self, key: &str, make: impl FnOnce() -> T) -> T {
+        let mut map = self.0.get_or_init(Mutex::default).lock().unwrap();
+        map.entry(key.to_owned()).or_insert_with(make).clone()
+    }
+}
+
+/// Messages as pairs: a text's `(to, body)`, an email's `(subject, text)`.
+pub type Messages = Vec<(String, String)>;
+
+/// What the outbox holds: the texts and the emails.
+pub fn sent(outbox: &ConsoleOutbox) -> (Messages, Messages) {
+    let s = outbox.snapshot();
+    let texts = s.sms.into_iter().map(|m| (m.to, m.body)).collect();
+    let emails = s.email.into_iter().map(|e| (e.subject, e.text)).collect();
+    (texts, emails)
 }
 
 /// A name no other test (or earlier run against the same emulator) uses: `prefix-` and 12
@@ -58,6 +80,13 @@ pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();
     format!("{prefix}-{}", hex::encode(b))
+}
+
+/// The default limits with `change` made: `limits_with(|l| l.texts_per_user_per_day = 1)`.
+pub fn limits_with(change: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits::default();
+    change(&mut limits);
+    limits
 }
 
 /// Application `acme` on the in-memory store at [`T0`], MFA available and enabled
@@ -145,6 +174,13 @@ impl World {
             .await
             .unwrap()
             .enrollment_id
+    }
+
+    /// An enrollment of `c` at the code step: started, and [`NUMBER`] texted.
+    pub async fn at_code(&self, c: &Caller) -> EnrollmentId {
+        let id = self.start(c).await;
+        self.phone(c, &id, NUMBER).await.unwrap();
+        id
     }
 
     pub async fn phone(
