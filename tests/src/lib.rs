@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub mod fault_proxy;
+pub mod aws_proxy;
 pub mod load;
 
 /// The workspace root.

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_tests::fault_proxy::{Fault, FaultProxy};
+use mfa_tests::aws_proxy::{Fault, FaultProxy};
 use mfa_tests::{Launch, LocalServer, Tenant, function_bin, moto_url, unique, unique_number};
 use serde_json::{Value, json};
 
