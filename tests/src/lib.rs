@@ -59,6 +59,42 @@ pub fn function_bin(package: &str) -> PathBuf {
     target.join("debug").join(package)
 }
 
+/// A Lambda function's binary (built for debug), to be started as Lambda starts it: a clean
+/// environment with the Runtime API at `runtime_api`, the region and test credentials, JSON
+/// logs, and the table `table` with its code key (`{table}/code-hmac-key`). The caller adds the
+/// endpoint (`AWS_ENDPOINT_URL`) and anything else.
+pub fn lambda_command(package: &str, runtime_api: &str, table: &str) -> Command {
+    let mut cmd = Command::new(function_bin(package));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", package)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MFA_TABLE_NAME", table)
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"));
+    cmd
+}
+
+/// An end user's request as API Gateway (HTTP API, v2) delivers it to a function: the
+/// recorded fixture of `shared/tests/fixtures/` (JWT authorizer claims included) with `method`,
+/// `path` and a plain `body`.
+pub fn apigw_user_event(method: &str, path: &str, body: &str) -> Value {
+    let mut ev: Value = serde_json::from_str(include_str!(
+        "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+    ))
+    .unwrap();
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["body"] = json!(body);
+    ev["headers"]["content-length"] = json!(body.len().to_string());
+    ev
+}
+
 /// A random lowercase hex suffix, to keep tests that share one emulator apart.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{:016x}", getrandom::u64().unwrap())

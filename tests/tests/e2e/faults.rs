@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mfa_tests::aws_proxy::{Fault, FaultProxy};
-use mfa_tests::{Launch, LocalServer, Tenant, function_bin, moto_url, unique, unique_number};
+use mfa_tests::{Launch, LocalServer, Tenant, lambda_command, moto_url, unique, unique_number};
 use serde_json::{Value, json};
 
 /// How often the service tries one AWS call (`mfa_shared::adapters::aws::MAX_ATTEMPTS`).
@@ -178,15 +178,16 @@ async fn an_sns_publish_whose_answer_is_lost_counts_as_sent() {
 async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
     let (s, proxy) = behind_proxy("SESV2", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    // SES v2 is a REST API: no operation name in a header or the body, so "" matches its calls.
-    proxy.fail("", None, Fault::ServerError);
+    // SES v2 is a REST API: its operation is named by method and path (SendEmail here).
+    const SEND_EMAIL: &str = "POST /v2/email/outbound-emails";
+    proxy.fail(SEND_EMAIL, None, Fault::ServerError);
     let id = t.start(&s).await;
     let number = unique_number();
     assert_eq!(t.phone(&s, &id, &number).await.status, 202);
     let r = t.code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["confirmation_email"], "failed");
-    assert!(proxy.failed("") >= 1);
+    assert!(proxy.failed(SEND_EMAIL) >= 1);
     let audit = s
         .call(
             "GET",
@@ -210,16 +211,9 @@ async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
 
 /// Runs the `code-verify` Lambda binary with `env` until it exits (it must, within 30 s).
 fn cold_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(function_bin("code-verify"));
-    cmd.env_clear()
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("MFA_TABLE_NAME", "mfa-cold-start")
-        .env("MFA_SECRET_ID", "mfa/code-hmac-key")
-        // Were init to get this far, the runtime API would be here: nothing listens.
-        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
+    // Were init to get this far, the runtime API would be here: nothing listens.
+    let mut cmd = lambda_command("code-verify", "127.0.0.1:9", "mfa-cold-start");
+    cmd.env("MFA_SECRET_ID", "mfa/code-hmac-key");
     for (k, v) in env {
         cmd.env(k, v);
     }
