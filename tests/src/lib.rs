@@ -112,6 +112,19 @@ pub fn moto_url() -> String {
     })
 }
 
+/// The AWS SDK's configuration for moto's server (test credentials, us-east-1).
+pub async fn moto_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .http_client(mfa_shared::adapters::aws::https_client())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
 /// A running `mfa-local`, stopped on drop.
 pub struct LocalServer {
     child: Child,
@@ -164,6 +177,14 @@ impl LocalServer {
     /// `--backend aws` against moto, with a fresh table (bootstrapped) unless one is given.
     pub fn aws(launch: Launch) -> LocalServer {
         Self::spawn(true, launch)
+    }
+
+    /// `--backend aws` against moto, on a fresh table that it bootstraps.
+    pub fn moto() -> LocalServer {
+        Self::aws(Launch {
+            bootstrap: true,
+            ..Launch::default()
+        })
     }
 
     /// The memory backend (`aws: false`) or `--backend aws` against moto, as `launch` says.
@@ -469,6 +490,30 @@ impl Reply {
     pub fn error(&self) -> &str {
         self.json["error"].as_str().unwrap_or("")
     }
+
+    /// The `action` of each event of an audit page, newest first.
+    pub fn actions(&self) -> Vec<&str> {
+        let events = self.json["events"].as_array().unwrap().iter();
+        events.map(|e| e["action"].as_str().unwrap()).collect()
+    }
+}
+
+/// Two tests of one walk over HTTP (`async fn walk(s: &LocalServer)`): `$memory` on the
+/// memory backend, and `$moto` on `--backend aws` against moto (ignored without it).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($walk:ident, $memory:ident, $moto:ident) => {
+        #[tokio::test]
+        async fn $memory() {
+            $walk(&$crate::LocalServer::memory(&[])).await;
+        }
+
+        #[tokio::test]
+        #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+        async fn $moto() {
+            $walk(&$crate::LocalServer::moto()).await;
+        }
+    };
 }
 
 /// An application with MFA made available (operator), enabled with signup (admin), and one
@@ -572,14 +617,7 @@ impl Tenant {
             .rev()
             .find(|(to, _)| to.ends_with(&last4) && to.chars().count() == masked.chars().count())
             .unwrap_or_else(|| panic!("no challenge text to {masked}"));
-        let v = s
-            .call(
-                "POST",
-                &format!("/v1/mfa/challenges/{id}/code"),
-                Some(&self.user_token),
-                Some(json!({"code": &body[..6]})),
-            )
-            .await;
+        let v = self.challenge_code(s, &id, &body[..6]).await;
         assert_eq!(v.status, 200, "step-up code: {v:?}");
         let assertion = v.json["assertion"].as_str().unwrap().to_owned();
         *self.proof.lock().unwrap() = Some((assertion.clone(), Instant::now()));
@@ -647,13 +685,45 @@ impl Tenant {
         assert_eq!(r.status, 200, "{r:?}");
     }
 
+    /// Submits `code` for enrollment `id`.
     pub async fn code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
-        s.call(
-            "POST",
-            &format!("/v1/mfa/enrollments/{id}/code"),
-            Some(&self.user_token),
-            Some(json!({"code": code})),
-        )
-        .await
+        self.submit_code(s, &format!("/v1/mfa/enrollments/{id}/code"), code)
+            .await
+    }
+
+    /// Submits `code` for sign-in challenge `id`.
+    pub async fn challenge_code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
+        self.submit_code(s, &format!("/v1/mfa/challenges/{id}/code"), code)
+            .await
+    }
+
+    async fn submit_code(&self, s: &LocalServer, path: &str, code: &str) -> Reply {
+        let body = json!({ "code": code });
+        s.call("POST", path, Some(&self.user_token), Some(body))
+            .await
+    }
+
+    /// Submits the code texted to `number` for the enrollment whose `202` is `sent`.
+    pub async fn confirm(&self, s: &LocalServer, sent: &Reply, number: &str) -> Reply {
+        let id = sent.json["enrollment_id"].as_str().unwrap();
+        self.code(s, id, &s.last_code(number).await).await
+    }
+
+    /// New recovery codes (a factor change: with a step-up proof once enrolled).
+    pub async fn recovery_codes(&self, s: &LocalServer) -> Vec<String> {
+        let body = json!({"password": self.password});
+        let r = self.change(s, "POST", "/v1/mfa/recovery-codes", body).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let codes = r.json["codes"].as_array().unwrap().iter();
+        codes.map(|c| c.as_str().unwrap().to_owned()).collect()
+    }
+
+    /// The user's audit events, as the application's admin reads them.
+    pub async fn audit(&self, s: &LocalServer) -> Reply {
+        let path = format!(
+            "/v1/admin/applications/{}/audit-events?user_id={}",
+            self.app, self.user
+        );
+        s.call("GET", &path, Some(&self.admin), None).await
     }
 }

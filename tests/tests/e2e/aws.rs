@@ -4,27 +4,16 @@
 
 use std::sync::Arc;
 
-use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
+use mfa_tests::{Launch, LocalServer, Tenant, unique_number};
 use serde_json::json;
 
 fn fresh() -> LocalServer {
-    LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    })
+    LocalServer::moto()
 }
 
 /// Every item of the table, as `attribute = value` strings.
 async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(aws_config::Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let conf = mfa_tests::moto_sdk().await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     let out = client.scan().table_name(table).send().await.unwrap();
     out.items()

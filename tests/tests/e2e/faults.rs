@@ -188,23 +188,8 @@ async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["confirmation_email"], "failed");
     assert!(proxy.failed(SEND_EMAIL) >= 1);
-    let audit = s
-        .call(
-            "GET",
-            &format!(
-                "/v1/admin/applications/{}/audit-events?user_id={}",
-                t.app, t.user
-            ),
-            Some(&t.admin),
-            None,
-        )
-        .await;
-    let actions: Vec<&str> = audit.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let audit = t.audit(&s).await;
+    let actions = audit.actions();
     assert!(actions.contains(&"notification.failed"), "{actions:?}");
     assert!(actions.contains(&"enrollment.completed"), "{actions:?}");
 }
@@ -312,16 +297,7 @@ async fn races(s: &LocalServer) {
 
     t.enroll(s, &unique_number()).await;
     // Making recovery codes and removing a phone are factor changes: they need a step-up.
-    let r = t
-        .change(
-            s,
-            "POST",
-            "/v1/mfa/recovery-codes",
-            json!({"password": t.password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let code = r.json["codes"][0].as_str().unwrap().to_owned();
+    let code = t.recovery_codes(s).await[0].clone();
     let proof = t.proof(s).await.unwrap();
     let uses = (0..4)
         .map(|_| {
@@ -372,10 +348,7 @@ async fn conditional_write_races_give_one_winner_and_4xx_losers_memory() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn conditional_write_races_give_one_winner_and_4xx_losers_aws() {
-    let s = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let s = LocalServer::moto();
     races(&s).await;
 }
 
@@ -476,14 +449,13 @@ async fn challenge(s: &LocalServer, t: &Tenant) -> String {
     r.json["challenge_id"].as_str().unwrap().to_owned()
 }
 
-async fn challenge_code(s: &LocalServer, t: &Tenant, id: &str, code: &str) -> mfa_tests::Reply {
-    s.call(
-        "POST",
-        &format!("/v1/mfa/challenges/{id}/code"),
-        Some(&t.user_token),
-        Some(json!({ "code": code })),
-    )
-    .await
+/// Sign-in challenge `id`'s code submission, as a request to send (concurrently) later.
+fn challenge_request(s: &LocalServer, t: &Tenant, id: &str, code: &str) -> reqwest::RequestBuilder {
+    s.http
+        .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
+        .bearer_auth(&t.user_token)
+        .header("content-type", "application/json")
+        .body(json!({ "code": code }).to_string())
 }
 
 /// A user enrolled with a fresh number, and a recovery code of theirs. The request carries a
@@ -492,7 +464,7 @@ async fn with_recovery_code(s: &LocalServer, t: &Tenant) -> String {
     let number = unique_number();
     t.enroll(s, &number).await;
     let id = challenge(s, t).await;
-    let r = challenge_code(s, t, &id, &s.last_code(&number).await).await;
+    let r = t.challenge_code(s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     let assertion = r.json["assertion"].as_str().unwrap().to_owned();
     let r = s
@@ -605,13 +577,7 @@ async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
         Fault::DynamoTransactionConflict,
         2,
     );
-    let submit = || {
-        s.http
-            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
-            .bearer_auth(&t.user_token)
-            .header("content-type", "application/json")
-            .body(json!({ "code": right }).to_string())
-    };
+    let submit = || challenge_request(&s, &t, &id, &right);
     let statuses = concurrently(vec![submit(), submit()]).await;
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!((400..500).contains(&statuses[1]), "{statuses:?}");
@@ -625,13 +591,7 @@ async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
         Fault::DynamoTransactionCanceledByConflict,
         3,
     );
-    let submit = || {
-        s.http
-            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
-            .bearer_auth(&t.user_token)
-            .header("content-type", "application/json")
-            .body(json!({ "code": right }).to_string())
-    };
+    let submit = || challenge_request(&s, &t, &id, &right);
     let statuses = concurrently(vec![submit(), submit()]).await;
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!((400..500).contains(&statuses[1]), "{statuses:?}");
@@ -719,7 +679,7 @@ async fn a_completion_whose_answer_was_lost_is_not_reported_as_failed() {
         Fault::LoseAnswer,
         1,
     );
-    let r = challenge_code(&s, &t, &id, &s.last_code(&number).await).await;
+    let r = t.challenge_code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.json["assertion"].is_string(), "{r:?}");
     assert_eq!(proxy.failed("TransactWriteItems"), 1);

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mfa_tests::{Launch, LocalServer, apigw_user_event, lambda_command, moto_url};
+use mfa_tests::{LocalServer, apigw_user_event, lambda_command, moto_url};
 use serde_json::{Value, json};
 
 /// Serves one invocation of `event` on a free port, then sends the posted answer on the
@@ -92,10 +92,7 @@ fn serve(
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
     // mfa-local bootstraps a fresh table and the local secrets on moto.
-    let local = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let local = LocalServer::moto();
     let table = local.table.clone().unwrap();
     let path = "/v1/mfa/enrollments/0123456789abcdef0123456789abcdef/code";
     let event = apigw_user_event("POST", path, r#"{"code":"123456"}"#);
@@ -144,10 +141,7 @@ fn invoke(package: &str, table: &str, event: Value, env: &[(&str, &str)]) -> Val
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key() {
     // mfa-local signs (it reads the signing secret) and publishes the JWKS item.
-    let local = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let local = LocalServer::moto();
     let table = local.table.clone().unwrap();
     let t = mfa_tests::Tenant::set_up(&local, "optional").await;
     t.enroll(&local, &mfa_tests::unique_number()).await;

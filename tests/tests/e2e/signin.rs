@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mfa_tests::{Launch, LocalServer, Reply, Tenant, moto_url, unique_number};
+use mfa_tests::{Launch, LocalServer, Reply, Tenant, unique_number};
 use serde_json::{Value, json};
 
 /// `POST /v1/mfa/challenges`, waiting out the resend cooldown once if the user's last
@@ -146,21 +146,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!((r.status, r.error()), (404, "challenge_not_found"));
 
     // Recovery codes: shown once, each works once, status counts them.
-    let r = t
-        .change(
-            s,
-            "POST",
-            "/v1/mfa/recovery-codes",
-            json!({"password": t.password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let codes: Vec<String> = r.json["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = t.recovery_codes(s).await;
     assert_eq!(codes.len(), 10);
     let r = s
         .call(
@@ -235,10 +221,7 @@ async fn sign_in_on_moto() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
-    let s = Arc::new(LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }));
+    let s = Arc::new(LocalServer::moto());
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     t.enroll(&s, &unique_number()).await;
     let r = t
@@ -297,15 +280,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     // Rotate: the old material becomes "previous", fresh material signs from now on.
     let table = before.table.clone().unwrap();
     let secret_id = format!("{table}/signing-key");
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(aws_config::Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let conf = mfa_tests::moto_sdk().await;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let old = sm
         .get_secret_value()
@@ -436,13 +411,7 @@ async fn step_up_walk(s: &LocalServer) {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    let done = t
-        .code(
-            s,
-            r.json["enrollment_id"].as_str().unwrap(),
-            &s.last_code(&number).await,
-        )
-        .await;
+    let done = t.confirm(s, &r, &number).await;
     assert_eq!(done.status, 200, "{done:?}");
     let phone = first_phone(s, &t).await;
 
@@ -544,30 +513,11 @@ async fn step_up_walk(s: &LocalServer) {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    let done = t
-        .code(
-            s,
-            r.json["enrollment_id"].as_str().unwrap(),
-            &s.last_code(&new_number).await,
-        )
-        .await;
+    let done = t.confirm(s, &r, &new_number).await;
     assert_eq!(done.status, 200, "{done:?}");
 }
 
-#[tokio::test]
-async fn step_up_on_memory() {
-    step_up_walk(&LocalServer::memory(&[])).await;
-}
-
-#[tokio::test]
-#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn step_up_on_moto() {
-    step_up_walk(&LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }))
-    .await;
-}
+mfa_tests::on_both_backends!(step_up_walk, step_up_on_memory, step_up_on_moto);
 
 /// Contract v2, "Budgets a stranger cannot spend": five other accounts (two in another
 /// tenant) submitting the victim's number spend its hourly budget, yet the victim's sign-in
@@ -628,17 +578,8 @@ async fn strangers_cannot_block_sign_in(s: &LocalServer) {
     assert_eq!(s.texts_to(&number).await.len(), before + 1);
 }
 
-#[tokio::test]
-async fn strangers_cannot_block_sign_in_on_memory() {
-    strangers_cannot_block_sign_in(&LocalServer::memory(&[])).await;
-}
-
-#[tokio::test]
-#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn strangers_cannot_block_sign_in_on_moto() {
-    strangers_cannot_block_sign_in(&LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }))
-    .await;
-}
+mfa_tests::on_both_backends!(
+    strangers_cannot_block_sign_in,
+    strangers_cannot_block_sign_in_on_memory,
+    strangers_cannot_block_sign_in_on_moto
+);
