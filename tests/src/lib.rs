@@ -27,25 +27,15 @@ pub fn root() -> PathBuf {
 /// returns its path.
 pub fn mfa_local_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("MFA_LOCAL_BIN") {
-            return PathBuf::from(p);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "mfa-local"])
-            .current_dir(root())
-            .status()
-            .expect("run cargo build -p mfa-local");
-        assert!(status.success(), "cargo build -p mfa-local failed");
-        let target =
-            std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
-        target.join("debug").join("mfa-local")
+    BIN.get_or_init(|| match std::env::var("MFA_LOCAL_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => function_bin("mfa-local"),
     })
     .clone()
 }
 
-/// Builds one of the Lambda functions' binaries (debug, offline) and returns its path.
+/// Builds one of the workspace's binaries (the Lambda functions, `mfa-local`; debug, offline)
+/// and returns its path.
 pub fn function_bin(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -61,9 +51,14 @@ pub fn function_bin(package: &str) -> PathBuf {
 
 /// A Lambda function's binary (built for debug), to be started as Lambda starts it: a clean
 /// environment with the Runtime API at `runtime_api`, the region and test credentials, JSON
-/// logs, and the table `table` with its code key (`{table}/code-hmac-key`). The caller adds the
-/// endpoint (`AWS_ENDPOINT_URL`) and anything else.
-pub fn lambda_command(package: &str, runtime_api: &str, table: &str) -> Command {
+/// logs, and the table `table` with its code key (`{table}/code-hmac-key`); then `env` (the
+/// endpoint, `AWS_ENDPOINT_URL`, and anything else).
+pub fn lambda_command(
+    package: &str,
+    runtime_api: &str,
+    table: &str,
+    env: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(function_bin(package));
     cmd.env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -75,7 +70,8 @@ pub fn lambda_command(package: &str, runtime_api: &str, table: &str) -> Command 
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("MFA_TABLE_NAME", table)
-        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"));
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
+        .envs(env.iter().copied());
     cmd
 }
 
@@ -380,6 +376,12 @@ impl LocalServer {
         body[..6].to_owned()
     }
 
+    /// The subjects of the emails sent to `to`, oldest first.
+    pub async fn subjects_to(&self, to: &str) -> Vec<String> {
+        let emails = self.emails_to(to).await.into_iter();
+        emails.map(|(subject, _)| subject).collect()
+    }
+
     /// Every email to `to` so far as (subject, body) pairs.
     pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
         match &self.moto {
@@ -677,6 +679,17 @@ impl Tenant {
         .await
     }
 
+    /// An enrollment at the code step: started, and a fresh number texted (`202`). Returns
+    /// the enrollment's id, the number and the code texted to it.
+    pub async fn at_code(&self, s: &LocalServer) -> (String, String, String) {
+        let id = self.start(s).await;
+        let number = unique_number();
+        let r = self.phone(s, &id, &number).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let code = s.last_code(&number).await;
+        (id, number, code)
+    }
+
     /// The whole enrollment with `number`: Start, phone, the texted code.
     pub async fn enroll(&self, s: &LocalServer, number: &str) {
         let id = self.start(s).await;
@@ -701,6 +714,18 @@ impl Tenant {
         let body = json!({ "code": code });
         s.call("POST", path, Some(&self.user_token), Some(body))
             .await
+    }
+
+    /// Signs in with recovery code `code`.
+    pub async fn redeem(&self, s: &LocalServer, code: &str) -> Reply {
+        let body = json!({ "code": code });
+        s.call(
+            "POST",
+            "/v1/mfa/challenges/recovery",
+            Some(&self.user_token),
+            Some(body),
+        )
+        .await
     }
 
     /// Submits the code texted to `number` for the enrollment whose `202` is `sent`.

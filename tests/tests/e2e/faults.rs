@@ -47,10 +47,7 @@ fn retry_after(r: &mfa_tests::Reply) -> u64 {
 async fn a_throttled_failure_counter_write_answers_503_and_lets_no_guess_through() {
     let (s, proxy) = behind_proxy("DYNAMODB", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let right = s.last_code(&number).await;
+    let (id, _, right) = t.at_code(&s).await;
 
     proxy.fail("UpdateItem", Some("codefail#"), Fault::DynamoThrottled);
     let r = t.code(&s, &id, &right).await;
@@ -107,10 +104,7 @@ async fn a_throttled_send_record_sends_nothing_and_gives_every_budget_back() {
 async fn a_throttled_completion_is_retryable_with_the_same_code() {
     let (s, proxy) = behind_proxy("DYNAMODB", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let right = s.last_code(&number).await;
+    let (id, _, right) = t.at_code(&s).await;
     proxy.fail("TransactWriteItems", None, Fault::DynamoThrottled);
     let r = t.code(&s, &id, &right).await;
     assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
@@ -197,12 +191,9 @@ async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
 /// Runs the `code-verify` Lambda binary with `env` until it exits (it must, within 30 s).
 fn cold_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
     // Were init to get this far, the runtime API would be here: nothing listens.
-    let mut cmd = lambda_command("code-verify", "127.0.0.1:9", "mfa-cold-start");
-    cmd.env("MFA_SECRET_ID", "mfa/code-hmac-key");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    let secret = [("MFA_SECRET_ID", "mfa/code-hmac-key")];
+    let mut child = lambda_command("code-verify", "127.0.0.1:9", "mfa-cold-start", &secret)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -482,16 +473,6 @@ async fn with_recovery_code(s: &LocalServer, t: &Tenant) -> String {
     body["codes"][0].as_str().unwrap().to_owned()
 }
 
-async fn redeem(s: &LocalServer, t: &Tenant, code: &str) -> mfa_tests::Reply {
-    s.call(
-        "POST",
-        "/v1/mfa/challenges/recovery",
-        Some(&t.user_token),
-        Some(json!({ "code": code })),
-    )
-    .await
-}
-
 /// Request body markers of single-item writes (the JSON of the UpdateItem call).
 const CODE_ATTEMPT: &str = r#"":max":"#;
 const RECOVERY_USE: &str = "used_by";
@@ -533,13 +514,13 @@ async fn transaction_conflicts_on_single_item_writes_are_retried_not_503() {
         Fault::DynamoTransactionConflict,
         3,
     );
-    let r = redeem(&s, &t, &code).await;
+    let r = t.redeem(&s, &code).await;
     assert_eq!(
         (r.status, r.json["remaining"].as_u64()),
         (200, Some(9)),
         "{r:?}"
     );
-    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+    assert_eq!(t.redeem(&s, &code).await.status, 400, "used once");
 
     // A conditional PutItem (the policy's version guard).
     proxy.fail_times(
@@ -606,14 +587,14 @@ async fn a_recovery_code_whose_answer_was_lost_still_works_once() {
     let code = with_recovery_code(&s, &t).await;
     // moto marks the code used; the answer never arrives; the SDK sends the use again.
     proxy.fail_times("UpdateItem", Some(RECOVERY_USE), Fault::LoseAnswer, 1);
-    let r = redeem(&s, &t, &code).await;
+    let r = t.redeem(&s, &code).await;
     assert_eq!(
         (r.status, r.json["remaining"].as_u64()),
         (200, Some(9)),
         "{r:?}"
     );
     assert_eq!(proxy.failed("UpdateItem"), 1);
-    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+    assert_eq!(t.redeem(&s, &code).await.status, 400, "used once");
     let st = s
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;

@@ -118,12 +118,9 @@ fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
 /// `table` and `env` on top; returns the posted answer.
 fn invoke(package: &str, table: &str, event: Value, env: &[(&str, &str)]) -> Value {
     let (api, answers) = runtime_api(event);
-    let mut cmd = lambda_command(package, &api, table);
-    cmd.env("AWS_ENDPOINT_URL", moto_url());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    let moto = moto_url();
+    let mut child = lambda_command(package, &api, table, &[("AWS_ENDPOINT_URL", &moto)])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -177,9 +174,9 @@ async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key()
     assert_eq!(body(&answer)["error"], "step_up_required", "{answer}");
 
     // The signer, given the same missing secret, refuses to start.
-    let status = lambda_command("challenge", "127.0.0.1:9", &table)
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("MFA_SIGNING_SECRET_ID", "no-such-signing-secret")
+    let moto = moto_url();
+    let env = [("AWS_ENDPOINT_URL", moto.as_str()), no_secret[0]];
+    let status = lambda_command("challenge", "127.0.0.1:9", &table, &env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

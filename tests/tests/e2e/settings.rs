@@ -126,12 +126,7 @@ async fn the_settings_walk(s: &LocalServer) {
     );
 
     // Notifications for the enrollment, the add, the replace and the removal.
-    let subjects: Vec<String> = s
-        .emails_to(&t.email)
-        .await
-        .into_iter()
-        .map(|(subject, _)| subject)
-        .collect();
+    let subjects = s.subjects_to(&t.email).await;
     assert_eq!(subjects.len(), 4, "{subjects:?}");
     assert!(
         subjects.iter().any(|x| x.contains("added"))

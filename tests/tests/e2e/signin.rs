@@ -78,15 +78,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!(r.status, 202, "{r:?}");
     let id = r.json["challenge_id"].as_str().unwrap().to_owned();
     let code = s.last_code(&number).await;
-    let path = format!("/v1/mfa/challenges/{id}/code");
-    let r = s
-        .call(
-            "POST",
-            &path,
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = t.challenge_code(s, &id, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     let claims = verify(s, r.json["assertion"].as_str().unwrap())
         .await
@@ -98,14 +90,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!(claims["amr"], json!(["sms"]));
 
     // Replay: the same code again gives nothing.
-    let again = s
-        .call(
-            "POST",
-            &path,
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let again = t.challenge_code(s, &id, &code).await;
     assert_eq!((again.status, again.error()), (409, "wrong_step"));
 
     // An enrollment's code never satisfies a challenge.
@@ -180,12 +165,7 @@ async fn sign_in_walk(s: &LocalServer) {
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;
     assert_eq!(st.json["recovery_codes_remaining"], 9);
-    let subjects: Vec<String> = s
-        .emails_to(&t.email)
-        .await
-        .into_iter()
-        .map(|(subject, _)| subject)
-        .collect();
+    let subjects = s.subjects_to(&t.email).await;
     assert!(
         subjects.iter().any(|x| x.contains("New recovery codes")),
         "{subjects:?}"
@@ -492,14 +472,7 @@ async fn step_up_walk(s: &LocalServer) {
     .await;
     assert_eq!(r.status, 201, "{r:?}");
     let code = r.json["codes"][0].as_str().unwrap().to_owned();
-    let r = s
-        .call(
-            "POST",
-            "/v1/mfa/challenges/recovery",
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = t.redeem(s, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     let recovery = r.json["assertion"].as_str().unwrap().to_owned();
     let new_number = unique_number();
