@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::kit::{NUMBER, PASSWORD, World, limits_with, set_policy, world};
+use crate::kit::{NUMBER, World, limits_with, set_policy, world};
 use async_trait::async_trait;
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
@@ -227,22 +227,8 @@ async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
     let c = w.user("ada").await;
     w.enroll(&c, NUMBER, None).await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let phone = mfa_shared::flows::phones::list(&w.svc, &c).await.unwrap()[0]
-        .phone_id
-        .clone();
     // The number is replaced meanwhile (through settings, its new code verified).
-    let change = mfa_shared::flows::phones::replace(
-        &w.svc,
-        &c,
-        &phone,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550177").unwrap(),
-    )
-    .await
-    .unwrap();
-    w.verify(&c, &change.enrollment_id.unwrap(), &w.last_code())
-        .await
-        .unwrap();
+    w.replace_first_phone(&c, "+14155550177").await;
     w.advance(31);
     let texts = w.texts();
     let err = challenge::resend(&w.svc, &c, &sent.challenge_id)
@@ -259,15 +245,7 @@ async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
 async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let begun = mfa_shared::flows::phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550188").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let begun = w.add_phone(&c, "+14155550188").await;
     assert_eq!(begun.purpose, Some("add"), "the answer still says add");
     let strangers_code = w.last_code();
     w.advance(31);
@@ -286,15 +264,7 @@ async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
 async fn an_add_with_no_factor_yet_enrolls_the_first_phone() {
     let w = world(Limits::default()).await;
     let c = w.user("ada").await;
-    let begun = mfa_shared::flows::phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse(NUMBER).unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let begun = w.add_phone(&c, NUMBER).await;
     let done = w
         .verify(&c, &begun.enrollment_id.unwrap(), &w.last_code())
         .await

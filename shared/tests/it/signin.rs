@@ -9,7 +9,7 @@ use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::Limits;
 use mfa_shared::flows::{Caller, admin, challenge, enrollment, phones, policy, recovery, status};
 use mfa_shared::types::ids::ChallengeId;
-use mfa_shared::types::{Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber};
+use mfa_shared::types::{Code, Enforcement, EnrollmentId, PhoneId};
 use serde_json::Value;
 
 use crate::kit::{self, PASSWORD, World, set_policy};
@@ -111,15 +111,7 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
         "challenge ids do not parse as enrollment ids"
     );
     w.clock.advance(31);
-    let add = phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550102").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let add = w.add_phone(&c, "+14155550102").await;
     let enrollment_id = add.enrollment_id.unwrap();
     let as_challenge = ChallengeId::parse(enrollment_id.as_str());
     assert!(as_challenge.is_err());
@@ -185,15 +177,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
 async fn a_named_phone_gets_the_text_and_strangers_get_nothing() {
     let (w, c) = world().await;
     w.clock.advance(31);
-    let add = phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550102").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let add = w.add_phone(&c, "+14155550102").await;
     enrollment::verify(&w.svc, &c, add.enrollment_id.as_ref().unwrap(), w.code())
         .await
         .unwrap();
@@ -344,20 +328,8 @@ async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     let code = w.code();
     // The user replaces that number (a swapped SIM) before the code is typed.
-    let id = phones::list(&w.svc, &c).await.unwrap()[0].phone_id.clone();
     w.clock.advance(31);
-    let r = phones::replace(
-        &w.svc,
-        &c,
-        &id,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550199").unwrap(),
-    )
-    .await
-    .unwrap();
-    enrollment::verify(&w.svc, &c, r.enrollment_id.as_ref().unwrap(), w.code())
-        .await
-        .unwrap();
+    w.replace_first_phone(&c, "+14155550199").await;
     assert_eq!(
         challenge::verify(&w.svc, &c, &sent.challenge_id, code)
             .await

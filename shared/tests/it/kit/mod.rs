@@ -17,7 +17,7 @@ use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::adapters::faulty::FaultyStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{Caller, enrollment, policy, status, users};
+use mfa_shared::flows::{Caller, enrollment, phones, policy, status, users};
 use mfa_shared::metrics::Recorded;
 use mfa_shared::ports::{FixedClock, Store};
 use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
@@ -213,6 +213,31 @@ impl World {
         enrollment::submit_phone(&self.svc, c, &id, number, label.map(str::to_owned))
             .await
             .unwrap();
+        enrollment::verify(&self.svc, c, &id, self.code())
+            .await
+            .unwrap()
+    }
+
+    /// Begins adding `number` (unlabelled) to `c`'s phones from settings, with the password;
+    /// panics on a refusal.
+    pub async fn add_phone(&self, c: &Caller, number: &str) -> enrollment::CodeSent {
+        let number = PhoneNumber::parse(number).unwrap();
+        phones::add(&self.svc, c, PASSWORD.into(), number, None)
+            .await
+            .unwrap()
+    }
+
+    /// Replaces `c`'s first phone by `number` through settings (the password, then the code
+    /// texted to the new number); panics on any refusal.
+    pub async fn replace_first_phone(&self, c: &Caller, number: &str) -> enrollment::Completed {
+        let phone = phones::list(&self.svc, c).await.unwrap()[0]
+            .phone_id
+            .clone();
+        let number = PhoneNumber::parse(number).unwrap();
+        let sent = phones::replace(&self.svc, c, &phone, PASSWORD.into(), number)
+            .await
+            .unwrap();
+        let id = sent.enrollment_id.expect("a replace sends a code");
         enrollment::verify(&self.svc, c, &id, self.code())
             .await
             .unwrap()
