@@ -151,9 +151,7 @@ async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
 }

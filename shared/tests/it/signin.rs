@@ -63,9 +63,7 @@ async fn a_challenge_code_gives_an_assertion_the_jwks_verifies() {
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     assert_eq!(sent.phone.masked, "+1••••••0101");
     assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, "+14155550101");
-    let a = challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
-        .await
-        .unwrap();
+    let a = w.sign_in(&c, &sent.challenge_id, w.code()).await.unwrap();
     let claims = verify(&jwks(&w), &a.assertion).unwrap();
     assert_eq!(
         (claims["sub"].as_str(), claims["app_id"].as_str()),
@@ -86,12 +84,10 @@ async fn a_challenge_code_is_single_use() {
     let (w, c) = world().await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     let code = w.code();
-    challenge::verify(&w.svc, &c, &sent.challenge_id, code.clone())
+    w.sign_in(&c, &sent.challenge_id, code.clone())
         .await
         .unwrap();
-    let replay = challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-        .await
-        .unwrap_err();
+    let replay = w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err();
     assert_eq!(
         replay,
         MfaError::WrongStep {
@@ -119,9 +115,7 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
     let forged = ChallengeId::from_enrollment_key(&enrollment_id);
     let enrollment_code = w.code();
     assert_eq!(
-        challenge::verify(&w.svc, &c, &forged, enrollment_code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &forged, enrollment_code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
     assert_eq!(
@@ -142,7 +136,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
     let wrong = Code::parse(&format!("{:06}", (right + 1) % 1_000_000)).unwrap();
     for remaining in [4, 3, 2, 1] {
         assert_eq!(
-            challenge::verify(&w.svc, &c, &sent.challenge_id, wrong.clone())
+            w.sign_in(&c, &sent.challenge_id, wrong.clone())
                 .await
                 .unwrap_err(),
             MfaError::InvalidCode {
@@ -151,9 +145,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
         );
     }
     assert!(matches!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, wrong)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, wrong).await.unwrap_err(),
         MfaError::TooManyAttempts { .. }
     ));
     assert!(matches!(
@@ -166,11 +158,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
     challenge::resend(&w.svc, &c, &sent.challenge_id)
         .await
         .unwrap();
-    assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
-            .await
-            .is_ok()
-    );
+    assert!(w.sign_in(&c, &sent.challenge_id, w.code()).await.is_ok());
 }
 
 #[tokio::test]
@@ -331,9 +319,7 @@ async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
     w.clock.advance(31);
     w.replace_first_phone(&c, "+14155550199").await;
     assert_eq!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
 }
@@ -355,9 +341,5 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
     challenge::resend(&w.svc, &c, &sent.challenge_id)
         .await
         .unwrap();
-    assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.code())
-            .await
-            .is_ok()
-    );
+    assert!(w.sign_in(&c, &sent.challenge_id, w.code()).await.is_ok());
 }

@@ -17,9 +17,10 @@ use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::adapters::faulty::FaultyStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{Caller, enrollment, phones, policy, status, users};
+use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, status, users};
 use mfa_shared::metrics::Recorded;
 use mfa_shared::ports::{FixedClock, Store};
+use mfa_shared::types::ids::ChallengeId;
 use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
 use mfa_shared::{MfaError, Service};
 
@@ -216,6 +217,16 @@ impl World {
         enrollment::verify(&self.svc, c, &id, self.code())
             .await
             .unwrap()
+    }
+
+    /// Signs `c` in: the code of sign-in challenge `id`.
+    pub async fn sign_in(
+        &self,
+        c: &Caller,
+        id: &ChallengeId,
+        code: Code,
+    ) -> Result<challenge::Assertion, MfaError> {
+        challenge::verify(&self.svc, c, id, code).await
     }
 
     /// Begins adding `number` (unlabelled) to `c`'s phones from settings, with the password;
