@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::kit::{NUMBER, World, limits_with, set_policy, world};
+use crate::kit::{NUMBER, World, ada, limits_with, set_policy, world};
 use async_trait::async_trait;
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
@@ -72,8 +72,7 @@ async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in
 
 #[tokio::test]
 async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() {
-    let w = world(limits_with(|l| l.texts_per_user_per_day = 2)).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 2)).await;
     w.enroll(&c, NUMBER, None).await; // one text of the user's two
     challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(31);
@@ -126,8 +125,7 @@ async fn a_text_whose_outcome_is_unknown_counts_as_sent() {
 
 #[tokio::test]
 async fn a_text_sns_refused_is_undone_and_costs_nothing() {
-    let w = world(limits_with(|l| l.texts_per_user_per_day = 1)).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     for _ in 0..3 {
@@ -141,8 +139,7 @@ async fn a_text_sns_refused_is_undone_and_costs_nothing() {
 
 #[tokio::test]
 async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     // Verifying a code reads the user only to email them.
     w.store.fail("get_user");
@@ -165,8 +162,7 @@ async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
 
 #[tokio::test]
 async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.phone(&c, &id, "+14155550124").await.unwrap();
     // The first text corrected at once (a typo fixed)...
@@ -187,8 +183,7 @@ async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
 
 #[tokio::test]
 async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     w.enroll(&c, NUMBER, None).await;
     let first = challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(10);
@@ -223,8 +218,7 @@ async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
 
 #[tokio::test]
 async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     w.enroll(&c, NUMBER, None).await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     // The number is replaced meanwhile (through settings, its new code verified).
@@ -243,8 +237,7 @@ async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
 /// stranger's phone beside the owner's, since a proof would now be required.
 #[tokio::test]
 async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let begun = w.add_phone(&c, "+14155550188").await;
     assert_eq!(begun.purpose, Some("add"), "the answer still says add");
     let strangers_code = w.last_code();
@@ -262,8 +255,7 @@ async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
 /// With no factor yet, an add from settings binds the first phone, as Start would.
 #[tokio::test]
 async fn an_add_with_no_factor_yet_enrolls_the_first_phone() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let begun = w.add_phone(&c, NUMBER).await;
     let done = w
         .verify(&c, &begun.enrollment_id.unwrap(), &w.last_code())

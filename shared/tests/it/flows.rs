@@ -9,12 +9,11 @@ use mfa_shared::config::Limits;
 use mfa_shared::flows::{Caller, enrollment, policy, status};
 use mfa_shared::types::{AppId, Enforcement, UserId};
 
-use crate::kit::{NUMBER, PASSWORD, T0, limits_with, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, T0, ada, limits_with, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let s = status::status(&w.svc, &c).await.unwrap();
     assert_eq!((s.prompt, s.can_skip, s.enrolled), ("enroll", true, false));
 
@@ -44,8 +43,7 @@ async fn the_whole_enrollment_path() {
 
 #[tokio::test]
 async fn a_code_is_single_use() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     let code = w.last_code();
     w.verify(&c, &id, &code).await.unwrap();
@@ -59,8 +57,7 @@ async fn a_code_is_single_use() {
 
 #[tokio::test]
 async fn a_code_expires_at_exactly_its_lifetime() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     w.advance(600);
     assert_eq!(
@@ -68,8 +65,7 @@ async fn a_code_expires_at_exactly_its_lifetime() {
         MfaError::CodeExpired
     );
 
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     w.advance(599);
     assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
@@ -77,8 +73,7 @@ async fn a_code_expires_at_exactly_its_lifetime() {
 
 #[tokio::test]
 async fn an_enrollment_expires_after_its_lifetime() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.advance(1799);
     w.phone(&c, &id, NUMBER).await.unwrap();
@@ -91,8 +86,7 @@ async fn an_enrollment_expires_after_its_lifetime() {
 
 #[tokio::test]
 async fn the_fifth_wrong_code_burns_it_until_a_resend() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     let right = w.last_code();
     let wrong = w.wrong_code();
@@ -122,8 +116,7 @@ async fn the_fifth_wrong_code_burns_it_until_a_resend() {
 
 #[tokio::test]
 async fn a_resend_replaces_the_old_code() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     let old = w.last_code();
     w.advance(30);
@@ -140,8 +133,7 @@ async fn a_resend_replaces_the_old_code() {
 
 #[tokio::test]
 async fn resend_cooldown_holds_to_the_second() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     w.advance(29);
     assert_eq!(
@@ -155,8 +147,7 @@ async fn resend_cooldown_holds_to_the_second() {
 
 #[tokio::test]
 async fn texts_per_enrollment_are_capped() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     for _ in 0..4 {
         w.advance(30);
@@ -177,8 +168,7 @@ async fn texts_per_enrollment_are_capped() {
 
 #[tokio::test]
 async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.phone(&c, &id, "+14155550124").await.unwrap();
     let typo_code = w.last_code();
@@ -206,8 +196,7 @@ async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
 
 #[tokio::test]
 async fn the_fifth_wrong_password_locks_password_checks_for_fifteen_minutes() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     for remaining in [4, 3, 2, 1] {
         assert_eq!(
             enrollment::start(&w.svc, &c, "nope".into())
@@ -238,8 +227,7 @@ async fn the_fifth_wrong_password_locks_password_checks_for_fifteen_minutes() {
 
 #[tokio::test]
 async fn a_right_password_does_not_use_up_an_attempt() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     for _ in 0..6 {
         w.start(&c).await;
     }
@@ -273,8 +261,7 @@ async fn a_missing_user_answers_like_a_wrong_password() {
 
 #[tokio::test]
 async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
-    let w = world(limits_with(|l| l.code_failures_per_user_per_hour = 3)).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.code_failures_per_user_per_hour = 3)).await;
     let id = w.at_code(&c).await;
     let wrong = w.wrong_code();
     for _ in 0..3 {
@@ -298,8 +285,7 @@ async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
 
 #[tokio::test]
 async fn texts_per_user_per_day() {
-    let w = world(limits_with(|l| l.texts_per_user_per_day = 2)).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 2)).await;
     let id = w.at_code(&c).await;
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
@@ -359,8 +345,7 @@ async fn texts_per_ip_per_hour_across_users() {
 
 #[tokio::test]
 async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
-    let w = world(limits_with(|l| l.texts_per_user_per_day = 1)).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     for _ in 0..3 {
@@ -379,8 +364,7 @@ async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
 
 #[tokio::test]
 async fn a_failed_resend_keeps_the_earlier_code_working() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     let first = w.last_code();
     w.advance(30);
@@ -395,8 +379,7 @@ async fn a_failed_resend_keeps_the_earlier_code_working() {
 
 #[tokio::test]
 async fn a_failed_confirmation_email_still_completes_enrollment() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.at_code(&c).await;
     w.outbox.set_email_failing(true);
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
@@ -459,8 +442,7 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
 
 #[tokio::test]
 async fn a_number_verified_elsewhere_first_cannot_be_verified_twice() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let e1 = w.start(&c).await;
     let e2 = w.at_code(&c).await;
     let code2 = w.last_code();
@@ -496,8 +478,7 @@ async fn other_users_enrollments_are_not_found() {
 
 #[tokio::test]
 async fn a_policy_change_holds_at_the_next_request() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     set_policy(&w.svc, &w.app, false, false, Enforcement::Optional).await;
     assert_eq!(
@@ -516,8 +497,7 @@ async fn a_policy_change_holds_at_the_next_request() {
 
 #[tokio::test]
 async fn skip_postpones_the_prompt_unless_required() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let until = status::skip(&w.svc, &c).await.unwrap();
     assert_eq!(until.0, T0 + 7 * 24 * 3600);
     let s = status::status(&w.svc, &c).await.unwrap();

@@ -98,6 +98,13 @@ pub async fn world(limits: Limits) -> World {
     w
 }
 
+/// [`world`] and its user `ada`.
+pub async fn ada(limits: Limits) -> (World, Caller) {
+    let w = world(limits).await;
+    let c = w.user("ada").await;
+    (w, c)
+}
+
 /// The service over `store` with its clock at `now`, where the operator has made MFA
 /// available to application `app`; no policy saved yet.
 pub async fn deployment(store: Arc<dyn Store>, limits: Limits, now: i64, app: &str) -> World {
