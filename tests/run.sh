@@ -35,7 +35,7 @@ AWS_REGION=us-east-1 "$VENV/bin/sam" validate --lint --template-file template.ya
 "$VENV/bin/openapi-spec-validator" openapi.yaml
 
 moto_start
-# For the store contract suite's dynoxide cases (shared/tests/store_contract.rs).
+# For the store contract suite's dynoxide cases (shared/tests/it/store_contract.rs).
 dynoxide_start
 
 log "cargo fmt --check"
@@ -56,7 +56,12 @@ dynoxide_stop
 log "load test on a fresh moto (bounded: 8 users for 12 s)"
 moto_stop
 moto_start
-cargo test -p mfa-tests --test load -- --include-ignored on_moto_load 2>&1 | tee -a "$CARGO_LOG"
+LOAD_LOG=$(mktemp)
+cargo test -p mfa-tests --test e2e -- --include-ignored on_moto_load 2>&1 | tee "$LOAD_LOG"
+# The filter must still name the test: a rename would otherwise run nothing, and pass.
+grep -q '^test result: ok. 1 passed' "$LOAD_LOG" || { echo "the moto load test did not run" >&2; exit 1; }
+cat "$LOAD_LOG" >>"$CARGO_LOG"
+rm -f "$LOAD_LOG"
 
 log "OpenAPI fuzzing (schemathesis against openapi.yaml on mfa-local, bounded, fixed seed)"
 # Uses target/debug/mfa-local, which the cargo test step above has just built.

@@ -1,6 +1,6 @@
 # dynoxide's server for the scripts under tests/ (sourced by tests/run.sh): a second DynamoDB
 # emulator (on SQLite, crates.io `dynoxide-rs`), on which the store contract suite
-# (shared/tests/store_contract.rs) runs too.
+# (shared/tests/it/store_contract.rs) runs too.
 #
 #   dynoxide_install  installs dynoxide-rs $DYNOXIDE_VERSION into the project-local, ignored
 #                     folder $DYNOXIDE_ROOT (default .tools), only when it is missing or another

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub mod fault_proxy;
+pub mod aws_proxy;
 pub mod load;
 
 /// The workspace root.
@@ -27,25 +27,15 @@ pub fn root() -> PathBuf {
 /// returns its path.
 pub fn mfa_local_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("MFA_LOCAL_BIN") {
-            return PathBuf::from(p);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "mfa-local"])
-            .current_dir(root())
-            .status()
-            .expect("run cargo build -p mfa-local");
-        assert!(status.success(), "cargo build -p mfa-local failed");
-        let target =
-            std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
-        target.join("debug").join("mfa-local")
+    BIN.get_or_init(|| match std::env::var("MFA_LOCAL_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => function_bin("mfa-local"),
     })
     .clone()
 }
 
-/// Builds one of the Lambda functions' binaries (debug, offline) and returns its path.
+/// Builds one of the workspace's binaries (the Lambda functions, `mfa-local`; debug, offline)
+/// and returns its path.
 pub fn function_bin(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -57,6 +47,48 @@ pub fn function_bin(package: &str) -> PathBuf {
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root().join("target"), PathBuf::from);
     target.join("debug").join(package)
+}
+
+/// A Lambda function's binary (built for debug), to be started as Lambda starts it: a clean
+/// environment with the Runtime API at `runtime_api`, the region and test credentials, JSON
+/// logs, and the table `table` with its code key (`{table}/code-hmac-key`); then `env` (the
+/// endpoint, `AWS_ENDPOINT_URL`, and anything else).
+pub fn lambda_command(
+    package: &str,
+    runtime_api: &str,
+    table: &str,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(function_bin(package));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", package)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MFA_TABLE_NAME", table)
+        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// An end user's request as API Gateway (HTTP API, v2) delivers it to a function: the
+/// recorded fixture of `shared/tests/fixtures/` (JWT authorizer claims included) with `method`,
+/// `path` and a plain `body`.
+pub fn apigw_user_event(method: &str, path: &str, body: &str) -> Value {
+    let mut ev: Value = serde_json::from_str(include_str!(
+        "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
+    ))
+    .unwrap();
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["body"] = json!(body);
+    ev["headers"]["content-length"] = json!(body.len().to_string());
+    ev
 }
 
 /// A random lowercase hex suffix, to keep tests that share one emulator apart.
@@ -74,6 +106,19 @@ pub fn moto_url() -> String {
     std::env::var("MFA_TEST_MOTO_URL").unwrap_or_else(|_| {
         panic!("MFA_TEST_MOTO_URL is not set: the aws-backend tests need moto's server; run them with tests/run.sh")
     })
+}
+
+/// The AWS SDK's configuration for moto's server (test credentials, us-east-1).
+pub async fn moto_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .http_client(mfa_shared::adapters::aws::https_client())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
 }
 
 /// A running `mfa-local`, stopped on drop.
@@ -128,6 +173,14 @@ impl LocalServer {
     /// `--backend aws` against moto, with a fresh table (bootstrapped) unless one is given.
     pub fn aws(launch: Launch) -> LocalServer {
         Self::spawn(true, launch)
+    }
+
+    /// `--backend aws` against moto, on a fresh table that it bootstraps.
+    pub fn moto() -> LocalServer {
+        Self::aws(Launch {
+            bootstrap: true,
+            ..Launch::default()
+        })
     }
 
     /// The memory backend (`aws: false`) or `--backend aws` against moto, as `launch` says.
@@ -323,6 +376,12 @@ impl LocalServer {
         body[..6].to_owned()
     }
 
+    /// The subjects of the emails sent to `to`, oldest first.
+    pub async fn subjects_to(&self, to: &str) -> Vec<String> {
+        let emails = self.emails_to(to).await.into_iter();
+        emails.map(|(subject, _)| subject).collect()
+    }
+
     /// Every email to `to` so far as (subject, body) pairs.
     pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
         match &self.moto {
@@ -433,6 +492,30 @@ impl Reply {
     pub fn error(&self) -> &str {
         self.json["error"].as_str().unwrap_or("")
     }
+
+    /// The `action` of each event of an audit page, newest first.
+    pub fn actions(&self) -> Vec<&str> {
+        let events = self.json["events"].as_array().unwrap().iter();
+        events.map(|e| e["action"].as_str().unwrap()).collect()
+    }
+}
+
+/// Two tests of one walk over HTTP (`async fn walk(s: &LocalServer)`): `$memory` on the
+/// memory backend, and `$moto` on `--backend aws` against moto (ignored without it).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($walk:ident, $memory:ident, $moto:ident) => {
+        #[tokio::test]
+        async fn $memory() {
+            $walk(&$crate::LocalServer::memory(&[])).await;
+        }
+
+        #[tokio::test]
+        #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+        async fn $moto() {
+            $walk(&$crate::LocalServer::moto()).await;
+        }
+    };
 }
 
 /// An application with MFA made available (operator), enabled with signup (admin), and one
@@ -536,14 +619,7 @@ impl Tenant {
             .rev()
             .find(|(to, _)| to.ends_with(&last4) && to.chars().count() == masked.chars().count())
             .unwrap_or_else(|| panic!("no challenge text to {masked}"));
-        let v = s
-            .call(
-                "POST",
-                &format!("/v1/mfa/challenges/{id}/code"),
-                Some(&self.user_token),
-                Some(json!({"code": &body[..6]})),
-            )
-            .await;
+        let v = self.challenge_code(s, &id, &body[..6]).await;
         assert_eq!(v.status, 200, "step-up code: {v:?}");
         let assertion = v.json["assertion"].as_str().unwrap().to_owned();
         *self.proof.lock().unwrap() = Some((assertion.clone(), Instant::now()));
@@ -603,6 +679,17 @@ impl Tenant {
         .await
     }
 
+    /// An enrollment at the code step: started, and a fresh number texted (`202`). Returns
+    /// the enrollment's id, the number and the code texted to it.
+    pub async fn at_code(&self, s: &LocalServer) -> (String, String, String) {
+        let id = self.start(s).await;
+        let number = unique_number();
+        let r = self.phone(s, &id, &number).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let code = s.last_code(&number).await;
+        (id, number, code)
+    }
+
     /// The whole enrollment with `number`: Start, phone, the texted code.
     pub async fn enroll(&self, s: &LocalServer, number: &str) {
         let id = self.start(s).await;
@@ -611,13 +698,57 @@ impl Tenant {
         assert_eq!(r.status, 200, "{r:?}");
     }
 
+    /// Submits `code` for enrollment `id`.
     pub async fn code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
+        self.submit_code(s, &format!("/v1/mfa/enrollments/{id}/code"), code)
+            .await
+    }
+
+    /// Submits `code` for sign-in challenge `id`.
+    pub async fn challenge_code(&self, s: &LocalServer, id: &str, code: &str) -> Reply {
+        self.submit_code(s, &format!("/v1/mfa/challenges/{id}/code"), code)
+            .await
+    }
+
+    async fn submit_code(&self, s: &LocalServer, path: &str, code: &str) -> Reply {
+        let body = json!({ "code": code });
+        s.call("POST", path, Some(&self.user_token), Some(body))
+            .await
+    }
+
+    /// Signs in with recovery code `code`.
+    pub async fn redeem(&self, s: &LocalServer, code: &str) -> Reply {
+        let body = json!({ "code": code });
         s.call(
             "POST",
-            &format!("/v1/mfa/enrollments/{id}/code"),
+            "/v1/mfa/challenges/recovery",
             Some(&self.user_token),
-            Some(json!({"code": code})),
+            Some(body),
         )
         .await
+    }
+
+    /// Submits the code texted to `number` for the enrollment whose `202` is `sent`.
+    pub async fn confirm(&self, s: &LocalServer, sent: &Reply, number: &str) -> Reply {
+        let id = sent.json["enrollment_id"].as_str().unwrap();
+        self.code(s, id, &s.last_code(number).await).await
+    }
+
+    /// New recovery codes (a factor change: with a step-up proof once enrolled).
+    pub async fn recovery_codes(&self, s: &LocalServer) -> Vec<String> {
+        let body = json!({"password": self.password});
+        let r = self.change(s, "POST", "/v1/mfa/recovery-codes", body).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let codes = r.json["codes"].as_array().unwrap().iter();
+        codes.map(|c| c.as_str().unwrap().to_owned()).collect()
+    }
+
+    /// The user's audit events, as the application's admin reads them.
+    pub async fn audit(&self, s: &LocalServer) -> Reply {
+        let path = format!(
+            "/v1/admin/applications/{}/audit-events?user_id={}",
+            self.app, self.user
+        );
+        s.call("GET", &path, Some(&self.admin), None).await
     }
 }

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::aws_proxy::{AwsCalls, FaultProxy, ProxyOptions, form_fields};
 use crate::{Launch, LocalServer, Tenant, hash_password, mfa_local_bin, moto_data, root};
 
 /// Every load user's password (one argon2 hash of it is provisioned for all of them).
@@ -352,149 +353,8 @@ impl Texts {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The SNS tap (moto backend)
-
-struct Tap {
-    moto: String,
-    http: reqwest::Client,
-    texts: Arc<Texts>,
-    /// AWS calls so far by operation (`DynamoDB.UpdateItem`, `SNS.Publish`, ...).
-    calls: Mutex<AwsCalls>,
-    /// One request in moto at a time (see the module's documentation).
-    one_at_a_time: tokio::sync::Mutex<()>,
-    /// Time spent waiting for moto's answers, in microseconds.
-    busy_micros: AtomicUsize,
-}
-
-/// Calls by operation, and their failures by error code.
-type AwsCalls = BTreeMap<String, (usize, BTreeMap<String, usize>)>;
-
-/// The AWS operation a request names: the JSON protocols' `X-Amz-Target`, the query
-/// protocol's `Action` (SNS), otherwise the REST method and path (SES v2).
-fn aws_operation(headers: &axum::http::HeaderMap, method: &str, path: &str, body: &[u8]) -> String {
-    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        return match t.split_once('.') {
-            Some((service, op)) if service.starts_with("DynamoDB") => format!("DynamoDB.{op}"),
-            _ => t.to_owned(),
-        };
-    }
-    let form = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    if form && let Some(action) = form_fields(body).remove("Action") {
-        return format!("SNS.{action}");
-    }
-    let path = path.split('?').next().unwrap_or_default();
-    format!("{method} {path}")
-}
-
-/// An AWS error answer's code: JSON `__type` (after any `#`), XML `<Code>`, else the status.
-fn aws_error(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    if let Ok(v) = serde_json::from_str::<Value>(&text)
-        && let Some(t) = v["__type"].as_str()
-    {
-        return t.rsplit('#').next().unwrap_or(t).to_owned();
-    }
-    if let Some((_, rest)) = text.split_once("<Code>")
-        && let Some((code, _)) = rest.split_once("</Code>")
-    {
-        return code.to_owned();
-    }
-    status.to_string()
-}
-
-/// Serves the tap on a free loopback port; returns its URL and the task to abort at the end.
-async fn start_tap(
-    moto: String,
-    texts: Arc<Texts>,
-) -> (Arc<Tap>, String, tokio::task::JoinHandle<()>) {
-    let tap = Arc::new(Tap {
-        moto,
-        http: reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .unwrap(),
-        texts,
-        calls: Mutex::default(),
-        one_at_a_time: tokio::sync::Mutex::const_new(()),
-        busy_micros: AtomicUsize::new(0),
-    });
-    let app = axum::Router::new()
-        .fallback(forward)
-        .with_state(tap.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (tap, url, task)
-}
-
-/// Forwards one request to moto unchanged; counts it; notes a successful SNS `Publish` to a
-/// phone number.
-async fn forward(
-    axum::extract::State(tap): axum::extract::State<Arc<Tap>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    use axum::http::{StatusCode, header};
-    use axum::response::IntoResponse;
-    let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let op = aws_operation(&parts.headers, parts.method.as_str(), path, &bytes);
-    let mut out = tap
-        .http
-        .request(parts.method.clone(), format!("{}{path}", tap.moto));
-    for (k, v) in &parts.headers {
-        if k != header::HOST && k != header::CONTENT_LENGTH {
-            out = out.header(k, v);
-        }
-    }
-    let one = tap.one_at_a_time.lock().await;
-    let t0 = Instant::now();
-    let resp = match out.body(bytes.to_vec()).send().await {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let Ok(answer) = resp.bytes().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let busy = usize::try_from(t0.elapsed().as_micros()).unwrap_or(usize::MAX);
-    tap.busy_micros.fetch_add(busy, Ordering::Relaxed);
-    drop(one);
-    {
-        let mut calls = tap.calls.lock().unwrap();
-        let entry = calls.entry(op.clone()).or_default();
-        entry.0 += 1;
-        if !status.is_success() {
-            *entry
-                .1
-                .entry(aws_error(status.as_u16(), &answer))
-                .or_default() += 1;
-        }
-    }
-    if status.is_success()
-        && op == "SNS.Publish"
-        && let Some((to, message)) = published_sms(&bytes)
-    {
-        tap.texts.record(&to, &message);
-    }
-    let mut r = axum::response::Response::new(axum::body::Body::from(answer));
-    *r.status_mut() = status;
-    for (k, v) in &headers {
-        if k != header::CONTENT_LENGTH && k != header::TRANSFER_ENCODING && k != header::CONNECTION
-        {
-            r.headers_mut().append(k, v.clone());
-        }
-    }
-    r
-}
+// The SNS tap (moto backend): the AWS proxy (`aws_proxy`) in front of moto, whose observer
+// notes each successful SNS `Publish` to a phone number.
 
 /// `Action=Publish&PhoneNumber=...&Message=...` (SNS's query protocol): the number and text.
 fn published_sms(body: &[u8]) -> Option<(String, String)> {
@@ -506,44 +366,6 @@ fn published_sms(body: &[u8]) -> Option<(String, String)> {
         fields.get("PhoneNumber")?.clone(),
         fields.get("Message")?.clone(),
     ))
-}
-
-/// The fields of an `application/x-www-form-urlencoded` body.
-fn form_fields(body: &[u8]) -> HashMap<String, String> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (form_decode(k), form_decode(v)))
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
-fn form_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |i: usize| {
-        b.get(i)
-            .and_then(|c| char::from(*c).to_digit(16))
-            .map(|d| d as u8)
-    };
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b'%', Some(h), Some(l)) => {
-                out.push((h << 4) | l);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -813,7 +635,7 @@ pub async fn run(o: &Options) -> Report {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let (s, texts, tap, moto_cursor) = match o.backend {
+    let (s, texts, proxy, moto_cursor) = match o.backend {
         Backend::Memory => {
             let s = LocalServer::memory(SERVER_ENV);
             let texts = Arc::new(Texts::new(Some((
@@ -825,16 +647,30 @@ pub async fn run(o: &Options) -> Report {
         Backend::Moto => {
             let moto = crate::moto_url();
             let texts = Arc::new(Texts::new(None));
-            let (tap, tap_url, task) = start_tap(moto.clone(), texts.clone()).await;
+            let tap = texts.clone();
+            let proxy = FaultProxy::with(
+                &moto,
+                ProxyOptions {
+                    one_at_a_time: true,
+                    timeout: Some(REQUEST_TIMEOUT),
+                    observer: Some(Box::new(move |op, body| {
+                        if op == "SNS.Publish"
+                            && let Some((to, message)) = published_sms(body)
+                        {
+                            tap.record(&to, &message);
+                        }
+                    })),
+                },
+            );
             // Every AWS service through the tap (this overrides the harness's moto URL).
-            env.push(("AWS_ENDPOINT_URL".into(), tap_url));
+            env.push(("AWS_ENDPOINT_URL".into(), proxy.url.clone()));
             let cursor = moto_sms(&moto).await.len();
             let s = LocalServer::aws(Launch {
                 env,
                 bootstrap: true,
                 ..Launch::default()
             });
-            (s, texts, Some((tap, task)), cursor)
+            (s, texts, Some(proxy), cursor)
         }
     };
 
@@ -854,15 +690,8 @@ pub async fn run(o: &Options) -> Report {
     });
 
     // The load.
-    let aws_calls = || {
-        tap.as_ref()
-            .map(|(t, _)| t.calls.lock().unwrap().clone())
-            .unwrap_or_default()
-    };
-    let moto_busy = || {
-        tap.as_ref()
-            .map_or(0, |(t, _)| t.busy_micros.load(Ordering::Relaxed))
-    };
+    let aws_calls = || proxy.as_ref().map(FaultProxy::calls).unwrap_or_default();
+    let moto_busy = || proxy.as_ref().map(FaultProxy::busy).unwrap_or_default();
     let calls_before = aws_calls();
     let busy_before = moto_busy();
     let started = Instant::now();
@@ -874,10 +703,10 @@ pub async fn run(o: &Options) -> Report {
         tally.merge(u.await.unwrap());
     }
     let elapsed = started.elapsed();
-    let aws = tap
+    let aws = proxy
         .is_some()
         .then(|| calls_since(&calls_before, aws_calls()));
-    let moto_busy = Duration::from_micros((moto_busy() - busy_before) as u64);
+    let moto_busy = moto_busy() - busy_before;
 
     // Every completed enrollment is there.
     let completed = Arc::new(std::mem::take(&mut tally.completed));
@@ -958,7 +787,7 @@ pub async fn run(o: &Options) -> Report {
             ));
         }
     }
-    if tap.is_some() {
+    if proxy.is_some() {
         // The tap saw exactly what moto recorded.
         let book = texts.book.lock().unwrap();
         for n in &submitted {
@@ -971,9 +800,7 @@ pub async fn run(o: &Options) -> Report {
             }
         }
     }
-    if let Some((_, task)) = tap {
-        task.abort();
-    }
+    drop(proxy);
     send_problems.sort();
     missing.sort();
 
@@ -1268,6 +1095,7 @@ fn render(r: &RenderInput<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws_proxy::{aws_error, operation as aws_operation};
 
     #[test]
     fn numbers_are_unique_valid_looking_and_apart_from_415_555() {

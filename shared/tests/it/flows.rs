@@ -6,17 +6,14 @@ use std::sync::Arc;
 
 use mfa_shared::MfaError;
 use mfa_shared::config::Limits;
-use mfa_shared::flows::{Caller, enrollment, policy, status, users};
+use mfa_shared::flows::{Caller, enrollment, policy, status};
 use mfa_shared::types::{AppId, Enforcement, UserId};
 
-mod common;
-
-use common::{NUMBER, PASSWORD, T0, hash, set_policy, world};
+use crate::kit::{NUMBER, PASSWORD, T0, ada, limits_with, set_policy, world};
 
 #[tokio::test]
 async fn the_whole_enrollment_path() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let s = status::status(&w.svc, &c).await.unwrap();
     assert_eq!((s.prompt, s.can_skip, s.enrolled), ("enroll", true, false));
 
@@ -46,10 +43,8 @@ async fn the_whole_enrollment_path() {
 
 #[tokio::test]
 async fn a_code_is_single_use() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let code = w.last_code();
     w.verify(&c, &id, &code).await.unwrap();
     assert_eq!(
@@ -62,28 +57,23 @@ async fn a_code_is_single_use() {
 
 #[tokio::test]
 async fn a_code_expires_at_exactly_its_lifetime() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     w.advance(600);
     assert_eq!(
         w.verify(&c, &id, &w.last_code()).await.unwrap_err(),
         MfaError::CodeExpired
     );
 
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     w.advance(599);
     assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
 }
 
 #[tokio::test]
 async fn an_enrollment_expires_after_its_lifetime() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.advance(1799);
     w.phone(&c, &id, NUMBER).await.unwrap();
@@ -96,10 +86,8 @@ async fn an_enrollment_expires_after_its_lifetime() {
 
 #[tokio::test]
 async fn the_fifth_wrong_code_burns_it_until_a_resend() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let right = w.last_code();
     let wrong = w.wrong_code();
     for remaining in [4, 3, 2, 1] {
@@ -128,10 +116,8 @@ async fn the_fifth_wrong_code_burns_it_until_a_resend() {
 
 #[tokio::test]
 async fn a_resend_replaces_the_old_code() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let old = w.last_code();
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
@@ -147,10 +133,8 @@ async fn a_resend_replaces_the_old_code() {
 
 #[tokio::test]
 async fn resend_cooldown_holds_to_the_second() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     w.advance(29);
     assert_eq!(
         enrollment::resend(&w.svc, &c, &id).await.unwrap_err(),
@@ -163,10 +147,8 @@ async fn resend_cooldown_holds_to_the_second() {
 
 #[tokio::test]
 async fn texts_per_enrollment_are_capped() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     for _ in 0..4 {
         w.advance(30);
         enrollment::resend(&w.svc, &c, &id).await.unwrap();
@@ -186,8 +168,7 @@ async fn texts_per_enrollment_are_capped() {
 
 #[tokio::test]
 async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.phone(&c, &id, "+14155550124").await.unwrap();
     let typo_code = w.last_code();
@@ -215,8 +196,7 @@ async fn fixing_a_typo_sends_to_the_new_number_and_voids_the_old_code() {
 
 #[tokio::test]
 async fn the_fifth_wrong_password_locks_password_checks_for_fifteen_minutes() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     for remaining in [4, 3, 2, 1] {
         assert_eq!(
             enrollment::start(&w.svc, &c, "nope".into())
@@ -247,8 +227,7 @@ async fn the_fifth_wrong_password_locks_password_checks_for_fifteen_minutes() {
 
 #[tokio::test]
 async fn a_right_password_does_not_use_up_an_attempt() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     for _ in 0..6 {
         w.start(&c).await;
     }
@@ -282,14 +261,8 @@ async fn a_missing_user_answers_like_a_wrong_password() {
 
 #[tokio::test]
 async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
-    let limits = Limits {
-        code_failures_per_user_per_hour: 3,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(limits_with(|l| l.code_failures_per_user_per_hour = 3)).await;
+    let id = w.at_code(&c).await;
     let wrong = w.wrong_code();
     for _ in 0..3 {
         assert!(matches!(
@@ -306,21 +279,14 @@ async fn failed_codes_are_capped_per_user_per_hour_across_codes() {
         MfaError::TooManyAttempts { .. }
     ));
     w.advance(3600);
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
 }
 
 #[tokio::test]
 async fn texts_per_user_per_day() {
-    let limits = Limits {
-        texts_per_user_per_day: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 2)).await;
+    let id = w.at_code(&c).await;
     w.advance(30);
     enrollment::resend(&w.svc, &c, &id).await.unwrap();
     let id2 = w.start(&c).await;
@@ -340,11 +306,7 @@ async fn texts_per_user_per_day() {
 
 #[tokio::test]
 async fn texts_per_number_per_hour_across_users() {
-    let limits = Limits {
-        texts_per_number_per_hour: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_number_per_hour = 1)).await;
     let (a, b) = (
         w.user_at("ada", "198.51.100.1").await,
         w.user_at("bob", "198.51.100.2").await,
@@ -364,11 +326,7 @@ async fn texts_per_number_per_hour_across_users() {
 
 #[tokio::test]
 async fn texts_per_ip_per_hour_across_users() {
-    let limits = Limits {
-        texts_per_ip_per_hour: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_ip_per_hour = 1)).await;
     let (a, b) = (w.user("ada").await, w.user("bob").await);
     let ia = w.start(&a).await;
     let ib = w.start(&b).await;
@@ -387,12 +345,7 @@ async fn texts_per_ip_per_hour_across_users() {
 
 #[tokio::test]
 async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     for _ in 0..3 {
@@ -411,10 +364,8 @@ async fn a_failed_text_counts_nothing_and_the_enrollment_stays_usable() {
 
 #[tokio::test]
 async fn a_failed_resend_keeps_the_earlier_code_working() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let first = w.last_code();
     w.advance(30);
     w.outbox.set_sms_failing(true);
@@ -428,10 +379,8 @@ async fn a_failed_resend_keeps_the_earlier_code_working() {
 
 #[tokio::test]
 async fn a_failed_confirmation_email_still_completes_enrollment() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     w.outbox.set_email_failing(true);
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
     assert_eq!(done.confirmation_email, "failed");
@@ -442,8 +391,7 @@ async fn a_failed_confirmation_email_still_completes_enrollment() {
 async fn eight_concurrent_right_codes_give_exactly_one_success() {
     let w = Arc::new(world(Limits::default()).await);
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let code = w.last_code();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -467,8 +415,7 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
     let w = Arc::new(world(Limits::default()).await);
     let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let id = w.at_code(&c).await;
     let wrong = w.wrong_code();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -495,11 +442,9 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
 
 #[tokio::test]
 async fn a_number_verified_elsewhere_first_cannot_be_verified_twice() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let e1 = w.start(&c).await;
-    let e2 = w.start(&c).await;
-    w.phone(&c, &e2, NUMBER).await.unwrap();
+    let e2 = w.at_code(&c).await;
     let code2 = w.last_code();
     w.advance(30);
     w.phone(&c, &e1, NUMBER).await.unwrap();
@@ -533,8 +478,7 @@ async fn other_users_enrollments_are_not_found() {
 
 #[tokio::test]
 async fn a_policy_change_holds_at_the_next_request() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     set_policy(&w.svc, &w.app, false, false, Enforcement::Optional).await;
     assert_eq!(
@@ -553,8 +497,7 @@ async fn a_policy_change_holds_at_the_next_request() {
 
 #[tokio::test]
 async fn skip_postpones_the_prompt_unless_required() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let until = status::skip(&w.svc, &c).await.unwrap();
     assert_eq!(until.0, T0 + 7 * 24 * 3600);
     let s = status::status(&w.svc, &c).await.unwrap();
@@ -570,22 +513,7 @@ async fn skip_postpones_the_prompt_unless_required() {
 #[tokio::test]
 async fn an_unverified_email_gets_no_prompt_and_cannot_start() {
     let w = world(Limits::default()).await;
-    let user = UserId::parse("eve").unwrap();
-    users::put(
-        &w.svc,
-        &w.app,
-        &user,
-        "eve@example.com".into(),
-        false,
-        hash(PASSWORD),
-    )
-    .await
-    .unwrap();
-    let c = Caller {
-        app: w.app.clone(),
-        user,
-        source_ip: "198.51.100.7".into(),
-    };
+    let c = w.provision(&w.app, "eve", "198.51.100.7", false).await;
     assert_eq!(status::status(&w.svc, &c).await.unwrap().prompt, "none");
     assert_eq!(
         enrollment::start(&w.svc, &c, PASSWORD.into())

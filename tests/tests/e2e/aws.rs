@@ -4,27 +4,16 @@
 
 use std::sync::Arc;
 
-use mfa_tests::{Launch, LocalServer, Tenant, moto_url, unique_number};
+use mfa_tests::{Launch, LocalServer, Tenant, unique_number};
 use serde_json::json;
 
 fn fresh() -> LocalServer {
-    LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    })
+    LocalServer::moto()
 }
 
 /// Every item of the table, as `attribute = value` strings.
 async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(aws_config::Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let conf = mfa_tests::moto_sdk().await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     let out = client.scan().table_name(table).send().await.unwrap();
     out.items()
@@ -99,10 +88,7 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
 async fn eight_concurrent_right_codes_give_exactly_one_success() {
     let s = Arc::new(fresh());
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let code = s.last_code(&number).await;
+    let (id, _, code) = t.at_code(&s).await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (s, t, id, code) = (s.clone(), t.clone(), id.clone(), code.clone());
@@ -133,10 +119,7 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
     let s = Arc::new(fresh());
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let right = s.last_code(&number).await;
+    let (id, _, right) = t.at_code(&s).await;
     let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
     let tasks: Vec<_> = (0..12)
         .map(|_| {

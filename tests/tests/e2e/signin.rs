@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mfa_tests::{Launch, LocalServer, Reply, Tenant, moto_url, unique_number};
+use mfa_tests::{Launch, LocalServer, Reply, Tenant, unique_number};
 use serde_json::{Value, json};
 
 /// `POST /v1/mfa/challenges`, waiting out the resend cooldown once if the user's last
@@ -78,15 +78,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!(r.status, 202, "{r:?}");
     let id = r.json["challenge_id"].as_str().unwrap().to_owned();
     let code = s.last_code(&number).await;
-    let path = format!("/v1/mfa/challenges/{id}/code");
-    let r = s
-        .call(
-            "POST",
-            &path,
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = t.challenge_code(s, &id, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     let claims = verify(s, r.json["assertion"].as_str().unwrap())
         .await
@@ -98,14 +90,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!(claims["amr"], json!(["sms"]));
 
     // Replay: the same code again gives nothing.
-    let again = s
-        .call(
-            "POST",
-            &path,
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let again = t.challenge_code(s, &id, &code).await;
     assert_eq!((again.status, again.error()), (409, "wrong_step"));
 
     // An enrollment's code never satisfies a challenge.
@@ -146,21 +131,7 @@ async fn sign_in_walk(s: &LocalServer) {
     assert_eq!((r.status, r.error()), (404, "challenge_not_found"));
 
     // Recovery codes: shown once, each works once, status counts them.
-    let r = t
-        .change(
-            s,
-            "POST",
-            "/v1/mfa/recovery-codes",
-            json!({"password": t.password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let codes: Vec<String> = r.json["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = t.recovery_codes(s).await;
     assert_eq!(codes.len(), 10);
     let r = s
         .call(
@@ -194,12 +165,7 @@ async fn sign_in_walk(s: &LocalServer) {
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;
     assert_eq!(st.json["recovery_codes_remaining"], 9);
-    let subjects: Vec<String> = s
-        .emails_to(&t.email)
-        .await
-        .into_iter()
-        .map(|(subject, _)| subject)
-        .collect();
+    let subjects = s.subjects_to(&t.email).await;
     assert!(
         subjects.iter().any(|x| x.contains("New recovery codes")),
         "{subjects:?}"
@@ -235,10 +201,7 @@ async fn sign_in_on_moto() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
-    let s = Arc::new(LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }));
+    let s = Arc::new(LocalServer::moto());
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     t.enroll(&s, &unique_number()).await;
     let r = t
@@ -297,15 +260,7 @@ async fn a_key_rotation_keeps_old_assertions_verifiable_until_they_expire() {
     // Rotate: the old material becomes "previous", fresh material signs from now on.
     let table = before.table.clone().unwrap();
     let secret_id = format!("{table}/signing-key");
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(aws_config::Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let conf = mfa_tests::moto_sdk().await;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let old = sm
         .get_secret_value()
@@ -436,13 +391,7 @@ async fn step_up_walk(s: &LocalServer) {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    let done = t
-        .code(
-            s,
-            r.json["enrollment_id"].as_str().unwrap(),
-            &s.last_code(&number).await,
-        )
-        .await;
+    let done = t.confirm(s, &r, &number).await;
     assert_eq!(done.status, 200, "{done:?}");
     let phone = first_phone(s, &t).await;
 
@@ -523,14 +472,7 @@ async fn step_up_walk(s: &LocalServer) {
     .await;
     assert_eq!(r.status, 201, "{r:?}");
     let code = r.json["codes"][0].as_str().unwrap().to_owned();
-    let r = s
-        .call(
-            "POST",
-            "/v1/mfa/challenges/recovery",
-            Some(&t.user_token),
-            Some(json!({"code": code})),
-        )
-        .await;
+    let r = t.redeem(s, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     let recovery = r.json["assertion"].as_str().unwrap().to_owned();
     let new_number = unique_number();
@@ -544,30 +486,11 @@ async fn step_up_walk(s: &LocalServer) {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    let done = t
-        .code(
-            s,
-            r.json["enrollment_id"].as_str().unwrap(),
-            &s.last_code(&new_number).await,
-        )
-        .await;
+    let done = t.confirm(s, &r, &new_number).await;
     assert_eq!(done.status, 200, "{done:?}");
 }
 
-#[tokio::test]
-async fn step_up_on_memory() {
-    step_up_walk(&LocalServer::memory(&[])).await;
-}
-
-#[tokio::test]
-#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn step_up_on_moto() {
-    step_up_walk(&LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }))
-    .await;
-}
+mfa_tests::on_both_backends!(step_up_walk, step_up_on_memory, step_up_on_moto);
 
 /// Contract v2, "Budgets a stranger cannot spend": five other accounts (two in another
 /// tenant) submitting the victim's number spend its hourly budget, yet the victim's sign-in
@@ -628,17 +551,8 @@ async fn strangers_cannot_block_sign_in(s: &LocalServer) {
     assert_eq!(s.texts_to(&number).await.len(), before + 1);
 }
 
-#[tokio::test]
-async fn strangers_cannot_block_sign_in_on_memory() {
-    strangers_cannot_block_sign_in(&LocalServer::memory(&[])).await;
-}
-
-#[tokio::test]
-#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn strangers_cannot_block_sign_in_on_moto() {
-    strangers_cannot_block_sign_in(&LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }))
-    .await;
-}
+mfa_tests::on_both_backends!(
+    strangers_cannot_block_sign_in,
+    strangers_cannot_block_sign_in_on_memory,
+    strangers_cannot_block_sign_in_on_moto
+);

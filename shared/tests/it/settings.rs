@@ -4,24 +4,26 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{Caller, admin, audit, enrollment, phones, policy, status, users};
-use mfa_shared::ports::FixedClock;
-use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::MfaError;
+use mfa_shared::adapters::memory::MemoryStore;
+use mfa_shared::config::Limits;
+use mfa_shared::flows::{Caller, admin, audit, enrollment, phones, policy, status};
+use mfa_shared::types::{AppId, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
 use serde_json::Value;
 
-const T0: i64 = 1_800_000_000;
-const PASSWORD: &str = "correct horse battery";
+use crate::kit::{self, PASSWORD, T0};
+
 const FIRST: &str = "+14155550101";
 
-struct World {
-    svc: Service,
-    outbox: ConsoleOutbox,
-    clock: Arc<FixedClock>,
-    app: AppId,
+/// The kit's world, with application `acme`'s policy saved by `admin@acme`.
+struct World(kit::World);
+
+impl std::ops::Deref for World {
+    type Target = kit::World;
+
+    fn deref(&self) -> &kit::World {
+        &self.0
+    }
 }
 
 async fn world() -> World {
@@ -29,18 +31,8 @@ async fn world() -> World {
 }
 
 async fn world_with(limits: Limits) -> World {
-    let clock = Arc::new(FixedClock::at(T0));
-    let (svc, outbox) = Service::in_memory(limits, Settings::default(), clock.clone()).unwrap();
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let w = World {
-        svc,
-        outbox,
-        clock,
-        app,
-    };
+    let store = Arc::new(MemoryStore::new());
+    let w = World(kit::deployment(store, limits, T0, "acme").await);
     w.enforce(Enforcement::Optional).await;
     w
 }
@@ -64,39 +56,9 @@ impl World {
 
     /// A user enrolled with `FIRST`.
     async fn enrolled(&self, id: &str) -> Caller {
-        let user = UserId::parse(id).unwrap();
-        let hash = argon2::Argon2::default()
-            .hash_password(PASSWORD.as_bytes())
-            .unwrap()
-            .to_string();
-        users::put(
-            &self.svc,
-            &self.app,
-            &user,
-            format!("{id}@example.com"),
-            true,
-            hash,
-        )
-        .await
-        .unwrap();
-        let c = Caller {
-            app: self.app.clone(),
-            user,
-            source_ip: "198.51.100.7".into(),
-        };
-        let e = enrollment::start(&self.svc, &c, PASSWORD.into())
-            .await
-            .unwrap()
-            .enrollment_id;
-        enrollment::submit_phone(&self.svc, &c, &e, n(FIRST), Some("Mobile".into()))
-            .await
-            .unwrap();
-        self.verify(&c, &e).await.unwrap();
+        let c = self.user(id).await;
+        self.enroll(&c, FIRST, Some("Mobile")).await;
         c
-    }
-
-    fn last_code(&self) -> Code {
-        Code::parse(&self.outbox.snapshot().sms.last().unwrap().body[..6]).unwrap()
     }
 
     async fn verify(
@@ -104,7 +66,7 @@ impl World {
         c: &Caller,
         e: &EnrollmentId,
     ) -> Result<enrollment::Completed, MfaError> {
-        enrollment::verify(&self.svc, c, e, self.last_code()).await
+        enrollment::verify(&self.svc, c, e, self.code()).await
     }
 
     async fn add(&self, c: &Caller, number: &str) -> Result<enrollment::Completed, MfaError> {
@@ -123,12 +85,7 @@ impl World {
     }
 
     fn emails(&self) -> Vec<(String, String)> {
-        self.outbox
-            .snapshot()
-            .email
-            .into_iter()
-            .map(|e| (e.subject, e.text))
-            .collect()
+        kit::sent(&self.outbox).1
     }
 
     async fn audit(&self, user: Option<&UserId>) -> Vec<(String, String, Value)> {
@@ -301,7 +258,7 @@ async fn two_replaces_of_one_phone_at_once_leave_one_consistent_phone() {
         let sent = phones::replace(&w.svc, &c, &id, PASSWORD.into(), n(number))
             .await
             .unwrap();
-        pending.push((sent.enrollment_id.unwrap(), w.last_code()));
+        pending.push((sent.enrollment_id.unwrap(), w.code()));
     }
     let tasks: Vec<_> = pending
         .into_iter()
@@ -456,7 +413,7 @@ async fn the_admin_reset_removes_everything_and_tells_the_user() {
     let pending = phones::add(&w.svc, &c, PASSWORD.into(), n("+14155550103"), None)
         .await
         .unwrap();
-    let code = w.last_code();
+    let code = w.code();
     admin::reset(&w.svc, &w.app, &c.user, "arn:aws:iam::1:user/grace")
         .await
         .unwrap();

@@ -3,26 +3,16 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{
-    Caller, admin, challenge, enrollment, phones, policy, recovery, status, users,
-};
-use mfa_shared::ports::FixedClock;
+use mfa_shared::MfaError;
+use mfa_shared::adapters::memory::MemoryStore;
+use mfa_shared::config::Limits;
+use mfa_shared::flows::{Caller, admin, challenge, enrollment, phones, policy, recovery, status};
 use mfa_shared::types::ids::ChallengeId;
-use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneId, PhoneNumber, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::types::{Code, Enforcement, EnrollmentId, PhoneId};
 use serde_json::Value;
 
-const PASSWORD: &str = "correct horse battery";
-
-struct World {
-    svc: Service,
-    outbox: ConsoleOutbox,
-    clock: Arc<FixedClock>,
-}
+use crate::kit::{self, PASSWORD, World, set_policy};
 
 async fn world() -> (World, Caller) {
     // Assertions carry real times: the verifier checks `exp` against the wall clock.
@@ -33,63 +23,16 @@ async fn world() -> (World, Caller) {
             .as_secs(),
     )
     .unwrap();
-    let clock = Arc::new(FixedClock::at(now));
-    let (svc, outbox) =
-        Service::in_memory(Limits::default(), Settings::default(), clock.clone()).unwrap();
-    let app = AppId::parse("acme").unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-    };
-    policy::update(&svc, &app, change, None, "admin")
-        .await
-        .unwrap();
-    let user = UserId::parse("ada").unwrap();
-    let hash = argon2::Argon2::default()
-        .hash_password(PASSWORD.as_bytes())
-        .unwrap()
-        .to_string();
-    users::put(&svc, &app, &user, "ada@example.com".into(), true, hash)
-        .await
-        .unwrap();
-    let c = Caller {
-        app,
-        user,
-        source_ip: "198.51.100.7".into(),
-    };
-    let w = World { svc, outbox, clock };
-    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
-        .await
-        .unwrap()
-        .enrollment_id;
-    enrollment::submit_phone(
-        &w.svc,
-        &c,
-        &e,
-        PhoneNumber::parse("+14155550101").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    enrollment::verify(&w.svc, &c, &e, w.last_code())
-        .await
-        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let w = kit::deployment(store, Limits::default(), now, "acme").await;
+    set_policy(&w.svc, &w.app, true, true, Enforcement::Optional).await;
+    let c = w.user("ada").await;
+    w.enroll(&c, "+14155550101", None).await;
     (w, c)
 }
 
-impl World {
-    fn last_code(&self) -> Code {
-        Code::parse(&self.outbox.snapshot().sms.last().unwrap().body[..6]).unwrap()
-    }
-
-    fn jwks(&self) -> Value {
-        self.svc.signing.as_ref().unwrap().jwks()
-    }
+fn jwks(w: &World) -> Value {
+    w.svc.signing.as_ref().unwrap().jwks()
 }
 
 /// What the platform's login does: find the key by `kid` in the JWKS, verify, check `exp`.
@@ -120,10 +63,8 @@ async fn a_challenge_code_gives_an_assertion_the_jwks_verifies() {
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     assert_eq!(sent.phone.masked, "+1••••••0101");
     assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, "+14155550101");
-    let a = challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
-        .await
-        .unwrap();
-    let claims = verify(&w.jwks(), &a.assertion).unwrap();
+    let a = w.sign_in(&c, &sent.challenge_id, w.code()).await.unwrap();
+    let claims = verify(&jwks(&w), &a.assertion).unwrap();
     assert_eq!(
         (claims["sub"].as_str(), claims["app_id"].as_str()),
         (Some("ada"), Some("acme"))
@@ -142,13 +83,11 @@ async fn a_challenge_code_gives_an_assertion_the_jwks_verifies() {
 async fn a_challenge_code_is_single_use() {
     let (w, c) = world().await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let code = w.last_code();
-    challenge::verify(&w.svc, &c, &sent.challenge_id, code.clone())
+    let code = w.code();
+    w.sign_in(&c, &sent.challenge_id, code.clone())
         .await
         .unwrap();
-    let replay = challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-        .await
-        .unwrap_err();
+    let replay = w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err();
     assert_eq!(
         replay,
         MfaError::WrongStep {
@@ -168,32 +107,22 @@ async fn enrollment_and_challenge_codes_never_stand_for_each_other() {
         "challenge ids do not parse as enrollment ids"
     );
     w.clock.advance(31);
-    let add = phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550102").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let add = w.add_phone(&c, "+14155550102").await;
     let enrollment_id = add.enrollment_id.unwrap();
     let as_challenge = ChallengeId::parse(enrollment_id.as_str());
     assert!(as_challenge.is_err());
     // Even with the ids forced (the same random part under the other prefix), each kind's
     // routes find only their own kind.
     let forged = ChallengeId::parse(&enrollment_id.as_str().replacen("enr_", "chl_", 1)).unwrap();
-    let enrollment_code = w.last_code();
+    let enrollment_code = w.code();
     assert_eq!(
-        challenge::verify(&w.svc, &c, &forged, enrollment_code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &forged, enrollment_code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
     let forged =
         EnrollmentId::parse(&sent.challenge_id.as_str().replacen("chl_", "enr_", 1)).unwrap();
     assert_eq!(
-        enrollment::verify(&w.svc, &c, &forged, w.last_code())
+        enrollment::verify(&w.svc, &c, &forged, w.code())
             .await
             .unwrap_err(),
         MfaError::EnrollmentNotFound
@@ -210,7 +139,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
     let wrong = Code::parse(&format!("{:06}", (right + 1) % 1_000_000)).unwrap();
     for remaining in [4, 3, 2, 1] {
         assert_eq!(
-            challenge::verify(&w.svc, &c, &sent.challenge_id, wrong.clone())
+            w.sign_in(&c, &sent.challenge_id, wrong.clone())
                 .await
                 .unwrap_err(),
             MfaError::InvalidCode {
@@ -219,9 +148,7 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
         );
     }
     assert!(matches!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, wrong)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, wrong).await.unwrap_err(),
         MfaError::TooManyAttempts { .. }
     ));
     assert!(matches!(
@@ -234,34 +161,17 @@ async fn challenges_follow_the_same_limits_and_share_the_failure_budget() {
     challenge::resend(&w.svc, &c, &sent.challenge_id)
         .await
         .unwrap();
-    assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
-            .await
-            .is_ok()
-    );
+    assert!(w.sign_in(&c, &sent.challenge_id, w.code()).await.is_ok());
 }
 
 #[tokio::test]
 async fn a_named_phone_gets_the_text_and_strangers_get_nothing() {
     let (w, c) = world().await;
     w.clock.advance(31);
-    let add = phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550102").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    enrollment::verify(
-        &w.svc,
-        &c,
-        add.enrollment_id.as_ref().unwrap(),
-        w.last_code(),
-    )
-    .await
-    .unwrap();
+    let add = w.add_phone(&c, "+14155550102").await;
+    enrollment::verify(&w.svc, &c, add.enrollment_id.as_ref().unwrap(), w.code())
+        .await
+        .unwrap();
     let second = phones::list(&w.svc, &c).await.unwrap()[1].phone_id.clone();
     challenge::start(&w.svc, &c, Some(second)).await.unwrap();
     assert_eq!(w.outbox.snapshot().sms.last().unwrap().to, "+14155550102");
@@ -307,7 +217,7 @@ async fn recovery_codes_work_once_each_and_a_new_set_replaces_the_old() {
         .await
         .unwrap();
     assert_eq!(used.remaining, 9);
-    let claims = verify(&w.jwks(), &used.assertion).unwrap();
+    let claims = verify(&jwks(&w), &used.assertion).unwrap();
     assert_eq!(claims["amr"], serde_json::json!(["recovery"]));
     assert!(
         w.outbox
@@ -407,26 +317,12 @@ async fn recovery_codes_go_with_the_last_phone() {
 async fn a_code_to_a_number_no_longer_the_users_signs_no_one_in() {
     let (w, c) = world().await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let code = w.last_code();
+    let code = w.code();
     // The user replaces that number (a swapped SIM) before the code is typed.
-    let id = phones::list(&w.svc, &c).await.unwrap()[0].phone_id.clone();
     w.clock.advance(31);
-    let r = phones::replace(
-        &w.svc,
-        &c,
-        &id,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550199").unwrap(),
-    )
-    .await
-    .unwrap();
-    enrollment::verify(&w.svc, &c, r.enrollment_id.as_ref().unwrap(), w.last_code())
-        .await
-        .unwrap();
+    w.replace_first_phone(&c, "+14155550199").await;
     assert_eq!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
 }
@@ -448,9 +344,5 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
     challenge::resend(&w.svc, &c, &sent.challenge_id)
         .await
         .unwrap();
-    assert!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, w.last_code())
-            .await
-            .is_ok()
-    );
+    assert!(w.sign_in(&c, &sent.challenge_id, w.code()).await.is_ok());
 }

@@ -17,10 +17,7 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
-use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::{MemoryStore, SWEEP_EVERY};
-use mfa_shared::config::AwsNames;
 use mfa_shared::ports::{
     AuditEvent, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend,
     PendingCode, PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store, Window,
@@ -30,13 +27,9 @@ use mfa_shared::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
+use crate::kit::{self, unique};
 
-fn unique(prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{prefix}-{}", hex::encode(b))
-}
+const NOW: UnixTime = UnixTime(1_800_000_000);
 
 fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
@@ -44,28 +37,7 @@ fn memory() -> Arc<dyn Store> {
 
 /// A fresh table on the moto server of `MFA_TEST_MOTO_URL`.
 async fn moto() -> Arc<dyn Store> {
-    let url = std::env::var("MFA_TEST_MOTO_URL").expect("MFA_TEST_MOTO_URL");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "moto",
-        ))
-        .load()
-        .await;
-    let names = AwsNames {
-        table_name: unique("mfa-races"),
-        secret_id: unique("mfa-races-secret"),
-        signing_secret_id: None,
-    };
-    mfa_shared::adapters::aws::bootstrap(&sdk, &names, "races@example.com")
-        .await
-        .unwrap();
-    Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        names.table_name,
-    ))
+    kit::emulators::moto("mfa-races").await
 }
 
 fn app() -> AppId {

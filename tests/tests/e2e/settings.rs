@@ -126,12 +126,7 @@ async fn the_settings_walk(s: &LocalServer) {
     );
 
     // Notifications for the enrollment, the add, the replace and the removal.
-    let subjects: Vec<String> = s
-        .emails_to(&t.email)
-        .await
-        .into_iter()
-        .map(|(subject, _)| subject)
-        .collect();
+    let subjects = s.subjects_to(&t.email).await;
     assert_eq!(subjects.len(), 4, "{subjects:?}");
     assert!(
         subjects.iter().any(|x| x.contains("added"))
@@ -151,24 +146,9 @@ async fn the_settings_walk(s: &LocalServer) {
     assert_eq!(r.status, 204, "{r:?}");
     assert!(phones(s, &t).await.is_empty());
     assert_eq!(s.emails_to(&t.email).await.len(), 5);
-    let r = s
-        .call(
-            "GET",
-            &format!(
-                "/v1/admin/applications/{}/audit-events?user_id={}",
-                t.app, t.user
-            ),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let r = t.audit(s).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let actions: Vec<&str> = r.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = r.actions();
     assert_eq!(
         actions,
         [
@@ -210,20 +190,11 @@ async fn the_settings_walk(s: &LocalServer) {
     );
 }
 
-#[tokio::test]
-async fn settings_walk_on_memory() {
-    the_settings_walk(&LocalServer::memory(&[])).await;
-}
-
-#[tokio::test]
-#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn settings_walk_on_moto() {
-    the_settings_walk(&LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    }))
-    .await;
-}
+mfa_tests::on_both_backends!(
+    the_settings_walk,
+    settings_walk_on_memory,
+    settings_walk_on_moto
+);
 
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]

@@ -8,138 +8,47 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHasher;
-use aws_config::{BehaviorVersion, Region};
-use mfa_shared::adapters::console::ConsoleOutbox;
-use mfa_shared::adapters::dynamodb::DynamoStore;
+use mfa_shared::MfaError;
 use mfa_shared::adapters::memory::MemoryStore;
-use mfa_shared::config::{AwsNames, Limits, Settings};
-use mfa_shared::flows::{Caller, challenge, enrollment, policy, recovery, users};
-use mfa_shared::ports::{AuditQuery, FixedClock, Removal, Store};
-use mfa_shared::types::{AppId, Code, Enforcement, PhoneNumber, UnixTime, UserId};
-use mfa_shared::{MfaError, Service};
+use mfa_shared::config::Limits;
+use mfa_shared::flows::{Caller, challenge, enrollment, recovery};
+use mfa_shared::ports::{AuditQuery, Removal, Store};
+use mfa_shared::types::{Code, Enforcement, PhoneNumber, UnixTime};
 
-const T0: i64 = 1_800_000_000;
-const PASSWORD: &str = "correct horse battery";
-const NUMBER: &str = "+14155550123";
-
-fn unique(prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{prefix}-{}", hex::encode(b))
-}
+use crate::kit::{self, NUMBER, PASSWORD, T0, World, set_policy, unique};
 
 async fn moto() -> Arc<dyn Store> {
-    let url = std::env::var("MFA_TEST_MOTO_URL").expect("MFA_TEST_MOTO_URL");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "moto",
-        ))
-        .load()
-        .await;
-    let names = AwsNames {
-        table_name: unique("mfa-refusals"),
-        secret_id: unique("mfa-refusals-secret"),
-        signing_secret_id: None,
-    };
-    mfa_shared::adapters::aws::bootstrap(&sdk, &names, "refusals@example.com")
-        .await
-        .unwrap();
-    Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        names.table_name,
-    ))
+    kit::emulators::moto("mfa-refusals").await
 }
 
-struct World {
-    svc: Service,
-    outbox: ConsoleOutbox,
-    app: AppId,
-}
-
+/// A fresh application on `store`, MFA available and enabled (optional).
 async fn world(store: Arc<dyn Store>, limits: Limits) -> World {
-    let clock = Arc::new(FixedClock::at(T0));
-    let (mut svc, outbox) = Service::in_memory(limits, Settings::default(), clock).unwrap();
-    svc.store = store;
-    let app = AppId::parse(&unique("app")).unwrap();
-    policy::set_availability(&svc, &app, true, "operator")
-        .await
-        .unwrap();
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-    };
-    policy::update(&svc, &app, change, None, "admin")
-        .await
-        .unwrap();
-    World { svc, outbox, app }
+    let w = kit::deployment(store, limits, T0, &unique("app")).await;
+    set_policy(&w.svc, &w.app, true, true, Enforcement::Optional).await;
+    w
 }
 
-impl World {
-    async fn user(&self, id: &str) -> Caller {
-        let user = UserId::parse(id).unwrap();
-        let hash = argon2::Argon2::default()
-            .hash_password(PASSWORD.as_bytes())
-            .unwrap()
-            .to_string();
-        users::put(
-            &self.svc,
-            &self.app,
-            &user,
-            format!("{id}@example.com"),
-            true,
-            hash,
-        )
+/// The user enrolled with `NUMBER`.
+async fn enrolled(w: &World, id: &str) -> Caller {
+    let c = w.user(id).await;
+    w.enroll(&c, NUMBER, None).await;
+    c
+}
+
+async fn audited(w: &World, c: &Caller, action: &str) -> usize {
+    let page = w
+        .svc
+        .store
+        .list_audit(&AuditQuery {
+            app: &w.app,
+            user: Some(&c.user),
+            limit: 200,
+            after: None,
+            now: UnixTime(T0),
+        })
         .await
         .unwrap();
-        Caller {
-            app: self.app.clone(),
-            user,
-            source_ip: "198.51.100.7".into(),
-        }
-    }
-
-    fn last_code(&self) -> Code {
-        let sms = self.outbox.snapshot().sms;
-        Code::parse(&sms.last().expect("a text").body[..6]).unwrap()
-    }
-
-    /// The user enrolled with `NUMBER`.
-    async fn enrolled(&self, id: &str) -> Caller {
-        let c = self.user(id).await;
-        let e = enrollment::start(&self.svc, &c, PASSWORD.into())
-            .await
-            .unwrap()
-            .enrollment_id;
-        enrollment::submit_phone(&self.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
-            .await
-            .unwrap();
-        enrollment::verify(&self.svc, &c, &e, self.last_code())
-            .await
-            .unwrap();
-        c
-    }
-
-    async fn audited(&self, c: &Caller, action: &str) -> usize {
-        let page = self
-            .svc
-            .store
-            .list_audit(&AuditQuery {
-                app: &self.app,
-                user: Some(&c.user),
-                limit: 200,
-                after: None,
-                now: UnixTime(T0),
-            })
-            .await
-            .unwrap();
-        page.events.iter().filter(|e| e.action == action).count()
-    }
+    page.events.iter().filter(|e| e.action == action).count()
 }
 
 async fn fifty_refusals_leave_one_audit_event(store: Arc<dyn Store>) {
@@ -164,7 +73,7 @@ async fn fifty_refusals_leave_one_audit_event(store: Arc<dyn Store>) {
             .unwrap_err();
         assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
     }
-    assert_eq!(w.audited(&c, "rate_limit.blocked").await, 1);
+    assert_eq!(audited(&w, &c, "rate_limit.blocked").await, 1);
 }
 
 #[tokio::test]
@@ -180,7 +89,7 @@ async fn fifty_refused_texts_leave_one_audit_event_on_moto() {
 
 async fn a_recovery_code_survives_a_failed_signature(store: Arc<dyn Store>) {
     let mut w = world(store, Limits::default()).await;
-    let c = w.enrolled("ada").await;
+    let c = enrolled(&w, "ada").await;
     let code = "7K3QD-M9XWP";
     let hash = w
         .svc
@@ -229,9 +138,9 @@ async fn a_recovery_code_survives_a_failed_signature_on_moto() {
 
 async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
     let w = world(store, Limits::default()).await;
-    let c = w.enrolled("ada").await;
+    let c = enrolled(&w, "ada").await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let code = w.last_code();
+    let code = w.code();
     // The phone goes (as the removal flow writes it) between the text and the check.
     let phones = w.svc.store.list_phones(&c.app, &c.user).await.unwrap();
     let removal = Removal {
@@ -248,9 +157,7 @@ async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(
-        challenge::verify(&w.svc, &c, &sent.challenge_id, code)
-            .await
-            .unwrap_err(),
+        w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err(),
         MfaError::ChallengeNotFound
     );
 }
@@ -280,7 +187,7 @@ async fn refused_code_checks_leave_one_audit_event(store: Arc<dyn Store>) {
     enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
         .await
         .unwrap();
-    let right = w.last_code();
+    let right = w.code();
     let wrong = Code::parse(if right.expose() == "000000" {
         "111111"
     } else {
@@ -302,7 +209,7 @@ async fn refused_code_checks_leave_one_audit_event(store: Arc<dyn Store>) {
             MfaError::TooManyAttempts { .. }
         ));
     }
-    assert_eq!(w.audited(&c, "rate_limit.blocked").await, 1);
+    assert_eq!(audited(&w, &c, "rate_limit.blocked").await, 1);
 }
 
 #[tokio::test]

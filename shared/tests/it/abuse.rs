@@ -2,26 +2,18 @@
 //! fail before the email (issue 13), over the in-memory store with a fixed clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::kit::{NUMBER, World, ada, limits_with, set_policy, world};
 use async_trait::async_trait;
-use common::{NUMBER, PASSWORD, World, hash, set_policy, world};
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::Limits;
 use mfa_shared::error::PortError;
-use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy, users};
+use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy};
 use mfa_shared::metrics::{Metric, Reason};
 use mfa_shared::ports::SmsSender;
-use mfa_shared::types::{AppId, Enforcement, PhoneNumber, UserId};
-
-async fn enroll(w: &World, c: &Caller, number: &str) {
-    let id = w.start(c).await;
-    w.phone(c, &id, number).await.unwrap();
-    w.verify(c, &id, &w.last_code()).await.unwrap();
-}
+use mfa_shared::types::{AppId, Enforcement, PhoneNumber};
 
 /// A user of another application (tenant) with MFA enabled.
 async fn other_tenant_user(w: &World, id: &str) -> Caller {
@@ -30,29 +22,14 @@ async fn other_tenant_user(w: &World, id: &str) -> Caller {
         .await
         .unwrap();
     set_policy(&w.svc, &app, true, true, Enforcement::Optional).await;
-    let user = UserId::parse(id).unwrap();
-    users::put(
-        &w.svc,
-        &app,
-        &user,
-        format!("{id}@example.com"),
-        true,
-        hash(PASSWORD),
-    )
-    .await
-    .unwrap();
-    Caller {
-        app,
-        user,
-        source_ip: "203.0.113.9".into(),
-    }
+    w.provision(&app, id, "203.0.113.9", true).await
 }
 
 #[tokio::test]
 async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in() {
     let w = world(Limits::default()).await;
     let victim = w.user("victim").await;
-    enroll(&w, &victim, NUMBER).await;
+    w.enroll(&victim, NUMBER, None).await;
     w.advance(3601);
 
     // Five other accounts, two of them in another tenant, submit the victim's number.
@@ -95,13 +72,8 @@ async fn strangers_submitting_the_victims_number_never_block_the_victims_sign_in
 
 #[tokio::test]
 async fn a_challenge_over_the_users_budget_is_refused_before_anything_is_sent() {
-    let limits = Limits {
-        texts_per_user_per_day: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await; // one text of the user's two
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 2)).await;
+    w.enroll(&c, NUMBER, None).await; // one text of the user's two
     challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(31);
     let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
@@ -153,12 +125,7 @@ async fn a_text_whose_outcome_is_unknown_counts_as_sent() {
 
 #[tokio::test]
 async fn a_text_sns_refused_is_undone_and_costs_nothing() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     for _ in 0..3 {
@@ -172,10 +139,8 @@ async fn a_text_sns_refused_is_undone_and_costs_nothing() {
 
 #[tokio::test]
 async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     // Verifying a code reads the user only to email them.
     w.store.fail("get_user");
     let done = w.verify(&c, &id, &w.last_code()).await.unwrap();
@@ -197,8 +162,7 @@ async fn a_failed_user_read_while_notifying_is_audited_and_counted() {
 
 #[tokio::test]
 async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.phone(&c, &id, "+14155550124").await.unwrap();
     // The first text corrected at once (a typo fixed)...
@@ -219,9 +183,8 @@ async fn alternating_numbers_does_not_sidestep_the_enrollment_cooldown() {
 
 #[tokio::test]
 async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await;
+    let (w, c) = ada(Limits::default()).await;
+    w.enroll(&c, NUMBER, None).await;
     let first = challenge::start(&w.svc, &c, None).await.unwrap();
     w.advance(10);
     let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
@@ -255,26 +218,11 @@ async fn fresh_challenges_do_not_sidestep_the_resend_cooldown() {
 
 #[tokio::test]
 async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    enroll(&w, &c, NUMBER).await;
+    let (w, c) = ada(Limits::default()).await;
+    w.enroll(&c, NUMBER, None).await;
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
-    let phone = mfa_shared::flows::phones::list(&w.svc, &c).await.unwrap()[0]
-        .phone_id
-        .clone();
     // The number is replaced meanwhile (through settings, its new code verified).
-    let change = mfa_shared::flows::phones::replace(
-        &w.svc,
-        &c,
-        &phone,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550177").unwrap(),
-    )
-    .await
-    .unwrap();
-    w.verify(&c, &change.enrollment_id.unwrap(), &w.last_code())
-        .await
-        .unwrap();
+    w.replace_first_phone(&c, "+14155550177").await;
     w.advance(31);
     let texts = w.texts();
     let err = challenge::resend(&w.svc, &c, &sent.challenge_id)
@@ -289,21 +237,12 @@ async fn a_challenge_is_not_resent_to_a_number_that_is_no_longer_the_users() {
 /// stranger's phone beside the owner's, since a proof would now be required.
 #[tokio::test]
 async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let begun = mfa_shared::flows::phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse("+14155550188").unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let begun = w.add_phone(&c, "+14155550188").await;
     assert_eq!(begun.purpose, Some("add"), "the answer still says add");
     let strangers_code = w.last_code();
     w.advance(31);
-    enroll(&w, &c, NUMBER).await;
+    w.enroll(&c, NUMBER, None).await;
 
     let id = begun.enrollment_id.unwrap();
     let late = w.verify(&c, &id, &strangers_code).await;
@@ -316,17 +255,8 @@ async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
 /// With no factor yet, an add from settings binds the first phone, as Start would.
 #[tokio::test]
 async fn an_add_with_no_factor_yet_enrolls_the_first_phone() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let begun = mfa_shared::flows::phones::add(
-        &w.svc,
-        &c,
-        PASSWORD.into(),
-        PhoneNumber::parse(NUMBER).unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let begun = w.add_phone(&c, NUMBER).await;
     let done = w
         .verify(&c, &begun.enrollment_id.unwrap(), &w.last_code())
         .await

@@ -5,11 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mfa_tests::{Launch, LocalServer, function_bin, moto_url};
+use mfa_tests::{LocalServer, apigw_user_event, lambda_command, moto_url};
 use serde_json::{Value, json};
 
 /// Serves one invocation of `event` on a free port, then sends the posted answer on the
@@ -92,43 +92,16 @@ fn serve(
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
     // mfa-local bootstraps a fresh table and the local secrets on moto.
-    let local = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let local = LocalServer::moto();
     let table = local.table.clone().unwrap();
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
-    ))
-    .unwrap();
     let path = "/v1/mfa/enrollments/0123456789abcdef0123456789abcdef/code";
-    event["rawPath"] = json!(path);
-    event["requestContext"]["http"]["path"] = json!(path);
-    event["body"] = json!(r#"{"code":"123456"}"#);
-    event["headers"]["content-length"] = json!("17");
-    let (api, answers) = runtime_api(event);
-
-    let mut child = Command::new(function_bin("code-verify"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", &api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "code-verify")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("MFA_TABLE_NAME", &table)
-        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let answer = answers.recv_timeout(Duration::from_secs(60));
-    let _ = child.kill();
-    let _ = child.wait();
-    let answer = answer.expect("no answer posted within 60 s");
+    let event = apigw_user_event("POST", path, r#"{"code":"123456"}"#);
+    let answer = invoke(
+        "code-verify",
+        &table,
+        event,
+        &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")],
+    );
 
     assert_eq!(answer["statusCode"], 404, "{answer}");
     assert_eq!(
@@ -145,23 +118,9 @@ fn a_function_binary_answers_an_api_gateway_event_through_the_runtime_api() {
 /// `table` and `env` on top; returns the posted answer.
 fn invoke(package: &str, table: &str, event: Value, env: &[(&str, &str)]) -> Value {
     let (api, answers) = runtime_api(event);
-    let mut cmd = Command::new(function_bin(package));
-    cmd.env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", &api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", package)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("MFA_TABLE_NAME", table)
-        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    let moto = moto_url();
+    let mut child = lambda_command(package, &api, table, &[("AWS_ENDPOINT_URL", &moto)])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -179,10 +138,7 @@ fn invoke(package: &str, table: &str, event: Value, env: &[(&str, &str)]) -> Val
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key() {
     // mfa-local signs (it reads the signing secret) and publishes the JWKS item.
-    let local = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let local = LocalServer::moto();
     let table = local.table.clone().unwrap();
     let t = mfa_tests::Tenant::set_up(&local, "optional").await;
     t.enroll(&local, &mfa_tests::unique_number()).await;
@@ -195,18 +151,9 @@ async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key()
         phones.json["phones"][0]["phone_id"].as_str().unwrap()
     );
     let event = |proof: Option<&str>| {
-        let mut event: Value = serde_json::from_str(include_str!(
-            "../../shared/tests/fixtures/apigw-v2-user-jwt.json"
-        ))
-        .unwrap();
-        let body = r#"{"password":"not the password"}"#;
-        event["rawPath"] = json!(path);
-        event["requestContext"]["http"]["path"] = json!(path);
-        event["requestContext"]["http"]["method"] = json!("DELETE");
+        let mut event = apigw_user_event("DELETE", &path, r#"{"password":"not the password"}"#);
         event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(t.user);
         event["requestContext"]["authorizer"]["jwt"]["claims"]["app_id"] = json!(t.app);
-        event["body"] = json!(body);
-        event["headers"]["content-length"] = json!(body.len().to_string());
         if let Some(p) = proof {
             event["headers"]["mfa-assertion"] = json!(p);
         }
@@ -227,16 +174,9 @@ async fn phone_edits_verifies_with_the_published_keys_and_holds_no_signing_key()
     assert_eq!(body(&answer)["error"], "step_up_required", "{answer}");
 
     // The signer, given the same missing secret, refuses to start.
-    let status = Command::new(function_bin("challenge"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", moto_url())
-        .env("MFA_TABLE_NAME", &table)
-        .env("MFA_SECRET_ID", format!("{table}/code-hmac-key"))
-        .env("MFA_SIGNING_SECRET_ID", "no-such-signing-secret")
+    let moto = moto_url();
+    let env = [("AWS_ENDPOINT_URL", moto.as_str()), no_secret[0]];
+    let status = lambda_command("challenge", "127.0.0.1:9", &table, &env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

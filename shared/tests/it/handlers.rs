@@ -3,12 +3,9 @@
 //! them: fixtures in `tests/fixtures/` are adjusted (method, path, body, claims) and turned into
 //! a `lambda_http::Request` by `lambda_http::request::from_str`, then run by `dispatch`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use argon2::Argon2;
-use argon2::password_hash::PasswordHasher;
 use base64::Engine;
-use lambda_http::http::HeaderMap;
 use mfa_shared::Service;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{Limits, Settings};
@@ -20,12 +17,12 @@ use mfa_shared::http::routes::{self, Function};
 use mfa_shared::ports::FixedClock;
 use serde_json::{Value, json};
 
-const APP: &str = "app-acme";
-const USER: &str = "user-ada";
-const BOB: &str = "user-bob";
+use crate::kit::apigw::{
+    ADA as USER, ADMIN_FIXTURE, APP, Answer, BOB, T0, admin_event, call, fixture, shape, user_event,
+};
+use crate::kit::{self, hash};
+
 const ADMIN_ARN: &str = "arn:aws:iam::123456789012:user/grace-admin";
-/// 2026-11-18T11:06:40Z.
-const T0: i64 = 1_795_000_000;
 const PHONE: &str = "+1 (415) 555-0123";
 const MASKED: &str = "+1••••••0123";
 const POLICY: &str = "/v1/admin/applications/app-acme/mfa-policy";
@@ -38,29 +35,6 @@ fn rfc3339(t: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
-}
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Sets the method, path and (plain) body of an event, as API Gateway would deliver them.
-fn shape(mut ev: Value, method: &str, path: &str, body: Option<&str>) -> Value {
-    ev["rawPath"] = json!(path);
-    ev["requestContext"]["http"]["method"] = json!(method);
-    ev["requestContext"]["http"]["path"] = json!(path);
-    ev["body"] = body.map_or(Value::Null, |b| json!(b));
-    ev["headers"]["content-length"] = json!(body.map_or(0, str::len).to_string());
-    ev["isBase64Encoded"] = json!(false);
-    ev
-}
-
-/// A user route's event; `sub` is the signed-in user of the JWT authorizer's claims.
-fn user_event(sub: &str, method: &str, path: &str, body: Option<&str>) -> Value {
-    let mut ev = shape(fixture("apigw-v2-user-jwt.json"), method, path, body);
-    ev["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
-    ev
 }
 
 fn policy(enabled: bool, include_in_signup: bool, enforcement: &str) -> Value {
@@ -78,45 +52,6 @@ fn enr(id: &str, step: &str) -> String {
     format!("/v1/mfa/enrollments/{id}/{step}")
 }
 
-/// The password `pw`, hashed once: argon2 at its default cost is slow in debug builds.
-fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| Argon2::default().hash_password(b"pw").unwrap().to_string())
-}
-
-/// A response as a client sees it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    json: Value,
-}
-
-impl Answer {
-    #[track_caller]
-    fn ok(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "{}", self.text);
-        &self.json
-    }
-
-    /// Asserts an error answer and returns its `message`.
-    #[track_caller]
-    fn err(&self, status: u16, code: &str) -> String {
-        let got = (self.status, self.json["error"].as_str());
-        assert_eq!(got, (status, Some(code)), "{}", self.text);
-        self.json["message"].as_str().unwrap().to_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn id(&self) -> String {
-        self.ok(201)["enrollment_id"].as_str().unwrap().to_owned()
-    }
-}
-
 /// Runs the event through function `f` and checks what every answer must be.
 async fn run(f: Function, svc: &Service, ev: &Value) -> Answer {
     // Each route goes to the function the route table (and the deployment) gives it.
@@ -126,27 +61,12 @@ async fn run(f: Function, svc: &Service, ev: &Value) -> Answer {
         Some(f),
         "{path}"
     );
-    let req = lambda_http::request::from_str(&ev.to_string()).unwrap();
-    let resp = dispatch(f, svc, req).await;
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    let a = call(f, svc, ev).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = a.status;
     if status == 204 {
-        assert!(text.is_empty(), "204 with a body: {text}");
-        return Answer {
-            status,
-            headers,
-            text,
-            json: Value::Null,
-        };
+        assert!(a.text.is_empty(), "204 with a body: {}", a.text);
+        return a;
     }
-    let json =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} not JSON ({e}): {text}"));
-    let a = Answer {
-        status,
-        headers,
-        text,
-        json,
-    };
     assert_eq!(a.header("content-type"), Some("application/json"), "{a:?}");
     if status >= 400 {
         let message = a.json["message"].as_str().unwrap_or_default();
@@ -214,7 +134,7 @@ impl H {
     }
 
     async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
-        let ev = shape(fixture("apigw-v2-admin-iam.json"), method, path, body);
+        let ev = admin_event(method, path, body);
         run(PolicyConfig, &self.svc, &ev).await
     }
 
@@ -273,7 +193,7 @@ impl H {
     }
 
     async fn provision(&self, user: &str, email_verified: bool) {
-        let body = json!({"email": format!("{user}@example.com"), "email_verified": email_verified, "password_hash": password_hash()});
+        let body = json!({"email": format!("{user}@example.com"), "email_verified": email_verified, "password_hash": hash("pw")});
         let path = format!("/v1/admin/applications/{APP}/users/{user}");
         self.admin("PUT", &path, Some(&body.to_string()))
             .await
@@ -327,12 +247,7 @@ impl H {
 
     /// Texts sent so far, as `(to, body)`.
     fn texts(&self) -> Vec<(String, String)> {
-        self.outbox
-            .snapshot()
-            .sms
-            .into_iter()
-            .map(|s| (s.to, s.body))
-            .collect()
+        kit::sent(&self.outbox).0
     }
 
     /// The code in the last text: its first 6 characters.
@@ -373,7 +288,7 @@ async fn a_never_configured_app_answers_the_default_policy() {
 async fn the_admin_fixture_is_refused_until_the_operator_makes_mfa_available() {
     let h = H::new();
     // The fixture exactly as API Gateway delivers it: PUT mfa-policy with an IAM caller.
-    let as_delivered = fixture("apigw-v2-admin-iam.json");
+    let as_delivered = fixture(ADMIN_FIXTURE);
     let msg = h
         .run(PolicyConfig, &as_delivered)
         .await
@@ -405,7 +320,7 @@ async fn if_match_guards_the_policy_version() {
     let h = H::optional().await; // version 2
     let body = json!({"enabled": true, "include_in_signup": false, "enforcement": "required", "allowed_countries": ["US", "GB"]});
     let mut ev = shape(
-        fixture("apigw-v2-admin-iam.json"),
+        fixture(ADMIN_FIXTURE),
         "PUT",
         POLICY,
         Some(&body.to_string()),
@@ -457,7 +372,8 @@ async fn users_are_provisioned_with_argon2_hashes_only() {
         .err(400, "invalid_request");
     assert!(msg.contains("password_hash"), "{msg}");
 
-    let good = json!({"email": "ada@example.com", "email_verified": true, "password_hash": password_hash()});
+    let good =
+        json!({"email": "ada@example.com", "email_verified": true, "password_hash": hash("pw")});
     let a = h.admin("PUT", &path, Some(&good.to_string())).await;
     let u = a.ok(200);
     assert_eq!(u["app_id"], APP);
@@ -1028,7 +944,7 @@ async fn admin_reset_and_audit_events_over_the_handler() {
     assert_eq!(list[0]["user_id"], USER);
     assert!(!all.text.contains("4155550123"));
 
-    let mut ev = shape(fixture("apigw-v2-admin-iam.json"), "GET", &events, None);
+    let mut ev = shape(fixture(ADMIN_FIXTURE), "GET", &events, None);
     ev["rawQueryString"] = json!(format!("user_id={USER}&limit=1"));
     let page = h.run(PolicyConfig, &ev).await;
     let page = page.ok(200).clone();

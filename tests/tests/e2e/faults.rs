@@ -6,8 +6,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_tests::fault_proxy::{Fault, FaultProxy};
-use mfa_tests::{Launch, LocalServer, Tenant, function_bin, moto_url, unique, unique_number};
+use mfa_tests::aws_proxy::{Fault, FaultProxy};
+use mfa_tests::{Launch, LocalServer, Tenant, lambda_command, moto_url, unique, unique_number};
 use serde_json::{Value, json};
 
 /// How often the service tries one AWS call (`mfa_shared::adapters::aws::MAX_ATTEMPTS`).
@@ -47,10 +47,7 @@ fn retry_after(r: &mfa_tests::Reply) -> u64 {
 async fn a_throttled_failure_counter_write_answers_503_and_lets_no_guess_through() {
     let (s, proxy) = behind_proxy("DYNAMODB", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let right = s.last_code(&number).await;
+    let (id, _, right) = t.at_code(&s).await;
 
     proxy.fail("UpdateItem", Some("codefail#"), Fault::DynamoThrottled);
     let r = t.code(&s, &id, &right).await;
@@ -107,10 +104,7 @@ async fn a_throttled_send_record_sends_nothing_and_gives_every_budget_back() {
 async fn a_throttled_completion_is_retryable_with_the_same_code() {
     let (s, proxy) = behind_proxy("DYNAMODB", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    let id = t.start(&s).await;
-    let number = unique_number();
-    assert_eq!(t.phone(&s, &id, &number).await.status, 202);
-    let right = s.last_code(&number).await;
+    let (id, _, right) = t.at_code(&s).await;
     proxy.fail("TransactWriteItems", None, Fault::DynamoThrottled);
     let r = t.code(&s, &id, &right).await;
     assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
@@ -178,52 +172,28 @@ async fn an_sns_publish_whose_answer_is_lost_counts_as_sent() {
 async fn a_failing_ses_leaves_the_change_standing_and_on_record() {
     let (s, proxy) = behind_proxy("SESV2", &[]);
     let t = Tenant::set_up(&s, "optional").await;
-    // SES v2 is a REST API: no operation name in a header or the body, so "" matches its calls.
-    proxy.fail("", None, Fault::ServerError);
+    // SES v2 is a REST API: its operation is named by method and path (SendEmail here).
+    const SEND_EMAIL: &str = "POST /v2/email/outbound-emails";
+    proxy.fail(SEND_EMAIL, None, Fault::ServerError);
     let id = t.start(&s).await;
     let number = unique_number();
     assert_eq!(t.phone(&s, &id, &number).await.status, 202);
     let r = t.code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["confirmation_email"], "failed");
-    assert!(proxy.failed("") >= 1);
-    let audit = s
-        .call(
-            "GET",
-            &format!(
-                "/v1/admin/applications/{}/audit-events?user_id={}",
-                t.app, t.user
-            ),
-            Some(&t.admin),
-            None,
-        )
-        .await;
-    let actions: Vec<&str> = audit.json["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    assert!(proxy.failed(SEND_EMAIL) >= 1);
+    let audit = t.audit(&s).await;
+    let actions = audit.actions();
     assert!(actions.contains(&"notification.failed"), "{actions:?}");
     assert!(actions.contains(&"enrollment.completed"), "{actions:?}");
 }
 
 /// Runs the `code-verify` Lambda binary with `env` until it exits (it must, within 30 s).
 fn cold_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(function_bin("code-verify"));
-    cmd.env_clear()
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("MFA_TABLE_NAME", "mfa-cold-start")
-        .env("MFA_SECRET_ID", "mfa/code-hmac-key")
-        // Were init to get this far, the runtime API would be here: nothing listens.
-        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    // Were init to get this far, the runtime API would be here: nothing listens.
+    let secret = [("MFA_SECRET_ID", "mfa/code-hmac-key")];
+    let mut child = lambda_command("code-verify", "127.0.0.1:9", "mfa-cold-start", &secret)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -318,16 +288,7 @@ async fn races(s: &LocalServer) {
 
     t.enroll(s, &unique_number()).await;
     // Making recovery codes and removing a phone are factor changes: they need a step-up.
-    let r = t
-        .change(
-            s,
-            "POST",
-            "/v1/mfa/recovery-codes",
-            json!({"password": t.password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let code = r.json["codes"][0].as_str().unwrap().to_owned();
+    let code = t.recovery_codes(s).await[0].clone();
     let proof = t.proof(s).await.unwrap();
     let uses = (0..4)
         .map(|_| {
@@ -378,10 +339,7 @@ async fn conditional_write_races_give_one_winner_and_4xx_losers_memory() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn conditional_write_races_give_one_winner_and_4xx_losers_aws() {
-    let s = LocalServer::aws(Launch {
-        bootstrap: true,
-        ..Launch::default()
-    });
+    let s = LocalServer::moto();
     races(&s).await;
 }
 
@@ -482,14 +440,13 @@ async fn challenge(s: &LocalServer, t: &Tenant) -> String {
     r.json["challenge_id"].as_str().unwrap().to_owned()
 }
 
-async fn challenge_code(s: &LocalServer, t: &Tenant, id: &str, code: &str) -> mfa_tests::Reply {
-    s.call(
-        "POST",
-        &format!("/v1/mfa/challenges/{id}/code"),
-        Some(&t.user_token),
-        Some(json!({ "code": code })),
-    )
-    .await
+/// Sign-in challenge `id`'s code submission, as a request to send (concurrently) later.
+fn challenge_request(s: &LocalServer, t: &Tenant, id: &str, code: &str) -> reqwest::RequestBuilder {
+    s.http
+        .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
+        .bearer_auth(&t.user_token)
+        .header("content-type", "application/json")
+        .body(json!({ "code": code }).to_string())
 }
 
 /// A user enrolled with a fresh number, and a recovery code of theirs. The request carries a
@@ -498,7 +455,7 @@ async fn with_recovery_code(s: &LocalServer, t: &Tenant) -> String {
     let number = unique_number();
     t.enroll(s, &number).await;
     let id = challenge(s, t).await;
-    let r = challenge_code(s, t, &id, &s.last_code(&number).await).await;
+    let r = t.challenge_code(s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     let assertion = r.json["assertion"].as_str().unwrap().to_owned();
     let r = s
@@ -514,16 +471,6 @@ async fn with_recovery_code(s: &LocalServer, t: &Tenant) -> String {
     assert_eq!(r.status().as_u16(), 201);
     let body: Value = r.json().await.unwrap();
     body["codes"][0].as_str().unwrap().to_owned()
-}
-
-async fn redeem(s: &LocalServer, t: &Tenant, code: &str) -> mfa_tests::Reply {
-    s.call(
-        "POST",
-        "/v1/mfa/challenges/recovery",
-        Some(&t.user_token),
-        Some(json!({ "code": code })),
-    )
-    .await
 }
 
 /// Request body markers of single-item writes (the JSON of the UpdateItem call).
@@ -567,13 +514,13 @@ async fn transaction_conflicts_on_single_item_writes_are_retried_not_503() {
         Fault::DynamoTransactionConflict,
         3,
     );
-    let r = redeem(&s, &t, &code).await;
+    let r = t.redeem(&s, &code).await;
     assert_eq!(
         (r.status, r.json["remaining"].as_u64()),
         (200, Some(9)),
         "{r:?}"
     );
-    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+    assert_eq!(t.redeem(&s, &code).await.status, 400, "used once");
 
     // A conditional PutItem (the policy's version guard).
     proxy.fail_times(
@@ -611,13 +558,7 @@ async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
         Fault::DynamoTransactionConflict,
         2,
     );
-    let submit = || {
-        s.http
-            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
-            .bearer_auth(&t.user_token)
-            .header("content-type", "application/json")
-            .body(json!({ "code": right }).to_string())
-    };
+    let submit = || challenge_request(&s, &t, &id, &right);
     let statuses = concurrently(vec![submit(), submit()]).await;
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!((400..500).contains(&statuses[1]), "{statuses:?}");
@@ -631,13 +572,7 @@ async fn two_right_codes_submitted_together_answer_one_200_and_one_4xx() {
         Fault::DynamoTransactionCanceledByConflict,
         3,
     );
-    let submit = || {
-        s.http
-            .post(format!("{}/v1/mfa/challenges/{id}/code", s.base))
-            .bearer_auth(&t.user_token)
-            .header("content-type", "application/json")
-            .body(json!({ "code": right }).to_string())
-    };
+    let submit = || challenge_request(&s, &t, &id, &right);
     let statuses = concurrently(vec![submit(), submit()]).await;
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!((400..500).contains(&statuses[1]), "{statuses:?}");
@@ -652,14 +587,14 @@ async fn a_recovery_code_whose_answer_was_lost_still_works_once() {
     let code = with_recovery_code(&s, &t).await;
     // moto marks the code used; the answer never arrives; the SDK sends the use again.
     proxy.fail_times("UpdateItem", Some(RECOVERY_USE), Fault::LoseAnswer, 1);
-    let r = redeem(&s, &t, &code).await;
+    let r = t.redeem(&s, &code).await;
     assert_eq!(
         (r.status, r.json["remaining"].as_u64()),
         (200, Some(9)),
         "{r:?}"
     );
     assert_eq!(proxy.failed("UpdateItem"), 1);
-    assert_eq!(redeem(&s, &t, &code).await.status, 400, "used once");
+    assert_eq!(t.redeem(&s, &code).await.status, 400, "used once");
     let st = s
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;
@@ -725,7 +660,7 @@ async fn a_completion_whose_answer_was_lost_is_not_reported_as_failed() {
         Fault::LoseAnswer,
         1,
     );
-    let r = challenge_code(&s, &t, &id, &s.last_code(&number).await).await;
+    let r = t.challenge_code(&s, &id, &s.last_code(&number).await).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.json["assertion"].is_string(), "{r:?}");
     assert_eq!(proxy.failed("TransactWriteItems"), 1);

@@ -12,9 +12,7 @@ use mfa_shared::flows::{Caller, audit, enrollment, recovery};
 use mfa_shared::metrics::{Metric, Reason};
 use mfa_shared::types::{EnrollmentId, PhoneId, UserId};
 
-mod common;
-
-use common::{NUMBER, PASSWORD, world};
+use crate::kit::{NUMBER, PASSWORD, ada, limits_with, world};
 
 fn unavailable(e: &MfaError) -> bool {
     matches!(e, MfaError::ServiceUnavailable { retry_after } if *retry_after >= 1)
@@ -22,12 +20,7 @@ fn unavailable(e: &MfaError) -> bool {
 
 #[tokio::test]
 async fn a_store_failure_when_recording_a_send_sends_nothing_and_counts_nothing() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     w.store.fail("begin_send");
     for _ in 0..3 {
@@ -43,12 +36,7 @@ async fn a_store_failure_when_recording_a_send_sends_nothing_and_counts_nothing(
 
 #[tokio::test]
 async fn a_throttled_budget_counter_sends_nothing_and_leaves_the_others_untouched() {
-    let limits = Limits {
-        texts_per_user_per_day: 1,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 1)).await;
     let id = w.start(&c).await;
     // The user's unit is taken first, then the number's fails: the user's must come back.
     w.store.fail_counter("counter_take", "txt-num#");
@@ -60,10 +48,8 @@ async fn a_throttled_budget_counter_sends_nothing_and_leaves_the_others_untouche
 
 #[tokio::test]
 async fn a_throttled_failure_counter_never_lets_a_guess_through() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let right = w.last_code();
     w.store.fail_counter("counter_take", "codefail#");
     // Not even the right code: the guess is never compared without its unit.
@@ -86,14 +72,8 @@ async fn a_throttled_failure_counter_never_lets_a_guess_through() {
 
 #[tokio::test]
 async fn a_throttled_attempt_write_compares_nothing_and_gives_the_user_unit_back() {
-    let limits = Limits {
-        code_failures_per_user_per_hour: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(limits_with(|l| l.code_failures_per_user_per_hour = 2)).await;
+    let id = w.at_code(&c).await;
     let right = w.last_code();
     w.store.fail("take_code_attempt");
     for _ in 0..5 {
@@ -113,10 +93,8 @@ async fn a_throttled_attempt_write_compares_nothing_and_gives_the_user_unit_back
 
 #[tokio::test]
 async fn a_failed_completion_leaves_the_code_usable() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
     let right = w.last_code();
     w.store.fail_times("complete_enrollment", 1);
     assert!(unavailable(&w.verify(&c, &id, &right).await.unwrap_err()));
@@ -133,12 +111,7 @@ async fn a_failed_completion_leaves_the_code_usable() {
 
 #[tokio::test]
 async fn a_failed_lockout_write_still_refuses_the_password() {
-    let limits = Limits {
-        password_max_attempts: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.password_max_attempts = 2)).await;
     assert!(matches!(
         enrollment::start(&w.svc, &c, "nope".into()).await,
         Err(MfaError::InvalidPassword { .. })
@@ -159,12 +132,7 @@ async fn a_failed_lockout_write_still_refuses_the_password() {
 
 #[tokio::test]
 async fn a_give_back_that_fails_only_over_counts() {
-    let limits = Limits {
-        password_max_attempts: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(limits_with(|l| l.password_max_attempts = 2)).await;
     w.store.fail("counter_give_back");
     // A right password whose unit cannot be given back still succeeds...
     w.start(&c).await;
@@ -179,8 +147,7 @@ async fn a_give_back_that_fails_only_over_counts() {
 
 #[tokio::test]
 async fn a_failed_read_answers_503_with_a_retry_delay_and_changes_nothing() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     w.store.fail("get_user");
     let err = enrollment::start(&w.svc, &c, PASSWORD.into())
         .await
@@ -201,11 +168,7 @@ async fn a_failed_read_answers_503_with_a_retry_delay_and_changes_nothing() {
 
 #[tokio::test]
 async fn the_application_text_budget_is_a_circuit_breaker_across_users_numbers_and_ips() {
-    let limits = Limits {
-        texts_per_app_per_day: 3,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
+    let w = world(limits_with(|l| l.texts_per_app_per_day = 3)).await;
     for i in 0..3 {
         let c = w
             .user_at(&format!("u{i}"), &format!("198.51.100.{i}"))
@@ -272,8 +235,7 @@ async fn a_missing_user_runs_argon2_and_answers_like_a_wrong_password() {
 
 #[tokio::test]
 async fn texts_and_verifications_are_counted_and_sms_failures_too() {
-    let w = world(Limits::default()).await;
-    let c = w.user("ada").await;
+    let (w, c) = ada(Limits::default()).await;
     let id = w.start(&c).await;
     w.outbox.set_sms_failing(true);
     assert_eq!(
@@ -307,14 +269,8 @@ async fn texts_and_verifications_are_counted_and_sms_failures_too() {
 
 #[tokio::test]
 async fn the_wrong_recovery_code_that_uses_up_the_hour_answers_429() {
-    let limits = Limits {
-        code_failures_per_user_per_hour: 2,
-        ..Limits::default()
-    };
-    let w = world(limits).await;
-    let c = w.user("ada").await;
-    let id = w.start(&c).await;
-    w.phone(&c, &id, NUMBER).await.unwrap();
+    let (w, c) = ada(limits_with(|l| l.code_failures_per_user_per_hour = 2)).await;
+    let id = w.at_code(&c).await;
     w.verify(&c, &id, &w.last_code()).await.unwrap();
     recovery::create(&w.svc, &c, PASSWORD.into()).await.unwrap();
     assert_eq!(

@@ -11,15 +11,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use argon2::Argon2;
-use argon2::password_hash::PasswordHasher;
-use base64::Engine;
-use lambda_http::http::HeaderMap;
 use mfa_shared::Service;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{Limits, Settings};
 use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, recovery, users};
-use mfa_shared::http::dispatch;
 use mfa_shared::http::routes::{self, Function};
 use mfa_shared::ports::{AuditQuery, Enrollment, FixedClock, PhoneRecord, UserRecord};
 use mfa_shared::types::ids::{ChallengeId, CodeId, SessionId};
@@ -33,17 +28,18 @@ use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
-const APP: &str = "app-acme";
-/// Enrolled (one phone), with recovery codes, a pending add-phone enrollment and a challenge.
-const ADA: &str = "user-ada";
-/// Provisioned, email verified, not enrolled: Start and Skip act on him.
-const BOB: &str = "user-bob";
+use crate::kit::apigw::{
+    self, ADA, ADMIN_FIXTURE, APP, Answer, BOB, T0, USER_FIXTURE, call, fixture, with_body,
+};
+use crate::kit::hash;
+
+// In this suite's world (kit's APP at kit's T0): ADA is enrolled (one phone), with recovery
+// codes, a pending add-phone enrollment and a challenge; BOB is provisioned, email verified,
+// not enrolled: Start and Skip act on him.
 /// Not provisioned: the admin `PUT .../users/{user_id}` would create her.
 const CAROL: &str = "user-carol";
 /// The source IP of the user fixture.
 const SOURCE_IP: &str = "203.0.113.24";
-/// 2026-11-18T11:06:40Z.
-const T0: i64 = 1_795_000_000;
 const ADA_PHONE: &str = "+14155550123";
 const ADDED_PHONE: &str = "+14155550188";
 const MAX_BODY: usize = 16 * 1024;
@@ -88,11 +84,6 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
 const BODY_ERRORS: &[&str] = &["invalid_request", "payload_too_large"];
 
 // ---------------------------------------------------------------- the world
-
-fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| Argon2::default().hash_password(b"pw").unwrap().to_string())
-}
 
 fn caller(user: &str) -> Caller {
     Caller {
@@ -153,7 +144,7 @@ impl World {
         for user in [ADA, BOB] {
             let email = format!("{user}@example.com");
             let user = UserId::parse(user).unwrap();
-            users::put(&svc, &app, &user, email, true, password_hash().into())
+            users::put(&svc, &app, &user, email, true, hash("pw"))
                 .await
                 .unwrap();
         }
@@ -334,7 +325,7 @@ impl World {
                     ("password_hash", Hash, true),
                 ],
                 good: json!({"email": "carol@example.com", "email_verified": true,
-                             "password_hash": password_hash()}),
+                             "password_hash": hash("pw")}),
                 empty_ok: false,
                 errors: &[],
             },
@@ -703,21 +694,6 @@ impl std::fmt::Debug for Req {
     }
 }
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn fixtures() -> &'static (Value, Value) {
-    static F: OnceLock<(Value, Value)> = OnceLock::new();
-    F.get_or_init(|| {
-        (
-            fixture("apigw-v2-user-jwt.json"),
-            fixture("apigw-v2-admin-iam.json"),
-        )
-    })
-}
-
 fn signing_keys() -> mfa_shared::signing::SigningKeys {
     mfa_shared::signing::SigningKeys::from_secret(&"hostile-input-test-key-".repeat(3)).unwrap()
 }
@@ -736,11 +712,10 @@ fn ada_proof() -> &'static str {
 /// The API Gateway v2 event of `req` on `route`, with a valid authorizer context (and Ada's
 /// step-up proof on her requests).
 fn event(route: &Route, req: &Req) -> Value {
-    let (user, admin) = fixtures();
-    let mut ev = match route.who {
-        Who::Admin => admin.clone(),
+    let ev = match route.who {
+        Who::Admin => fixture(ADMIN_FIXTURE),
         Who::User(sub) => {
-            let mut ev = user.clone();
+            let mut ev = fixture(USER_FIXTURE);
             ev["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
             if sub == ADA {
                 ev["headers"]["mfa-assertion"] = json!(ada_proof());
@@ -748,10 +723,11 @@ fn event(route: &Route, req: &Req) -> Value {
             ev
         }
     };
-    ev["rawPath"] = json!(route.path);
-    ev["requestContext"]["http"]["method"] = json!(route.method());
-    ev["requestContext"]["http"]["path"] = json!(route.path);
-    ev["headers"]["content-length"] = json!(req.body.len().to_string());
+    let mut ev = with_body(
+        apigw::route(ev, route.method(), &route.path),
+        &req.body,
+        req.base64,
+    );
     match &req.content_type {
         ContentType::Json => ev["headers"]["content-type"] = json!("application/json"),
         ContentType::Missing => {
@@ -762,62 +738,13 @@ fn event(route: &Route, req: &Req) -> Value {
         }
         ContentType::Is(ct) => ev["headers"]["content-type"] = json!(ct),
     }
-    match std::str::from_utf8(&req.body) {
-        Ok(text) if !req.base64 => {
-            ev["body"] = json!(text);
-            ev["isBase64Encoded"] = json!(false);
-        }
-        _ => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&req.body);
-            ev["body"] = json!(b64);
-            ev["isBase64Encoded"] = json!(true);
-        }
-    }
     ev
-}
-
-/// An answer as the client sees it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    json: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.json["error"].as_str().unwrap_or_default()
-    }
-
-    fn message(&self) -> &str {
-        self.json["message"].as_str().unwrap_or_default()
-    }
 }
 
 /// Runs `req` through the route's function on its own task, so that a panic is reported
 /// with the input instead of tearing the test down.
 async fn send(svc: &Service, route: &Route, req: &Req) -> Result<Answer, String> {
-    let ev = event(route, req).to_string();
-    let request = lambda_http::request::from_str(&ev).map_err(|e| format!("event: {e}"))?;
-    let (f, svc) = (route.function, svc.clone());
-    let resp = tokio::spawn(async move { dispatch(f, &svc, request).await })
-        .await
-        .map_err(|e| format!("the handler panicked: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = String::from_utf8(resp.body().to_vec()).map_err(|e| format!("not UTF-8: {e}"))?;
-    let json = if status == 204 && text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).map_err(|e| format!("{status} not JSON ({e}): {text}"))?
-    };
-    Ok(Answer {
-        status,
-        headers,
-        text,
-        json,
-    })
+    call(route.function, svc, &event(route, req)).await
 }
 
 /// What every answer of a body route must be, whatever the body: below 500, JSON with

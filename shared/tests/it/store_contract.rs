@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
 use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
@@ -31,6 +30,8 @@ use mfa_shared::types::{
 };
 use tokio::sync::OnceCell;
 
+use crate::kit::{self, unique};
+
 /// 2100-01-01: far after any run, so that no emulator's TTL sweep (dynoxide deletes expired
 /// items in the background, by the real clock, as DynamoDB does within days) removes what a
 /// case wrote: expiry is the stores' own checks against the `now` a case passes.
@@ -43,27 +44,10 @@ const CODE_TTL: u64 = 600;
 // ---------------------------------------------------------------------------------------------
 // The three stores.
 
-fn unique(prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{prefix}-{}", hex::encode(b))
-}
-
 /// A `DynamoStore` on the emulator named by `var`, over one table per test process (created
 /// once, by the project's table creation).
 async fn dynamo(var: &str, table: &'static OnceCell<String>) -> Arc<dyn Store> {
-    let url = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: start the emulator first (tests/lib/*.sh, as tests/run.sh does)")
-    });
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .http_client(mfa_shared::adapters::aws::https_client())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "contract",
-        ))
-        .load()
-        .await;
+    let sdk = kit::emulators::sdk(var).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let name = table
         .get_or_init(|| async {

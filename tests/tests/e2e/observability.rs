@@ -103,21 +103,7 @@ async fn whole_flow(aws: bool, log: &std::path::Path) -> (LocalServer, Tenant, S
         .push(r.json["assertion"].as_str().unwrap().to_owned());
     secrets.codes.push(code4);
 
-    let r = t
-        .change(
-            &s,
-            "POST",
-            "/v1/mfa/recovery-codes",
-            json!({"password": t.password}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let recovery: Vec<String> = r.json["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let recovery = t.recovery_codes(&s).await;
     let r = s
         .call(
             "POST",
