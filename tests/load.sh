@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The load test as its own command, for a longer run than the bounded one of the test suite
-# (tests/tests/load.rs, which tests/run.sh runs on both backends):
+# (tests/tests/e2e/load.rs, which tests/run.sh runs on both backends):
 #
 #   tests/load.sh [--backend memory|aws] [--users 64] [--duration 60]
 #

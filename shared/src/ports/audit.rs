@@ -45,7 +45,7 @@ pub struct AuditQuery<'a> {
 
 /// The audit log, newest first, per application.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - an event appended twice is one event;
 /// - list_audit is newest first and pages (`next_after` only when more follow);
 /// - list_audit per user;

@@ -33,7 +33,7 @@ impl Window {
 
 /// Fixed-window counters, taken and released in single conditional writes.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - counter_take refuses at the limit, first once (per window);
 /// - counter_take opens a new window after the old one (at its first unit);
 /// - counter_give_back only to its window (never below zero, never creating a counter);

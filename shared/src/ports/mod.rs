@@ -31,7 +31,7 @@ pub use users::{UserRecord, UserStore};
 /// The service's table, in domain terms: the sum of the seven aggregates' stores.
 ///
 /// Each aggregate's trait lists its guarantees, one a line, in the words of the case of
-/// `shared/tests/store_contract.rs` that checks it on every store (in memory, and DynamoDB on
+/// `shared/tests/it/store_contract.rs` that checks it on every store (in memory, and DynamoDB on
 /// moto and on dynoxide). Times are the caller's `now`; what has expired is refused even
 /// while DynamoDB's TTL has not deleted it. Any type with all seven is a `Store`, so the flows
 /// keep one `Arc<dyn Store>`.

@@ -47,7 +47,7 @@ pub fn display_order(phones: &mut [PhoneRecord]) {
 
 /// A user's phones, listed in the order first verified.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - phones are listed in the order first verified;
 /// - a replaced phone keeps its place in the list;
 /// - set_phone_label sets and clears (an unknown phone is `None`, and nothing is created);

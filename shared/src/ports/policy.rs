@@ -7,7 +7,7 @@ use crate::types::{AppId, Policy};
 
 /// The application's policy, written only over the version the writer read.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - policy never configured is none;
 /// - a second first write of a policy loses;
 /// - put_policy with a stale version is refused (the stored policy stays).

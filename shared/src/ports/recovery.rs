@@ -7,7 +7,7 @@ use crate::types::{AppId, UnixTime, UserId};
 
 /// Recovery codes, single use, and only for a user with a phone.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - replace_recovery_codes needs a phone;
 /// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
 /// - a duplicated recovery hash is one code;

@@ -237,7 +237,7 @@ pub const MAX_LIVE_ENROLLMENTS: usize = 3;
 
 /// Enrollments and challenges: each guarded write is one conditional operation.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - an enrollment reads back as created, for its user only;
 /// - an enrollment id taken is an error (the stored one is untouched);
 /// - create_enrollment keeps at most 3 open (the oldest is ended; other users' stay);

@@ -32,7 +32,7 @@ impl std::fmt::Debug for UserRecord {
 
 /// A user's profile and skip, and the admin reset of everything the user has.
 ///
-/// Its guarantees, each the name of a case of `shared/tests/store_contract.rs`:
+/// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - put_user replaces the record (another user's is not found);
 /// - put_user replaces the record;
 /// - put_skip replaces the end;

@@ -6,7 +6,7 @@
 //! digits or by type, then classify the number by its type patterns, full-match and
 //! possible lengths. Patterns compile with `regex-lite`, per region, the first time a
 //! number of that region is seen (a few hundred microseconds; no region is compiled at
-//! start-up). `shared/tests/phone_metadata.rs` checks every region's patterns compile and
+//! start-up). `shared/tests/it/phone_metadata.rs` checks every region's patterns compile and
 //! that this agrees with the `phonenumber` crate on libphonenumber's example numbers.
 
 use std::sync::OnceLock;

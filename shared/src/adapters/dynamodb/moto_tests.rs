@@ -1,7 +1,7 @@
 //! What only the raw items show, on moto's DynamoDB: the attributes that make TTL, retries and
 //! guards work (TTL values, write tokens, `used_by`, the recovery set's generation, the phone
 //! count and number claims), and that no code is stored in clear. What the store answers is
-//! the store contract suite's (`shared/tests/store_contract.rs`, on memory, moto and dynoxide).
+//! the store contract suite's (`shared/tests/it/store_contract.rs`, on memory, moto and dynoxide).
 
 use super::*;
 
