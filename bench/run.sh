@@ -2,6 +2,9 @@
 # The benchmark, in one command (not part of tests/run.sh; no test asserts a time):
 #
 #   bench/run.sh            [extra mfa-bench flags, e.g. --cold 5 --warm 500 --only challenge]
+#   bench/run.sh --compare  [flags]   # also our own HTTP client's build (feature own-https),
+#                                     # run in turn with the SDK client's: sdk, own, peer, ...
+#   bench/run.sh --no-build [--compare] [flags]   # the release binaries as they are (no cargo)
 #
 # Creates the bench virtualenv (target/bench-venv, from bench/requirements.txt: boto3 for the
 # Python peer, cryptography for the TLS terminator) and the tests' moto venv (.venv), builds the
@@ -15,6 +18,15 @@ cd "$(dirname "$0")/.."
 REPORT=target/bench-report.txt
 BENCH_VENV=target/bench-venv
 mkdir -p target
+BUILD=1
+if [ "${1:-}" = --no-build ]; then BUILD=; shift; fi
+COMPARE=()
+FUNCTIONS=(-p policy-config -p enrollment-start -p phone-submit -p code-verify -p phone-edits -p challenge)
+if [ "${1:-}" = --compare ]; then
+  shift
+  OWN=target/bench-own-https
+  COMPARE=(--label sdk --compare-bin-dir "$OWN" --compare-label own)
+fi
 
 # shellcheck source=tests/lib/moto.sh
 source tests/lib/moto.sh
@@ -29,9 +41,18 @@ fi
 
 # The functions and mfa-local first, then the bench on its own: building them in one cargo call
 # would unify features across them and change the functions' binaries.
-cargo build --release -p policy-config -p enrollment-start -p phone-submit -p code-verify \
-  -p phone-edits -p challenge -p mfa-local
-cargo build --release -p mfa-bench
+if [ -z "$BUILD" ]; then
+  :
+elif [ ${#COMPARE[@]} -gt 0 ]; then
+  cargo build --release "${FUNCTIONS[@]}" --no-default-features \
+    --features policy-config/own-https,enrollment-start/own-https,phone-submit/own-https,code-verify/own-https,phone-edits/own-https,challenge/own-https
+  mkdir -p "$OWN"
+  for p in "${FUNCTIONS[@]}"; do [ "$p" = -p ] || cp "target/release/$p" "$OWN/"; done
+fi
+if [ -n "$BUILD" ]; then
+  cargo build --release "${FUNCTIONS[@]}" -p mfa-local
+  cargo build --release -p mfa-bench
+fi
 
 moto_start
 MOTO=$MFA_TEST_MOTO_URL
@@ -83,12 +104,13 @@ rm -f "$LOCAL_OUT"
   echo "binaries: native $(uname -m) release builds (not arm64); AWS services: moto $("$VENV/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}') on loopback"
 } | tee "$REPORT"
 
-target/release/mfa-bench --mode unthrottled --endpoint "$MOTO" "$@" | tee -a "$REPORT"
+target/release/mfa-bench --mode unthrottled --endpoint "$MOTO" "${COMPARE[@]}" "$@" | tee -a "$REPORT"
 
 # TLS mode: a terminator with a throwaway CA in front of moto.
 if [ -w /sys/fs/cgroup/cpu ]; then
   TLS_OUT=$(mktemp)
-  "$BENCH_VENV/bin/python" bench/tls_proxy.py --upstream "${MOTO#http://}" --dir target/bench-tls >"$TLS_OUT" 2>&1 &
+  "$BENCH_VENV/bin/python" bench/tls_proxy.py --upstream "${MOTO#http://}" --dir target/bench-tls \
+    --log target/bench-tls/connections.log >"$TLS_OUT" 2>&1 &
   TLS_PID=$!
   for _ in $(seq 1 100); do
     grep -q "listening on" "$TLS_OUT" && break
@@ -97,7 +119,7 @@ if [ -w /sys/fs/cgroup/cpu ]; then
   done
   TLS_URL=$(sed -n 's/^tls-proxy listening on //p' "$TLS_OUT")
   target/release/mfa-bench --mode tls+cpu-share --endpoint "$TLS_URL" \
-    --ca-file target/bench-tls/ca.pem --cpu-share "$@" | tee -a "$REPORT"
+    --ca-file target/bench-tls/ca.pem --cpu-share "${COMPARE[@]}" "$@" | tee -a "$REPORT"
 else
   echo "TLS + CPU-share mode skipped: /sys/fs/cgroup/cpu is not writable (cgroup v1 and root needed)" | tee -a "$REPORT"
 fi
