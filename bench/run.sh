@@ -2,9 +2,8 @@
 # The benchmark, in one command (not part of tests/run.sh; no test asserts a time):
 #
 #   bench/run.sh            [extra mfa-bench flags, e.g. --cold 5 --warm 500 --only challenge]
-#   bench/run.sh --compare  [flags]   # also our own HTTP client's build (feature own-https),
-#                                     # run in turn with the SDK client's: sdk, own, peer, ...
-#   bench/run.sh --no-build [--compare] [flags]   # the release binaries as they are (no cargo)
+#   bench/run.sh --no-build [flags]   # the release binaries as they are (no cargo), e.g. two
+#       builds in turn: --bin-dir A --label a --compare-bin-dir B --compare-label b
 #
 # Creates the bench virtualenv (target/bench-venv, from bench/requirements.txt: boto3 for the
 # Python peer, cryptography for the TLS terminator) and the tests' moto venv (.venv), builds the
@@ -20,13 +19,7 @@ BENCH_VENV=target/bench-venv
 mkdir -p target
 BUILD=1
 if [ "${1:-}" = --no-build ]; then BUILD=; shift; fi
-COMPARE=()
 FUNCTIONS=(-p policy-config -p enrollment-start -p phone-submit -p code-verify -p phone-edits -p challenge)
-if [ "${1:-}" = --compare ]; then
-  shift
-  OWN=target/bench-own-https
-  COMPARE=(--label sdk --compare-bin-dir "$OWN" --compare-label own)
-fi
 
 # shellcheck source=tests/lib/moto.sh
 source tests/lib/moto.sh
@@ -41,14 +34,6 @@ fi
 
 # The functions and mfa-local first, then the bench on its own: building them in one cargo call
 # would unify features across them and change the functions' binaries.
-if [ -z "$BUILD" ]; then
-  :
-elif [ ${#COMPARE[@]} -gt 0 ]; then
-  cargo build --release "${FUNCTIONS[@]}" --no-default-features \
-    --features policy-config/own-https,enrollment-start/own-https,phone-submit/own-https,code-verify/own-https,phone-edits/own-https,challenge/own-https
-  mkdir -p "$OWN"
-  for p in "${FUNCTIONS[@]}"; do [ "$p" = -p ] || cp "target/release/$p" "$OWN/"; done
-fi
 if [ -n "$BUILD" ]; then
   cargo build --release "${FUNCTIONS[@]}" -p mfa-local
   cargo build --release -p mfa-bench
@@ -104,7 +89,7 @@ rm -f "$LOCAL_OUT"
   echo "binaries: native $(uname -m) release builds (not arm64); AWS services: moto $("$VENV/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}') on loopback"
 } | tee "$REPORT"
 
-target/release/mfa-bench --mode unthrottled --endpoint "$MOTO" "${COMPARE[@]}" "$@" | tee -a "$REPORT"
+target/release/mfa-bench --mode unthrottled --endpoint "$MOTO" "$@" | tee -a "$REPORT"
 
 # TLS mode: a terminator with a throwaway CA in front of moto.
 if [ -w /sys/fs/cgroup/cpu ]; then
@@ -118,8 +103,11 @@ if [ -w /sys/fs/cgroup/cpu ]; then
     sleep 0.1
   done
   TLS_URL=$(sed -n 's/^tls-proxy listening on //p' "$TLS_OUT")
+  # The system's CA certificates and the throwaway CA: SSL_CERT_FILE replaces the system store,
+  # and a Lambda's HTTP client loads the whole store (~140 certificates) in init.
+  cat /etc/ssl/certs/ca-certificates.crt target/bench-tls/ca.pem >target/bench-tls/bundle.pem
   target/release/mfa-bench --mode tls+cpu-share --endpoint "$TLS_URL" \
-    --ca-file target/bench-tls/ca.pem --cpu-share "${COMPARE[@]}" "$@" | tee -a "$REPORT"
+    --ca-file target/bench-tls/bundle.pem --cpu-share "$@" | tee -a "$REPORT"
 else
   echo "TLS + CPU-share mode skipped: /sys/fs/cgroup/cpu is not writable (cgroup v1 and root needed)" | tee -a "$REPORT"
 fi

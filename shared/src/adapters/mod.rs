@@ -7,9 +7,6 @@ pub mod dynamodb;
 /// Only with the `testing` feature: a store that fails on demand, for the tests.
 #[cfg(feature = "testing")]
 pub mod faulty;
-/// Only with the `own-https` feature: our HTTP/1.1 client, kept to compare with the SDK's.
-#[cfg(feature = "own-https")]
-pub mod https;
 pub mod jwks;
 pub mod memory;
 pub mod secrets_manager;

@@ -16,23 +16,12 @@ use super::StartupError;
 /// 1.9 MB more of each function, and CPU-jitter entropy seeded on the first handshake (README
 /// "Size and speed"). No proxy (`HTTPS_PROXY` is not read): a Lambda reaches AWS directly or
 /// through VPC endpoints.
-#[cfg(all(feature = "sdk-https", not(feature = "own-https")))]
 pub fn https_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
 }
-
-/// The HTTP client of every SDK client here, in an `own-https` build: our HTTP/1.1 client
-/// ([`crate::adapters::https`]), kept only to compare with the SDK's.
-#[cfg(feature = "own-https")]
-pub fn https_client() -> SharedHttpClient {
-    crate::adapters::https::client()
-}
-
-#[cfg(not(any(feature = "sdk-https", feature = "own-https")))]
-compile_error!("mfa-shared needs an HTTP client: its feature `sdk-https` (default) or `own-https`");
 
 /// A Lambda function's AWS configuration, from its environment alone: the region and the
 /// execution role's credentials are the variables Lambda sets (`AWS_REGION`,
