@@ -2,6 +2,8 @@
 # The benchmark, in one command (not part of tests/run.sh; no test asserts a time):
 #
 #   bench/run.sh            [extra mfa-bench flags, e.g. --cold 5 --warm 500 --only challenge]
+#   bench/run.sh --no-build [flags]   # the release binaries as they are (no cargo), e.g. two
+#       builds in turn: --bin-dir A --label a --compare-bin-dir B --compare-label b
 #
 # Creates the bench virtualenv (target/bench-venv, from bench/requirements.txt: boto3 for the
 # Python peer, cryptography for the TLS terminator) and the tests' moto venv (.venv), builds the
@@ -15,6 +17,9 @@ cd "$(dirname "$0")/.."
 REPORT=target/bench-report.txt
 BENCH_VENV=target/bench-venv
 mkdir -p target
+BUILD=1
+if [ "${1:-}" = --no-build ]; then BUILD=; shift; fi
+FUNCTIONS=(-p policy-config -p enrollment-start -p phone-submit -p code-verify -p phone-edits -p challenge)
 
 # shellcheck source=tests/lib/moto.sh
 source tests/lib/moto.sh
@@ -29,9 +34,10 @@ fi
 
 # The functions and mfa-local first, then the bench on its own: building them in one cargo call
 # would unify features across them and change the functions' binaries.
-cargo build --release -p policy-config -p enrollment-start -p phone-submit -p code-verify \
-  -p phone-edits -p challenge -p mfa-local
-cargo build --release -p mfa-bench
+if [ -n "$BUILD" ]; then
+  cargo build --release "${FUNCTIONS[@]}" -p mfa-local
+  cargo build --release -p mfa-bench
+fi
 
 moto_start
 MOTO=$MFA_TEST_MOTO_URL
@@ -88,7 +94,8 @@ target/release/mfa-bench --mode unthrottled --endpoint "$MOTO" "$@" | tee -a "$R
 # TLS mode: a terminator with a throwaway CA in front of moto.
 if [ -w /sys/fs/cgroup/cpu ]; then
   TLS_OUT=$(mktemp)
-  "$BENCH_VENV/bin/python" bench/tls_proxy.py --upstream "${MOTO#http://}" --dir target/bench-tls >"$TLS_OUT" 2>&1 &
+  "$BENCH_VENV/bin/python" bench/tls_proxy.py --upstream "${MOTO#http://}" --dir target/bench-tls \
+    --log target/bench-tls/connections.log >"$TLS_OUT" 2>&1 &
   TLS_PID=$!
   for _ in $(seq 1 100); do
     grep -q "listening on" "$TLS_OUT" && break
@@ -96,8 +103,11 @@ if [ -w /sys/fs/cgroup/cpu ]; then
     sleep 0.1
   done
   TLS_URL=$(sed -n 's/^tls-proxy listening on //p' "$TLS_OUT")
+  # The system's CA certificates and the throwaway CA: SSL_CERT_FILE replaces the system store,
+  # and a Lambda's HTTP client loads the whole store (~140 certificates) in init.
+  cat /etc/ssl/certs/ca-certificates.crt target/bench-tls/ca.pem >target/bench-tls/bundle.pem
   target/release/mfa-bench --mode tls+cpu-share --endpoint "$TLS_URL" \
-    --ca-file target/bench-tls/ca.pem --cpu-share "$@" | tee -a "$REPORT"
+    --ca-file target/bench-tls/bundle.pem --cpu-share "$@" | tee -a "$REPORT"
 else
   echo "TLS + CPU-share mode skipped: /sys/fs/cgroup/cpu is not writable (cgroup v1 and root needed)" | tee -a "$REPORT"
 fi

@@ -2,9 +2,10 @@
 # Builds each Lambda for arm64 (provided.al2023) the way `sam build` does — cargo-lambda with
 # zig as the cross-linker, one function per cargo invocation so that each links only the
 # mfa-shared features (SDK clients) it asks for — then prints, per function, the stripped
-# `bootstrap` size, its `zip -9` size, and whether both budgets hold:
-#   bootstrap <= 4 MB (4,000,000 bytes) and zip <= 2 MB (2,000,000 bytes).
-# Exits non-zero when a budget is missed or a build fails. Not part of tests/run.sh (a cold
+# `bootstrap` size, its `zip -9` size, and whether the budget holds:
+#   bootstrap <= 5 MB (5,000,000 bytes) per function (issue 14, with the SDK's HTTP client; the
+#   zip is printed, no longer budgeted).
+# Exits non-zero when the budget is missed or a build fails. Not part of tests/run.sh (a cold
 # build takes tens of minutes on 2 cores: the SDK with fat LTO, six links).
 #   bench/sizes.sh                 # all six
 #   bench/sizes.sh challenge       # some
@@ -13,8 +14,7 @@ cd "$(dirname "$0")/.."
 
 FUNCTIONS=(policy-config enrollment-start phone-submit code-verify phone-edits challenge)
 [ $# -gt 0 ] && FUNCTIONS=("$@")
-BIN_BUDGET=4000000
-ZIP_BUDGET=2000000
+BIN_BUDGET=5000000
 TARGET=aarch64-unknown-linux-gnu.2.26   # as samconfig / sam build
 
 # cargo-lambda and zig: from PATH, else the project venv (tests/requirements-build.txt).
@@ -45,10 +45,10 @@ for fn in "${FUNCTIONS[@]}"; do
   (cd "$(dirname "$bin")" && zip -q -9 -X "$OLDPWD/$OUT/$fn.zip" bootstrap)
   b=$(stat -c %s "$bin"); z=$(stat -c %s "$OUT/$fn.zip")
   verdict=pass
-  if [ "$b" -gt "$BIN_BUDGET" ] || [ "$z" -gt "$ZIP_BUDGET" ]; then verdict=FAIL; status=1; fi
+  if [ "$b" -gt "$BIN_BUDGET" ]; then verdict=FAIL; status=1; fi
   rows+=("$(printf '%-18s %12d %10d  %s' "$fn" "$b" "$z" "$verdict")")
 done
 
-printf '\n%-18s %12s %10s  %s\n' function "bootstrap B" "zip B" "budget (<= 4 MB, <= 2 MB)"
+printf '\n%-18s %12s %10s  %s\n' function "bootstrap B" "zip B" "budget (bootstrap <= 5 MB)"
 printf '%s\n' "${rows[@]}"
 exit $status

@@ -34,6 +34,16 @@ struct Args {
     /// The functions' release binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+    /// The "who" of `--bin-dir`'s binaries in the table.
+    #[arg(long, default_value = "ours")]
+    label: String,
+    /// A second build of the functions (e.g. another HTTP client), run in the same sandboxes'
+    /// turn: ours, this one, the peer, ours, this one, the peer...
+    #[arg(long)]
+    compare_bin_dir: Option<PathBuf>,
+    /// The "who" of `--compare-bin-dir`'s binaries in the table.
+    #[arg(long, default_value = "alt")]
+    compare_label: String,
     /// The bench venv's Python (boto3 installed), for the peer.
     #[arg(long, default_value = "target/bench-venv/bin/python")]
     python: PathBuf,
@@ -534,7 +544,7 @@ async fn run(a: &Args) -> Result<(), String> {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
 
-    let mut results: Vec<(&Case, u32, Side, Side)> = Vec::new();
+    let mut results: Vec<(&Case, u32, Side, Side, Option<Side>)> = Vec::new();
     let all = cases(a);
     for case in &all {
         if let Some(only) = &only
@@ -563,19 +573,36 @@ async fn run(a: &Args) -> Result<(), String> {
                 vec![]
             },
         };
+        let alt_sb = a.compare_bin_dir.as_ref().map(|dir| Sandbox {
+            name: ours_sb.name,
+            memory: ours_sb.memory,
+            program: dir.join(case.function),
+            args: ours_sb.args.clone(),
+            env: ours_sb.env.clone(),
+        });
         let peer_sb = peer_sandbox(a, "python-status-peer", mem);
         let (mut ours, mut peer) = (Side::default(), Side::default());
+        let mut alt = alt_sb.as_ref().map(|_| Side::default());
         eprintln!("[{}] {} at {mem} MB", a.mode, case.label);
         for i in 0..a.cold {
-            // Alternate: ours, peer, ours, peer...
-            if ours.error.is_none() {
+            // Alternate: ours, (the other build,) peer, ours...
+            let mine = [(&ours_sb, &mut ours, a.label.as_str())].into_iter().chain(
+                alt_sb
+                    .iter()
+                    .zip(alt.iter_mut())
+                    .map(|(sb, side)| (sb, side, a.compare_label.as_str())),
+            );
+            for (sb, side, who) in mine {
+                if side.error.is_some() {
+                    continue;
+                }
                 let log = a.log_dir.join(format!(
-                    "{mode_tag}-{}-{i}.log",
+                    "{mode_tag}-{who}-{}-{i}.log",
                     case.label.replace(' ', "_")
                 ));
-                match run_sandbox(a, &ours_sb, &ev, case.expect, warm, &log).await {
-                    Ok(s) => ours.samples.push(s),
-                    Err(e) => ours.error = Some(e),
+                match run_sandbox(a, sb, &ev, case.expect, warm, &log).await {
+                    Ok(s) => side.samples.push(s),
+                    Err(e) => side.error = Some(e),
                 }
             }
             if peer.error.is_none() {
@@ -589,7 +616,7 @@ async fn run(a: &Args) -> Result<(), String> {
                 }
             }
         }
-        results.push((case, mem, ours, peer));
+        results.push((case, mem, ours, peer, alt));
     }
 
     let report = table(a, &results);
@@ -597,7 +624,7 @@ async fn run(a: &Args) -> Result<(), String> {
     // The cost model bills each invocation at its function's configured memory and measured
     // warm p50 (this mode's).
     let mut durations = BTreeMap::new();
-    for (case, mem, ours, _) in &results {
+    for (case, mem, ours, _, _) in &results {
         if let Some(f) = ours.figures() {
             durations.insert(case.label, (*mem, f.p50));
         }
@@ -606,7 +633,7 @@ async fn run(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn table(a: &Args, results: &[(&Case, u32, Side, Side)]) -> String {
+fn table(a: &Args, results: &[(&Case, u32, Side, Side, Option<Side>)]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -638,13 +665,20 @@ fn table(a: &Args, results: &[(&Case, u32, Side, Side)]) -> String {
         );
     };
     let mut notes = String::new();
-    for (case, mem, ours, peer) in results {
+    for (case, mem, ours, peer, alt) in results {
         let (fo, fp) = (ours.figures(), peer.figures());
         match &fo {
-            Some(f) => row(&mut s, case.label, mem.to_string(), "ours", f),
+            Some(f) => row(&mut s, case.label, mem.to_string(), &a.label, f),
             None => {
-                let _ = writeln!(s, "{:<30} {:>5} ours  FAILED", case.label, mem);
+                let _ = writeln!(s, "{:<30} {:>5} {:<5} FAILED", case.label, mem, a.label);
             }
+        }
+        match alt.as_ref().map(|alt| (alt, alt.figures())) {
+            Some((_, Some(f))) => row(&mut s, "", String::new(), &a.compare_label, &f),
+            Some((_, None)) => {
+                let _ = writeln!(s, "{:<30} {:>5} {:<5} FAILED", "", "", a.compare_label);
+            }
+            None => {}
         }
         match &fp {
             Some(f) => row(&mut s, "", String::new(), "peer", f),
@@ -652,55 +686,22 @@ fn table(a: &Args, results: &[(&Case, u32, Side, Side)]) -> String {
                 let _ = writeln!(s, "{:<30} {:>5} peer  FAILED", "", "");
             }
         }
-        if let (Some(o), Some(p)) = (fo, fp) {
-            let _ = writeln!(
-                s,
-                "{:<30} {:>5} {:<5} {:>9.1}x {:>9.1}x {:>8.1}x {:>8.1}x {:>8.1}x",
-                "",
-                "",
-                "p/o",
-                p.init / o.init,
-                p.first / o.first,
-                p.p50 / o.p50,
-                p.p99 / o.p99,
-                p.rss_mb / o.rss_mb
-            );
-            let mut budget = Vec::new();
-            if !a.cpu_share {
-                budget.push(format!(
-                    "init >= 20x faster: {}",
-                    if p.init / o.init >= 20.0 {
-                        "met"
-                    } else {
-                        "MISSED"
-                    }
-                ));
+        let fa = alt.as_ref().and_then(Side::figures);
+        let mine = [(a.label.as_str(), fo), (a.compare_label.as_str(), fa)];
+        for (who, o) in mine {
+            if let (Some(o), Some(p)) = (o, fp) {
+                ratios(&mut s, a, case, &format!("p/{who}"), o, p);
             }
-            if a.cpu_share && a.ca_file.is_some() {
-                budget.push(format!(
-                    "first <= 1/4 of peer's: {}",
-                    if o.first * 4.0 <= p.first {
-                        "met"
-                    } else {
-                        "MISSED"
-                    }
-                ));
-            }
-            if case.function != "enrollment-start" || case.expect != 201 {
-                budget.push(format!(
-                    "RSS <= 1/4 of peer's: {}",
-                    if o.rss_mb * 4.0 <= p.rss_mb {
-                        "met"
-                    } else {
-                        "MISSED"
-                    }
-                ));
-            }
-            let _ = writeln!(s, "{:<36} budgets: {}", "", budget.join("; "));
         }
-        let _ = writeln!(notes, "  {} ours: {}", case.label, ours.ranges());
-        let _ = writeln!(notes, "  {} peer: {}", case.label, peer.ranges());
-        for (who, side) in [("ours", ours), ("peer", peer)] {
+        let sides = [
+            (a.label.as_str(), Some(ours)),
+            (a.compare_label.as_str(), alt.as_ref()),
+        ]
+        .into_iter()
+        .chain([("peer", Some(peer))])
+        .filter_map(|(who, side)| side.map(|side| (who, side)));
+        for (who, side) in sides {
+            let _ = writeln!(notes, "  {} {who}: {}", case.label, side.ranges());
             if let Some(e) = &side.error {
                 let _ = writeln!(notes, "  {} {who} FAILED: {e}", case.label);
             }
@@ -708,4 +709,52 @@ fn table(a: &Args, results: &[(&Case, u32, Side, Side)]) -> String {
     }
     let _ = writeln!(s, "per cold start:\n{notes}");
     s
+}
+
+/// The peer-to-one-side ratios of a case, and its budgets.
+fn ratios(s: &mut String, a: &Args, case: &Case, who: &str, o: Figures, p: Figures) {
+    let _ = writeln!(
+        s,
+        "{:<30} {:>5} {:<5} {:>9.1}x {:>9.1}x {:>8.1}x {:>8.1}x {:>8.1}x",
+        "",
+        "",
+        who,
+        p.init / o.init,
+        p.first / o.first,
+        p.p50 / o.p50,
+        p.p99 / o.p99,
+        p.rss_mb / o.rss_mb
+    );
+    let mut budget = Vec::new();
+    if !a.cpu_share {
+        budget.push(format!(
+            "init >= 20x faster: {}",
+            if p.init / o.init >= 20.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
+    if a.cpu_share && a.ca_file.is_some() {
+        budget.push(format!(
+            "first <= 1/4 of peer's: {}",
+            if o.first * 4.0 <= p.first {
+                "met"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
+    if case.function != "enrollment-start" || case.expect != 201 {
+        budget.push(format!(
+            "RSS <= 1/4 of peer's: {}",
+            if o.rss_mb * 4.0 <= p.rss_mb {
+                "met"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
+    let _ = writeln!(s, "{:<36} budgets: {}", "", budget.join("; "));
 }

@@ -7,7 +7,6 @@ pub mod dynamodb;
 /// Only with the `testing` feature: a store that fails on demand, for the tests.
 #[cfg(feature = "testing")]
 pub mod faulty;
-pub mod https;
 pub mod jwks;
 pub mod memory;
 pub mod secrets_manager;

@@ -71,8 +71,8 @@ impl SmsSender for SnsSms {
 /// Whether SNS may have accepted the text although the call failed: the request was sent and
 /// its answer was lost. That is a timeout (the attempt or operation timeout, which start after
 /// the connection was made: the connect timeout is a dispatch failure), an answer that could
-/// not be read, or the connection breaking while the request was on it (our HTTP client
-/// reports that as a hyper error; a refused or timed-out connect is an I/O or timeout error of
+/// not be read, or the connection breaking while the request was on it (the SDK's HTTP client
+/// reports that with a hyper error in its source chain; a refused or timed-out connect is an I/O or timeout error of
 /// its own, and SNS's own refusals are service errors: those are known failures).
 fn outcome_unknown<E, R>(e: &SdkError<E, R>) -> bool {
     match e {

@@ -30,6 +30,19 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
+/// What the status route shows of a user, read together ([`UserStore::user_overview`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserOverview {
+    pub user: Option<UserRecord>,
+    /// The user's phones, in list order (as [`PhoneStore::list_phones`](super::PhoneStore::list_phones)).
+    pub phones: Vec<PhoneRecord>,
+    /// The end of the user's skip as stored (as [`UserStore::get_skip`]).
+    pub skip: Option<UnixTime>,
+    /// How many unused recovery codes the user has (as
+    /// [`RecoveryStore::count_recovery_codes`](super::RecoveryStore::count_recovery_codes)).
+    pub recovery_codes_remaining: u32,
+}
+
 /// A user's profile and skip, and the admin reset of everything the user has.
 ///
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
@@ -43,6 +56,17 @@ impl std::fmt::Debug for UserRecord {
 pub trait UserStore: Send + Sync {
     /// - put_user replaces the record (another user's is not found).
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
+    /// The profile, phones, skip and unused recovery codes in one read, where the store keeps
+    /// them together (DynamoDB: one query of the user's partition, instead of four reads).
+    /// `None` (the default) where it does not: the caller then makes the four reads, which
+    /// give the same answer.
+    async fn user_overview(
+        &self,
+        _app: &AppId,
+        _user: &UserId,
+    ) -> Result<Option<UserOverview>, PortError> {
+        Ok(None)
+    }
     /// - put_user replaces the record.
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
     /// The end of the user's skip as stored (the caller compares it with now).
