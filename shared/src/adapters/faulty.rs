@@ -11,7 +11,7 @@ use crate::error::PortError;
 use crate::ports::{
     AuditEvent, AuditPage, AuditQuery, AuditStore, CodeUse, Completion, Counted, CounterStore,
     Enrollment, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
-    SessionStore, Store, UserRecord, UserStore, Window,
+    SessionStore, Store, UserOverview, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
@@ -131,6 +131,7 @@ forward! {
     }
     UserStore {
         get_user(app: &AppId, user: &UserId) -> Option<UserRecord>;
+        user_overview(app: &AppId, user: &UserId) -> UserOverview;
         put_user(user: &UserRecord) -> ();
         get_skip(app: &AppId, user: &UserId) -> Option<UnixTime>;
         put_skip(app: &AppId, user: &UserId, until: UnixTime) -> ();

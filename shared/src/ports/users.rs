@@ -47,27 +47,19 @@ pub struct UserOverview {
 ///
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - put_user replaces the record (another user's is not found);
-/// - put_user replaces the record;
 /// - put_skip replaces the end;
-/// - put_skip replaces the end;
+/// - user_overview is what the four reads give (another user's items are not in it);
 /// - reset_user removes everything and returns the phones;
 /// - reset_user of a user with nothing is empty.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// - put_user replaces the record (another user's is not found).
     async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
-    /// The profile, phones, skip and unused recovery codes in one read, where the store keeps
-    /// them together (DynamoDB: one query of the user's partition, instead of four reads).
-    /// `None` (the default) where it does not: the caller then makes the four reads, which
-    /// give the same answer.
-    async fn user_overview(
-        &self,
-        _app: &AppId,
-        _user: &UserId,
-    ) -> Result<Option<UserOverview>, PortError> {
-        Ok(None)
-    }
-    /// - put_user replaces the record.
+    /// The profile, phones, skip and unused recovery codes in one read (DynamoDB: one query
+    /// of the user's partition; memory: one look under the lock): the same answer as
+    /// `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` would give.
+    /// - user_overview is what the four reads give (another user's items are not in it).
+    async fn user_overview(&self, app: &AppId, user: &UserId) -> Result<UserOverview, PortError>;
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
     /// The end of the user's skip as stored (the caller compares it with now).
     /// - put_skip replaces the end.

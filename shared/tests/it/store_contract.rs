@@ -21,7 +21,7 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
     AuditEvent, AuditQuery, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
-    PhoneRecord, Removal, SessionKind, Step, Store, UserRecord, Window,
+    PhoneRecord, Removal, SessionKind, Step, Store, UserOverview, UserRecord, Window,
 };
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
@@ -116,6 +116,7 @@ contract!(
     // users and skips
     put_user_replaces_the_record,
     put_skip_replaces_the_end,
+    user_overview_is_what_the_four_reads_give,
     // sessions
     an_enrollment_reads_back_as_created_for_its_user_only,
     an_enrollment_id_taken_is_an_error,
@@ -485,6 +486,109 @@ async fn put_skip_replaces_the_end(store: &dyn Store) {
         Some(NOW.plus_secs(200))
     );
     assert_eq!(store.get_skip(&ns.app, &ns.other).await.unwrap(), None);
+}
+
+/// What `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` give, read one by one.
+async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOverview {
+    UserOverview {
+        user: store.get_user(app, user).await.unwrap(),
+        phones: store.list_phones(app, user).await.unwrap(),
+        skip: store.get_skip(app, user).await.unwrap(),
+        recovery_codes_remaining: store.count_recovery_codes(app, user).await.unwrap(),
+    }
+}
+
+async fn user_overview_is_what_the_four_reads_give(store: &dyn Store) {
+    let ns = ns();
+    let overview = || async { store.user_overview(&ns.app, &ns.user).await.unwrap() };
+    // Nothing stored yet: empty.
+    assert_eq!(overview().await, UserOverview::default());
+    assert_eq!(
+        four_reads(store, &ns.app, &ns.user).await,
+        UserOverview::default()
+    );
+
+    let profile = UserRecord {
+        app_id: ns.app.clone(),
+        user_id: ns.user.clone(),
+        email: "u@example.com".into(),
+        email_verified: true,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        updated_at: NOW,
+    };
+    store.put_user(&profile).await.unwrap();
+    store
+        .put_skip(&ns.app, &ns.user, NOW.plus_secs(600))
+        .await
+        .unwrap();
+    // Three phones (with their number claims), the first replaced after the others were
+    // verified (list order is not verification order), the second made primary.
+    let p1 = add(store, &ns, &num(1), NOW).await;
+    let p2 = add(store, &ns, &num(2), NOW.plus_secs(10)).await;
+    let p3 = add(store, &ns, &num(3), NOW.plus_secs(20)).await;
+    assert_eq!(
+        replace(store, &ns, &p1, &num(4), NOW.plus_secs(30)).await,
+        Completion::Done
+    );
+    let seen = phones(store, &ns).await;
+    assert!(
+        store
+            .set_primary(&ns.app, &ns.user, &p2.phone_id, &seen)
+            .await
+            .unwrap()
+    );
+    // Recovery codes, one used; an enrollment pending at its code step.
+    let codes = hashes("ov", 3);
+    store
+        .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .consume_recovery_code(&ns.app, &ns.user, &codes[1])
+            .await
+            .unwrap()
+    );
+    at_code(store, &ns, SessionKind::Add, &num(5), NOW.plus_secs(40)).await;
+    // Another user of the application, with items of every kind.
+    store
+        .put_user(&UserRecord {
+            user_id: ns.other.clone(),
+            email: "o@example.com".into(),
+            ..profile.clone()
+        })
+        .await
+        .unwrap();
+    store
+        .put_skip(&ns.app, &ns.other, NOW.plus_secs(900))
+        .await
+        .unwrap();
+    let (done, _) = try_add_for(store, &ns, &ns.other, &num(6), NOW).await;
+    assert_eq!(done, Completion::Done);
+    store
+        .replace_recovery_codes(&ns.app, &ns.other, &hashes("theirs", 5), NOW)
+        .await
+        .unwrap();
+
+    let got = overview().await;
+    assert_eq!(got, four_reads(store, &ns.app, &ns.user).await);
+    assert_eq!(got.user, Some(profile));
+    assert_eq!(got.skip, Some(NOW.plus_secs(600)));
+    assert_eq!(ids(&got.phones), ids(&[p1, p2.clone(), p3]));
+    assert_eq!(got.phones[0].number, num(4));
+    assert_eq!(primaries(&got.phones), vec![p2.phone_id]);
+    assert_eq!(got.recovery_codes_remaining, 2);
+    // The other user's is theirs.
+    let theirs = store.user_overview(&ns.app, &ns.other).await.unwrap();
+    assert_eq!(theirs, four_reads(store, &ns.app, &ns.other).await);
+    assert_eq!(theirs.phones.len(), 1);
+    assert_eq!(theirs.recovery_codes_remaining, 5);
+    // A user with nothing, in the same application, is empty.
+    let nobody = UserId::parse(&unique("nobody")).unwrap();
+    assert_eq!(
+        store.user_overview(&ns.app, &nobody).await.unwrap(),
+        UserOverview::default()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

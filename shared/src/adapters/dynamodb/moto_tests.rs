@@ -20,21 +20,11 @@ use super::counters::*;
 use super::item::*;
 use super::keys::*;
 use super::sessions::enrollment_key;
-use crate::adapters::aws::{bootstrap, moto};
-use crate::config::AwsNames;
+use crate::adapters::aws::moto;
 
 async fn store() -> DynamoStore {
-    let url = std::env::var("MFA_TEST_MOTO_URL").unwrap();
-    let sdk = moto::sdk_config(&url).await;
-    let names = AwsNames {
-        table_name: moto::unique("mfa-store"),
-        secret_id: moto::unique("mfa-store-secret"),
-        signing_secret_id: None,
-    };
-    bootstrap(&sdk, &names, "store-test@example.com")
-        .await
-        .unwrap();
-    DynamoStore::new(Client::new(&sdk), names.table_name)
+    let (sdk, table) = moto::fresh_table("mfa-store").await;
+    DynamoStore::new(Client::new(&sdk), table)
 }
 
 /// A fresh table, and the user `user-1` of the application `app`.

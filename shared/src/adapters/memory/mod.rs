@@ -15,7 +15,7 @@ use crate::error::PortError;
 use crate::ports::{
     AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
     MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
-    RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore, Window,
+    RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
@@ -181,6 +181,18 @@ impl UserStore for MemoryStore {
             .users
             .get(&(app.clone(), user.clone()))
             .cloned())
+    }
+
+    async fn user_overview(&self, app: &AppId, user: &UserId) -> Result<UserOverview, PortError> {
+        let s = self.lock()?;
+        let key = (app.clone(), user.clone());
+        let codes = s.recovery.get(&key).map_or(0, Vec::len);
+        Ok(UserOverview {
+            user: s.users.get(&key).cloned(),
+            phones: s.phones.get(&key).cloned().unwrap_or_default(),
+            skip: s.skips.get(&key).copied(),
+            recovery_codes_remaining: u32::try_from(codes).unwrap_or(u32::MAX),
+        })
     }
 
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
