@@ -51,7 +51,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let now = svc.clock.now();
     // The policy and the user's items (one read: DynamoDB queries the user's partition), at
     // once: the answer waits for the slower read, not for their sum.
-    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(&c.app, &c.user).await?) };
+    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
     let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), overview)?;
     let UserOverview {
         user,
@@ -93,11 +93,11 @@ pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
     if policy.enforcement == Enforcement::Required {
         return Err(MfaError::EnrollmentRequired);
     }
-    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+    if !svc.store.list_phones(c.owner()).await?.is_empty() {
         return Err(MfaError::AlreadyEnrolled);
     }
     let until = svc.clock.now().plus_secs(svc.limits.skip_secs);
-    svc.store.put_skip(&c.app, &c.user, until).await?;
+    svc.store.put_skip(c.owner(), until).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, "enrollment skipped");
     Ok(until)
 }

@@ -269,13 +269,15 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     })
     .await
     .unwrap();
-    db.put_skip(&app, &user, NOW.plus_secs(60)).await.unwrap();
-    let skip = db.get("t", raw(SK_SKIP.into())).await.unwrap().unwrap();
-    assert_eq!(skip[TTL], t(NOW.plus_secs(60)));
-    db.replace_recovery_codes(&app, &user, &hashes("r", 3), NOW)
+    db.put_skip(Owner::new(&app, &user), NOW.plus_secs(60))
         .await
         .unwrap();
-    db.reset_user(&app, &user).await.unwrap();
+    let skip = db.get("t", raw(SK_SKIP.into())).await.unwrap().unwrap();
+    assert_eq!(skip[TTL], t(NOW.plus_secs(60)));
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("r", 3), NOW)
+        .await
+        .unwrap();
+    db.reset_user(Owner::new(&app, &user)).await.unwrap();
     assert_eq!(
         sks(&db.query_partition("t", pk.clone()).await.unwrap()),
         vec![SK_PROFILE.to_owned(), SK_SKIP.to_owned()]
@@ -288,7 +290,7 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
     let (db, app, user) = user_of("app-recovery").await;
     first_phone(&db, &app, &user).await;
     let first = hashes("first", 10);
-    db.replace_recovery_codes(&app, &user, &first, NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &first, NOW)
         .await
         .unwrap();
     let mut expected: Vec<String> = first.iter().map(|h| recovery_sk(h)).collect();
@@ -300,14 +302,14 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
     assert!(!item.contains_key(TTL) && !item.contains_key(USED_BY));
     // A use marks the code (the token of the use), and the code stays until its set goes.
     assert!(
-        db.consume_recovery_code(&app, &user, &first[0])
+        db.consume_recovery_code(Owner::new(&app, &user), &first[0])
             .await
             .unwrap()
     );
     let item = db.get("t", code_key).await.unwrap().unwrap();
     assert!(item.contains_key(USED_BY) && item.contains_key(USED_AT));
     // Each replacement moves the set's generation.
-    db.replace_recovery_codes(&app, &user, &hashes("second", 10), NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("second", 10), NOW)
         .await
         .unwrap();
     let set = db
@@ -317,20 +319,25 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
         .unwrap();
     assert_eq!(set[GENERATION], n(2));
     // A set too big for one transaction (the non-atomic fallback), then a normal one.
-    db.replace_recovery_codes(&app, &user, &hashes("big", 150), NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("big", 150), NOW)
         .await
         .unwrap();
-    assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 150);
+    assert_eq!(
+        db.count_recovery_codes(Owner::new(&app, &user))
+            .await
+            .unwrap(),
+        150
+    );
     assert_eq!(recovery_sks(&db, &app, &user).await.len(), 150);
     let last = hashes("last", 10);
-    db.replace_recovery_codes(&app, &user, &last, NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &last, NOW)
         .await
         .unwrap();
     let mut expected: Vec<String> = last.iter().map(|h| recovery_sk(h)).collect();
     expected.sort();
     assert_eq!(recovery_sks(&db, &app, &user).await, expected);
     // The reset leaves nothing of the user (no profile was written).
-    db.reset_user(&app, &user).await.unwrap();
+    db.reset_user(Owner::new(&app, &user)).await.unwrap();
     assert_eq!(
         db.query_partition("t", user_pk(&app, &user)).await.unwrap(),
         vec![]
@@ -397,7 +404,8 @@ async fn concurrent_writes_keep_a_counter_under_its_limit_and_one_whole_recovery
     for set in sets.clone() {
         let (db, app, user) = (db.clone(), app.clone(), user.clone());
         tasks.push(tokio::spawn(async move {
-            db.replace_recovery_codes(&app, &user, &set, NOW).await
+            db.replace_recovery_codes(Owner::new(&app, &user), &set, NOW)
+                .await
         }));
     }
     for task in tasks {

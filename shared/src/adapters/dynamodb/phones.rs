@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
 use crate::ports::{PhoneRecord, PhoneStore, Removal};
-use crate::types::{AppId, PhoneId, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, UnixTime, UserId};
 
 use super::item::*;
 use super::keys::*;
@@ -175,8 +175,8 @@ pub(super) fn count_check(
 
 #[async_trait]
 impl PhoneStore for DynamoStore {
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        let query = Query::partition(user_pk(app, user), Some(PHONE_PREFIX));
+    async fn list_phones(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
+        let query = Query::partition(user_pk(owner.app, owner.user), Some(PHONE_PREFIX));
         let mut phones = Vec::new();
         self.paginate("list_phones", &query, |page, _| {
             for item in &page {
@@ -191,8 +191,7 @@ impl PhoneStore for DynamoStore {
 
     async fn set_phone_label(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError> {
@@ -205,7 +204,7 @@ impl PhoneStore for DynamoStore {
         let condition = format!("attribute_exists({})", x.name(PK));
         self.update_if(
             "set_phone_label",
-            key(user_pk(app, user), phone_sk(phone_id)),
+            key(user_pk(owner.app, owner.user), phone_sk(phone_id)),
             &update,
             &condition,
             &x,
@@ -217,12 +216,12 @@ impl PhoneStore for DynamoStore {
 
     async fn set_primary(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         const OP: &str = "set_primary";
+        let Owner { app, user } = owner;
         let table = self.table.as_str();
         let Some(target) = seen.iter().find(|p| &p.phone_id == phone_id) else {
             return Ok(false);
@@ -256,13 +255,9 @@ impl PhoneStore for DynamoStore {
         }
     }
 
-    async fn remove_phone(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        removal: &Removal,
-    ) -> Result<bool, PortError> {
+    async fn remove_phone(&self, owner: Owner<'_>, removal: &Removal) -> Result<bool, PortError> {
         const OP: &str = "remove_phone";
+        let Owner { app, user } = owner;
         let table = self.table.as_str();
         let pk = user_pk(app, user);
         let removed = &removal.phone.phone_id;

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
 use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
-use crate::types::{AppId, UnixTime, UserId};
+use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::*;
 use super::keys::*;
@@ -56,8 +56,8 @@ pub fn skip_to_item(app: &AppId, user: &UserId, until: UnixTime) -> Item {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        self.get("get_user", key(user_pk(app, user), SK_PROFILE))
+    async fn get_user(&self, owner: Owner<'_>) -> Result<Option<UserRecord>, PortError> {
+        self.get("get_user", key(user_pk(owner.app, owner.user), SK_PROFILE))
             .await?
             .map(|item| user_from_item(&item))
             .transpose()
@@ -67,9 +67,9 @@ impl UserStore for DynamoStore {
     /// gave: the profile, the skip, the phones and the unused recovery codes. Enrollments,
     /// challenges and number claims come too, and are passed over here: DynamoDB refuses a
     /// filter expression on a key attribute (`sk`), as dynoxide does (moto does not).
-    async fn user_overview(&self, app: &AppId, user: &UserId) -> Result<UserOverview, PortError> {
+    async fn user_overview(&self, owner: Owner<'_>) -> Result<UserOverview, PortError> {
         const OP: &str = "user_overview";
-        let query = Query::partition(user_pk(app, user), None);
+        let query = Query::partition(user_pk(owner.app, owner.user), None);
         let mut overview = UserOverview::default();
         let mut placed = Vec::new();
         let mut read = |item: &Item| -> Result<(), PortError> {
@@ -99,9 +99,9 @@ impl UserStore for DynamoStore {
         self.put("put_user", user_to_item(user)).await
     }
 
-    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
+    async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError> {
         match self
-            .get("get_skip", key(user_pk(app, user), SK_SKIP))
+            .get("get_skip", key(user_pk(owner.app, owner.user), SK_SKIP))
             .await?
         {
             Some(item) => Ok(Some(get_t(&item, "skip", UNTIL)?)),
@@ -109,13 +109,15 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
-        self.put("put_skip", skip_to_item(app, user, until)).await
+    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError> {
+        self.put("put_skip", skip_to_item(owner.app, owner.user, until))
+            .await
     }
 
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
         const OP: &str = "reset_user";
         let table = self.table.as_str();
+        let pk = user_pk(owner.app, owner.user);
         let mut removed = Vec::new();
         for attempt in 0..RESET_RETRIES {
             if attempt > 0 {
@@ -129,7 +131,7 @@ impl UserStore for DynamoStore {
             let mut phone_items = Vec::new();
             let mut other_items = Vec::new();
             let mut set_seen = None;
-            for item in self.query_partition(OP, user_pk(app, user)).await? {
+            for item in self.query_partition(OP, pk.clone()).await? {
                 let sk = get_s(&item, "user partition", SK)?.to_owned();
                 if sk == SK_PHONES {
                     let mut x = Expr::default();
@@ -138,7 +140,7 @@ impl UserStore for DynamoStore {
                         None => format!("attribute_not_exists({})", x.name(COUNT)),
                     };
                     count_item = Some((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        tx_delete(OP, table, key(pk.clone(), sk), Some(&condition), &x)?,
                         None,
                     ));
                 } else if sk.starts_with(PHONE_PREFIX) {
@@ -150,7 +152,7 @@ impl UserStore for DynamoStore {
                         x.value("number", s(phone.number.e164()))
                     );
                     phone_items.push((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        tx_delete(OP, table, key(pk.clone(), sk), Some(&condition), &x)?,
                         Some((place, phone)),
                     ));
                 } else if sk == SK_RECOVERY_SET {
@@ -160,13 +162,7 @@ impl UserStore for DynamoStore {
                     || sk.starts_with(RECOVERY_PREFIX)
                 {
                     other_items.push((
-                        tx_delete(
-                            OP,
-                            table,
-                            key(user_pk(app, user), sk),
-                            None,
-                            &Expr::default(),
-                        )?,
+                        tx_delete(OP, table, key(pk.clone(), sk), None, &Expr::default())?,
                         None,
                     ));
                 }
@@ -183,7 +179,7 @@ impl UserStore for DynamoStore {
                 tx_delete(
                     OP,
                     table,
-                    key(user_pk(app, user), SK_RECOVERY_SET),
+                    key(pk.clone(), SK_RECOVERY_SET),
                     Some(&set_condition),
                     &x,
                 )?,
