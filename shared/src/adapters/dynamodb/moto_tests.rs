@@ -3,8 +3,6 @@
 //! count and number claims), and that no code is stored in clear. What the store answers is
 //! the store contract suite's (`shared/tests/it/store_contract.rs`, on memory, moto and dynoxide).
 
-use super::*;
-
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::{
@@ -16,10 +14,18 @@ use crate::types::ids::CodeId;
 use crate::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 
 use super::audit::audit_from_item;
-use super::counters::*;
-use super::item::*;
-use super::keys::*;
+use super::counters::{CounterState, counter_from_item};
+use super::item::{
+    BLOCKED_UNTIL, CODE_HASH, CODE_ID, COUNT, CREATED_AT, ENROLLMENT_ID, FIRST_VERIFIED_AT,
+    GENERATION, PENDING_ATTRS, PHONE_ID, PURPOSE, PURPOSE_PHONE_ID, REFUSED, USED_AT, USED_BY,
+    VERIFIED_AT, WRITE_TOKEN, n, s, t,
+};
+use super::keys::{
+    RECOVERY_PREFIX, SK, SK_COUNTER, SK_PHONES, SK_PROFILE, SK_RECOVERY_SET, SK_SKIP, TTL,
+    audit_pk, counter_pk, key, number_sk, phone_sk, recovery_sk, user_audit_pk, user_pk,
+};
 use super::sessions::enrollment_key;
+use super::{DynamoStore, Item};
 use crate::adapters::aws::moto;
 
 async fn store() -> DynamoStore {

@@ -7,12 +7,21 @@ use crate::error::PortError;
 use crate::ports::{PhoneRecord, PhoneStore, Removal};
 use crate::types::{AppId, Owner, PhoneId, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::recovery::*;
-use super::request::*;
-use super::transact::*;
-use super::users::*;
+use super::item::{
+    CLAIMED_AT, COUNT, FIRST_VERIFIED_AT, GENERATION, LABEL, NUMBER, PHONE_ID, PRIMARY,
+    VERIFIED_AT, get_bool, get_s, get_t, n, opt_n, opt_s, opt_t, parse_id, s, stored_number, t,
+};
+use super::keys::{
+    PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, number_sk, phone_sk,
+    user_pk,
+};
+use super::recovery::next_generation;
+use super::request::{Expr, Page, Query, exists_with};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
+    tx_update,
+};
+use super::users::RESET_RETRIES;
 use super::{DynamoStore, Item};
 
 /// A verified phone's item. The number is kept in E.164: it is needed to text later.

@@ -7,11 +7,16 @@ use crate::error::PortError;
 use crate::ports::{Clock, RecoveryStore};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::request::*;
-use super::transact::*;
-use super::users::*;
+use super::item::{
+    COUNT, CREATED_AT, GENERATION, UPDATED_AT, USED_AT, USED_BY, get_s, n, opt_n, s, t,
+};
+use super::keys::{PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, recovery_sk, user_pk};
+use super::request::{Expr, Page, Query, UpdateReq, Updated, write_token};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
+    tx_put, tx_update,
+};
+use super::users::RESET_RETRIES;
 use super::{DynamoStore, Item};
 
 /// A recovery code's item: its keyed hash is the sort key (no other copy, never the code).

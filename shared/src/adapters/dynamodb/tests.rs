@@ -1,7 +1,5 @@
 //! Unit tests of the item codecs.
 
-use super::*;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::ports::{
@@ -12,17 +10,18 @@ use crate::types::{
     AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
 };
 
-use super::audit::*;
-use super::counters::*;
-use super::item::*;
-use super::keys::*;
-use super::phones::*;
-use super::policy::*;
-use super::recovery::*;
-use super::request::*;
-use super::sessions::*;
-use super::transact::*;
-use super::users::*;
+use super::Item;
+use super::audit::{audit_from_item, audit_to_items};
+use super::counters::{CounterState, counter_from_item, counter_to_item};
+use super::item::{CODE_HASH, get_t, n, s};
+use super::keys::{PK, RECOVERY_PREFIX, SK, SK_RECOVERY_SET, TTL};
+use super::phones::{number_claim_item, phone_from_item, phone_to_item};
+use super::policy::{policy_from_item, policy_to_item};
+use super::recovery::recovery_code_item;
+use super::request::Expr;
+use super::sessions::{enrollment_from_item, enrollment_to_item};
+use super::transact::{cancelled_err, condition_failed, lost_race};
+use super::users::{skip_to_item, user_from_item, user_to_item};
 
 fn app() -> AppId {
     AppId::parse("app-1").unwrap()

@@ -7,11 +7,17 @@ use crate::error::PortError;
 use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::phones::*;
-use super::request::*;
-use super::transact::*;
+use super::item::{
+    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, NUMBER, PASSWORD_HASH, UNTIL, UPDATED_AT,
+    USED_BY, USER_ID, get_bool, get_s, get_t, n, opt_n, parse_id, s, t,
+};
+use super::keys::{
+    ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_PROFILE,
+    SK_RECOVERY_SET, SK_SKIP, TTL, key, user_pk,
+};
+use super::phones::{in_list_order, placed_phone};
+use super::request::{Expr, Page, Query};
+use super::transact::{MAX_TRANSACTION_ITEMS, Tx, cancelled_err, lost_race, tx_delete};
 use super::{DynamoStore, Item};
 
 /// How many times `reset_user` and `replace_recovery_codes` start over when concurrent
