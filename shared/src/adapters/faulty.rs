@@ -11,10 +11,10 @@ use crate::error::PortError;
 use crate::ports::{
     AuditEvent, AuditPage, AuditQuery, AuditStore, CodeUse, Completion, Counted, CounterStore,
     Enrollment, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
-    SessionStore, Store, UserRecord, UserStore, Window,
+    SessionStore, Store, UserOverview, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime};
 
 /// Which calls fail: an operation by its [`Store`] method name, optionally only for counter keys
 /// with a prefix (`"codefail#"`), for the next `times` calls (`None`: until healed).
@@ -130,11 +130,12 @@ forward! {
         put_policy(policy: &Policy, expected_version: u64) -> bool;
     }
     UserStore {
-        get_user(app: &AppId, user: &UserId) -> Option<UserRecord>;
+        get_user(owner: Owner<'_>) -> Option<UserRecord>;
+        user_overview(owner: Owner<'_>) -> UserOverview;
         put_user(user: &UserRecord) -> ();
-        get_skip(app: &AppId, user: &UserId) -> Option<UnixTime>;
-        put_skip(app: &AppId, user: &UserId, until: UnixTime) -> ();
-        reset_user(app: &AppId, user: &UserId) -> Vec<PhoneRecord>;
+        get_skip(owner: Owner<'_>) -> Option<UnixTime>;
+        put_skip(owner: Owner<'_>, until: UnixTime) -> ();
+        reset_user(owner: Owner<'_>) -> Vec<PhoneRecord>;
     }
     SessionStore {
         create_enrollment(enrollment: &Enrollment) -> ();
@@ -145,17 +146,16 @@ forward! {
         complete_enrollment(code: CodeUse<'_>, change: &PhoneChange) -> Completion;
     }
     PhoneStore {
-        list_phones(app: &AppId, user: &UserId) -> Vec<PhoneRecord>;
-        set_phone_label(app: &AppId, user: &UserId, phone_id: &PhoneId, label: Option<String>)
+        list_phones(owner: Owner<'_>) -> Vec<PhoneRecord>;
+        set_phone_label(owner: Owner<'_>, phone_id: &PhoneId, label: Option<String>)
             -> Option<PhoneRecord>;
-        set_primary(app: &AppId, user: &UserId, phone_id: &PhoneId, seen: &[PhoneRecord]) -> bool;
-        remove_phone(app: &AppId, user: &UserId, removal: &Removal) -> bool;
+        set_primary(owner: Owner<'_>, phone_id: &PhoneId, seen: &[PhoneRecord]) -> bool;
+        remove_phone(owner: Owner<'_>, removal: &Removal) -> bool;
     }
     RecoveryStore {
-        replace_recovery_codes(app: &AppId, user: &UserId, hashes: &[String], now: UnixTime)
-            -> bool;
-        consume_recovery_code(app: &AppId, user: &UserId, hash: &str) -> bool;
-        count_recovery_codes(app: &AppId, user: &UserId) -> u32;
+        replace_recovery_codes(owner: Owner<'_>, hashes: &[String], now: UnixTime) -> bool;
+        consume_recovery_code(owner: Owner<'_>, hash: &str) -> bool;
+        count_recovery_codes(owner: Owner<'_>) -> u32;
     }
     AuditStore {
         append_audit(event: &AuditEvent) -> ();

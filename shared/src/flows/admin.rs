@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::error::MfaError;
 use crate::service::Service;
-use crate::types::{AppId, UserId};
+use crate::types::{AppId, Owner, UserId};
 
 use super::audit::{self, Action};
 use super::enrollment::notify_user;
@@ -13,7 +13,7 @@ use super::notify;
 /// `DELETE /v1/admin/applications/{app}/users/{user}/mfa`, by `actor`. Idempotent: a user with
 /// nothing to reset is answered the same, and still audited.
 pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Result<(), MfaError> {
-    let removed = svc.store.reset_user(app, user).await?;
+    let removed = svc.store.reset_user(Owner { app, user }).await?;
     tracing::info!(app_id = %app, user_id = %user, phones = removed.len(), "MFA reset by an admin");
     let now = svc.clock.now();
     let numbers: Vec<_> = removed.iter().map(|p| p.number.clone()).collect();

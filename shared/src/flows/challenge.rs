@@ -35,7 +35,7 @@ pub async fn start(
     c: &Caller,
     phone_id: Option<PhoneId>,
 ) -> Result<ChallengeSent, MfaError> {
-    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let mut phones = svc.store.list_phones(c.owner()).await?;
     if phones.is_empty() {
         return Err(MfaError::NotEnrolled);
     }
@@ -112,7 +112,7 @@ async fn check_phone_kept(
     phone_id: &PhoneId,
     number: &PhoneNumber,
 ) -> Result<(), MfaError> {
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phones = svc.store.list_phones(c.owner()).await?;
     if phones
         .iter()
         .any(|p| &p.phone_id == phone_id && &p.number == number)

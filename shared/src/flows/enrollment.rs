@@ -14,7 +14,9 @@ use crate::ports::{
 };
 use crate::service::Service;
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, Code, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId};
+use crate::types::{
+    AppId, Code, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+};
 
 use super::audit::{self, Action};
 use super::code::{self, Sent, Text};
@@ -34,7 +36,7 @@ pub struct Started {
 /// `POST /v1/mfa/enrollments`: the user re-enters their password to begin.
 pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Started, MfaError> {
     may_enroll(svc, c, password).await?;
-    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+    if !svc.store.list_phones(c.owner()).await?.is_empty() {
         return Err(MfaError::AlreadyEnrolled);
     }
     let e = create(svc, c, SessionKind::Enroll).await?;
@@ -96,7 +98,7 @@ pub async fn check_password(
     password: String,
 ) -> Result<crate::ports::UserRecord, MfaError> {
     let taken = guards::take_password_attempt(svc, c).await?;
-    let user = match svc.store.get_user(&c.app, &c.user).await {
+    let user = match svc.store.get_user(c.owner()).await {
         Ok(u) => u,
         Err(e) => {
             taken.give_back(svc).await;
@@ -196,7 +198,7 @@ pub async fn submit_phone(
         });
     }
     check_region(&policy, &number)?;
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phones = svc.store.list_phones(c.owner()).await?;
     if phones.iter().any(|p| p.number == number) {
         return Err(MfaError::PhoneAlreadyEnrolled);
     }
@@ -256,7 +258,7 @@ async fn complete(
     pending: PendingCode,
     now: UnixTime,
 ) -> Result<Completed, MfaError> {
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phones = svc.store.list_phones(c.owner()).await?;
     let new_tag = svc.keys.number_tag(&pending.number);
     let (change, phone, replaced) = match &e.kind {
         SessionKind::Enroll | SessionKind::Add => {
@@ -364,7 +366,7 @@ pub(crate) async fn notify_user(
     about: Action,
     make: impl FnOnce(&str, &str) -> crate::ports::Email,
 ) -> &'static str {
-    let record = match svc.store.get_user(app, user).await {
+    let record = match svc.store.get_user(Owner { app, user }).await {
         Ok(Some(record)) => record,
         Ok(None) => {
             tracing::error!(app_id = %app, user_id = %user, action = %about, "no user record to notify");

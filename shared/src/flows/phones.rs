@@ -18,7 +18,7 @@ use super::{Caller, notify, policy};
 /// The user's phones, primary first, then oldest first (in the order first verified: a
 /// replaced phone keeps its place).
 pub async fn list(svc: &Service, c: &Caller) -> Result<Vec<PhoneView>, MfaError> {
-    let mut phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let mut phones = svc.store.list_phones(c.owner()).await?;
     display_order(&mut phones);
     Ok(phones.iter().map(PhoneView::from).collect())
 }
@@ -28,7 +28,7 @@ async fn find(
     c: &Caller,
     id: &PhoneId,
 ) -> Result<(PhoneRecord, Vec<PhoneRecord>), MfaError> {
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phones = svc.store.list_phones(c.owner()).await?;
     let phone = phones
         .iter()
         .find(|p| &p.phone_id == id)
@@ -48,7 +48,7 @@ async fn begin(
 ) -> Result<CodeSent, MfaError> {
     let label = clean_label(label)?;
     let policy = enrollment::may_enroll(svc, c, password).await?;
-    let phones = svc.store.list_phones(&c.app, &c.user).await?;
+    let phones = svc.store.list_phones(c.owner()).await?;
     match &kind {
         SessionKind::Replace(id) if !phones.iter().any(|p| &p.phone_id == id) => {
             return Err(MfaError::PhoneNotFound);
@@ -137,7 +137,7 @@ pub async fn update(
         let label = clean_label(label)?;
         phone = svc
             .store
-            .set_phone_label(&c.app, &c.user, id, label)
+            .set_phone_label(c.owner(), id, label)
             .await?
             .ok_or(MfaError::PhoneNotFound)?;
     }
@@ -148,7 +148,7 @@ pub async fn update(
             .map(|p| p.phone_id.clone());
         // The store checks every phone's primary flag as seen here: a concurrent removal or
         // make-primary makes this one fail rather than leave two primaries or none.
-        if !svc.store.set_primary(&c.app, &c.user, id, &phones).await? {
+        if !svc.store.set_primary(c.owner(), id, &phones).await? {
             return Err(MfaError::Conflict);
         }
         phone.primary = true;
@@ -192,7 +192,7 @@ pub async fn remove(
         promote: promote.clone(),
         phone: phone.clone(),
     };
-    if !svc.store.remove_phone(&c.app, &c.user, &removal).await? {
+    if !svc.store.remove_phone(c.owner(), &removal).await? {
         return Err(MfaError::Conflict);
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, phone = %phone.number, "phone removed");

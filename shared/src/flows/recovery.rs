@@ -64,7 +64,7 @@ pub struct NewSet {
 /// `POST /v1/mfa/recovery-codes`: a new set replaces the old.
 pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSet, MfaError> {
     check_password(svc, c, password).await?;
-    if svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+    if svc.store.list_phones(c.owner()).await?.is_empty() {
         return Err(MfaError::NotEnrolled);
     }
     let codes = (0..SET_SIZE)
@@ -78,7 +78,7 @@ pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSe
     // False when the last phone went meanwhile: the set is not kept.
     if !svc
         .store
-        .replace_recovery_codes(&c.app, &c.user, &hashes, now)
+        .replace_recovery_codes(c.owner(), &hashes, now)
         .await?
     {
         return Err(MfaError::NotEnrolled);
@@ -118,7 +118,7 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
         ));
     };
     // Recovery codes stand in for a phone: without one, the user has no second factor to recover.
-    if svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+    if svc.store.list_phones(c.owner()).await?.is_empty() {
         return Err(MfaError::NotEnrolled);
     }
     let unit = guards::take_code_failure(svc, c).await?;
@@ -126,7 +126,7 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
     // count read first, so that a failure answers an error with the code still usable. After
     // the use, only best-effort audit and email remain.
     let prepared = match challenge::assert(svc, c, "recovery") {
-        Ok(a) => match svc.store.count_recovery_codes(&c.app, &c.user).await {
+        Ok(a) => match svc.store.count_recovery_codes(c.owner()).await {
             Ok(n) => Ok((a, n)),
             Err(e) => Err(MfaError::from(e)),
         },
@@ -147,7 +147,7 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
     };
     let used = match svc
         .store
-        .consume_recovery_code(&c.app, &c.user, &hash(svc, c, &code))
+        .consume_recovery_code(c.owner(), &hash(svc, c, &code))
         .await
     {
         Ok(used) => used,

@@ -3,8 +3,7 @@
 use serde::Serialize;
 
 use crate::error::MfaError;
-use crate::ports::PhoneRecord;
-use crate::ports::users::UserOverview;
+use crate::ports::{PhoneRecord, UserOverview};
 use crate::service::Service;
 use crate::types::{Enforcement, PhoneId, UnixTime};
 
@@ -50,10 +49,10 @@ pub struct Status {
 /// The user's status under the policy as it is at this very request.
 pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let now = svc.clock.now();
-    // The policy and the user's items, at once: the answer waits for the slowest read, not for
-    // their sum. The user's items are one read where the store keeps them together (DynamoDB:
-    // one query of the user's partition), else four.
-    let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), user_overview(svc, c))?;
+    // The policy and the user's items (one read: DynamoDB queries the user's partition), at
+    // once: the answer waits for the slower read, not for their sum.
+    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
+    let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), overview)?;
     let UserOverview {
         user,
         mut phones,
@@ -85,26 +84,6 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     })
 }
 
-/// The user's profile, phones, skip and unused recovery codes: one read if the store can, else
-/// four at once.
-async fn user_overview(svc: &Service, c: &Caller) -> Result<UserOverview, MfaError> {
-    if let Some(overview) = svc.store.user_overview(&c.app, &c.user).await? {
-        return Ok(overview);
-    }
-    let (user, phones, skip, recovery_codes_remaining) = tokio::try_join!(
-        svc.store.get_user(&c.app, &c.user),
-        svc.store.list_phones(&c.app, &c.user),
-        svc.store.get_skip(&c.app, &c.user),
-        svc.store.count_recovery_codes(&c.app, &c.user),
-    )?;
-    Ok(UserOverview {
-        user,
-        phones,
-        skip,
-        recovery_codes_remaining,
-    })
-}
-
 /// `POST /v1/mfa/skip`: postpones the prompt (7 days by default).
 pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
     let policy = policy::get(svc, &c.app).await?;
@@ -114,11 +93,11 @@ pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
     if policy.enforcement == Enforcement::Required {
         return Err(MfaError::EnrollmentRequired);
     }
-    if !svc.store.list_phones(&c.app, &c.user).await?.is_empty() {
+    if !svc.store.list_phones(c.owner()).await?.is_empty() {
         return Err(MfaError::AlreadyEnrolled);
     }
     let until = svc.clock.now().plus_secs(svc.limits.skip_secs);
-    svc.store.put_skip(&c.app, &c.user, until).await?;
+    svc.store.put_skip(c.owner(), until).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, "enrollment skipped");
     Ok(until)
 }

@@ -36,7 +36,7 @@ const IAT_SKEW_SECS: i64 = 60;
 /// Whether the caller already has a verified factor, and so needs a proof for changes. Phones
 /// are the only factor today; authenticator apps (TOTP) must count here when they arrive.
 async fn has_factor(svc: &Service, c: &Caller) -> Result<bool, MfaError> {
-    Ok(!svc.store.list_phones(&c.app, &c.user).await?.is_empty())
+    Ok(!svc.store.list_phones(c.owner()).await?.is_empty())
 }
 
 /// Checks the step-up proof for a change to `c`'s factors: `Ok` when the user has no factor

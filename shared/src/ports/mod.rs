@@ -26,7 +26,7 @@ pub use sessions::{
     CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange,
     SessionKind, SessionStore, Step,
 };
-pub use users::{UserRecord, UserStore};
+pub use users::{UserOverview, UserRecord, UserStore};
 
 /// The service's table, in domain terms: the sum of the seven aggregates' stores.
 ///

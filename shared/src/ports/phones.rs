@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::error::PortError;
-use crate::types::{AppId, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::{Owner, PhoneId, PhoneNumber, UnixTime};
 
 /// A verified phone: a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +63,12 @@ pub trait PhoneStore: Send + Sync {
     /// - phones are listed in the order first verified (the `verified_at` they were added
     ///   with; phones added in the same second come in an unspecified order);
     /// - a replaced phone keeps its place in the list.
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+    async fn list_phones(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError>;
     /// Sets or clears a phone's label. `None` when the user has no such phone.
     /// - set_phone_label sets and clears (an unknown phone is `None`, and nothing is created).
     async fn set_phone_label(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError>;
@@ -79,8 +78,7 @@ pub trait PhoneStore: Send + Sync {
     /// - set_primary refuses when the phones changed (a flag, the count, an unknown phone).
     async fn set_primary(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         seen: &[PhoneRecord],
     ) -> Result<bool, PortError>;
@@ -91,10 +89,5 @@ pub trait PhoneStore: Send + Sync {
     /// - remove_phone refuses when the phones changed (a flag, the number, the count);
     /// - remove_phone promotes only another phone not primary;
     /// - remove_phone of the last phone drops recovery codes (for good).
-    async fn remove_phone(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        removal: &Removal,
-    ) -> Result<bool, PortError>;
+    async fn remove_phone(&self, owner: Owner<'_>, removal: &Removal) -> Result<bool, PortError>;
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::PortError;
-use crate::types::{AppId, UnixTime, UserId};
+use crate::types::{Owner, UnixTime};
 
 /// Recovery codes, single use, and only for a user with a phone.
 ///
@@ -23,21 +23,15 @@ pub trait RecoveryStore: Send + Sync {
     /// - a duplicated recovery hash is one code.
     async fn replace_recovery_codes(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         hashes: &[String],
         now: UnixTime,
     ) -> Result<bool, PortError>;
     /// Uses the recovery code with this hash: true exactly once per code, even under races,
     /// and still true when the store's own retry repeats a use whose answer was lost.
     /// - consume_recovery_code is true exactly once (never for an unknown or another user's).
-    async fn consume_recovery_code(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        hash: &str,
-    ) -> Result<bool, PortError>;
+    async fn consume_recovery_code(&self, owner: Owner<'_>, hash: &str) -> Result<bool, PortError>;
     /// How many unused recovery codes the user has.
     /// - count_recovery_codes counts unused only.
-    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError>;
+    async fn count_recovery_codes(&self, owner: Owner<'_>) -> Result<u32, PortError>;
 }

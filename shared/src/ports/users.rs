@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::phones::PhoneRecord;
 use crate::error::PortError;
-use crate::types::{AppId, UnixTime, UserId};
+use crate::types::{AppId, Owner, UnixTime, UserId};
 
 /// What the service keeps of a platform account.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,37 +47,29 @@ pub struct UserOverview {
 ///
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - put_user replaces the record (another user's is not found);
-/// - put_user replaces the record;
 /// - put_skip replaces the end;
-/// - put_skip replaces the end;
+/// - user_overview is what the four reads give (another user's items are not in it);
 /// - reset_user removes everything and returns the phones;
 /// - reset_user of a user with nothing is empty.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// - put_user replaces the record (another user's is not found).
-    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError>;
-    /// The profile, phones, skip and unused recovery codes in one read, where the store keeps
-    /// them together (DynamoDB: one query of the user's partition, instead of four reads).
-    /// `None` (the default) where it does not: the caller then makes the four reads, which
-    /// give the same answer.
-    async fn user_overview(
-        &self,
-        _app: &AppId,
-        _user: &UserId,
-    ) -> Result<Option<UserOverview>, PortError> {
-        Ok(None)
-    }
-    /// - put_user replaces the record.
+    async fn get_user(&self, owner: Owner<'_>) -> Result<Option<UserRecord>, PortError>;
+    /// The profile, phones, skip and unused recovery codes in one read (DynamoDB: one query
+    /// of the user's partition; memory: one look under the lock): the same answer as
+    /// `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` would give.
+    /// - user_overview is what the four reads give (another user's items are not in it).
+    async fn user_overview(&self, owner: Owner<'_>) -> Result<UserOverview, PortError>;
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
     /// The end of the user's skip as stored (the caller compares it with now).
     /// - put_skip replaces the end.
-    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError>;
+    async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError>;
     /// - put_skip replaces the end.
-    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError>;
+    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError>;
     /// The admin reset: removes every phone, number claim, enrollment and challenge (pending
     /// codes with them) and every recovery code of the user. Returns the phones removed.
     /// - reset_user removes everything and returns the phones (in list order; the profile
     ///   and other users stay; the user enrolls again as new);
     /// - reset_user of a user with nothing is empty.
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError>;
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError>;
 }

@@ -73,6 +73,12 @@ pub struct Owner<'a> {
     pub user: &'a UserId,
 }
 
+impl<'a> Owner<'a> {
+    pub const fn new(app: &'a AppId, user: &'a UserId) -> Owner<'a> {
+        Owner { app, user }
+    }
+}
+
 /// 16 bytes from the OS CSPRNG as 32 lowercase hex characters.
 fn random_128() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

@@ -247,7 +247,7 @@ async fn an_add_begun_before_the_owner_enrolled_cannot_complete_after() {
     let id = begun.enrollment_id.unwrap();
     let late = w.verify(&c, &id, &strangers_code).await;
     assert_eq!(late.unwrap_err(), MfaError::AlreadyEnrolled);
-    let phones = w.svc.store.list_phones(&c.app, &c.user).await.unwrap();
+    let phones = w.svc.store.list_phones(c.owner()).await.unwrap();
     assert_eq!(phones.len(), 1, "only the owner's phone: {phones:?}");
     assert_eq!(phones[0].number.e164(), NUMBER);
 }

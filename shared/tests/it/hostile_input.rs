@@ -160,7 +160,11 @@ impl World {
             .unwrap();
         let code = Code::parse(&last_code()).unwrap();
         enrollment::verify(&svc, &ada, &e, code).await.unwrap();
-        let phone = svc.store.list_phones(&ada.app, &ada.user).await.unwrap()[0]
+        let phone = svc
+            .store
+            .list_phones(Owner::new(&ada.app, &ada.user))
+            .await
+            .unwrap()[0]
             .phone_id
             .clone();
         let recovery = recovery::create(&svc, &ada, "pw".into())
@@ -221,9 +225,9 @@ impl World {
         let mut phones = Vec::new();
         for u in [ADA, BOB, CAROL] {
             let u = UserId::parse(u).unwrap();
-            users.push(s.get_user(&app, &u).await.unwrap());
-            skips.push(s.get_skip(&app, &u).await.unwrap());
-            phones.push(s.list_phones(&app, &u).await.unwrap());
+            users.push(s.get_user(Owner::new(&app, &u)).await.unwrap());
+            skips.push(s.get_skip(Owner::new(&app, &u)).await.unwrap());
+            phones.push(s.list_phones(Owner::new(&app, &u)).await.unwrap());
         }
         let enrollments = vec![
             s.get_enrollment(
@@ -271,7 +275,10 @@ impl World {
             skips,
             phones,
             enrollments,
-            recovery_codes: s.count_recovery_codes(&app, &ada).await.unwrap(),
+            recovery_codes: s
+                .count_recovery_codes(Owner::new(&app, &ada))
+                .await
+                .unwrap(),
             audit,
             texts: outbox.sms.len(),
             emails: outbox.email.len(),

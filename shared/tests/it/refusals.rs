@@ -98,7 +98,7 @@ async fn a_recovery_code_survives_a_failed_signature(store: Arc<dyn Store>) {
     assert!(
         w.svc
             .store
-            .replace_recovery_codes(&c.app, &c.user, &[hash], UnixTime(T0))
+            .replace_recovery_codes(c.owner(), &[hash], UnixTime(T0))
             .await
             .unwrap()
     );
@@ -109,11 +109,7 @@ async fn a_recovery_code_survives_a_failed_signature(store: Arc<dyn Store>) {
         MfaError::Internal
     );
     assert_eq!(
-        w.svc
-            .store
-            .count_recovery_codes(&c.app, &c.user)
-            .await
-            .unwrap(),
+        w.svc.store.count_recovery_codes(c.owner()).await.unwrap(),
         1
     );
     w.svc.signing = keys;
@@ -142,20 +138,14 @@ async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
     let sent = challenge::start(&w.svc, &c, None).await.unwrap();
     let code = w.code();
     // The phone goes (as the removal flow writes it) between the text and the check.
-    let phones = w.svc.store.list_phones(&c.app, &c.user).await.unwrap();
+    let phones = w.svc.store.list_phones(c.owner()).await.unwrap();
     let removal = Removal {
         phone: phones[0].clone(),
         number_tag: w.svc.keys.number_tag(&phones[0].number),
         seen: phones.clone(),
         promote: None,
     };
-    assert!(
-        w.svc
-            .store
-            .remove_phone(&c.app, &c.user, &removal)
-            .await
-            .unwrap()
-    );
+    assert!(w.svc.store.remove_phone(c.owner(), &removal).await.unwrap());
     assert_eq!(
         w.sign_in(&c, &sent.challenge_id, code).await.unwrap_err(),
         MfaError::ChallengeNotFound

@@ -21,7 +21,7 @@ use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
     AuditEvent, AuditQuery, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
-    PhoneRecord, Removal, SessionKind, Step, Store, UserRecord, Window,
+    PhoneRecord, Removal, SessionKind, Step, Store, UserOverview, UserRecord, Window,
 };
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
@@ -116,6 +116,7 @@ contract!(
     // users and skips
     put_user_replaces_the_record,
     put_skip_replaces_the_end,
+    user_overview_is_what_the_four_reads_give,
     // sessions
     an_enrollment_reads_back_as_created_for_its_user_only,
     an_enrollment_id_taken_is_an_error,
@@ -184,6 +185,21 @@ struct Ns {
     app: AppId,
     user: UserId,
     other: UserId,
+}
+
+impl Ns {
+    /// The case's user.
+    fn owner(&self) -> Owner<'_> {
+        self.of(&self.user)
+    }
+
+    /// `user` of the case's application.
+    fn of<'a>(&'a self, user: &'a UserId) -> Owner<'a> {
+        Owner {
+            app: &self.app,
+            user,
+        }
+    }
 }
 
 fn ns() -> Ns {
@@ -294,7 +310,7 @@ async fn try_add_for(
     number: &PhoneNumber,
     at: UnixTime,
 ) -> (Completion, PhoneRecord) {
-    let phones = store.list_phones(&ns.app, user).await.unwrap();
+    let phones = store.list_phones(ns.of(user)).await.unwrap();
     let purpose = if phones.is_empty() {
         SessionKind::Enroll
     } else {
@@ -347,7 +363,7 @@ async fn replace(
 }
 
 async fn phones(store: &dyn Store, ns: &Ns) -> Vec<PhoneRecord> {
-    store.list_phones(&ns.app, &ns.user).await.unwrap()
+    store.list_phones(ns.owner()).await.unwrap()
 }
 
 fn ids(phones: &[PhoneRecord]) -> Vec<PhoneId> {
@@ -382,7 +398,7 @@ fn hashes(prefix: &str, n: usize) -> Vec<String> {
 }
 
 async fn count_codes(store: &dyn Store, ns: &Ns) -> u32 {
-    store.count_recovery_codes(&ns.app, &ns.user).await.unwrap()
+    store.count_recovery_codes(ns.owner()).await.unwrap()
 }
 
 async fn reread(store: &dyn Store, e: &Enrollment) -> Option<Enrollment> {
@@ -447,7 +463,7 @@ async fn put_policy_with_a_stale_version_is_refused(store: &dyn Store) {
 
 async fn put_user_replaces_the_record(store: &dyn Store) {
     let ns = ns();
-    assert_eq!(store.get_user(&ns.app, &ns.user).await.unwrap(), None);
+    assert_eq!(store.get_user(ns.owner()).await.unwrap(), None);
     let mut u = UserRecord {
         app_id: ns.app.clone(),
         user_id: ns.user.clone(),
@@ -457,34 +473,137 @@ async fn put_user_replaces_the_record(store: &dyn Store) {
         updated_at: NOW,
     };
     store.put_user(&u).await.unwrap();
-    assert_eq!(
-        store.get_user(&ns.app, &ns.user).await.unwrap(),
-        Some(u.clone())
-    );
+    assert_eq!(store.get_user(ns.owner()).await.unwrap(), Some(u.clone()));
     u.email = "b@example.com".into();
     u.email_verified = true;
     u.updated_at = NOW.plus_secs(5);
     store.put_user(&u).await.unwrap();
-    assert_eq!(store.get_user(&ns.app, &ns.user).await.unwrap(), Some(u));
-    assert_eq!(store.get_user(&ns.app, &ns.other).await.unwrap(), None);
+    assert_eq!(store.get_user(ns.owner()).await.unwrap(), Some(u));
+    assert_eq!(store.get_user(ns.of(&ns.other)).await.unwrap(), None);
 }
 
 async fn put_skip_replaces_the_end(store: &dyn Store) {
     let ns = ns();
-    assert_eq!(store.get_skip(&ns.app, &ns.user).await.unwrap(), None);
+    assert_eq!(store.get_skip(ns.owner()).await.unwrap(), None);
     store
-        .put_skip(&ns.app, &ns.user, NOW.plus_secs(100))
+        .put_skip(ns.owner(), NOW.plus_secs(100))
         .await
         .unwrap();
     store
-        .put_skip(&ns.app, &ns.user, NOW.plus_secs(200))
+        .put_skip(ns.owner(), NOW.plus_secs(200))
         .await
         .unwrap();
     assert_eq!(
-        store.get_skip(&ns.app, &ns.user).await.unwrap(),
+        store.get_skip(ns.owner()).await.unwrap(),
         Some(NOW.plus_secs(200))
     );
-    assert_eq!(store.get_skip(&ns.app, &ns.other).await.unwrap(), None);
+    assert_eq!(store.get_skip(ns.of(&ns.other)).await.unwrap(), None);
+}
+
+/// What `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` give, read one by one.
+async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOverview {
+    UserOverview {
+        user: store.get_user(Owner { app, user }).await.unwrap(),
+        phones: store.list_phones(Owner { app, user }).await.unwrap(),
+        skip: store.get_skip(Owner { app, user }).await.unwrap(),
+        recovery_codes_remaining: store
+            .count_recovery_codes(Owner { app, user })
+            .await
+            .unwrap(),
+    }
+}
+
+async fn user_overview_is_what_the_four_reads_give(store: &dyn Store) {
+    let ns = ns();
+    let overview = || async { store.user_overview(ns.owner()).await.unwrap() };
+    // Nothing stored yet: empty.
+    assert_eq!(overview().await, UserOverview::default());
+    assert_eq!(
+        four_reads(store, &ns.app, &ns.user).await,
+        UserOverview::default()
+    );
+
+    let profile = UserRecord {
+        app_id: ns.app.clone(),
+        user_id: ns.user.clone(),
+        email: "u@example.com".into(),
+        email_verified: true,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        updated_at: NOW,
+    };
+    store.put_user(&profile).await.unwrap();
+    store
+        .put_skip(ns.owner(), NOW.plus_secs(600))
+        .await
+        .unwrap();
+    // Three phones (with their number claims), the first replaced after the others were
+    // verified (list order is not verification order), the second made primary.
+    let p1 = add(store, &ns, &num(1), NOW).await;
+    let p2 = add(store, &ns, &num(2), NOW.plus_secs(10)).await;
+    let p3 = add(store, &ns, &num(3), NOW.plus_secs(20)).await;
+    assert_eq!(
+        replace(store, &ns, &p1, &num(4), NOW.plus_secs(30)).await,
+        Completion::Done
+    );
+    let seen = phones(store, &ns).await;
+    assert!(
+        store
+            .set_primary(ns.owner(), &p2.phone_id, &seen)
+            .await
+            .unwrap()
+    );
+    // Recovery codes, one used; an enrollment pending at its code step.
+    let codes = hashes("ov", 3);
+    store
+        .replace_recovery_codes(ns.owner(), &codes, NOW)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .consume_recovery_code(ns.owner(), &codes[1])
+            .await
+            .unwrap()
+    );
+    at_code(store, &ns, SessionKind::Add, &num(5), NOW.plus_secs(40)).await;
+    // Another user of the application, with items of every kind.
+    store
+        .put_user(&UserRecord {
+            user_id: ns.other.clone(),
+            email: "o@example.com".into(),
+            ..profile.clone()
+        })
+        .await
+        .unwrap();
+    store
+        .put_skip(ns.of(&ns.other), NOW.plus_secs(900))
+        .await
+        .unwrap();
+    let (done, _) = try_add_for(store, &ns, &ns.other, &num(6), NOW).await;
+    assert_eq!(done, Completion::Done);
+    store
+        .replace_recovery_codes(ns.of(&ns.other), &hashes("theirs", 5), NOW)
+        .await
+        .unwrap();
+
+    let got = overview().await;
+    assert_eq!(got, four_reads(store, &ns.app, &ns.user).await);
+    assert_eq!(got.user, Some(profile));
+    assert_eq!(got.skip, Some(NOW.plus_secs(600)));
+    assert_eq!(ids(&got.phones), ids(&[p1, p2.clone(), p3]));
+    assert_eq!(got.phones[0].number, num(4));
+    assert_eq!(primaries(&got.phones), vec![p2.phone_id]);
+    assert_eq!(got.recovery_codes_remaining, 2);
+    // The other user's is theirs.
+    let theirs = store.user_overview(ns.of(&ns.other)).await.unwrap();
+    assert_eq!(theirs, four_reads(store, &ns.app, &ns.other).await);
+    assert_eq!(theirs.phones.len(), 1);
+    assert_eq!(theirs.recovery_codes_remaining, 5);
+    // A user with nothing, in the same application, is empty.
+    let nobody = UserId::parse(&unique("nobody")).unwrap();
+    assert_eq!(
+        store.user_overview(ns.of(&nobody)).await.unwrap(),
+        UserOverview::default()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1078,10 +1197,7 @@ async fn number_claims_are_per_user(store: &dyn Store) {
     add(store, &ns, &num(1), NOW).await;
     let (done, _) = try_add_for(store, &ns, &ns.other, &num(1), NOW).await;
     assert_eq!(done, Completion::Done);
-    assert_eq!(
-        store.list_phones(&ns.app, &ns.other).await.unwrap().len(),
-        1
-    );
+    assert_eq!(store.list_phones(ns.of(&ns.other)).await.unwrap().len(), 1);
 }
 
 async fn phones_changed_meanwhile_refuse_an_add(store: &dyn Store) {
@@ -1147,7 +1263,7 @@ async fn a_replace_moves_the_number_and_its_claims(store: &dyn Store) {
     let ns = ns();
     let p = add(store, &ns, &num(1), NOW).await;
     store
-        .set_phone_label(&ns.app, &ns.user, &p.phone_id, Some("home".into()))
+        .set_phone_label(ns.owner(), &p.phone_id, Some("home".into()))
         .await
         .unwrap();
     let at = NOW.plus_secs(100);
@@ -1217,7 +1333,7 @@ async fn a_replace_of_a_number_changed_meanwhile_is_refused(store: &dyn Store) {
     // A removed phone cannot be replaced.
     let gone = phones(store, &ns).await[1].clone();
     let r = removal(store, &ns, &gone, None).await;
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     assert_eq!(
         replace(store, &ns, &gone, &num(4), NOW).await,
         Completion::PhonesChanged
@@ -1300,7 +1416,7 @@ async fn a_challenge_completes_only_while_its_phone_keeps_the_number(store: &dyn
     )
     .await;
     let r = removal(store, &ns, &p, None).await;
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     assert_eq!(
         store
             .complete_enrollment(e.code_use(&c, NOW), &challenge(&p))
@@ -1371,7 +1487,7 @@ async fn phones_are_listed_in_the_order_first_verified(store: &dyn Store) {
     assert_eq!(phones(store, &ns).await, added);
     assert!(
         store
-            .list_phones(&ns.app, &ns.other)
+            .list_phones(ns.of(&ns.other))
             .await
             .unwrap()
             .is_empty()
@@ -1393,7 +1509,7 @@ async fn a_replaced_phone_keeps_its_place_in_the_list(store: &dyn Store) {
     assert_eq!(list[0].number, num(4));
     assert_eq!(list[0].verified_at, NOW.plus_secs(30));
     // And the reset returns them in the same order.
-    let removed = store.reset_user(&ns.app, &ns.user).await.unwrap();
+    let removed = store.reset_user(ns.owner()).await.unwrap();
     assert_eq!(removed, list);
 }
 
@@ -1401,7 +1517,7 @@ async fn set_phone_label_sets_and_clears(store: &dyn Store) {
     let ns = ns();
     let p = add(store, &ns, &num(1), NOW).await;
     let labelled = store
-        .set_phone_label(&ns.app, &ns.user, &p.phone_id, Some("work".into()))
+        .set_phone_label(ns.owner(), &p.phone_id, Some("work".into()))
         .await
         .unwrap();
     let expected = PhoneRecord {
@@ -1411,7 +1527,7 @@ async fn set_phone_label_sets_and_clears(store: &dyn Store) {
     assert_eq!(labelled, Some(expected.clone()));
     assert_eq!(phones(store, &ns).await, vec![expected]);
     let cleared = store
-        .set_phone_label(&ns.app, &ns.user, &p.phone_id, None)
+        .set_phone_label(ns.owner(), &p.phone_id, None)
         .await
         .unwrap();
     assert_eq!(cleared, Some(p.clone()));
@@ -1420,14 +1536,14 @@ async fn set_phone_label_sets_and_clears(store: &dyn Store) {
     let unknown = PhoneId::generate().unwrap();
     assert_eq!(
         store
-            .set_phone_label(&ns.app, &ns.user, &unknown, Some("x".into()))
+            .set_phone_label(ns.owner(), &unknown, Some("x".into()))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .set_phone_label(&ns.app, &ns.other, &p.phone_id, Some("x".into()))
+            .set_phone_label(ns.of(&ns.other), &p.phone_id, Some("x".into()))
             .await
             .unwrap(),
         None
@@ -1435,7 +1551,7 @@ async fn set_phone_label_sets_and_clears(store: &dyn Store) {
     assert_eq!(phones(store, &ns).await, vec![p]);
     assert!(
         store
-            .list_phones(&ns.app, &ns.other)
+            .list_phones(ns.of(&ns.other))
             .await
             .unwrap()
             .is_empty()
@@ -1454,7 +1570,7 @@ async fn set_primary_leaves_exactly_one_primary(store: &dyn Store) {
     let seen = phones(store, &ns).await;
     assert!(
         store
-            .set_primary(&ns.app, &ns.user, &p3.phone_id, &seen)
+            .set_primary(ns.owner(), &p3.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1466,7 +1582,7 @@ async fn set_primary_leaves_exactly_one_primary(store: &dyn Store) {
     let seen = phones(store, &ns).await;
     assert!(
         store
-            .set_primary(&ns.app, &ns.user, &p3.phone_id, &seen)
+            .set_primary(ns.owner(), &p3.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1476,12 +1592,12 @@ async fn set_primary_leaves_exactly_one_primary(store: &dyn Store) {
     );
     // A user whose phones have no primary gets one.
     let r = removal(store, &ns, &p3, None).await;
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     let seen = phones(store, &ns).await;
     assert!(primaries(&seen).is_empty());
     assert!(
         store
-            .set_primary(&ns.app, &ns.user, &p2.phone_id, &seen)
+            .set_primary(ns.owner(), &p2.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1496,13 +1612,13 @@ async fn set_primary_refuses_when_the_phones_changed(store: &dyn Store) {
     // Another make-primary won.
     assert!(
         store
-            .set_primary(&ns.app, &ns.user, &p2.phone_id, &seen)
+            .set_primary(ns.owner(), &p2.phone_id, &seen)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .set_primary(&ns.app, &ns.user, &p1.phone_id, &seen)
+            .set_primary(ns.owner(), &p1.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1515,7 +1631,7 @@ async fn set_primary_refuses_when_the_phones_changed(store: &dyn Store) {
     add(store, &ns, &num(3), NOW.plus_secs(2)).await;
     assert!(
         !store
-            .set_primary(&ns.app, &ns.user, &p1.phone_id, &seen)
+            .set_primary(ns.owner(), &p1.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1528,13 +1644,13 @@ async fn set_primary_refuses_when_the_phones_changed(store: &dyn Store) {
     let unknown = PhoneId::generate().unwrap();
     assert!(
         !store
-            .set_primary(&ns.app, &ns.user, &unknown, &seen)
+            .set_primary(ns.owner(), &unknown, &seen)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .set_primary(&ns.app, &ns.other, &p1.phone_id, &seen)
+            .set_primary(ns.of(&ns.other), &p1.phone_id, &seen)
             .await
             .unwrap()
     );
@@ -1547,11 +1663,11 @@ async fn remove_phone_releases_the_number_and_promotes(store: &dyn Store) {
     let p2 = add(store, &ns, &num(2), NOW.plus_secs(1)).await;
     let p3 = add(store, &ns, &num(3), NOW.plus_secs(2)).await;
     store
-        .replace_recovery_codes(&ns.app, &ns.user, &hashes("r", 3), NOW)
+        .replace_recovery_codes(ns.owner(), &hashes("r", 3), NOW)
         .await
         .unwrap();
     let r = removal(store, &ns, &p1, Some(&p3)).await;
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     let list = phones(store, &ns).await;
     assert_eq!(ids(&list), ids(&[p2.clone(), p3.clone()]));
     assert_eq!(primaries(&list), vec![p3.phone_id.clone()]);
@@ -1575,11 +1691,11 @@ async fn remove_phone_refuses_when_the_phones_changed(store: &dyn Store) {
     let seen = phones(store, &ns).await;
     assert!(
         store
-            .set_primary(&ns.app, &ns.user, &p2.phone_id, &seen)
+            .set_primary(ns.owner(), &p2.phone_id, &seen)
             .await
             .unwrap()
     );
-    assert!(!store.remove_phone(&ns.app, &ns.user, &stale).await.unwrap());
+    assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
     assert_eq!(phones(store, &ns).await.len(), 2);
     // A replace came: the removal names the old number.
     let p1 = phones(store, &ns).await[0].clone();
@@ -1588,12 +1704,12 @@ async fn remove_phone_refuses_when_the_phones_changed(store: &dyn Store) {
         replace(store, &ns, &p1, &num(3), NOW).await,
         Completion::Done
     );
-    assert!(!store.remove_phone(&ns.app, &ns.user, &stale).await.unwrap());
+    assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
     // An add came: the count differs.
     let p2 = phones(store, &ns).await[1].clone();
     let stale = removal(store, &ns, &p2, None).await;
     add(store, &ns, &num(4), NOW.plus_secs(2)).await;
-    assert!(!store.remove_phone(&ns.app, &ns.user, &stale).await.unwrap());
+    assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
     let list = phones(store, &ns).await;
     assert_eq!(list.len(), 3);
     assert_eq!(primaries(&list), vec![p2.phone_id]);
@@ -1614,11 +1730,11 @@ async fn remove_phone_promotes_only_another_phone_not_primary(store: &dyn Store)
         ..removal(store, &ns, &p1, None).await
     };
     for r in [itself, already, stranger] {
-        assert!(!store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+        assert!(!store.remove_phone(ns.owner(), &r).await.unwrap());
         assert_eq!(phones(store, &ns).await, seen);
     }
     let r = removal(store, &ns, &p1, Some(&p2)).await;
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     assert_eq!(primaries(&phones(store, &ns).await), vec![p2.phone_id]);
 }
 
@@ -1628,24 +1744,24 @@ async fn remove_phone_of_the_last_phone_drops_recovery_codes(store: &dyn Store) 
     let codes = hashes("last", 4);
     assert!(
         store
-            .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
             .await
             .unwrap()
     );
     assert!(
         store
-            .consume_recovery_code(&ns.app, &ns.user, &codes[0])
+            .consume_recovery_code(ns.owner(), &codes[0])
             .await
             .unwrap()
     );
     let r = removal(store, &ns, &p, None).await;
     assert!(r.is_last());
-    assert!(store.remove_phone(&ns.app, &ns.user, &r).await.unwrap());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
     assert!(phones(store, &ns).await.is_empty());
     assert_eq!(count_codes(store, &ns).await, 0);
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.user, &codes[1])
+            .consume_recovery_code(ns.owner(), &codes[1])
             .await
             .unwrap()
     );
@@ -1654,7 +1770,7 @@ async fn remove_phone_of_the_last_phone_drops_recovery_codes(store: &dyn Store) 
     assert_eq!(count_codes(store, &ns).await, 0);
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.user, &codes[2])
+            .consume_recovery_code(ns.owner(), &codes[2])
             .await
             .unwrap()
     );
@@ -1665,7 +1781,7 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
     let p1 = add(store, &ns, &num(1), NOW).await;
     let p2 = add(store, &ns, &num(2), NOW.plus_secs(1)).await;
     store
-        .replace_recovery_codes(&ns.app, &ns.user, &hashes("x", 3), NOW)
+        .replace_recovery_codes(ns.owner(), &hashes("x", 3), NOW)
         .await
         .unwrap();
     let (open_add, _) = at_code(store, &ns, SessionKind::Add, &num(3), NOW).await;
@@ -1683,22 +1799,22 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
     let (done, theirs) = try_add_for(store, &ns, &ns.other, &num(1), NOW).await;
     assert_eq!(done, Completion::Done);
 
-    let removed = store.reset_user(&ns.app, &ns.user).await.unwrap();
+    let removed = store.reset_user(ns.owner()).await.unwrap();
     assert_eq!(removed, vec![p1, p2]);
     assert!(phones(store, &ns).await.is_empty());
     assert_eq!(count_codes(store, &ns).await, 0);
     assert_eq!(reread(store, &open_add).await, None);
     assert_eq!(reread(store, &challenge).await, None);
     // The account record is the platform's: it stays.
-    assert_eq!(store.get_user(&ns.app, &ns.user).await.unwrap(), Some(user));
+    assert_eq!(store.get_user(ns.owner()).await.unwrap(), Some(user));
     assert_eq!(
-        store.list_phones(&ns.app, &ns.other).await.unwrap(),
+        store.list_phones(ns.of(&ns.other)).await.unwrap(),
         vec![theirs]
     );
     // No phone: no recovery codes can be set.
     assert!(
         !store
-            .replace_recovery_codes(&ns.app, &ns.user, &hashes("y", 2), NOW)
+            .replace_recovery_codes(ns.owner(), &hashes("y", 2), NOW)
             .await
             .unwrap()
     );
@@ -1710,21 +1826,9 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
 
 async fn reset_user_of_a_user_with_nothing_is_empty(store: &dyn Store) {
     let ns = ns();
-    assert!(
-        store
-            .reset_user(&ns.app, &ns.user)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.reset_user(ns.owner()).await.unwrap().is_empty());
     // Twice is the same.
-    assert!(
-        store
-            .reset_user(&ns.app, &ns.user)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.reset_user(ns.owner()).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1735,21 +1839,21 @@ async fn replace_recovery_codes_needs_a_phone(store: &dyn Store) {
     let codes = hashes("n", 3);
     assert!(
         !store
-            .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
             .await
             .unwrap()
     );
     assert_eq!(count_codes(store, &ns).await, 0);
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.user, &codes[0])
+            .consume_recovery_code(ns.owner(), &codes[0])
             .await
             .unwrap()
     );
     add(store, &ns, &num(1), NOW).await;
     assert!(
         store
-            .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
             .await
             .unwrap()
     );
@@ -1761,12 +1865,12 @@ async fn replace_recovery_codes_replaces_the_whole_set(store: &dyn Store) {
     add(store, &ns, &num(1), NOW).await;
     let old = hashes("old", 4);
     store
-        .replace_recovery_codes(&ns.app, &ns.user, &old, NOW)
+        .replace_recovery_codes(ns.owner(), &old, NOW)
         .await
         .unwrap();
     assert!(
         store
-            .consume_recovery_code(&ns.app, &ns.user, &old[0])
+            .consume_recovery_code(ns.owner(), &old[0])
             .await
             .unwrap()
     );
@@ -1775,31 +1879,21 @@ async fn replace_recovery_codes_replaces_the_whole_set(store: &dyn Store) {
     new.push(old[0].clone());
     assert!(
         store
-            .replace_recovery_codes(&ns.app, &ns.user, &new, NOW.plus_secs(1))
+            .replace_recovery_codes(ns.owner(), &new, NOW.plus_secs(1))
             .await
             .unwrap()
     );
     assert_eq!(count_codes(store, &ns).await, 3);
     for gone in &old[1..] {
-        assert!(
-            !store
-                .consume_recovery_code(&ns.app, &ns.user, gone)
-                .await
-                .unwrap()
-        );
+        assert!(!store.consume_recovery_code(ns.owner(), gone).await.unwrap());
     }
     for code in &new {
-        assert!(
-            store
-                .consume_recovery_code(&ns.app, &ns.user, code)
-                .await
-                .unwrap()
-        );
+        assert!(store.consume_recovery_code(ns.owner(), code).await.unwrap());
     }
     // An empty set leaves none.
     assert!(
         store
-            .replace_recovery_codes(&ns.app, &ns.user, &[], NOW.plus_secs(2))
+            .replace_recovery_codes(ns.owner(), &[], NOW.plus_secs(2))
             .await
             .unwrap()
     );
@@ -1813,23 +1907,13 @@ async fn a_duplicated_recovery_hash_is_one_code(store: &dyn Store) {
     let set = vec![h.clone(), "other".to_owned(), h.clone()];
     assert!(
         store
-            .replace_recovery_codes(&ns.app, &ns.user, &set, NOW)
+            .replace_recovery_codes(ns.owner(), &set, NOW)
             .await
             .unwrap()
     );
     assert_eq!(count_codes(store, &ns).await, 2);
-    assert!(
-        store
-            .consume_recovery_code(&ns.app, &ns.user, &h)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .consume_recovery_code(&ns.app, &ns.user, &h)
-            .await
-            .unwrap()
-    );
+    assert!(store.consume_recovery_code(ns.owner(), &h).await.unwrap());
+    assert!(!store.consume_recovery_code(ns.owner(), &h).await.unwrap());
     assert_eq!(count_codes(store, &ns).await, 1);
 }
 
@@ -1838,10 +1922,10 @@ async fn consume_recovery_code_is_true_exactly_once(store: &dyn Store) {
     add(store, &ns, &num(1), NOW).await;
     let codes = hashes("once", 2);
     store
-        .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+        .replace_recovery_codes(ns.owner(), &codes, NOW)
         .await
         .unwrap();
-    let use_it = || store.consume_recovery_code(&ns.app, &ns.user, &codes[0]);
+    let use_it = || store.consume_recovery_code(ns.owner(), &codes[0]);
     let (a, b, c, d) = tokio::join!(use_it(), use_it(), use_it(), use_it());
     let wins = [a, b, c, d]
         .into_iter()
@@ -1850,20 +1934,20 @@ async fn consume_recovery_code_is_true_exactly_once(store: &dyn Store) {
     assert_eq!(wins, 1);
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.user, &codes[0])
+            .consume_recovery_code(ns.owner(), &codes[0])
             .await
             .unwrap()
     );
     // Unknown hashes, and another user's, are never true.
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.user, "unknown")
+            .consume_recovery_code(ns.owner(), "unknown")
             .await
             .unwrap()
     );
     assert!(
         !store
-            .consume_recovery_code(&ns.app, &ns.other, &codes[1])
+            .consume_recovery_code(ns.of(&ns.other), &codes[1])
             .await
             .unwrap()
     );
@@ -1876,22 +1960,16 @@ async fn count_recovery_codes_counts_unused_only(store: &dyn Store) {
     add(store, &ns, &num(1), NOW).await;
     let codes = hashes("c", 10);
     store
-        .replace_recovery_codes(&ns.app, &ns.user, &codes, NOW)
+        .replace_recovery_codes(ns.owner(), &codes, NOW)
         .await
         .unwrap();
     assert_eq!(count_codes(store, &ns).await, 10);
     for (i, code) in codes.iter().enumerate().take(3) {
-        store
-            .consume_recovery_code(&ns.app, &ns.user, code)
-            .await
-            .unwrap();
+        store.consume_recovery_code(ns.owner(), code).await.unwrap();
         assert_eq!(count_codes(store, &ns).await, 9 - i as u32);
     }
     assert_eq!(
-        store
-            .count_recovery_codes(&ns.app, &ns.other)
-            .await
-            .unwrap(),
+        store.count_recovery_codes(ns.of(&ns.other)).await.unwrap(),
         0
     );
 }

@@ -101,7 +101,7 @@ async fn at_code(
 async fn add_phone(store: &Arc<dyn Store>, user: &UserId, purpose: SessionKind) -> Completion {
     let number = random_number();
     let (e, code) = at_code(store, user, purpose, &number, NOW).await;
-    let phones = store.list_phones(&app(), user).await.unwrap();
+    let phones = store.list_phones(Owner::new(&app(), user)).await.unwrap();
     let phone = PhoneRecord {
         phone_id: PhoneId::generate().unwrap(),
         number: number.clone(),
@@ -157,7 +157,7 @@ async fn run_op(
     barrier: Arc<tokio::sync::Barrier>,
 ) {
     let app = app();
-    let phones = store.list_phones(&app, &user).await.unwrap();
+    let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let pick = |i: usize| phones.get(i % phones.len().max(1)).cloned();
     let write = match op {
         Op::MakePrimary(i) => match pick(i) {
@@ -215,10 +215,16 @@ async fn run_op(
     match write {
         Write::Nothing => {}
         Write::MakePrimary(id, seen) => {
-            store.set_primary(&app, &user, &id, &seen).await.unwrap();
+            store
+                .set_primary(Owner::new(&app, &user), &id, &seen)
+                .await
+                .unwrap();
         }
         Write::Remove(removal) => {
-            store.remove_phone(&app, &user, &removal).await.unwrap();
+            store
+                .remove_phone(Owner::new(&app, &user), &removal)
+                .await
+                .unwrap();
         }
         Write::Replace(replace) => {
             let (e, code, change) = *replace;
@@ -260,7 +266,7 @@ async fn one_primary_case(
     for t in tasks {
         t.await.unwrap();
     }
-    let after = store.list_phones(&app(), &user).await.unwrap();
+    let after = store.list_phones(Owner::new(&app(), &user)).await.unwrap();
     let primaries = after.iter().filter(|p| p.primary).count();
     if after.is_empty() || primaries == 1 {
         Ok(())
@@ -324,7 +330,7 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
     let user = fresh_user();
     assert!(
         !store
-            .replace_recovery_codes(&app, &user, &hashes("a"), NOW)
+            .replace_recovery_codes(Owner::new(&app, &user), &hashes("a"), NOW)
             .await
             .unwrap(),
         "no phone, no set"
@@ -332,36 +338,59 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
     add_phone(&store, &user, SessionKind::Enroll).await;
     assert!(
         store
-            .replace_recovery_codes(&app, &user, &hashes("a"), NOW)
+            .replace_recovery_codes(Owner::new(&app, &user), &hashes("a"), NOW)
             .await
             .unwrap()
     );
-    assert_eq!(store.count_recovery_codes(&app, &user).await.unwrap(), 10);
-    let phones = store.list_phones(&app, &user).await.unwrap();
+    assert_eq!(
+        store
+            .count_recovery_codes(Owner::new(&app, &user))
+            .await
+            .unwrap(),
+        10
+    );
+    let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let removal = Removal {
         phone: phones[0].clone(),
         number_tag: tag(&phones[0].number),
         seen: phones.clone(),
         promote: None,
     };
-    assert!(store.remove_phone(&app, &user, &removal).await.unwrap());
-    assert_eq!(store.count_recovery_codes(&app, &user).await.unwrap(), 0);
+    assert!(
+        store
+            .remove_phone(Owner::new(&app, &user), &removal)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .count_recovery_codes(Owner::new(&app, &user))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(
         !store
-            .consume_recovery_code(&app, &user, &hashes("a")[0])
+            .consume_recovery_code(Owner::new(&app, &user), &hashes("a")[0])
             .await
             .unwrap()
     );
     // Re-enrolling does not bring them back.
     add_phone(&store, &user, SessionKind::Enroll).await;
-    assert_eq!(store.count_recovery_codes(&app, &user).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_recovery_codes(Owner::new(&app, &user))
+            .await
+            .unwrap(),
+        0
+    );
 
     // Concurrent: a new set and the removal of the last phone. Whatever the order, a user
     // without a phone has no usable code.
     for round in 0..rounds {
         let user = fresh_user();
         add_phone(&store, &user, SessionKind::Enroll).await;
-        let phones = store.list_phones(&app, &user).await.unwrap();
+        let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
         let removal = Removal {
             phone: phones[0].clone(),
             number_tag: tag(&phones[0].number),
@@ -379,22 +408,28 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
         );
         let set2 = set.clone();
         let made = tokio::spawn(async move {
-            s1.replace_recovery_codes(&a1, &u1, &set2, NOW)
+            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
                 .await
                 .unwrap()
         });
-        let removed =
-            tokio::spawn(async move { s2.remove_phone(&a2, &u2, &removal).await.unwrap() });
+        let removed = tokio::spawn(async move {
+            s2.remove_phone(Owner::new(&a2, &u2), &removal)
+                .await
+                .unwrap()
+        });
         let (made, removed) = (made.await.unwrap(), removed.await.unwrap());
         assert!(removed, "round {round}: the removal is as seen");
         assert_eq!(
-            store.count_recovery_codes(&app, &user).await.unwrap(),
+            store
+                .count_recovery_codes(Owner::new(&app, &user))
+                .await
+                .unwrap(),
             0,
             "round {round}: set made {made}, yet codes survived the last phone"
         );
         assert!(
             !store
-                .consume_recovery_code(&app, &user, &set[0])
+                .consume_recovery_code(Owner::new(&app, &user), &set[0])
                 .await
                 .unwrap()
         );
@@ -415,14 +450,26 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
         );
         let set2 = set.clone();
         let made = tokio::spawn(async move {
-            s1.replace_recovery_codes(&a1, &u1, &set2, NOW)
+            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
                 .await
                 .unwrap()
         });
-        let reset = tokio::spawn(async move { s2.reset_user(&a2, &u2).await.unwrap() });
+        let reset = tokio::spawn(async move { s2.reset_user(Owner::new(&a2, &u2)).await.unwrap() });
         let (_, _) = (made.await.unwrap(), reset.await.unwrap());
-        assert_eq!(store.count_recovery_codes(&app, &user).await.unwrap(), 0);
-        assert!(store.list_phones(&app, &user).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .count_recovery_codes(Owner::new(&app, &user))
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(
+            store
+                .list_phones(Owner::new(&app, &user))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
@@ -445,7 +492,7 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     let user = fresh_user();
     add_phone(&store, &user, SessionKind::Enroll).await;
     add_phone(&store, &user, SessionKind::Add).await;
-    let phones = store.list_phones(&app, &user).await.unwrap();
+    let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let (first, second) = (phones[0].clone(), phones[1].clone());
     let change = |p: &PhoneRecord| PhoneChange::Challenge {
         phone_id: p.phone_id.clone(),
@@ -498,14 +545,19 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
 
     // Removed between the text and the check: no.
     let (e, code) = at_code(&store, &user, challenge(&second), &second.number, NOW).await;
-    let seen = store.list_phones(&app, &user).await.unwrap();
+    let seen = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let removal = Removal {
         phone: second.clone(),
         number_tag: tag(&second.number),
         seen,
         promote: None,
     };
-    assert!(store.remove_phone(&app, &user, &removal).await.unwrap());
+    assert!(
+        store
+            .remove_phone(Owner::new(&app, &user), &removal)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .complete_enrollment(e.code_use(&code, NOW), &change(&second))
@@ -683,7 +735,14 @@ async fn enroll_adds_only_the_first(store: Arc<dyn Store>) {
             .unwrap(),
         Completion::PhonesChanged
     );
-    assert_eq!(store.list_phones(&app(), &user).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_phones(Owner::new(&app(), &user))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]

@@ -7,10 +7,12 @@ use crate::error::PortError;
 use crate::ports::{AuditEvent, AuditPage, AuditQuery, AuditStore};
 use crate::types::{AppId, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::request::*;
-use super::transact::*;
+use super::item::{
+    ACTION, ACTOR, APP_ID, AT, DETAILS, ID, OUTCOME, USER_ID, get_s, get_t, parse_id, s, t,
+};
+use super::keys::{PK, SK, TTL, audit_pk, key, user_audit_pk};
+use super::request::{Expr, Page, Query};
+use super::transact::{Tx, cancelled_err, tx_put};
 use super::{DynamoStore, Item};
 
 /// An audit event's items: the application's, then (when the event names a user) the user's.

@@ -7,9 +7,12 @@ use crate::error::PortError;
 use crate::ports::{Counted, CounterStore, Window};
 use crate::types::UnixTime;
 
-use super::item::*;
-use super::keys::*;
-use super::request::*;
+use super::item::{
+    BLOCKED_UNTIL, COUNT, REFUSED, WINDOW_END, WINDOW_START, WRITE_TOKEN, get_n, get_t, n, opt_t,
+    s, t,
+};
+use super::keys::{PK, SK_COUNTER, TTL, counter_pk, key};
+use super::request::{Expr, UpdateReq, Updated, Written, carries_token, write_token};
 use super::{DynamoStore, Item};
 
 /// How many times `counter_take` retries when concurrent requests keep moving the window.

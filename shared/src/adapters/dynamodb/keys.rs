@@ -6,7 +6,7 @@ use crate::types::ids::SessionId;
 use crate::types::{AppId, PhoneId, UserId};
 
 use super::Item;
-use super::item::*;
+use super::item::s;
 
 /// The partition key attribute.
 pub const PK: &str = "pk";

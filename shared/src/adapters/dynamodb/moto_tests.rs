@@ -3,8 +3,6 @@
 //! count and number claims), and that no code is stored in clear. What the store answers is
 //! the store contract suite's (`shared/tests/it/store_contract.rs`, on memory, moto and dynoxide).
 
-use super::*;
-
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::{
@@ -16,25 +14,23 @@ use crate::types::ids::CodeId;
 use crate::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 
 use super::audit::audit_from_item;
-use super::counters::*;
-use super::item::*;
-use super::keys::*;
+use super::counters::{CounterState, counter_from_item};
+use super::item::{
+    BLOCKED_UNTIL, CODE_HASH, CODE_ID, COUNT, CREATED_AT, ENROLLMENT_ID, FIRST_VERIFIED_AT,
+    GENERATION, PENDING_ATTRS, PHONE_ID, PURPOSE, PURPOSE_PHONE_ID, REFUSED, USED_AT, USED_BY,
+    VERIFIED_AT, WRITE_TOKEN, n, s, t,
+};
+use super::keys::{
+    RECOVERY_PREFIX, SK, SK_COUNTER, SK_PHONES, SK_PROFILE, SK_RECOVERY_SET, SK_SKIP, TTL,
+    audit_pk, counter_pk, key, number_sk, phone_sk, recovery_sk, user_audit_pk, user_pk,
+};
 use super::sessions::enrollment_key;
-use crate::adapters::aws::{bootstrap, moto};
-use crate::config::AwsNames;
+use super::{DynamoStore, Item};
+use crate::adapters::aws::moto;
 
 async fn store() -> DynamoStore {
-    let url = std::env::var("MFA_TEST_MOTO_URL").unwrap();
-    let sdk = moto::sdk_config(&url).await;
-    let names = AwsNames {
-        table_name: moto::unique("mfa-store"),
-        secret_id: moto::unique("mfa-store-secret"),
-        signing_secret_id: None,
-    };
-    bootstrap(&sdk, &names, "store-test@example.com")
-        .await
-        .unwrap();
-    DynamoStore::new(Client::new(&sdk), names.table_name)
+    let (sdk, table) = moto::fresh_table("mfa-store").await;
+    DynamoStore::new(Client::new(&sdk), table)
 }
 
 /// A fresh table, and the user `user-1` of the application `app`.
@@ -279,13 +275,15 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     })
     .await
     .unwrap();
-    db.put_skip(&app, &user, NOW.plus_secs(60)).await.unwrap();
-    let skip = db.get("t", raw(SK_SKIP.into())).await.unwrap().unwrap();
-    assert_eq!(skip[TTL], t(NOW.plus_secs(60)));
-    db.replace_recovery_codes(&app, &user, &hashes("r", 3), NOW)
+    db.put_skip(Owner::new(&app, &user), NOW.plus_secs(60))
         .await
         .unwrap();
-    db.reset_user(&app, &user).await.unwrap();
+    let skip = db.get("t", raw(SK_SKIP.into())).await.unwrap().unwrap();
+    assert_eq!(skip[TTL], t(NOW.plus_secs(60)));
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("r", 3), NOW)
+        .await
+        .unwrap();
+    db.reset_user(Owner::new(&app, &user)).await.unwrap();
     assert_eq!(
         sks(&db.query_partition("t", pk.clone()).await.unwrap()),
         vec![SK_PROFILE.to_owned(), SK_SKIP.to_owned()]
@@ -298,7 +296,7 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
     let (db, app, user) = user_of("app-recovery").await;
     first_phone(&db, &app, &user).await;
     let first = hashes("first", 10);
-    db.replace_recovery_codes(&app, &user, &first, NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &first, NOW)
         .await
         .unwrap();
     let mut expected: Vec<String> = first.iter().map(|h| recovery_sk(h)).collect();
@@ -310,14 +308,14 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
     assert!(!item.contains_key(TTL) && !item.contains_key(USED_BY));
     // A use marks the code (the token of the use), and the code stays until its set goes.
     assert!(
-        db.consume_recovery_code(&app, &user, &first[0])
+        db.consume_recovery_code(Owner::new(&app, &user), &first[0])
             .await
             .unwrap()
     );
     let item = db.get("t", code_key).await.unwrap().unwrap();
     assert!(item.contains_key(USED_BY) && item.contains_key(USED_AT));
     // Each replacement moves the set's generation.
-    db.replace_recovery_codes(&app, &user, &hashes("second", 10), NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("second", 10), NOW)
         .await
         .unwrap();
     let set = db
@@ -327,20 +325,25 @@ async fn recovery_codes_are_items_keyed_by_hash_marked_when_used() {
         .unwrap();
     assert_eq!(set[GENERATION], n(2));
     // A set too big for one transaction (the non-atomic fallback), then a normal one.
-    db.replace_recovery_codes(&app, &user, &hashes("big", 150), NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &hashes("big", 150), NOW)
         .await
         .unwrap();
-    assert_eq!(db.count_recovery_codes(&app, &user).await.unwrap(), 150);
+    assert_eq!(
+        db.count_recovery_codes(Owner::new(&app, &user))
+            .await
+            .unwrap(),
+        150
+    );
     assert_eq!(recovery_sks(&db, &app, &user).await.len(), 150);
     let last = hashes("last", 10);
-    db.replace_recovery_codes(&app, &user, &last, NOW)
+    db.replace_recovery_codes(Owner::new(&app, &user), &last, NOW)
         .await
         .unwrap();
     let mut expected: Vec<String> = last.iter().map(|h| recovery_sk(h)).collect();
     expected.sort();
     assert_eq!(recovery_sks(&db, &app, &user).await, expected);
     // The reset leaves nothing of the user (no profile was written).
-    db.reset_user(&app, &user).await.unwrap();
+    db.reset_user(Owner::new(&app, &user)).await.unwrap();
     assert_eq!(
         db.query_partition("t", user_pk(&app, &user)).await.unwrap(),
         vec![]
@@ -407,7 +410,8 @@ async fn concurrent_writes_keep_a_counter_under_its_limit_and_one_whole_recovery
     for set in sets.clone() {
         let (db, app, user) = (db.clone(), app.clone(), user.clone());
         tasks.push(tokio::spawn(async move {
-            db.replace_recovery_codes(&app, &user, &set, NOW).await
+            db.replace_recovery_codes(Owner::new(&app, &user), &set, NOW)
+                .await
         }));
     }
     for task in tasks {

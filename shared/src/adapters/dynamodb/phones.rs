@@ -5,14 +5,23 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
 use crate::ports::{PhoneRecord, PhoneStore, Removal};
-use crate::types::{AppId, PhoneId, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::recovery::*;
-use super::request::*;
-use super::transact::*;
-use super::users::*;
+use super::item::{
+    CLAIMED_AT, COUNT, FIRST_VERIFIED_AT, GENERATION, LABEL, NUMBER, PHONE_ID, PRIMARY,
+    VERIFIED_AT, get_bool, get_s, get_t, n, opt_n, opt_s, opt_t, parse_id, s, stored_number, t,
+};
+use super::keys::{
+    PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, number_sk, phone_sk,
+    user_pk,
+};
+use super::recovery::next_generation;
+use super::request::{Expr, Page, Query, exists_with};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
+    tx_update,
+};
+use super::users::RESET_RETRIES;
 use super::{DynamoStore, Item};
 
 /// A verified phone's item. The number is kept in E.164: it is needed to text later.
@@ -175,8 +184,8 @@ pub(super) fn count_check(
 
 #[async_trait]
 impl PhoneStore for DynamoStore {
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
-        let query = Query::partition(user_pk(app, user), Some(PHONE_PREFIX));
+    async fn list_phones(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
+        let query = Query::partition(user_pk(owner.app, owner.user), Some(PHONE_PREFIX));
         let mut phones = Vec::new();
         self.paginate("list_phones", &query, |page, _| {
             for item in &page {
@@ -191,8 +200,7 @@ impl PhoneStore for DynamoStore {
 
     async fn set_phone_label(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError> {
@@ -205,7 +213,7 @@ impl PhoneStore for DynamoStore {
         let condition = format!("attribute_exists({})", x.name(PK));
         self.update_if(
             "set_phone_label",
-            key(user_pk(app, user), phone_sk(phone_id)),
+            key(user_pk(owner.app, owner.user), phone_sk(phone_id)),
             &update,
             &condition,
             &x,
@@ -217,12 +225,12 @@ impl PhoneStore for DynamoStore {
 
     async fn set_primary(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         const OP: &str = "set_primary";
+        let Owner { app, user } = owner;
         let table = self.table.as_str();
         let Some(target) = seen.iter().find(|p| &p.phone_id == phone_id) else {
             return Ok(false);
@@ -256,13 +264,9 @@ impl PhoneStore for DynamoStore {
         }
     }
 
-    async fn remove_phone(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        removal: &Removal,
-    ) -> Result<bool, PortError> {
+    async fn remove_phone(&self, owner: Owner<'_>, removal: &Removal) -> Result<bool, PortError> {
         const OP: &str = "remove_phone";
+        let Owner { app, user } = owner;
         let table = self.table.as_str();
         let pk = user_pk(app, user);
         let removed = &removal.phone.phone_id;

@@ -7,9 +7,12 @@ use crate::error::PortError;
 use crate::ports::PolicyStore;
 use crate::types::{AppId, CountryCode, Enforcement, Policy};
 
-use super::item::*;
-use super::keys::*;
-use super::request::*;
+use super::item::{
+    ALLOWED_COUNTRIES, APP_ID, AVAILABLE, ENABLED, ENFORCEMENT, INCLUDE_IN_SIGNUP, UPDATED_AT,
+    UPDATED_BY, VERSION, get_bool, get_n, get_s, malformed, n, opt_s, opt_t, parse_id, s, t,
+};
+use super::keys::{PK, SK_POLICY, app_pk, key};
+use super::request::Expr;
 use super::{DynamoStore, Item};
 
 /// The policy item.

@@ -5,13 +5,18 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::error::PortError;
 use crate::ports::{Clock, RecoveryStore};
-use crate::types::{AppId, UnixTime, UserId};
+use crate::types::{AppId, Owner, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::request::*;
-use super::transact::*;
-use super::users::*;
+use super::item::{
+    COUNT, CREATED_AT, GENERATION, UPDATED_AT, USED_AT, USED_BY, get_s, n, opt_n, s, t,
+};
+use super::keys::{PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, recovery_sk, user_pk};
+use super::request::{Expr, Page, Query, UpdateReq, Updated, write_token};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
+    tx_put, tx_update,
+};
+use super::users::RESET_RETRIES;
 use super::{DynamoStore, Item};
 
 /// A recovery code's item: its keyed hash is the sort key (no other copy, never the code).
@@ -62,12 +67,12 @@ pub(super) fn next_generation(
 impl RecoveryStore for DynamoStore {
     async fn replace_recovery_codes(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         hashes: &[String],
         now: UnixTime,
     ) -> Result<bool, PortError> {
         const OP: &str = "replace_recovery_codes";
+        let Owner { app, user } = owner;
         let table = self.table.as_str();
         let pk = user_pk(app, user);
         // One item per hash: a hash given twice is one code.
@@ -149,12 +154,7 @@ impl RecoveryStore for DynamoStore {
         ))
     }
 
-    async fn consume_recovery_code(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        hash: &str,
-    ) -> Result<bool, PortError> {
+    async fn consume_recovery_code(&self, owner: Owner<'_>, hash: &str) -> Result<bool, PortError> {
         // One conditional update: of concurrent uses of one code, exactly one finds it unused.
         // The code is marked with this call's token rather than deleted, so that a retry of
         // this very call (after a lost answer) still finds it its own and answers true.
@@ -172,7 +172,7 @@ impl RecoveryStore for DynamoStore {
             x.name(PK)
         );
         let request = UpdateReq::new(
-            key(user_pk(app, user), recovery_sk(hash)),
+            key(user_pk(owner.app, owner.user), recovery_sk(hash)),
             update,
             condition,
             x,
@@ -183,8 +183,9 @@ impl RecoveryStore for DynamoStore {
         ))
     }
 
-    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
-        let mut query = Query::partition(user_pk(app, user), Some(RECOVERY_PREFIX)).count_only();
+    async fn count_recovery_codes(&self, owner: Owner<'_>) -> Result<u32, PortError> {
+        let pk = user_pk(owner.app, owner.user);
+        let mut query = Query::partition(pk, Some(RECOVERY_PREFIX)).count_only();
         // A used code stays (marked) until its set goes: only unused ones count.
         let unused = format!("attribute_not_exists({})", query.expr().name(USED_BY));
         let mut total: u32 = 0;

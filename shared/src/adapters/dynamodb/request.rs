@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::types::{
 use crate::adapters::aws::error_detail;
 use crate::error::PortError;
 
-use super::item::*;
-use super::keys::*;
+use super::item::{WRITE_TOKEN, s};
+use super::keys::{PK, SK};
 use super::{DynamoStore, Item};
 
 /// How many more times a write is sent when it met another transaction: a single-item write

@@ -11,11 +11,21 @@ use crate::ports::{
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, Owner, PhoneId, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::phones::*;
-use super::request::*;
-use super::transact::*;
+use super::item::{
+    APP_ID, ATTEMPTS, CODE_EXPIRES_AT, CODE_HASH, CODE_ID, CODE_LABEL, CODE_NUMBER, CREATED_AT,
+    ENROLLMENT_ID, EXPIRES_AT, LAST_SENT_AT, NUMBER, PENDING_ATTRS, PURPOSE, PURPOSE_PHONE_ID,
+    SENDS, STEP, USER_ID, VERIFIED_AT, WRITE_TOKEN, get_n, get_s, get_t, malformed, n, opt_s,
+    opt_t, parse_id, s, stored_number, t,
+};
+use super::keys::{
+    ENROLLMENT_PREFIX, PK, SK, TTL, enrollment_sk, key, number_sk, phone_sk, user_pk,
+};
+use super::phones::{number_claim_item, phone_to_item, tx_count};
+use super::request::{Expr, Page, Query, Written, carries_token, exists_with, write_token};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
+    tx_put, tx_update,
+};
 use super::{DynamoStore, Item};
 
 /// At most this many expired enrollment items are deleted by one

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Up
 
 use crate::error::PortError;
 
-use super::request::*;
+use super::request::{Expr, build_err, retry_conflicts, retry_while_conflicted, sdk_err};
 use super::{DynamoStore, Item};
 
 /// The most items one TransactWriteItems may hold.

@@ -4,15 +4,20 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
-use crate::ports::users::UserOverview;
-use crate::ports::{PhoneRecord, UserRecord, UserStore};
-use crate::types::{AppId, UnixTime, UserId};
+use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
+use crate::types::{AppId, Owner, UnixTime, UserId};
 
-use super::item::*;
-use super::keys::*;
-use super::phones::*;
-use super::request::*;
-use super::transact::*;
+use super::item::{
+    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, NUMBER, PASSWORD_HASH, UNTIL, UPDATED_AT,
+    USED_BY, USER_ID, get_bool, get_s, get_t, n, opt_n, parse_id, s, t,
+};
+use super::keys::{
+    ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_PROFILE,
+    SK_RECOVERY_SET, SK_SKIP, TTL, key, user_pk,
+};
+use super::phones::{in_list_order, placed_phone};
+use super::request::{Expr, Page, Query};
+use super::transact::{MAX_TRANSACTION_ITEMS, Tx, cancelled_err, lost_race, tx_delete};
 use super::{DynamoStore, Item};
 
 /// How many times `reset_user` and `replace_recovery_codes` start over when concurrent
@@ -57,8 +62,8 @@ pub fn skip_to_item(app: &AppId, user: &UserId, until: UnixTime) -> Item {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        self.get("get_user", key(user_pk(app, user), SK_PROFILE))
+    async fn get_user(&self, owner: Owner<'_>) -> Result<Option<UserRecord>, PortError> {
+        self.get("get_user", key(user_pk(owner.app, owner.user), SK_PROFILE))
             .await?
             .map(|item| user_from_item(&item))
             .transpose()
@@ -66,22 +71,11 @@ impl UserStore for DynamoStore {
 
     /// One query of the user's partition (strongly consistent, all pages) for what four reads
     /// gave: the profile, the skip, the phones and the unused recovery codes. Enrollments,
-    /// challenges and number claims are filtered out by DynamoDB (read, not sent).
-    async fn user_overview(
-        &self,
-        app: &AppId,
-        user: &UserId,
-    ) -> Result<Option<UserOverview>, PortError> {
+    /// challenges and number claims come too, and are passed over here: DynamoDB refuses a
+    /// filter expression on a key attribute (`sk`), as dynoxide does (moto does not).
+    async fn user_overview(&self, owner: Owner<'_>) -> Result<UserOverview, PortError> {
         const OP: &str = "user_overview";
-        let mut query = Query::partition(user_pk(app, user), None);
-        let x = query.expr();
-        let sk = x.name(SK);
-        let not_listed = format!(
-            "NOT (begins_with({sk}, {}) OR begins_with({sk}, {}))",
-            x.value("enrollments", s(ENROLLMENT_PREFIX)),
-            x.value("numbers", s(NUMBER_PREFIX)),
-        );
-        let query = query.filter(not_listed);
+        let query = Query::partition(user_pk(owner.app, owner.user), None);
         let mut overview = UserOverview::default();
         let mut placed = Vec::new();
         let mut read = |item: &Item| -> Result<(), PortError> {
@@ -104,16 +98,16 @@ impl UserStore for DynamoStore {
         })
         .await?;
         overview.phones = in_list_order(placed);
-        Ok(Some(overview))
+        Ok(overview)
     }
 
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
         self.put("put_user", user_to_item(user)).await
     }
 
-    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
+    async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError> {
         match self
-            .get("get_skip", key(user_pk(app, user), SK_SKIP))
+            .get("get_skip", key(user_pk(owner.app, owner.user), SK_SKIP))
             .await?
         {
             Some(item) => Ok(Some(get_t(&item, "skip", UNTIL)?)),
@@ -121,13 +115,15 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
-        self.put("put_skip", skip_to_item(app, user, until)).await
+    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError> {
+        self.put("put_skip", skip_to_item(owner.app, owner.user, until))
+            .await
     }
 
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
         const OP: &str = "reset_user";
         let table = self.table.as_str();
+        let pk = user_pk(owner.app, owner.user);
         let mut removed = Vec::new();
         for attempt in 0..RESET_RETRIES {
             if attempt > 0 {
@@ -141,7 +137,7 @@ impl UserStore for DynamoStore {
             let mut phone_items = Vec::new();
             let mut other_items = Vec::new();
             let mut set_seen = None;
-            for item in self.query_partition(OP, user_pk(app, user)).await? {
+            for item in self.query_partition(OP, pk.clone()).await? {
                 let sk = get_s(&item, "user partition", SK)?.to_owned();
                 if sk == SK_PHONES {
                     let mut x = Expr::default();
@@ -150,7 +146,7 @@ impl UserStore for DynamoStore {
                         None => format!("attribute_not_exists({})", x.name(COUNT)),
                     };
                     count_item = Some((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        tx_delete(OP, table, key(pk.clone(), sk), Some(&condition), &x)?,
                         None,
                     ));
                 } else if sk.starts_with(PHONE_PREFIX) {
@@ -162,7 +158,7 @@ impl UserStore for DynamoStore {
                         x.value("number", s(phone.number.e164()))
                     );
                     phone_items.push((
-                        tx_delete(OP, table, key(user_pk(app, user), sk), Some(&condition), &x)?,
+                        tx_delete(OP, table, key(pk.clone(), sk), Some(&condition), &x)?,
                         Some((place, phone)),
                     ));
                 } else if sk == SK_RECOVERY_SET {
@@ -172,13 +168,7 @@ impl UserStore for DynamoStore {
                     || sk.starts_with(RECOVERY_PREFIX)
                 {
                     other_items.push((
-                        tx_delete(
-                            OP,
-                            table,
-                            key(user_pk(app, user), sk),
-                            None,
-                            &Expr::default(),
-                        )?,
+                        tx_delete(OP, table, key(pk.clone(), sk), None, &Expr::default())?,
                         None,
                     ));
                 }
@@ -195,7 +185,7 @@ impl UserStore for DynamoStore {
                 tx_delete(
                     OP,
                     table,
-                    key(user_pk(app, user), SK_RECOVERY_SET),
+                    key(pk.clone(), SK_RECOVERY_SET),
                     Some(&set_condition),
                     &x,
                 )?,
@@ -231,86 +221,5 @@ impl UserStore for DynamoStore {
         Err(PortError::new(
             "dynamodb reset_user: gave up after repeated concurrent changes",
         ))
-    }
-}
-
-#[cfg(test)]
-mod overview_moto_tests {
-    use aws_sdk_dynamodb::Client;
-
-    use super::*;
-    use crate::adapters::aws::moto;
-    use crate::ports::{PhoneStore, RecoveryStore};
-    use crate::types::{PhoneId, PhoneNumber};
-
-    /// The one query answers what the four reads answer, item kinds it skips included.
-    #[tokio::test]
-    #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
-    async fn user_overview_is_what_the_four_reads_give() {
-        let (sdk, table) = moto::fresh_table("mfa-overview").await;
-        let db = DynamoStore::new(Client::new(&sdk), table);
-        let app = AppId::parse("app-overview").unwrap();
-        let user = UserId::parse("user-1").unwrap();
-        let four = async || UserOverview {
-            user: db.get_user(&app, &user).await.unwrap(),
-            phones: db.list_phones(&app, &user).await.unwrap(),
-            skip: db.get_skip(&app, &user).await.unwrap(),
-            recovery_codes_remaining: db.count_recovery_codes(&app, &user).await.unwrap(),
-        };
-
-        // Nothing stored yet.
-        let none = db.user_overview(&app, &user).await.unwrap().unwrap();
-        assert_eq!(none, UserOverview::default());
-        assert_eq!(none, four().await);
-
-        let pk = user_pk(&app, &user);
-        let profile = UserRecord {
-            app_id: app.clone(),
-            user_id: user.clone(),
-            email: "u@example.com".into(),
-            email_verified: true,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-            updated_at: UnixTime(1_800_000_000),
-        };
-        let phone = |n: &str, primary: bool, at: i64| PhoneRecord {
-            phone_id: PhoneId::generate().unwrap(),
-            number: PhoneNumber::parse(n).unwrap(),
-            label: primary.then(|| "mine".to_owned()),
-            primary,
-            verified_at: UnixTime(at),
-        };
-        let mut items = vec![
-            user_to_item(&profile),
-            skip_to_item(&app, &user, UnixTime(1_800_000_600)),
-            phone_to_item(&app, &user, &phone("+14155550101", false, 1_800_000_200)),
-            phone_to_item(&app, &user, &phone("+14155550102", true, 1_800_000_100)),
-            key(pk.clone(), number_sk("tag-a")),
-            key(pk.clone(), "ENROLLMENT#enr_0"),
-            key(pk.clone(), SK_PHONES),
-            key(pk.clone(), SK_RECOVERY_SET),
-        ];
-        for h in ["aa", "bb", "cc"] {
-            items.push(key(pk.clone(), recovery_sk(h)));
-        }
-        let mut used = key(pk.clone(), recovery_sk("dd"));
-        used.insert(USED_BY.into(), s("token"));
-        items.push(used);
-        // Another user's items are not read.
-        items.push(phone_to_item(
-            &app,
-            &UserId::parse("user-2").unwrap(),
-            &phone("+14155550103", true, 1_800_000_000),
-        ));
-        for item in items {
-            db.put("t", item).await.unwrap();
-        }
-
-        let overview = db.user_overview(&app, &user).await.unwrap().unwrap();
-        assert_eq!(overview, four().await);
-        assert_eq!(overview.user, Some(profile));
-        assert_eq!(overview.skip, Some(UnixTime(1_800_000_600)));
-        let numbers: Vec<_> = overview.phones.iter().map(|p| p.number.e164()).collect();
-        assert_eq!(numbers, ["+14155550102", "+14155550101"]);
-        assert_eq!(overview.recovery_codes_remaining, 3);
     }
 }

@@ -15,15 +15,20 @@ use crate::error::PortError;
 use crate::ports::{
     AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
     MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
-    RecoveryStore, Removal, SessionStore, Step, UserRecord, UserStore, Window,
+    RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, PhoneId, Policy, UnixTime, UserId};
+use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
 
 mod phones;
 mod sessions;
 
 type UserKey = (AppId, UserId);
+
+/// The key of the owner's records in the maps.
+fn user_key(o: Owner<'_>) -> UserKey {
+    (o.app.clone(), o.user.clone())
+}
 
 /// Writes between two sweeps of expired items.
 pub const SWEEP_EVERY: u64 = 128;
@@ -175,12 +180,20 @@ impl PolicyStore for MemoryStore {
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn get_user(&self, app: &AppId, user: &UserId) -> Result<Option<UserRecord>, PortError> {
-        Ok(self
-            .lock()?
-            .users
-            .get(&(app.clone(), user.clone()))
-            .cloned())
+    async fn get_user(&self, owner: Owner<'_>) -> Result<Option<UserRecord>, PortError> {
+        Ok(self.lock()?.users.get(&user_key(owner)).cloned())
+    }
+
+    async fn user_overview(&self, owner: Owner<'_>) -> Result<UserOverview, PortError> {
+        let s = self.lock()?;
+        let key = user_key(owner);
+        let codes = s.recovery.get(&key).map_or(0, Vec::len);
+        Ok(UserOverview {
+            user: s.users.get(&key).cloned(),
+            phones: s.phones.get(&key).cloned().unwrap_or_default(),
+            skip: s.skips.get(&key).copied(),
+            recovery_codes_remaining: u32::try_from(codes).unwrap_or(u32::MAX),
+        })
     }
 
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
@@ -190,29 +203,23 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn get_skip(&self, app: &AppId, user: &UserId) -> Result<Option<UnixTime>, PortError> {
-        Ok(self
-            .lock()?
-            .skips
-            .get(&(app.clone(), user.clone()))
-            .copied())
+    async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError> {
+        Ok(self.lock()?.skips.get(&user_key(owner)).copied())
     }
 
-    async fn put_skip(&self, app: &AppId, user: &UserId, until: UnixTime) -> Result<(), PortError> {
-        self.lock()?
-            .skips
-            .insert((app.clone(), user.clone()), until);
+    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError> {
+        self.lock()?.skips.insert(user_key(owner), until);
         Ok(())
     }
 
-    async fn reset_user(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
         let mut s = self.lock()?;
-        let key = (app.clone(), user.clone());
+        let key = user_key(owner);
         let removed = s.phones.remove(&key).unwrap_or_default();
         s.number_tags.remove(&key);
         s.recovery.remove(&key);
         s.enrollments
-            .retain(|(a, u, _), _| !(a == app && u == user));
+            .retain(|(a, u, _), _| !(a == owner.app && u == owner.user));
         Ok(removed)
     }
 }
@@ -221,13 +228,12 @@ impl UserStore for MemoryStore {
 impl RecoveryStore for MemoryStore {
     async fn replace_recovery_codes(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         hashes: &[String],
         _now: UnixTime,
     ) -> Result<bool, PortError> {
         let mut s = self.lock()?;
-        let key = (app.clone(), user.clone());
+        let key = user_key(owner);
         if s.phones.get(&key).is_none_or(Vec::is_empty) {
             return Ok(false);
         }
@@ -242,14 +248,9 @@ impl RecoveryStore for MemoryStore {
         Ok(true)
     }
 
-    async fn consume_recovery_code(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        hash: &str,
-    ) -> Result<bool, PortError> {
+    async fn consume_recovery_code(&self, owner: Owner<'_>, hash: &str) -> Result<bool, PortError> {
         let mut s = self.lock()?;
-        let Some(codes) = s.recovery.get_mut(&(app.clone(), user.clone())) else {
+        let Some(codes) = s.recovery.get_mut(&user_key(owner)) else {
             return Ok(false);
         };
         let before = codes.len();
@@ -257,11 +258,11 @@ impl RecoveryStore for MemoryStore {
         Ok(codes.len() < before)
     }
 
-    async fn count_recovery_codes(&self, app: &AppId, user: &UserId) -> Result<u32, PortError> {
-        let s = self.lock()?;
-        let n = s
+    async fn count_recovery_codes(&self, owner: Owner<'_>) -> Result<u32, PortError> {
+        let n = self
+            .lock()?
             .recovery
-            .get(&(app.clone(), user.clone()))
+            .get(&user_key(owner))
             .map_or(0, Vec::len);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }

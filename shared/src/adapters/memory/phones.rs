@@ -4,26 +4,25 @@ use super::*;
 
 #[async_trait]
 impl PhoneStore for MemoryStore {
-    async fn list_phones(&self, app: &AppId, user: &UserId) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn list_phones(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
         Ok(self
             .lock()?
             .phones
-            .get(&(app.clone(), user.clone()))
+            .get(&user_key(owner))
             .cloned()
             .unwrap_or_default())
     }
 
     async fn set_phone_label(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         label: Option<String>,
     ) -> Result<Option<PhoneRecord>, PortError> {
         let mut s = self.lock()?;
         let phone = s
             .phones
-            .get_mut(&(app.clone(), user.clone()))
+            .get_mut(&user_key(owner))
             .and_then(|list| list.iter_mut().find(|p| &p.phone_id == phone_id));
         Ok(phone.map(|p| {
             p.label = label;
@@ -33,13 +32,12 @@ impl PhoneStore for MemoryStore {
 
     async fn set_primary(
         &self,
-        app: &AppId,
-        user: &UserId,
+        owner: Owner<'_>,
         phone_id: &PhoneId,
         seen: &[PhoneRecord],
     ) -> Result<bool, PortError> {
         let mut s = self.lock()?;
-        let Some(list) = s.phones.get_mut(&(app.clone(), user.clone())) else {
+        let Some(list) = s.phones.get_mut(&user_key(owner)) else {
             return Ok(false);
         };
         if !primaries_as_seen(list, seen) || !list.iter().any(|p| &p.phone_id == phone_id) {
@@ -51,14 +49,9 @@ impl PhoneStore for MemoryStore {
         Ok(true)
     }
 
-    async fn remove_phone(
-        &self,
-        app: &AppId,
-        user: &UserId,
-        removal: &Removal,
-    ) -> Result<bool, PortError> {
+    async fn remove_phone(&self, owner: Owner<'_>, removal: &Removal) -> Result<bool, PortError> {
         let mut s = self.lock()?;
-        let key = (app.clone(), user.clone());
+        let key = user_key(owner);
         let list = s.phones.get(&key).cloned().unwrap_or_default();
         let as_seen = primaries_as_seen(&list, &removal.seen)
             && list

@@ -113,7 +113,7 @@ impl SessionStore for MemoryStore {
     ) -> Result<Completion, PortError> {
         let (enrollment, code_id, now) = (code.enrollment, code.code_id, code.now);
         let mut s = self.lock()?;
-        let user_key = (enrollment.app_id.clone(), enrollment.user_id.clone());
+        let owner_key = user_key(enrollment.owner());
         let Some(e) = s.enrollments.get(&ekey(enrollment)) else {
             return Ok(Completion::CodeGone);
         };
@@ -125,8 +125,8 @@ impl SessionStore for MemoryStore {
         if !open {
             return Ok(Completion::CodeGone);
         }
-        let tags = s.number_tags.get(&user_key).cloned().unwrap_or_default();
-        let phones = s.phones.get(&user_key).cloned().unwrap_or_default();
+        let tags = s.number_tags.get(&owner_key).cloned().unwrap_or_default();
+        let phones = s.phones.get(&owner_key).cloned().unwrap_or_default();
         if change
             .claimed_tag()
             .is_some_and(|tag| tags.contains_key(tag))
@@ -148,10 +148,10 @@ impl SessionStore for MemoryStore {
                     return Ok(Completion::PhonesChanged);
                 }
                 s.number_tags
-                    .entry(user_key.clone())
+                    .entry(owner_key.clone())
                     .or_default()
                     .insert(number_tag.clone(), phone.phone_id.clone());
-                s.phones.entry(user_key).or_default().push(phone.clone());
+                s.phones.entry(owner_key).or_default().push(phone.clone());
             }
             PhoneChange::Challenge { phone_id, number } => {
                 if !phones
@@ -174,10 +174,10 @@ impl SessionStore for MemoryStore {
                 else {
                     return Ok(Completion::PhonesChanged);
                 };
-                let claims = s.number_tags.entry(user_key.clone()).or_default();
+                let claims = s.number_tags.entry(owner_key.clone()).or_default();
                 claims.remove(old_number_tag);
                 claims.insert(new_number_tag.clone(), phone_id.clone());
-                if let Some(list) = s.phones.get_mut(&user_key) {
+                if let Some(list) = s.phones.get_mut(&owner_key) {
                     list[pos].number = new_number.clone();
                     list[pos].verified_at = now;
                 }
