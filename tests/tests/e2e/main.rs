@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod aws;
+mod events;
 mod faults;
 mod lambda_runtime;
 mod load;
