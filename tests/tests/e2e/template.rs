@@ -1,6 +1,7 @@
 //! `template.yaml` deploys what the code reads and alarms on what the code counts: every
 //! `MFA_*` variable of `shared/src/config.rs` is set for the functions, and each alarm on the
-//! service's own metrics names a metric, namespace and reason the functions really emit.
+//! service's own metrics names a metric, namespace and reason the functions really emit; and
+//! `env.json.example` sets, per function, exactly the variables `sam local` would pass it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -288,4 +289,69 @@ fn admin_routes_and_policy_can_be_scoped_to_one_application() {
         }
         assert!(covers > 0, "{resource} allows no admin route");
     }
+}
+
+/// Each function's variables as the template declares them: Globals' and its own.
+fn declared_variables(t: &Yaml, function: &Yaml) -> BTreeSet<String> {
+    [
+        &t["Globals"]["Function"]["Environment"]["Variables"],
+        &function["Properties"]["Environment"]["Variables"],
+    ]
+    .into_iter()
+    .filter_map(Yaml::as_hash)
+    .flat_map(|h| h.keys().filter_map(|k| k.as_str().map(str::to_owned)))
+    .collect()
+}
+
+/// `env.json.example` (copied to `env.json` for `sam local ... --env-vars env.json`) sets every
+/// variable of every function, by its logical id, and nothing else: `sam local` passes a
+/// function only the variables the template declares, so an undeclared one would be dropped
+/// without a word. Its endpoint is not `localhost`, which inside `sam local`'s container is the
+/// container itself.
+#[test]
+fn env_json_example_sets_each_functions_variables() {
+    let t = template();
+    let text = std::fs::read_to_string(root().join("env.json.example")).unwrap();
+    let example: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let example = example.as_object().expect("an object of functions");
+    let mut functions = BTreeSet::new();
+    for (id, res) in t["Resources"].as_hash().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        functions.insert(id.to_owned());
+        let set = example
+            .get(id)
+            .and_then(|v| v.as_object())
+            .unwrap_or_else(|| panic!("env.json.example has no {id}"));
+        let set: BTreeSet<String> = set
+            .iter()
+            .map(|(k, v)| {
+                assert!(v.is_string(), "{id}.{k}: sam local wants strings");
+                k.clone()
+            })
+            .collect();
+        let declared = declared_variables(&t, res);
+        let missing: Vec<_> = declared.difference(&set).collect();
+        let dropped: Vec<_> = set.difference(&declared).collect();
+        assert!(
+            missing.is_empty(),
+            "{id}: not in env.json.example: {missing:?}"
+        );
+        assert!(
+            dropped.is_empty(),
+            "{id}: not declared by template.yaml, so sam local drops them: {dropped:?}"
+        );
+        let endpoint = example[id]["AWS_ENDPOINT_URL"].as_str().unwrap();
+        assert!(
+            !endpoint.contains("localhost") && !endpoint.contains("127.0.0.1"),
+            "{id}: {endpoint} is the container itself under sam local"
+        );
+    }
+    let stray: Vec<_> = example.keys().filter(|k| !functions.contains(*k)).collect();
+    assert!(
+        stray.is_empty(),
+        "env.json.example: not functions of template.yaml: {stray:?}"
+    );
 }
