@@ -3,7 +3,7 @@
 
 use lambda_http::{Request, RequestExt};
 
-/// The five Lambda functions.
+/// The six Lambda functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     PolicyConfig,
