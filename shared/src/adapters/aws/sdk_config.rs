@@ -48,7 +48,7 @@ pub fn lambda_sdk_config() -> Result<SdkConfig, StartupError> {
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .service_config(EnvEndpoints);
-    builder.set_endpoint_url(std::env::var("AWS_ENDPOINT_URL").ok());
+    builder.set_endpoint_url(non_empty_var("AWS_ENDPOINT_URL"));
     Ok(builder.build())
 }
 
@@ -60,8 +60,15 @@ struct EnvEndpoints;
 
 impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
     fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
-        env_setting(key.env(), key.service_id(), |name| std::env::var(name).ok())
+        env_setting(key.env(), key.service_id(), non_empty_var)
     }
+}
+
+/// An environment variable's value, with an empty one taken as unset: `sam local` gives a
+/// variable the template declares but `env.json` does not set (`AWS_ENDPOINT_URL`) the value
+/// `""`, which is no endpoint.
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// `{env}_{SERVICE ID}` (upper case, spaces as `_`) if `var` has it, else `env`.
@@ -71,6 +78,7 @@ fn env_setting(
     var: impl Fn(&str) -> Option<String>,
 ) -> Option<String> {
     let service = service_id.to_uppercase().replace(' ', "_");
+    let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     var(&format!("{env}_{service}")).or_else(|| var(env))
 }
 
@@ -128,5 +136,27 @@ mod tests {
         let dynamodb = env_setting("AWS_ENDPOINT_URL", "DynamoDB", vars);
         assert_eq!(dynamodb.as_deref(), Some("http://shared"));
         assert_eq!(env_setting("AWS_ENDPOINT_URL", "SNS", |_| None), None);
+    }
+
+    #[test]
+    fn an_empty_endpoint_variable_is_no_endpoint() {
+        // `sam local` sets a declared variable that env.json leaves out to "".
+        let vars = |name: &str| match name {
+            "AWS_ENDPOINT_URL" => Some(String::new()),
+            "AWS_ENDPOINT_URL_DYNAMODB" => Some(" ".to_owned()),
+            "AWS_ENDPOINT_URL_SNS" => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(env_setting("AWS_ENDPOINT_URL", "DynamoDB", vars), None);
+        assert_eq!(env_setting("AWS_ENDPOINT_URL", "SNS", vars), None);
+        let shared = |name: &str| match name {
+            "AWS_ENDPOINT_URL" => Some("http://shared".to_owned()),
+            "AWS_ENDPOINT_URL_SNS" => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(
+            env_setting("AWS_ENDPOINT_URL", "SNS", shared).as_deref(),
+            Some("http://shared")
+        );
     }
 }
