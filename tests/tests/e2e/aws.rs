@@ -1,7 +1,7 @@
 //! The same flows on `--backend aws` against moto's server: DynamoDB, SNS, SES v2 and
 //! Secrets Manager over their real wire APIs. Run by `tests/run.sh`, which starts moto. The
-//! seed walk and the bootstrap without SES v2 also run on LocalStack (`*_on_localstack`, run by
-//! `tests/localstack.sh`).
+//! seed walk, the races on codes and the bootstrap without SES v2 also run on LocalStack, with
+//! DynamoDB on dynoxide (`*_on_localstack`, run by `tests/localstack.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -94,7 +94,16 @@ async fn seed_walk(s: &LocalServer) {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn eight_concurrent_right_codes_give_exactly_one_success() {
-    let s = Arc::new(fresh());
+    eight_right_codes(Arc::new(fresh())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn eight_concurrent_right_codes_give_exactly_one_success_on_localstack() {
+    eight_right_codes(Arc::new(LocalServer::localstack())).await;
+}
+
+async fn eight_right_codes(s: Arc<LocalServer>) {
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     let (id, _, code) = t.at_code(&s).await;
     let tasks: Vec<_> = (0..8)
@@ -125,7 +134,16 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
-    let s = Arc::new(fresh());
+    twelve_wrong_codes(Arc::new(fresh())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn concurrent_wrong_codes_never_exceed_the_attempt_limit_on_localstack() {
+    twelve_wrong_codes(Arc::new(LocalServer::localstack())).await;
+}
+
+async fn twelve_wrong_codes(s: Arc<LocalServer>) {
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     let (id, _, right) = t.at_code(&s).await;
     let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
