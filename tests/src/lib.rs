@@ -237,7 +237,7 @@ impl LocalServer {
         })
     }
 
-    /// The memory backend (`aws: false`) or `--backend aws` against moto, as `launch` says.
+    /// The memory backend (`aws: false`) or `--backend aws` against the emulators `launch` names.
     pub fn spawn(aws: bool, mut launch: Launch) -> LocalServer {
         let port = free_port();
         let mut cmd = Command::new(mfa_local_bin());
