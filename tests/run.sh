@@ -6,7 +6,9 @@
 #      `--backend aws`, against moto's server, which this script installs into ./.venv,
 #      starts on a free loopback port and stops again; the store contract suite also on
 #      dynoxide (a second DynamoDB emulator, built once into ./.tools),
-#   4. OpenAPI fuzzing, the browser test of the reference web page (Node.js, Debian's
+#   4. the end-to-end tests of the AWS backend on LocalStack (host mode, no Docker: SNS and
+#      Secrets Manager), dynoxide (DynamoDB) and moto (SES v2): tests/localstack.sh,
+#   5. OpenAPI fuzzing, the browser test of the reference web page (Node.js, Debian's
 #      chromium, which tests/browser.sh installs as root when missing), and the README's
 #      walk-through run as written (tests/walkthrough.sh).
 set -euo pipefail
@@ -50,7 +52,8 @@ log "cargo test (unit, flows, handlers, end-to-end on memory and on moto)"
 CARGO_LOG=$(mktemp)
 # The moto load test runs last, on a moto of its own: its thousands of texts and items would
 # slow every later read of the shared emulator's data.
-cargo test --workspace -- --include-ignored --skip on_moto_load 2>&1 | tee "$CARGO_LOG"
+# The *_on_localstack tests run in tests/localstack.sh below, on their own emulators.
+cargo test --workspace -- --include-ignored --skip on_moto_load --skip on_localstack 2>&1 | tee "$CARGO_LOG"
 dynoxide_stop
 
 log "load test on a fresh moto (bounded: 8 users for 12 s)"
@@ -62,6 +65,16 @@ cargo test -p mfa-tests --test e2e -- --include-ignored on_moto_load 2>&1 | tee 
 grep -q '^test result: ok. 1 passed' "$LOAD_LOG" || { echo "the moto load test did not run" >&2; exit 1; }
 cat "$LOAD_LOG" >>"$CARGO_LOG"
 rm -f "$LOAD_LOG"
+moto_stop
+
+log "end-to-end tests on LocalStack, dynoxide and moto (tests/localstack.sh)"
+# It installs LocalStack into ./.venv-localstack (when its pins change), starts its own three
+# emulators and stops them; its "localstack: N passed, N failed" line joins the count.
+LS_LOG=$(mktemp)
+tests/localstack.sh 2>&1 | tee "$LS_LOG"
+LS_PASSED=$(awk '/^localstack: / {print $2}' "$LS_LOG")
+LS_FAILED=$(awk '/^localstack: / {print $4}' "$LS_LOG")
+rm -f "$LS_LOG"
 
 log "OpenAPI fuzzing (schemathesis against openapi.yaml on mfa-local, bounded, fixed seed)"
 # Uses target/debug/mfa-local, which the cargo test step above has just built.
@@ -86,8 +99,8 @@ rm -f "$WALK_LOG"
 # that CI reads): every cargo test result added up; a failure has already stopped the script.
 PASSED=$(awk '/^test result:/ {n += $4} END {print n + 0}' "$CARGO_LOG")
 FAILED=$(awk '/^test result:/ {n += $6} END {print n + 0}' "$CARGO_LOG")
-PASSED=$((PASSED + ${BROWSER_PASSED:-0} + ${WALK_PASSED:-0}))
-FAILED=$((FAILED + ${BROWSER_FAILED:-0}))
+PASSED=$((PASSED + ${BROWSER_PASSED:-0} + ${WALK_PASSED:-0} + ${LS_PASSED:-0}))
+FAILED=$((FAILED + ${BROWSER_FAILED:-0} + ${LS_FAILED:-0}))
 rm -f "$CARGO_LOG"
 echo
 echo "tests: $PASSED passed, $FAILED failed"

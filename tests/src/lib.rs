@@ -5,6 +5,12 @@
 //! Tests on the aws backend need moto's server. `tests/run.sh` starts one from the project's
 //! virtualenv and passes its address as `MFA_TEST_MOTO_URL`; those tests are `#[ignore]`d so
 //! that plain `cargo test` (no network, no emulator) lists them as ignored instead of passing.
+//!
+//! The `*_on_localstack` tests run on a mix instead ([`Emulators::LocalStack`]): LocalStack for
+//! SNS and Secrets Manager (`MFA_TEST_LOCALSTACK_URL`), dynoxide for DynamoDB
+//! (`MFA_TEST_DYNOXIDE_URL`) and moto for SES v2, each pointed at by its own
+//! `AWS_ENDPOINT_URL_<SERVICE>` variable. `tests/localstack.sh` starts all three; `tests/run.sh`
+//! skips these tests on its moto run. Without one of the variables they fail, naming it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -108,10 +114,29 @@ pub fn moto_url() -> String {
     })
 }
 
+/// LocalStack (host mode, SNS and Secrets Manager) for the `*_on_localstack` tests.
+pub fn localstack_url() -> String {
+    std::env::var("MFA_TEST_LOCALSTACK_URL").unwrap_or_else(|_| {
+        panic!("MFA_TEST_LOCALSTACK_URL is not set: the *_on_localstack tests need LocalStack, dynoxide and moto; run them with tests/localstack.sh")
+    })
+}
+
+/// dynoxide (DynamoDB) for the `*_on_localstack` tests.
+pub fn dynoxide_url() -> String {
+    std::env::var("MFA_TEST_DYNOXIDE_URL").unwrap_or_else(|_| {
+        panic!("MFA_TEST_DYNOXIDE_URL is not set: the *_on_localstack tests need LocalStack, dynoxide and moto; run them with tests/localstack.sh")
+    })
+}
+
 /// The AWS SDK's configuration for moto's server (test credentials, us-east-1).
 pub async fn moto_sdk() -> aws_config::SdkConfig {
+    emulator_sdk(&moto_url()).await
+}
+
+/// The AWS SDK's configuration for the emulator at `url` (test credentials, us-east-1).
+pub async fn emulator_sdk(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
+        .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
         .http_client(mfa_shared::adapters::aws::https_client())
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -126,16 +151,35 @@ pub struct LocalServer {
     child: Child,
     pub base: String,
     pub http: reqwest::Client,
-    /// For the aws backend: the emulator and the table this server uses.
+    /// For the aws backend: moto (SES v2, and every service on [`Emulators::Moto`]), the
+    /// table this server uses and the DynamoDB endpoint it is on.
     pub moto: Option<String>,
     pub table: Option<String>,
+    pub dynamodb: Option<String>,
+    /// On [`Emulators::LocalStack`]: LocalStack, where the texts are read.
+    pub localstack: Option<String>,
     /// Every line the server printed on stdout so far (the console outbox, EMF metrics).
     stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Which emulators `--backend aws` talks to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Emulators {
+    /// moto's server for every service (`AWS_ENDPOINT_URL`).
+    #[default]
+    Moto,
+    /// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` on LocalStack,
+    /// `AWS_ENDPOINT_URL_DYNAMODB` on dynoxide, `AWS_ENDPOINT_URL_SESV2` on moto (the
+    /// community LocalStack has no SES v2, and its DynamoDB downloads a Java server at start).
+    /// No shared `AWS_ENDPOINT_URL`: each service goes where its own variable says.
+    LocalStack,
 }
 
 /// How to start a server.
 #[derive(Clone, Default)]
 pub struct Launch {
+    /// The emulators of `--backend aws`.
+    pub emulators: Emulators,
     /// Extra environment (limits, broken endpoints).
     pub env: Vec<(String, String)>,
     /// Use this table (to share state with an earlier server); otherwise a fresh one.
@@ -183,13 +227,23 @@ impl LocalServer {
         })
     }
 
-    /// The memory backend (`aws: false`) or `--backend aws` against moto, as `launch` says.
+    /// `--backend aws` against LocalStack, dynoxide and moto ([`Emulators::LocalStack`]), on a
+    /// fresh table that it bootstraps.
+    pub fn localstack() -> LocalServer {
+        Self::aws(Launch {
+            bootstrap: true,
+            emulators: Emulators::LocalStack,
+            ..Launch::default()
+        })
+    }
+
+    /// The memory backend (`aws: false`) or `--backend aws` against the emulators `launch` names.
     pub fn spawn(aws: bool, mut launch: Launch) -> LocalServer {
         let port = free_port();
         let mut cmd = Command::new(mfa_local_bin());
         cmd.args(["--port", &port.to_string()]);
         cmd.env("RUST_LOG", "warn");
-        let (mut moto, mut table) = (None, None);
+        let (mut moto, mut table, mut dynamodb, mut localstack) = (None, None, None, None);
         if aws {
             let url = moto_url();
             let t = launch.table.take().unwrap_or_else(|| unique("mfa-e2e-"));
@@ -197,8 +251,26 @@ impl LocalServer {
             if launch.bootstrap {
                 cmd.arg("--bootstrap");
             }
-            cmd.env("AWS_ENDPOINT_URL", &url)
-                .env("AWS_REGION", "us-east-1")
+            for service in ["DYNAMODB", "SNS", "SECRETS_MANAGER", "SESV2"] {
+                cmd.env_remove(format!("AWS_ENDPOINT_URL_{service}"));
+            }
+            match launch.emulators {
+                Emulators::Moto => {
+                    cmd.env("AWS_ENDPOINT_URL", &url);
+                    dynamodb = Some(url.clone());
+                }
+                Emulators::LocalStack => {
+                    let (ls, dy) = (localstack_url(), dynoxide_url());
+                    cmd.env_remove("AWS_ENDPOINT_URL")
+                        .env("AWS_ENDPOINT_URL_DYNAMODB", &dy)
+                        .env("AWS_ENDPOINT_URL_SNS", &ls)
+                        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &ls)
+                        .env("AWS_ENDPOINT_URL_SESV2", &url);
+                    dynamodb = Some(dy);
+                    localstack = Some(ls);
+                }
+            }
+            cmd.env("AWS_REGION", "us-east-1")
                 .env("AWS_ACCESS_KEY_ID", "testing")
                 .env("AWS_SECRET_ACCESS_KEY", "testing")
                 .env("MFA_TABLE_NAME", &t)
@@ -249,6 +321,8 @@ impl LocalServer {
             http: reqwest::Client::new(),
             moto,
             table,
+            dynamodb,
+            localstack,
             stdout: lines,
         }
     }
@@ -314,8 +388,12 @@ impl LocalServer {
         }
     }
 
-    /// Every text sent to `number` so far, oldest first (outbox or moto).
+    /// Every text sent to `number` so far, oldest first (outbox, moto or LocalStack).
     pub async fn texts_to(&self, number: &str) -> Vec<String> {
+        if self.localstack.is_some() {
+            let all = self.all_texts().await.into_iter();
+            return all.filter(|(to, _)| to == number).map(|(_, b)| b).collect();
+        }
         match &self.moto {
             None => {
                 let o = self.call("GET", "/_local/outbox", None, None).await.json;
@@ -341,8 +419,11 @@ impl LocalServer {
         }
     }
 
-    /// Every text sent so far as `(to, body)`, oldest first (outbox or moto).
+    /// Every text sent so far as `(to, body)`, oldest first (outbox, moto or LocalStack).
     pub async fn all_texts(&self) -> Vec<(String, String)> {
+        if let Some(url) = &self.localstack {
+            return localstack_sms(url).await;
+        }
         let (list, to, body) = match &self.moto {
             None => {
                 let o = self.call("GET", "/_local/outbox", None, None).await.json;
@@ -470,6 +551,29 @@ pub fn hash_password(password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// The texts LocalStack's SNS "sent", as `(to, body)`: `GET /_aws/sns/sms-messages` answers
+/// `{"sms_messages": {"+1415...": [{"PhoneNumber", "Message", ...}, ...]}, "region": ...}`,
+/// each number's texts oldest first (so is this list, number by number).
+pub async fn localstack_sms(url: &str) -> Vec<(String, String)> {
+    let d: Value = reqwest::get(format!("{url}/_aws/sns/sms-messages"))
+        .await
+        .unwrap_or_else(|e| panic!("LocalStack's SMS list at {url}: {e}"))
+        .json()
+        .await
+        .unwrap();
+    let by_number = d["sms_messages"].as_object().cloned().unwrap_or_default();
+    by_number
+        .values()
+        .flat_map(|texts| texts.as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            (
+                m["PhoneNumber"].as_str().unwrap_or_default().to_owned(),
+                m["Message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// moto's record of everything it was asked to do.
 pub async fn moto_data(url: &str) -> Value {
     reqwest::get(format!("{url}/moto-api/data.json"))
@@ -514,6 +618,19 @@ macro_rules! on_both_backends {
         #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
         async fn $moto() {
             $walk(&$crate::LocalServer::moto()).await;
+        }
+    };
+}
+
+/// One walk over HTTP on the LocalStack mix ([`Emulators::LocalStack`]), as test `$test`:
+/// ignored without it; `tests/localstack.sh` runs it (`-- --ignored on_localstack`).
+#[macro_export]
+macro_rules! on_localstack {
+    ($walk:ident, $test:ident) => {
+        #[tokio::test]
+        #[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+        async fn $test() {
+            $walk(&$crate::LocalServer::localstack()).await;
         }
     };
 }

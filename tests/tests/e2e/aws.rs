@@ -1,20 +1,23 @@
 //! The same flows on `--backend aws` against moto's server: DynamoDB, SNS, SES v2 and
-//! Secrets Manager over their real wire APIs. Run by `tests/run.sh`, which starts moto.
+//! Secrets Manager over their real wire APIs. Run by `tests/run.sh`, which starts moto. The
+//! seed walk, the races on codes and the bootstrap without SES v2 also run on LocalStack, with
+//! DynamoDB on dynoxide (`*_on_localstack`, run by `tests/localstack.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use mfa_tests::{Launch, LocalServer, Tenant, unique_number};
+use mfa_tests::{Emulators, Launch, LocalServer, Tenant, unique_number};
 use serde_json::json;
 
 fn fresh() -> LocalServer {
     LocalServer::moto()
 }
 
-/// Every item of the table, as `attribute = value` strings.
-async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
-    let conf = mfa_tests::moto_sdk().await;
+/// Every item of the server's table, as `attribute = value` strings.
+async fn table_items(s: &LocalServer) -> Vec<Vec<(String, String)>> {
+    let conf = mfa_tests::emulator_sdk(s.dynamodb.as_deref().unwrap()).await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
+    let table = s.table.as_deref().unwrap();
     let out = client.scan().table_name(table).send().await.unwrap();
     out.items()
         .iter()
@@ -29,23 +32,28 @@ async fn table_items(table: &str) -> Vec<Vec<(String, String)>> {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn the_seed_walk_on_dynamodb_sns_and_ses() {
-    let s = fresh();
-    let t = Tenant::set_up(&s, "optional").await;
+    seed_walk(&fresh()).await;
+}
+
+mfa_tests::on_localstack!(seed_walk, the_seed_walk_on_localstack);
+
+async fn seed_walk(s: &LocalServer) {
+    let t = Tenant::set_up(s, "optional").await;
     let st = s
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;
     assert_eq!(st.json["prompt"], "enroll", "{st:?}");
 
-    let id = t.start(&s).await;
+    let id = t.start(s).await;
     let number = unique_number();
-    let r = t.phone(&s, &id, &number).await;
+    let r = t.phone(s, &id, &number).await;
     assert_eq!(r.status, 202, "{r:?}");
     let texts = s.texts_to(&number).await;
     assert_eq!(texts.len(), 1, "one text through SNS");
     let code = s.last_code(&number).await;
 
     // The table holds the code only as a keyed hash.
-    let items = table_items(s.table.as_deref().unwrap()).await;
+    let items = table_items(s).await;
     assert!(!items.is_empty());
     for item in &items {
         for (k, v) in item {
@@ -60,7 +68,7 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
         "the pending code is stored as a hash"
     );
 
-    let r = t.code(&s, &id, &code).await;
+    let r = t.code(s, &id, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["confirmation_email"], "sent");
     let emails = s.emails_to(&t.email).await;
@@ -71,7 +79,7 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
         .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
         .await;
     assert_eq!(st.json["enrolled"], true);
-    let again = t.code(&s, &id, &code).await;
+    let again = t.code(s, &id, &code).await;
     assert_eq!(
         (again.status, again.error()),
         (409, "wrong_step"),
@@ -79,14 +87,23 @@ async fn the_seed_walk_on_dynamodb_sns_and_ses() {
     );
 
     // The enrollment and counters carry a TTL attribute.
-    let items = table_items(s.table.as_deref().unwrap()).await;
+    let items = table_items(s).await;
     assert!(items.iter().any(|i| i.iter().any(|(k, _)| k == "ttl")));
 }
 
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn eight_concurrent_right_codes_give_exactly_one_success() {
-    let s = Arc::new(fresh());
+    eight_right_codes(Arc::new(fresh())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn eight_concurrent_right_codes_give_exactly_one_success_on_localstack() {
+    eight_right_codes(Arc::new(LocalServer::localstack())).await;
+}
+
+async fn eight_right_codes(s: Arc<LocalServer>) {
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     let (id, _, code) = t.at_code(&s).await;
     let tasks: Vec<_> = (0..8)
@@ -117,7 +134,16 @@ async fn eight_concurrent_right_codes_give_exactly_one_success() {
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
-    let s = Arc::new(fresh());
+    twelve_wrong_codes(Arc::new(fresh())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn concurrent_wrong_codes_never_exceed_the_attempt_limit_on_localstack() {
+    twelve_wrong_codes(Arc::new(LocalServer::localstack())).await;
+}
+
+async fn twelve_wrong_codes(s: Arc<LocalServer>) {
     let t = Arc::new(Tenant::set_up(&s, "optional").await);
     let (id, _, right) = t.at_code(&s).await;
     let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
@@ -224,4 +250,33 @@ async fn dynamodb_unreachable_gives_a_clear_retryable_error() {
     // Nothing was half-written: the healthy path still starts cleanly with full attempts.
     let id = t.start(&healthy).await;
     assert!(id.starts_with("enr_"));
+}
+
+#[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn bootstrap_without_ses_v2_warns_once_and_serves_on_localstack() {
+    // SES v2 on LocalStack's community edition too, which lacks it (501).
+    let localstack = mfa_tests::localstack_url();
+    let log = std::env::temp_dir().join(format!("{}.log", mfa_tests::unique("mfa-no-ses-")));
+    let s = LocalServer::aws(Launch {
+        bootstrap: true,
+        emulators: Emulators::LocalStack,
+        env: vec![("AWS_ENDPOINT_URL_SESV2".into(), localstack.clone())],
+        log_file: Some(log.clone()),
+        ..Launch::default()
+    });
+    let t = Tenant::set_up(&s, "optional").await;
+    let (id, _, code) = t.at_code(&s).await;
+    let r = t.code(&s, &id, &code).await;
+    assert_eq!(r.status, 200, "enrollment completes without email: {r:?}");
+    assert_eq!(r.json["step"], "complete", "{r:?}");
+    assert_eq!(r.json["confirmation_email"], "failed", "{r:?}");
+    let st = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
+    assert_eq!(st.json["enrolled"], true, "{st:?}");
+    let printed = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let warning = format!("SES v2 is not available at {localstack}: emails will fail");
+    assert_eq!(printed.matches(&warning).count(), 1, "{printed}");
 }

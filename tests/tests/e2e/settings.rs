@@ -195,6 +195,7 @@ mfa_tests::on_both_backends!(
     settings_walk_on_memory,
     settings_walk_on_moto
 );
+mfa_tests::on_localstack!(the_settings_walk, settings_walk_on_localstack);
 
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]

@@ -199,6 +199,18 @@ async fn sign_in_on_moto() {
 }
 
 #[tokio::test]
+#[ignore = "needs LocalStack, dynoxide and moto: run by tests/localstack.sh"]
+async fn sign_in_on_localstack() {
+    sign_in_walk(&LocalServer::aws(Launch {
+        bootstrap: true,
+        env: quick(),
+        emulators: mfa_tests::Emulators::LocalStack,
+        ..Launch::default()
+    }))
+    .await;
+}
+
+#[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
 async fn one_recovery_code_used_twice_at_once_succeeds_once_on_moto() {
     let s = Arc::new(LocalServer::moto());
@@ -491,6 +503,7 @@ async fn step_up_walk(s: &LocalServer) {
 }
 
 mfa_tests::on_both_backends!(step_up_walk, step_up_on_memory, step_up_on_moto);
+mfa_tests::on_localstack!(step_up_walk, step_up_on_localstack);
 
 /// Contract v2, "Budgets a stranger cannot spend": five other accounts (two in another
 /// tenant) submitting the victim's number spend its hourly budget, yet the victim's sign-in
@@ -555,4 +568,8 @@ mfa_tests::on_both_backends!(
     strangers_cannot_block_sign_in,
     strangers_cannot_block_sign_in_on_memory,
     strangers_cannot_block_sign_in_on_moto
+);
+mfa_tests::on_localstack!(
+    strangers_cannot_block_sign_in,
+    strangers_cannot_block_sign_in_on_localstack
 );

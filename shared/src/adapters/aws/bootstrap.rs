@@ -54,7 +54,7 @@ pub async fn bootstrap(
         .await?;
     }
     #[cfg(feature = "ses")]
-    ensure_email_identity(&aws_sdk_sesv2::Client::new(sdk), sender_email).await?;
+    ensure_email_identity(sdk, sender_email).await?;
     #[cfg(not(feature = "ses"))]
     let _ = sender_email;
     Ok(())
@@ -215,17 +215,30 @@ async fn ensure_secret(
     Ok(())
 }
 
+/// Creates the SES identity of `sender_email` unless it exists. An endpoint without SES v2 at
+/// all (LocalStack's community edition) is warned about once and passed over: the server
+/// still serves, and each confirmation email then fails as any SES failure does
+/// (`"confirmation_email": "failed"`). Any other error (access denied, a bad address) fails the
+/// bootstrap.
 #[cfg(feature = "ses")]
-async fn ensure_email_identity(
-    client: &aws_sdk_sesv2::Client,
-    sender_email: &str,
-) -> Result<(), StartupError> {
+async fn ensure_email_identity(sdk: &SdkConfig, sender_email: &str) -> Result<(), StartupError> {
+    use aws_sdk_sesv2::error::ProvideErrorMetadata;
+    let client = aws_sdk_sesv2::Client::new(sdk);
+    let created = client
+        .create_email_identity()
+        .email_identity(sender_email)
+        .send()
+        .await;
+    if let Err(e) = &created {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        if service_not_available(status, e.code(), e.message()) {
+            let endpoint = sesv2_endpoint(sdk);
+            tracing::warn!("SES v2 is not available at {endpoint}: emails will fail");
+            return Ok(());
+        }
+    }
     let created = unless(
-        client
-            .create_email_identity()
-            .email_identity(sender_email)
-            .send()
-            .await,
+        created,
         CreateEmailIdentityError::is_already_exists_exception,
         || format!("create the SES identity {sender_email}"),
     )?;
@@ -236,4 +249,93 @@ async fn ensure_email_identity(
         );
     }
     Ok(())
+}
+
+/// Where the SES v2 client sends its calls, as its configuration resolves it:
+/// `AWS_ENDPOINT_URL_SESV2` (or the profile's), else the shared endpoint, else AWS's own.
+#[cfg(feature = "ses")]
+fn sesv2_endpoint(sdk: &SdkConfig) -> String {
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("SESv2")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build();
+    let own = key
+        .ok()
+        .and_then(|key| sdk.service_config().and_then(|c| c.load_config(key)));
+    own.or_else(|| sdk.endpoint_url().map(str::to_owned))
+        .unwrap_or_else(|| {
+            let region = sdk.region().map_or("its region", |r| r.as_ref());
+            format!("AWS's endpoint for {region}")
+        })
+}
+
+/// Whether an error answer says the service is not there at all, rather than that this call
+/// failed: HTTP 501 Not Implemented, or LocalStack's `InternalFailure` "The API for service
+/// sesv2 is either not included in your current license plan or has not yet been emulated by
+/// LocalStack." (which it sends with 501). Access denied, throttling, a plain 500 or a refused
+/// connection are not: those are real failures.
+#[cfg(any(feature = "ses", test))]
+pub(crate) fn service_not_available(
+    status: Option<u16>,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> bool {
+    let message = message.unwrap_or_default();
+    let not_emulated = message.contains("not included in your current license plan")
+        || message.contains("has not yet been emulated");
+    status == Some(501) || (code == Some("InternalFailure") && not_emulated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_not_available;
+
+    const LOCALSTACK: &str = "The API for service sesv2 is either not included in your current \
+        license plan or has not yet been emulated by LocalStack.";
+
+    #[test]
+    fn a_service_missing_from_the_emulator_is_not_available() {
+        // What LocalStack 2026.3.0 (community) answers to CreateEmailIdentity.
+        let localstack = (Some(501), Some("InternalFailure"), Some(LOCALSTACK));
+        assert!(service_not_available(
+            localstack.0,
+            localstack.1,
+            localstack.2
+        ));
+        // The same words behind another status, or a bare 501.
+        assert!(service_not_available(
+            Some(500),
+            Some("InternalFailure"),
+            Some(LOCALSTACK)
+        ));
+        assert!(service_not_available(Some(501), None, None));
+    }
+
+    #[test]
+    fn real_failures_are_not_taken_for_a_missing_service() {
+        let denied = "User is not authorized to perform: ses:CreateEmailIdentity";
+        assert!(!service_not_available(
+            Some(403),
+            Some("AccessDeniedException"),
+            Some(denied)
+        ));
+        assert!(!service_not_available(
+            Some(500),
+            Some("InternalFailure"),
+            Some("We encountered an internal error. Please try again.")
+        ));
+        assert!(!service_not_available(
+            Some(400),
+            Some("BadRequestException"),
+            Some("Invalid email address.")
+        ));
+        assert!(!service_not_available(
+            Some(429),
+            Some("TooManyRequestsException"),
+            None
+        ));
+        // No answer at all (connection refused, timeout).
+        assert!(!service_not_available(None, None, None));
+    }
 }
