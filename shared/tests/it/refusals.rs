@@ -15,7 +15,7 @@ use mfa_shared::flows::{Caller, challenge, enrollment, recovery};
 use mfa_shared::ports::{AuditQuery, Removal, Store};
 use mfa_shared::types::{Code, Enforcement, PhoneNumber, UnixTime};
 
-use crate::kit::{self, NUMBER, PASSWORD, T0, World, set_policy, unique};
+use crate::kit::{self, NUMBER, T0, World, set_policy, unique};
 
 async fn moto() -> Arc<dyn Store> {
     kit::emulators::moto("mfa-refusals").await
@@ -58,13 +58,7 @@ async fn fifty_refusals_leave_one_audit_event(store: Arc<dyn Store>) {
     };
     let w = world(store, limits).await;
     let c = w.user("ada").await;
-    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
-        .await
-        .unwrap()
-        .enrollment_id;
-    enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
-        .await
-        .unwrap();
+    let e = w.at_code(&c).await;
     for i in 0..50 {
         // A different number each time: no cooldown, only the user's daily budget refuses.
         let number = PhoneNumber::parse(&format!("+1415555{:04}", 1000 + i)).unwrap();
@@ -170,13 +164,7 @@ async fn refused_code_checks_leave_one_audit_event(store: Arc<dyn Store>) {
     };
     let w = world(store, limits).await;
     let c = w.user("ada").await;
-    let e = enrollment::start(&w.svc, &c, PASSWORD.into())
-        .await
-        .unwrap()
-        .enrollment_id;
-    enrollment::submit_phone(&w.svc, &c, &e, PhoneNumber::parse(NUMBER).unwrap(), None)
-        .await
-        .unwrap();
+    let e = w.at_code(&c).await;
     let right = w.code();
     let wrong = Code::parse(if right.expose() == "000000" {
         "111111"
