@@ -48,7 +48,7 @@ pub fn lambda_sdk_config() -> Result<SdkConfig, StartupError> {
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .service_config(EnvEndpoints);
-    builder.set_endpoint_url(non_empty_var("AWS_ENDPOINT_URL"));
+    builder.set_endpoint_url(non_empty(std::env::var("AWS_ENDPOINT_URL").ok()));
     Ok(builder.build())
 }
 
@@ -60,15 +60,15 @@ struct EnvEndpoints;
 
 impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
     fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
-        env_setting(key.env(), key.service_id(), non_empty_var)
+        env_setting(key.env(), key.service_id(), |name| std::env::var(name).ok())
     }
 }
 
-/// An environment variable's value, with an empty one taken as unset: `sam local` gives a
+/// An endpoint variable's value, with an empty one taken as unset: `sam local` gives a
 /// variable the template declares but `env.json` does not set (`AWS_ENDPOINT_URL`) the value
 /// `""`, which is no endpoint.
-fn non_empty_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// `{env}_{SERVICE ID}` (upper case, spaces as `_`) if `var` has it, else `env`.
@@ -78,7 +78,7 @@ fn env_setting(
     var: impl Fn(&str) -> Option<String>,
 ) -> Option<String> {
     let service = service_id.to_uppercase().replace(' ', "_");
-    let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let var = |name: &str| non_empty(var(name));
     var(&format!("{env}_{service}")).or_else(|| var(env))
 }
 
