@@ -171,13 +171,15 @@ impl Default for Settings {
     }
 }
 
-/// Where the AWS backend keeps things (`MFA_TABLE_NAME`, `MFA_SECRET_ID`, and for the
-/// function that signs assertions `MFA_SIGNING_SECRET_ID`).
+/// Where the AWS backend keeps things (`MFA_TABLE_NAME`, `MFA_SECRET_ID`, for the function
+/// that signs assertions `MFA_SIGNING_SECRET_ID`, and for the functions that set up, check or
+/// sign in with authenticator apps `MFA_TOTP_SECRET_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsNames {
     pub table_name: String,
     pub secret_id: String,
     pub signing_secret_id: Option<String>,
+    pub totp_secret_id: Option<String>,
 }
 
 impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
@@ -186,6 +188,7 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
             table_name: self.required("MFA_TABLE_NAME")?,
             secret_id: self.required("MFA_SECRET_ID")?,
             signing_secret_id: self.optional("MFA_SIGNING_SECRET_ID"),
+            totp_secret_id: self.optional("MFA_TOTP_SECRET_ID"),
         })
     }
 }

@@ -37,6 +37,10 @@ pub enum MfaError {
     EnrollmentRequired,
     #[error("There is no such user in this application.")]
     UserNotFound,
+    /// Contract v2: the policy's `factors` does not list this one (new bindings and
+    /// challenges of a factor the user has not bound).
+    #[error("This application does not allow {factor} as a second factor.")]
+    FactorNotAllowed { factor: &'static str },
 
     #[error("The password is not correct.")]
     InvalidPassword { attempts_remaining: u32 },
@@ -73,6 +77,16 @@ pub enum MfaError {
         "This application requires multi-factor authentication: add another phone before removing your last one."
     )]
     LastPhoneRequired,
+    #[error(
+        "This application requires multi-factor authentication: add a phone or another authenticator app before removing your last factor."
+    )]
+    LastFactorRequired,
+    #[error("You have no authenticator app set up.")]
+    TotpNotFound,
+    #[error(
+        "An authenticator app's codes are not sent: type the code the app shows now, or start again."
+    )]
+    NoResend,
     #[error("Too many texts have been requested ({limit}). Wait before trying again.")]
     RateLimited {
         retry_after: u64,
@@ -117,6 +131,7 @@ impl MfaError {
             MfaDisabled => "mfa_disabled",
             EnrollmentRequired => "enrollment_required",
             UserNotFound => "user_not_found",
+            FactorNotAllowed { .. } => "factor_not_allowed",
             InvalidPassword { .. } => "invalid_password",
             TooManyAttempts { .. } => "too_many_attempts",
             EmailNotVerified => "email_not_verified",
@@ -131,6 +146,9 @@ impl MfaError {
             NotEnrolled => "not_enrolled",
             TooManyPhones { .. } => "too_many_phones",
             LastPhoneRequired => "last_phone_required",
+            LastFactorRequired => "last_factor_required",
+            TotpNotFound => "totp_not_found",
+            NoResend => "wrong_step",
             RateLimited { .. } => "rate_limited",
             SmsSendFailed => "sms_send_failed",
             InvalidCode { .. } => "invalid_code",
@@ -150,9 +168,14 @@ impl MfaError {
         match self {
             InvalidRequest(_) | InvalidPhoneNumber(_) | InvalidCode { .. } => 400,
             Unauthenticated | InvalidPassword { .. } => 401,
-            Forbidden | StepUpRequired | MfaNotAvailable | MfaDisabled | EnrollmentRequired => 403,
+            Forbidden
+            | StepUpRequired
+            | MfaNotAvailable
+            | MfaDisabled
+            | EnrollmentRequired
+            | FactorNotAllowed { .. } => 403,
             RouteNotFound | UserNotFound | EnrollmentNotFound | PhoneNotFound
-            | ChallengeNotFound => 404,
+            | ChallengeNotFound | TotpNotFound => 404,
             MethodNotAllowed => 405,
             EmailNotVerified
             | AlreadyEnrolled
@@ -160,6 +183,8 @@ impl MfaError {
             | WrongStep { .. }
             | TooManyPhones { .. }
             | LastPhoneRequired
+            | LastFactorRequired
+            | NoResend
             | NotEnrolled
             | Conflict => 409,
             CodeExpired => 410,

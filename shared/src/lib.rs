@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod ports;
 pub mod service;
 pub mod signing;
+pub mod totp;
 pub mod types;
 
 pub use error::MfaError;

@@ -25,6 +25,9 @@ pub struct Service {
     /// The public keys that step-up proofs are verified with (every function has them; see
     /// [`crate::adapters::jwks`] for how a function that only verifies gets them).
     pub assertion_keys: Arc<crate::adapters::jwks::AssertionKeys>,
+    /// The keys authenticator-app secrets are sealed under (`MFA_TOTP_SECRET_ID`); only the
+    /// functions that set up, check or sign in with an app are given them.
+    pub app_keys: Option<Arc<crate::totp::SealingKeys>>,
     pub limits: Limits,
     pub settings: Settings,
 }
@@ -59,6 +62,7 @@ impl Service {
             keys: Keys::random()?,
             signing: Some(signing),
             assertion_keys: Arc::new(assertion_keys),
+            app_keys: Some(Arc::new(crate::totp::SealingKeys::random()?)),
             limits,
             settings,
         };

@@ -47,6 +47,10 @@ fn local_aws_names(env: &EnvSource<fn(&str) -> Option<String>>) -> AwsNames {
             env.optional("MFA_SIGNING_SECRET_ID")
                 .unwrap_or_else(|| "mfa-local/assertion-signing-key".to_owned()),
         ),
+        totp_secret_id: Some(
+            env.optional("MFA_TOTP_SECRET_ID")
+                .unwrap_or_else(|| "mfa-local/totp-sealing-key".to_owned()),
+        ),
     }
 }
 

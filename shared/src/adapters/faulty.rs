@@ -9,12 +9,13 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, AuditQuery, AuditStore, CodeUse, Completion, Counted, CounterStore,
-    Enrollment, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal,
+    AppCodeUse, AppCompletion, AuditEvent, AuditPage, AuditQuery, AuditStore, AuthenticatorRecord,
+    AuthenticatorStore, CodeUse, Completion, Counted, CounterStore, Enrollment, NewSend,
+    PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal, ResetFactors,
     SessionStore, Store, UserOverview, UserRecord, UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime};
+use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, Policy, UnixTime};
 
 /// Which calls fail: an operation by its [`Store`] method name, optionally only for counter keys
 /// with a prefix (`"codefail#"`), for the next `times` calls (`None`: until healed).
@@ -135,7 +136,7 @@ forward! {
         put_user(user: &UserRecord) -> ();
         get_skip(owner: Owner<'_>) -> Option<UnixTime>;
         put_skip(owner: Owner<'_>, until: UnixTime) -> ();
-        reset_user(owner: Owner<'_>) -> Vec<PhoneRecord>;
+        reset_user(owner: Owner<'_>) -> ResetFactors;
     }
     SessionStore {
         create_enrollment(enrollment: &Enrollment) -> ();
@@ -151,6 +152,12 @@ forward! {
             -> Option<PhoneRecord>;
         set_primary(owner: Owner<'_>, phone_id: &PhoneId, seen: &[PhoneRecord]) -> bool;
         remove_phone(owner: Owner<'_>, removal: &Removal) -> bool;
+    }
+    AuthenticatorStore {
+        get_app(owner: Owner<'_>) -> Option<AuthenticatorRecord>;
+        take_app_attempt(session: &Enrollment, max: u32, now: UnixTime) -> Option<u32>;
+        complete_app(code: AppCodeUse<'_>) -> AppCompletion;
+        remove_app(owner: Owner<'_>, id: &AuthenticatorId, phones_seen: u32) -> bool;
     }
     RecoveryStore {
         replace_recovery_codes(owner: Owner<'_>, hashes: &[String], now: UnixTime) -> bool;

@@ -14,15 +14,16 @@ use super::notify;
 /// nothing to reset is answered the same, and still audited.
 pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Result<(), MfaError> {
     let removed = svc.store.reset_user(Owner { app, user }).await?;
-    tracing::info!(app_id = %app, user_id = %user, phones = removed.len(), "MFA reset by an admin");
+    tracing::info!(app_id = %app, user_id = %user, phones = removed.phones.len(), app_removed = removed.app.is_some(), "MFA reset by an admin");
     let now = svc.clock.now();
-    let numbers: Vec<_> = removed.iter().map(|p| p.number.clone()).collect();
+    let numbers: Vec<_> = removed.phones.iter().map(|p| p.number.clone()).collect();
     let notification = notify_user(svc, app, user, Action::MfaReset, |name, to| {
         notify::reset_email(name, to, &numbers, now)
     })
     .await;
     let details = json!({
-        "phones_removed": removed.iter().map(|p| p.number.masked()).collect::<Vec<_>>(),
+        "phones_removed": removed.phones.iter().map(|p| p.number.masked()).collect::<Vec<_>>(),
+        "app_removed": removed.app.is_some(),
         "notification": notification,
     });
     audit::record(svc, app, actor, Some(user), Action::MfaReset, details).await;

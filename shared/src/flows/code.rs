@@ -25,8 +25,11 @@ use super::{Caller, notify};
 /// the reverse, even if the digits match. The strings are bound into stored hashes.
 fn hash_purpose(kind: &SessionKind) -> &'static str {
     match kind {
-        SessionKind::SignIn(_) => "challenge",
-        SessionKind::Enroll | SessionKind::Add | SessionKind::Replace(_) => "enroll",
+        SessionKind::SignIn(_) | SessionKind::AppSignIn(_) => "challenge",
+        SessionKind::Enroll
+        | SessionKind::Add
+        | SessionKind::Replace(_)
+        | SessionKind::AppSetup(_) => "enroll",
     }
 }
 
@@ -35,10 +38,11 @@ fn hash_purpose(kind: &SessionKind) -> &'static str {
 /// proven.
 pub(crate) fn recipient(kind: &SessionKind) -> guards::Recipient {
     match kind {
-        SessionKind::SignIn(_) => guards::Recipient::OwnVerifiedPhone,
-        SessionKind::Enroll | SessionKind::Add | SessionKind::Replace(_) => {
-            guards::Recipient::Unproven
-        }
+        SessionKind::SignIn(_) | SessionKind::AppSignIn(_) => guards::Recipient::OwnVerifiedPhone,
+        SessionKind::Enroll
+        | SessionKind::Add
+        | SessionKind::Replace(_)
+        | SessionKind::AppSetup(_) => guards::Recipient::Unproven,
     }
 }
 

@@ -286,8 +286,11 @@ async fn complete(
             };
             (change, phone, None)
         }
-        // Sign-ins complete through `flows::challenge`; `load` never hands one to this path.
-        SessionKind::SignIn(_) => return Err(MfaError::Internal),
+        // Sign-ins complete through `flows::challenge`, app setups through `flows::totp`;
+        // `load` never hands a sign-in to this path and `verify` sends app setups there.
+        SessionKind::SignIn(_) | SessionKind::AppSignIn(_) | SessionKind::AppSetup(_) => {
+            return Err(MfaError::Internal);
+        }
         SessionKind::Replace(phone_id) => {
             let old = phones
                 .iter()

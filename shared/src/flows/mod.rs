@@ -7,6 +7,7 @@ pub mod challenge;
 pub mod code;
 pub mod cooldown;
 pub mod enrollment;
+pub mod factors;
 pub mod guards;
 pub mod notify;
 pub mod phones;
@@ -14,6 +15,7 @@ pub mod policy;
 pub mod recovery;
 pub mod status;
 pub mod stepup;
+pub mod totp;
 pub mod users;
 
 use crate::types::{AppId, Owner, UserId};

@@ -159,8 +159,9 @@ pub async fn update(
     Ok(PhoneView::from(&phone))
 }
 
-/// `DELETE /v1/mfa/phones/{id}`. The last phone cannot go while the policy is `required`;
-/// otherwise removing it un-enrolls the user. A removed primary hands over to the oldest other
+/// `DELETE /v1/mfa/phones/{id}`. The last factor (the last phone of a user without an
+/// authenticator app) cannot go while the policy is `required` (`409 last_phone_required`, as
+/// the v1 contract names it for this route); otherwise removing it un-enrolls the user. A removed primary hands over to the oldest other
 /// (the first after it in [`display_order`]).
 pub async fn remove(
     svc: &Service,
@@ -170,8 +171,9 @@ pub async fn remove(
 ) -> Result<(), MfaError> {
     check_password(svc, c, password).await?;
     let (phone, mut phones) = find(svc, c, id).await?;
+    let app_seen = svc.store.get_app(c.owner()).await?.is_some();
     let policy = policy::get(svc, &c.app).await?;
-    let last = phones.len() == 1;
+    let last = phones.len() == 1 && !app_seen;
     if last && policy.in_force() && policy.enforcement.is_required() {
         return Err(MfaError::LastPhoneRequired);
     }
@@ -184,9 +186,11 @@ pub async fn remove(
     } else {
         None
     };
-    // The last phone takes the recovery codes with it in the same write (un-enrolled: they
+    // The last factor takes the recovery codes with it in the same write (un-enrolled: they
     // cannot come back with a later enrollment, and a set made meanwhile does not survive).
+    // The store checks the app as seen, so a concurrent app removal cannot leave none.
     let removal = Removal {
+        app_seen,
         number_tag: svc.keys.number_tag(&phone.number),
         seen: phones,
         promote: promote.clone(),

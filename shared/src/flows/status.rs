@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::error::MfaError;
-use crate::ports::{PhoneRecord, UserOverview};
+use crate::ports::{AuthenticatorRecord, PhoneRecord, UserOverview};
 use crate::service::Service;
-use crate::types::{Enforcement, PhoneId, UnixTime};
+use crate::types::{Enforcement, Factor, PhoneId, UnixTime};
 
 use super::{Caller, policy};
 
@@ -31,6 +31,24 @@ impl From<&PhoneRecord> for PhoneView {
     }
 }
 
+/// An authenticator app as responses show it: never its secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppView {
+    pub label: Option<String>,
+    pub verified_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+}
+
+impl From<&AuthenticatorRecord> for AppView {
+    fn from(a: &AuthenticatorRecord) -> Self {
+        AppView {
+            label: a.label.clone(),
+            verified_at: a.verified_at,
+            last_used_at: a.last_used_at,
+        }
+    }
+}
+
 /// `GET /v1/mfa/status`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Status {
@@ -43,6 +61,10 @@ pub struct Status {
     pub can_skip: bool,
     pub skipped_until: Option<UnixTime>,
     pub phones: Vec<PhoneView>,
+    /// The factors the policy allows for new enrollments and challenges.
+    pub factors: Vec<Factor>,
+    /// The user's authenticator app.
+    pub totp: Option<AppView>,
     pub recovery_codes_remaining: u32,
 }
 
@@ -56,6 +78,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let UserOverview {
         user,
         mut phones,
+        app,
         skip,
         recovery_codes_remaining,
     } = overview;
@@ -63,7 +86,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let skipped_until = skip.filter(|t| *t > now);
 
     let enabled = policy.in_force();
-    let enrolled = !phones.is_empty();
+    let enrolled = !phones.is_empty() || app.is_some();
     let email_verified = user.is_some_and(|u| u.email_verified);
     let required = policy.enforcement == Enforcement::Required;
     let prompt = enabled
@@ -80,6 +103,8 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         can_skip: enabled && !required && !enrolled,
         skipped_until,
         phones: phones.iter().map(PhoneView::from).collect(),
+        factors: policy.factors.clone(),
+        totp: app.as_ref().map(AppView::from),
         recovery_codes_remaining,
     })
 }
@@ -93,7 +118,7 @@ pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
     if policy.enforcement == Enforcement::Required {
         return Err(MfaError::EnrollmentRequired);
     }
-    if !svc.store.list_phones(c.owner()).await?.is_empty() {
+    if super::factors::Factors::of(svc, c).await?.any() {
         return Err(MfaError::AlreadyEnrolled);
     }
     let until = svc.clock.now().plus_secs(svc.limits.skip_secs);

@@ -1,6 +1,7 @@
 //! Step-up (contract v2): an enrolled user proves a second factor before changing factors.
 //!
-//! Adding, replacing or removing a phone and making recovery codes need the header
+//! Adding, replacing or removing a phone, setting up or removing an authenticator app, and
+//! making recovery codes need the header
 //! `MFA-Assertion`: an assertion this service issued (SMS challenge `amr: ["sms"]`, recovery
 //! code `["recovery"]`, authenticator app `["otp"]`) to the same `sub` and `app_id`, unexpired,
 //! signed by a key this service publishes. The HTTP handlers call [`require`] before the flow
@@ -33,10 +34,10 @@ const ISSUED_AMR: [&str; 3] = ["sms", "recovery", "otp"];
 /// Allowed clock difference for `iat` (between our own functions' clocks).
 const IAT_SKEW_SECS: i64 = 60;
 
-/// Whether the caller already has a verified factor, and so needs a proof for changes. Phones
-/// are the only factor today; authenticator apps (TOTP) must count here when they arrive.
+/// Whether the caller already has a verified factor (a phone or an authenticator app), and so
+/// needs a proof for changes.
 async fn has_factor(svc: &Service, c: &Caller) -> Result<bool, MfaError> {
-    Ok(!svc.store.list_phones(c.owner()).await?.is_empty())
+    Ok(super::factors::Factors::of(svc, c).await?.any())
 }
 
 /// Checks the step-up proof for a change to `c`'s factors: `Ok` when the user has no factor

@@ -10,6 +10,7 @@ use crate::error::PortError;
 use crate::types::{PhoneNumber, UnixTime};
 
 pub mod audit;
+pub mod authenticators;
 pub mod counters;
 pub mod phones;
 pub mod policy;
@@ -18,25 +19,33 @@ pub mod sessions;
 pub mod users;
 
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditStore};
+pub use authenticators::{AppCodeUse, AppCompletion, AuthenticatorRecord, AuthenticatorStore};
 pub use counters::{Counted, CounterStore, Window};
 pub use phones::{PhoneRecord, PhoneStore, Removal, display_order};
 pub use policy::PolicyStore;
 pub use recovery::RecoveryStore;
 pub use sessions::{
-    CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange,
-    SessionKind, SessionStore, Step,
+    AppSetup, CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode,
+    PhoneChange, SessionKind, SessionStore, Step,
 };
-pub use users::{UserOverview, UserRecord, UserStore};
+pub use users::{ResetFactors, UserOverview, UserRecord, UserStore};
 
-/// The service's table, in domain terms: the sum of the seven aggregates' stores.
+/// The service's table, in domain terms: the sum of the eight aggregates' stores.
 ///
 /// Each aggregate's trait lists its guarantees, one a line, in the words of the case of
 /// `shared/tests/it/store_contract.rs` that checks it on every store (in memory, and DynamoDB on
 /// moto and on dynoxide). Times are the caller's `now`; what has expired is refused even
-/// while DynamoDB's TTL has not deleted it. Any type with all seven is a `Store`, so the flows
+/// while DynamoDB's TTL has not deleted it. Any type with all eight is a `Store`, so the flows
 /// keep one `Arc<dyn Store>`.
 pub trait Store:
-    PolicyStore + UserStore + SessionStore + PhoneStore + RecoveryStore + AuditStore + CounterStore
+    PolicyStore
+    + UserStore
+    + SessionStore
+    + PhoneStore
+    + AuthenticatorStore
+    + RecoveryStore
+    + AuditStore
+    + CounterStore
 {
 }
 
@@ -45,6 +54,7 @@ impl<T> Store for T where
         + UserStore
         + SessionStore
         + PhoneStore
+        + AuthenticatorStore
         + RecoveryStore
         + AuditStore
         + CounterStore

@@ -27,12 +27,21 @@ pub struct Removal {
     pub seen: Vec<PhoneRecord>,
     /// The phone that becomes primary when the primary one goes (seen as not primary).
     pub promote: Option<PhoneId>,
+    /// Whether the user had an authenticator app when checked: the removal fails if that
+    /// changed meanwhile, so that "the last factor" holds under a concurrent app removal.
+    pub app_seen: bool,
 }
 
 impl Removal {
-    /// Whether this removes the user's last phone (which also drops their recovery codes).
-    pub fn is_last(&self) -> bool {
+    /// Whether this removes the user's last phone.
+    pub fn is_last_phone(&self) -> bool {
         self.seen.len() <= 1
+    }
+
+    /// Whether this removes the user's last factor (their last phone, and no app), which
+    /// also drops their recovery codes.
+    pub fn is_last(&self) -> bool {
+        self.is_last_phone() && !self.app_seen
     }
 }
 
@@ -56,7 +65,8 @@ pub fn display_order(phones: &mut [PhoneRecord]) {
 /// - remove_phone releases the number and promotes;
 /// - remove_phone refuses when the phones changed (a flag, the number, the count);
 /// - remove_phone promotes only another phone not primary;
-/// - remove_phone of the last phone drops recovery codes (for good).
+/// - remove_phone of the last phone drops recovery codes (for good);
+/// - a phone removal counts the app (the last phone is not the last factor).
 #[async_trait]
 pub trait PhoneStore: Send + Sync {
     /// The user's phones.

@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use crate::error::PortError;
 use crate::types::{Owner, UnixTime};
 
-/// Recovery codes, single use, and only for a user with a phone.
+/// Recovery codes, single use, and only for a user with a factor (a phone or an app).
 ///
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
-/// - replace_recovery_codes needs a phone;
+/// - replace_recovery_codes needs a factor (a phone or an app);
 /// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
 /// - a duplicated recovery hash is one code;
 /// - consume_recovery_code is true exactly once (never for an unknown or another user's);
@@ -16,9 +16,10 @@ use crate::types::{Owner, UnixTime};
 #[async_trait]
 pub trait RecoveryStore: Send + Sync {
     /// Replaces the user's recovery codes (keyed hashes) with `hashes`, atomically, if the
-    /// user has a phone at the moment of the write. False (nothing written) when they have
-    /// none: a set made while the last phone is removed never survives the removal.
-    /// - replace_recovery_codes needs a phone;
+    /// user has a factor (a phone or an authenticator app) at the moment of the write. False
+    /// (nothing written) when they have none: a set made while the last factor is removed
+    /// never survives the removal.
+    /// - replace_recovery_codes needs a factor (a phone or an app);
     /// - replace_recovery_codes replaces the whole set (a kept hash is unused again);
     /// - a duplicated recovery hash is one code.
     async fn replace_recovery_codes(

@@ -4,10 +4,28 @@ use async_trait::async_trait;
 
 use super::phones::PhoneRecord;
 use crate::error::PortError;
+use crate::totp::Sealed;
 use crate::types::ids::{ChallengeId, CodeId, SessionId};
-use crate::types::{AppId, EnrollmentId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
+use crate::types::{
+    AppId, AuthenticatorId, EnrollmentId, Owner, PhoneId, PhoneNumber, UnixTime, UserId,
+};
 
-/// What a code session is for: three kinds of enrollment, and the sign-in challenge.
+/// An authenticator app being set up: its secret (sealed for this user and authenticator id)
+/// waits here until the app's first code proves it was scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSetup {
+    pub authenticator: AuthenticatorId,
+    pub sealed: Sealed,
+    pub label: Option<String>,
+    /// Begun without a step-up proof, because the user had no factor: it may then only bind a
+    /// *first* factor, so the store completes it only while the user still has no phone and no
+    /// app (someone holding only the password cannot begin it before the owner enrolls and
+    /// complete it after).
+    pub first: bool,
+}
+
+/// What a code session is for: three kinds of phone enrollment, an authenticator app's setup,
+/// and the sign-in challenge by text or by app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionKind {
     /// The first phone (the Start → password → phone → code screens).
@@ -19,12 +37,23 @@ pub enum SessionKind {
     /// A sign-in challenge: a code to this phone proves the second factor. Its code is hashed
     /// under another purpose, so enrollment codes and challenge codes never stand for each other.
     SignIn(PhoneId),
+    /// An authenticator app's setup (an enrollment id; completed by the app's code, never
+    /// texted). It is created at the code step, with no pending code: its attempts are
+    /// [`Enrollment::app_attempts`].
+    AppSetup(AppSetup),
+    /// A sign-in challenge answered with the code of this authenticator app (no text).
+    AppSignIn(AuthenticatorId),
 }
 
 impl SessionKind {
     /// A sign-in challenge (keyed by a [`ChallengeId`]), not an enrollment.
     pub fn is_sign_in(&self) -> bool {
-        matches!(self, SessionKind::SignIn(_))
+        matches!(self, SessionKind::SignIn(_) | SessionKind::AppSignIn(_))
+    }
+
+    /// Answered by an authenticator app's code (no text, no pending code).
+    pub fn is_app(&self) -> bool {
+        matches!(self, SessionKind::AppSetup(_) | SessionKind::AppSignIn(_))
     }
 }
 
@@ -96,11 +125,15 @@ pub struct Enrollment {
     pub sends: u32,
     pub last_sent_at: Option<UnixTime>,
     pub pending: Option<PendingCode>,
+    /// Attempts taken against an authenticator-app session (which has no pending code); 0 for
+    /// the others.
+    pub app_attempts: u32,
 }
 
 impl Enrollment {
-    /// A new session at the phone step, live for `ttl_secs`, with a fresh random id of its
-    /// kind (a challenge id for a sign-in, an enrollment id otherwise).
+    /// A new session live for `ttl_secs`, with a fresh random id of its kind (a challenge id for
+    /// a sign-in, an enrollment id otherwise): at the phone step, or for an authenticator app
+    /// at the code step (nothing is texted).
     pub fn begin(
         app: &AppId,
         user: &UserId,
@@ -117,13 +150,18 @@ impl Enrollment {
             id,
             app_id: app.clone(),
             user_id: user.clone(),
+            step: if kind.is_app() {
+                Step::Code
+            } else {
+                Step::Phone
+            },
             kind,
-            step: Step::Phone,
             created_at: now,
             expires_at: now.plus_secs(ttl_secs),
             sends: 0,
             last_sent_at: None,
             pending: None,
+            app_attempts: 0,
         })
     }
 

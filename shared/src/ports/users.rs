@@ -36,11 +36,21 @@ pub struct UserOverview {
     pub user: Option<UserRecord>,
     /// The user's phones, in list order (as [`PhoneStore::list_phones`](super::PhoneStore::list_phones)).
     pub phones: Vec<PhoneRecord>,
+    /// The user's authenticator app (as [`AuthenticatorStore::get_app`](super::AuthenticatorStore::get_app)).
+    pub app: Option<super::AuthenticatorRecord>,
     /// The end of the user's skip as stored (as [`UserStore::get_skip`]).
     pub skip: Option<UnixTime>,
     /// How many unused recovery codes the user has (as
     /// [`RecoveryStore::count_recovery_codes`](super::RecoveryStore::count_recovery_codes)).
     pub recovery_codes_remaining: u32,
+}
+
+/// The factors an admin reset removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetFactors {
+    /// In list order.
+    pub phones: Vec<PhoneRecord>,
+    pub app: Option<super::AuthenticatorRecord>,
 }
 
 /// A user's profile and skip, and the admin reset of everything the user has.
@@ -50,7 +60,8 @@ pub struct UserOverview {
 /// - put_skip replaces the end;
 /// - user_overview is what the four reads give (another user's items are not in it);
 /// - reset_user removes everything and returns the phones;
-/// - reset_user of a user with nothing is empty.
+/// - reset_user of a user with nothing is empty;
+/// - reset_user removes the app too.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// - put_user replaces the record (another user's is not found).
@@ -66,10 +77,12 @@ pub trait UserStore: Send + Sync {
     async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError>;
     /// - put_skip replaces the end.
     async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError>;
-    /// The admin reset: removes every phone, number claim, enrollment and challenge (pending
-    /// codes with them) and every recovery code of the user. Returns the phones removed.
+    /// The admin reset: removes every phone, number claim, authenticator app, enrollment and
+    /// challenge (pending codes with them) and every recovery code of the user. Returns the
+    /// factors removed.
     /// - reset_user removes everything and returns the phones (in list order; the profile
     ///   and other users stay; the user enrolls again as new);
-    /// - reset_user of a user with nothing is empty.
-    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError>;
+    /// - reset_user of a user with nothing is empty;
+    /// - reset_user removes the app too.
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<ResetFactors, PortError>;
 }

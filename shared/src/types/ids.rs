@@ -120,6 +120,7 @@ random_id!(EnrollmentId, "enr_", "enrollment");
 random_id!(PhoneId, "ph_", "phone");
 random_id!(CodeId, "code_", "code");
 random_id!(ChallengeId, "chl_", "challenge");
+random_id!(AuthenticatorId, "totp_", "authenticator app");
 
 /// A code session's id: an enrollment's (`enr_…`) or a sign-in challenge's (`chl_…`). Both are
 /// stored alike, each under its own string, so an id of the one kind never finds the other.

@@ -8,7 +8,7 @@ pub mod policy;
 pub mod time;
 
 pub use code::Code;
-pub use ids::{AppId, EnrollmentId, Owner, PhoneId, UserId};
+pub use ids::{AppId, AuthenticatorId, EnrollmentId, Owner, PhoneId, UserId};
 pub use phone::{CountryCode, PhoneNumber};
-pub use policy::{Enforcement, Policy};
+pub use policy::{Enforcement, Factor, Policy};
 pub use time::UnixTime;

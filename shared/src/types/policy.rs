@@ -33,6 +33,31 @@ impl Enforcement {
     }
 }
 
+/// A kind of second factor (contract v2: `"sms"` or `"totp"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Factor {
+    /// A code texted to a verified phone.
+    Sms,
+    /// A code from an authenticator app (RFC 6238).
+    Totp,
+}
+
+impl Factor {
+    pub const ALL: [Factor; 2] = [Factor::Sms, Factor::Totp];
+
+    pub fn parse(s: &str) -> Option<Factor> {
+        Factor::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Sms => "sms",
+            Factor::Totp => "totp",
+        }
+    }
+}
+
 /// The stored policy. `version` 0 means never configured (the defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -46,6 +71,9 @@ pub struct Policy {
     pub enforcement: Enforcement,
     /// `None`: every country.
     pub allowed_countries: Option<Vec<CountryCode>>,
+    /// The second factors new enrollments and challenges may use: never empty, in
+    /// [`Factor::ALL`]'s order, without repeats. Factors already bound keep working for sign-in.
+    pub factors: Vec<Factor>,
     pub version: u64,
     pub updated_at: Option<UnixTime>,
     pub updated_by: Option<String>,
@@ -61,6 +89,7 @@ impl Policy {
             include_in_signup: false,
             enforcement: Enforcement::Optional,
             allowed_countries: None,
+            factors: vec![Factor::Sms],
             version: 0,
             updated_at: None,
             updated_by: None,
@@ -70,6 +99,11 @@ impl Policy {
     /// MFA is in force for users: the operator made it available and the admin enabled it.
     pub fn in_force(&self) -> bool {
         self.available && self.enabled
+    }
+
+    /// Whether new enrollments and challenges may use `factor`.
+    pub fn allows(&self, factor: Factor) -> bool {
+        self.factors.contains(&factor)
     }
 
     /// Whether a number from `region` may be enrolled.

@@ -134,6 +134,7 @@ async fn a_code_to_a_removed_phone_gives_no_assertion(store: Arc<dyn Store>) {
     // The phone goes (as the removal flow writes it) between the text and the check.
     let phones = w.svc.store.list_phones(c.owner()).await.unwrap();
     let removal = Removal {
+        app_seen: false,
         phone: phones[0].clone(),
         number_tag: w.svc.keys.number_tag(&phones[0].number),
         seen: phones.clone(),

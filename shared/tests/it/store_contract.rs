@@ -25,8 +25,8 @@ use mfa_shared::ports::{
 };
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
-    AppId, CountryCode, Enforcement, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime,
-    UserId,
+    AppId, CountryCode, Enforcement, EnrollmentId, Factor, Owner, PhoneId, PhoneNumber, Policy,
+    UnixTime, UserId,
 };
 use tokio::sync::OnceCell;
 
@@ -386,6 +386,7 @@ async fn removal(
     promote: Option<&PhoneRecord>,
 ) -> Removal {
     Removal {
+        app_seen: false,
         phone: phone.clone(),
         number_tag: tag(&phone.number),
         seen: phones(store, ns).await,
@@ -419,6 +420,7 @@ fn policy(app: &AppId, version: u64, by: &str) -> Policy {
             CountryCode::parse("US").unwrap(),
             CountryCode::parse("GB").unwrap(),
         ]),
+        factors: vec![Factor::Sms],
         version,
         updated_at: Some(NOW.plus_secs(version)),
         updated_by: Some(by.to_owned()),
@@ -503,6 +505,7 @@ async fn put_skip_replaces_the_end(store: &dyn Store) {
 /// What `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` give, read one by one.
 async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOverview {
     UserOverview {
+        app: None,
         user: store.get_user(Owner { app, user }).await.unwrap(),
         phones: store.list_phones(Owner { app, user }).await.unwrap(),
         skip: store.get_skip(Owner { app, user }).await.unwrap(),
@@ -1510,7 +1513,7 @@ async fn a_replaced_phone_keeps_its_place_in_the_list(store: &dyn Store) {
     assert_eq!(list[0].verified_at, NOW.plus_secs(30));
     // And the reset returns them in the same order.
     let removed = store.reset_user(ns.owner()).await.unwrap();
-    assert_eq!(removed, list);
+    assert_eq!(removed.phones, list);
 }
 
 async fn set_phone_label_sets_and_clears(store: &dyn Store) {
@@ -1726,6 +1729,7 @@ async fn remove_phone_promotes_only_another_phone_not_primary(store: &dyn Store)
     let already = removal(store, &ns, &p2, Some(&p1)).await;
     // Nor a phone the user does not have.
     let stranger = Removal {
+        app_seen: false,
         promote: Some(PhoneId::generate().unwrap()),
         ..removal(store, &ns, &p1, None).await
     };
@@ -1800,7 +1804,7 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
     assert_eq!(done, Completion::Done);
 
     let removed = store.reset_user(ns.owner()).await.unwrap();
-    assert_eq!(removed, vec![p1, p2]);
+    assert_eq!(removed.phones, vec![p1, p2]);
     assert!(phones(store, &ns).await.is_empty());
     assert_eq!(count_codes(store, &ns).await, 0);
     assert_eq!(reread(store, &open_add).await, None);
@@ -1826,9 +1830,23 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
 
 async fn reset_user_of_a_user_with_nothing_is_empty(store: &dyn Store) {
     let ns = ns();
-    assert!(store.reset_user(ns.owner()).await.unwrap().is_empty());
+    assert!(
+        store
+            .reset_user(ns.owner())
+            .await
+            .unwrap()
+            .phones
+            .is_empty()
+    );
     // Twice is the same.
-    assert!(store.reset_user(ns.owner()).await.unwrap().is_empty());
+    assert!(
+        store
+            .reset_user(ns.owner())
+            .await
+            .unwrap()
+            .phones
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ async fn run_op(
                     None
                 };
                 Write::Remove(Removal {
+                    app_seen: false,
                     number_tag: tag(&p.number),
                     seen: sorted,
                     promote,
@@ -351,6 +352,7 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
     );
     let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let removal = Removal {
+        app_seen: false,
         phone: phones[0].clone(),
         number_tag: tag(&phones[0].number),
         seen: phones.clone(),
@@ -392,6 +394,7 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
         add_phone(&store, &user, SessionKind::Enroll).await;
         let phones = store.list_phones(Owner::new(&app, &user)).await.unwrap();
         let removal = Removal {
+            app_seen: false,
             phone: phones[0].clone(),
             number_tag: tag(&phones[0].number),
             seen: phones.clone(),
@@ -547,6 +550,7 @@ async fn challenge_follows_the_phone(store: Arc<dyn Store>) {
     let (e, code) = at_code(&store, &user, challenge(&second), &second.number, NOW).await;
     let seen = store.list_phones(Owner::new(&app, &user)).await.unwrap();
     let removal = Removal {
+        app_seen: false,
         phone: second.clone(),
         number_tag: tag(&second.number),
         seen,

@@ -28,7 +28,9 @@ const TABLE_WAIT: Duration = Duration::from_secs(300);
 /// Creates what is missing: the table (on-demand, `pk`/`sk` strings, TTL on `ttl`), the
 /// code key's secret (64 random bytes in hex), the signing secret when
 /// `names.signing_secret_id` is set (32 random bytes in hex: the plain-string form of
-/// [`SigningKeys::from_secret`], one key) and the SES identity of `sender_email`. Running it
+/// [`SigningKeys::from_secret`], one key), the authenticator app sealing secret when
+/// `names.totp_secret_id` is set (32 random bytes in hex, one key of
+/// [`crate::totp::SealingKeys::from_secret`]) and the SES identity of `sender_email`. Running it
 /// again changes nothing.
 pub async fn bootstrap(
     sdk: &SdkConfig,
@@ -49,6 +51,15 @@ pub async fn bootstrap(
             &secrets,
             id,
             "MFA service: the key material that sign-in assertions are signed with",
+            32,
+        )
+        .await?;
+    }
+    if let Some(id) = &names.totp_secret_id {
+        ensure_secret(
+            &secrets,
+            id,
+            "MFA service: the key material that authenticator app secrets are sealed under",
             32,
         )
         .await?;

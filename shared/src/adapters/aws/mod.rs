@@ -62,6 +62,12 @@ pub enum StartupError {
         #[source]
         source: KeyError,
     },
+    #[error("the secret {secret_id} does not hold usable authenticator app keys: {source}")]
+    AppKeys {
+        secret_id: String,
+        #[source]
+        source: crate::totp::SealingKeyError,
+    },
     #[error("bootstrap: could not {action}: {detail}")]
     Bootstrap { action: String, detail: String },
 }

@@ -23,6 +23,7 @@ pub async fn fresh_table(prefix: &str) -> (SdkConfig, String) {
         table_name: unique(prefix),
         secret_id: unique(&format!("{prefix}-secret")),
         signing_secret_id: None,
+        totp_secret_id: None,
     };
     super::bootstrap(&sdk, &names, "store-test@example.com")
         .await

@@ -27,6 +27,7 @@ async fn bootstrap_is_idempotent_and_the_service_reaches_every_aws_port() {
         table_name: moto::unique("mfa-table"),
         secret_id: moto::unique("mfa-secret"),
         signing_secret_id: Some(moto::unique("mfa-signing")),
+        totp_secret_id: None,
     };
     let sender = format!("{}@example.com", moto::unique("sender"));
 
@@ -130,6 +131,7 @@ async fn bootstrap_is_idempotent_and_the_service_reaches_every_aws_port() {
     // Without a signing secret id, no signing keys (and nothing else is read).
     let unsigned = AwsNames {
         signing_secret_id: None,
+        totp_secret_id: None,
         ..names.clone()
     };
     let svc_unsigned = start(&sdk, unsigned, settings.clone()).await.unwrap();
@@ -138,6 +140,7 @@ async fn bootstrap_is_idempotent_and_the_service_reaches_every_aws_port() {
     // A missing or unusable signing secret is named, never shown.
     let missing = AwsNames {
         signing_secret_id: Some(moto::unique("mfa-signing-missing")),
+        totp_secret_id: None,
         ..names.clone()
     };
     let err = start(&sdk, missing.clone(), settings.clone())
@@ -157,6 +160,7 @@ async fn bootstrap_is_idempotent_and_the_service_reaches_every_aws_port() {
         .unwrap();
     let weak = AwsNames {
         signing_secret_id: Some(weak_id.clone()),
+        totp_secret_id: None,
         ..names.clone()
     };
     let err = start(&sdk, weak, settings.clone()).await.err().unwrap();

@@ -50,8 +50,8 @@ pub async fn service_from_env_or_exit<S: SmsClient, E: EmailClient, A: Assertion
 }
 
 /// The service over the AWS clients made from `sdk` (one of each, shared by every request).
-/// Reads the code key's secret and, when `names.signing_secret_id` is set, the signing
-/// keys' secret, once each.
+/// Reads the code key's secret and, when `names.signing_secret_id` or `names.totp_secret_id`
+/// is set, the signing keys' and the authenticator app keys' secrets, once each.
 pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
     sdk: &SdkConfig,
     names: AwsNames,
@@ -79,6 +79,25 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
         None => None,
         Some(id) => Some(read_and_publish_signing_keys(&secrets, id, published.as_ref()).await?),
     };
+    let app_keys =
+        match &names.totp_secret_id {
+            None => None,
+            Some(id) => {
+                let secret = secrets.secret_string(id).await.map_err(|e| {
+                    StartupError::SecretUnreadable {
+                        secret_id: id.clone(),
+                        detail: e.0,
+                    }
+                })?;
+                let keys = crate::totp::SealingKeys::from_secret(&secret).map_err(|source| {
+                    StartupError::AppKeys {
+                        secret_id: id.clone(),
+                        source,
+                    }
+                })?;
+                Some(Arc::new(keys))
+            }
+        };
     let own = signing
         .as_ref()
         .map(SigningKeys::public_keys)
@@ -97,6 +116,7 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
         keys,
         signing,
         assertion_keys: Arc::new(AssertionKeys::new(own, Some(published))),
+        app_keys,
         limits,
         settings,
     })

@@ -59,6 +59,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 mod audit;
+mod authenticators;
 mod counters;
 mod item;
 mod keys;

@@ -64,6 +64,7 @@ pub fn policy_from_item(item: &Item) -> Result<Policy, PortError> {
         enforcement: Enforcement::parse(get_s(item, W, ENFORCEMENT)?)
             .ok_or_else(|| malformed(W, ENFORCEMENT))?,
         allowed_countries,
+        factors: vec![crate::types::Factor::Sms],
         version: get_n(item, W, VERSION)?,
         updated_at: opt_t(item, W, UPDATED_AT)?,
         updated_by: opt_s(item, UPDATED_BY),

@@ -51,6 +51,7 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
             item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
             "challenge"
         }
+        SessionKind::AppSetup(_) | SessionKind::AppSignIn(_) => "unsupported",
     };
     item.insert(PURPOSE.into(), s(purpose));
     item.insert(STEP.into(), s(e.step.as_str()));
@@ -107,6 +108,7 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         sends: get_n(item, W, SENDS)?,
         last_sent_at: opt_t(item, W, LAST_SENT_AT)?,
         pending,
+        app_attempts: 0,
     })
 }
 

@@ -56,6 +56,7 @@ fn enrollment(pending: bool) -> Enrollment {
             expires_at: UnixTime(1_610),
             attempts: 2,
         }),
+        app_attempts: 0,
     }
 }
 

@@ -120,7 +120,7 @@ impl UserStore for DynamoStore {
             .await
     }
 
-    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<crate::ports::ResetFactors, PortError> {
         const OP: &str = "reset_user";
         let table = self.table.as_str();
         let pk = user_pk(owner.app, owner.user);
@@ -215,7 +215,10 @@ impl UserStore for DynamoStore {
                 }
             }
             if !lost {
-                return Ok(in_list_order(removed));
+                return Ok(crate::ports::ResetFactors {
+                    phones: in_list_order(removed),
+                    app: None,
+                });
             }
         }
         Err(PortError::new(

@@ -20,6 +20,7 @@ use crate::ports::{
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
 
+mod authenticators;
 mod phones;
 mod sessions;
 
@@ -191,6 +192,7 @@ impl UserStore for MemoryStore {
         Ok(UserOverview {
             user: s.users.get(&key).cloned(),
             phones: s.phones.get(&key).cloned().unwrap_or_default(),
+            app: None,
             skip: s.skips.get(&key).copied(),
             recovery_codes_remaining: u32::try_from(codes).unwrap_or(u32::MAX),
         })
@@ -212,7 +214,7 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn reset_user(&self, owner: Owner<'_>) -> Result<Vec<PhoneRecord>, PortError> {
+    async fn reset_user(&self, owner: Owner<'_>) -> Result<crate::ports::ResetFactors, PortError> {
         let mut s = self.lock()?;
         let key = user_key(owner);
         let removed = s.phones.remove(&key).unwrap_or_default();
@@ -220,7 +222,10 @@ impl UserStore for MemoryStore {
         s.recovery.remove(&key);
         s.enrollments
             .retain(|(a, u, _), _| !(a == owner.app && u == owner.user));
-        Ok(removed)
+        Ok(crate::ports::ResetFactors {
+            phones: removed,
+            app: None,
+        })
     }
 }
 

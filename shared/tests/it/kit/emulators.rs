@@ -35,6 +35,7 @@ pub async fn moto(prefix: &str) -> Arc<dyn Store> {
         table_name: unique(prefix),
         secret_id: unique(&format!("{prefix}-secret")),
         signing_secret_id: None,
+        totp_secret_id: None,
     };
     mfa_shared::adapters::aws::bootstrap(&sdk, &names, &format!("{prefix}@example.com"))
         .await
