@@ -100,6 +100,8 @@ pub const ROUTES: &[Route] = {
         route("PUT",    "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
         route("PATCH",  "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
         route("DELETE", "/v1/mfa/phones/{phone_id}",                           PhoneEdits,      User),
+        route("POST",   "/v1/mfa/totp",                                        PhoneEdits,      User),
+        route("DELETE", "/v1/mfa/totp",                                        PhoneEdits,      User),
         route("POST",   "/v1/mfa/challenges",                                  Challenge,       User),
         route("POST",   "/v1/mfa/challenges/{challenge_id}/code",              Challenge,       User),
         route("POST",   "/v1/mfa/challenges/{challenge_id}/resend",            Challenge,       User),
