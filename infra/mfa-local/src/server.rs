@@ -106,6 +106,7 @@ pub async fn run(o: Options) -> Result<(), String> {
         .route("/", get(web::index))
         .route("/web/app.js", get(web::app_js))
         .route("/web/style.css", get(web::style))
+        .route(web::LEAN_QR_PATH, get(web::lean_qr))
         .route("/_local/sign-in", post(web::sign_in))
         .route("/_local/admin-sign-in", post(web::admin_sign_in))
         .route("/_local/outbox", get(outbox_route))
