@@ -104,6 +104,9 @@ function renderPolicy(p) {
   $("include").checked = p.include_in_signup;
   $("optional").checked = p.enforcement === "optional";
   $("required").checked = p.enforcement === "required";
+  const factors = p.factors || ["sms"]; // a policy without the field allows texts only
+  $("factor-sms").checked = factors.includes("sms");
+  $("factor-totp").checked = factors.includes("totp");
   syncPolicyFields();
   const who = p.updated_by ? ` by ${p.updated_by}` : "";
   const when = p.updated_at ? ` on ${new Date(p.updated_at).toLocaleString()}` : "";
@@ -123,10 +126,17 @@ $("include").addEventListener("change", syncPolicyFields);
 $("policy-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   show($("policy-error"), "");
+  show($("factors-error"), "");
+  const factors = ["sms", "totp"].filter((f) => $(`factor-${f}`).checked);
+  if (factors.length === 0) {
+    show($("factors-error"), "Choose at least one method: users need a way to get their codes.");
+    return $("factor-sms").focus();
+  }
   const body = {
     enabled: $("enabled").checked,
     include_in_signup: $("include").checked,
     enforcement: $("required").checked ? "required" : "optional",
+    factors,
   };
   if (state.policy && state.policy.allowed_countries) body.allowed_countries = state.policy.allowed_countries;
   const r = await api("PUT", policyPath(), body, state.adminToken, { "If-Match": String(state.policy ? state.policy.version : 0) });
