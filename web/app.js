@@ -2,13 +2,18 @@
 // on the public routes of the contract. Plain JavaScript, no build step. The two sign-in
 // boxes call mfa-local's local-only helpers (/_local/...), standing in for the platform's
 // identity provider. A change of factors in settings first runs a step-up (v2): a texted code,
-// or a recovery code, gives an assertion that the change carries in the MFA-Assertion header.
+// a code from the authenticator app, or a recovery code gives an assertion that the change
+// carries in the MFA-Assertion header. An authenticator app's QR code is drawn by lean-qr
+// (web/vendor/, pinned, loaded on first use); the "Sign in" card runs the second step of a
+// sign-in and shows the assertion's claims.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   adminToken: null, adminApp: null, policy: null, token: null, flow: null,
   phones: [], recoveryRemaining: null,
+  factors: ["sms"], // what the policy allows (status `factors`)
+  totp: null, // the user's authenticator app: {label, verified_at, last_used_at}, or null
   assertion: null, // {token, exp (ms)}: the step-up proof, in memory only, until it expires
   stepUp: null, // the step-up in progress: {resolve, mode, challengeId}
 };
@@ -178,15 +183,39 @@ async function refreshStatus() {
   const r = await api("GET", "/v1/mfa/status", undefined, state.token);
   if (!ok(r)) return show($("settings-error"), message(r));
   const s = r.json;
+  state.factors = Array.isArray(s.factors) && s.factors.length ? s.factors : ["sms"];
+  state.totp = s.totp || null;
   if (s.prompt === "enroll") {
     $("settings").hidden = true;
+    $("mfa-signin").hidden = true;
     $("skip").hidden = !s.can_skip;
+    renderPrompt();
     step("prompt");
   } else {
     $("flow").hidden = true;
     state.recoveryRemaining = typeof s.recovery_codes_remaining === "number" ? s.recovery_codes_remaining : null;
     renderPhones(s.phones);
+    renderTotp();
+    renderSignIn();
   }
+}
+
+// The prompt names the methods the policy allows, and lets the user choose when there are two.
+function renderPrompt() {
+  const sms = state.factors.includes("sms");
+  const totp = state.factors.includes("totp");
+  $("prompt-text").textContent = sms && totp
+    ? "Each time you sign in on a new device, we will ask for a 6-digit code: texted to your phone, or shown by an authenticator app."
+    : totp ? "Each time you sign in on a new device, we will ask for a 6-digit code from an authenticator app on your phone."
+      : "Each time you sign in on a new device, we will text a 6-digit code to your phone.";
+  $("prompt-methods").hidden = !(sms && totp);
+  if (!(sms && totp)) $("method-sms").checked = true;
+}
+
+function chosenMethod() {
+  if (!state.factors.includes("sms")) return "totp";
+  if (!state.factors.includes("totp")) return "sms";
+  return $("method-totp").checked ? "totp" : "sms";
 }
 
 // ---------------------------------------------------------------- the enrollment flow
@@ -200,7 +229,8 @@ function step(name) {
 }
 
 $("start").addEventListener("click", () => {
-  state.flow = { purpose: "enroll" };
+  // The first factor, either way, needs only the password (no step-up).
+  state.flow = { purpose: chosenMethod() === "totp" ? "enroll-totp" : "enroll" };
   $("enroll-password").value = "";
   step("password");
 });
@@ -214,7 +244,14 @@ $("skip").addEventListener("click", async () => {
 document.querySelector('[data-step="password"]').addEventListener("submit", async (ev) => {
   ev.preventDefault();
   show($("enroll-password-error"), "");
-  const r = await api("POST", "/v1/mfa/enrollments", { password: $("enroll-password").value }, state.token);
+  const password = $("enroll-password").value;
+  if (state.flow.purpose === "enroll-totp") {
+    const t = await api("POST", "/v1/mfa/totp", { password }, state.token);
+    if (!ok(t)) return show($("enroll-password-error"), message(t));
+    state.flow.id = t.json.enrollment_id;
+    return showTotpSetup(t.json);
+  }
+  const r = await api("POST", "/v1/mfa/enrollments", { password }, state.token);
   if (!ok(r)) return show($("enroll-password-error"), message(r));
   state.flow.id = r.json.enrollment_id;
   $("phone-number").value = "";
@@ -288,15 +325,87 @@ document.querySelector('[data-step="code"]').addEventListener("submit", async (e
 
 $("to-settings").addEventListener("click", refreshStatus);
 
+// ---------------------------------------------------------------- authenticator app: setup
+
+// The QR library (lean-qr 2.7.4, vendored verbatim in web/vendor/ with its MIT licence and served
+// by mfa-local, so the page needs no network): a maintained ISO 18004 encoder, not one written
+// here. Imported the first time a code is drawn; this classic script may import a module.
+const LEAN_QR = "/web/vendor/lean-qr-2.7.4.mjs";
+let leanQr = null;
+
+async function drawQr(img, text) {
+  leanQr = leanQr || await import(LEAN_QR);
+  // Level M at least; 4 modules of quiet zone as ISO 18004 asks; scaled up without blur by CSS.
+  const code = leanQr.generate(text, { minCorrectionLevel: leanQr.correction.M });
+  img.src = code.toDataURL({ pad: 4, scale: 4 });
+}
+
+// The secret of a new app, shown this once: its otpauth URI as a QR code, the key as text in
+// groups of four, and the code field. Nothing of it is kept once the step is left.
+async function showTotpSetup(answer) {
+  const secret = String(answer.secret || "");
+  $("totp-secret").textContent = secret.replace(/(.{4})(?=.)/g, "$1 ");
+  $("totp-expires").textContent = answer.expires_at
+    ? `Finish by ${new Date(answer.expires_at).toLocaleTimeString()}, or start again.` : "";
+  $("totp-code").value = "";
+  const img = $("totp-qr");
+  img.hidden = true;
+  img.removeAttribute("src");
+  step("totp");
+  try {
+    await drawQr(img, answer.otpauth_uri);
+    img.hidden = false;
+  } catch (e) {
+    show($("totp-qr-error"), "The QR code could not be drawn: type in the key instead.");
+  }
+}
+
+function forgetTotpSetup() {
+  $("totp-secret").textContent = "";
+  $("totp-qr").removeAttribute("src");
+  $("totp-qr").hidden = true;
+  $("totp-code").value = "";
+}
+
+document.querySelector('[data-step="totp"]').addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  show($("totp-code-error"), "");
+  const code = $("totp-code").value.trim();
+  if (!/^[0-9]{6}$/.test(code)) return show($("totp-code-error"), "Enter the 6 digits your authenticator app shows.");
+  const r = await api("POST", `/v1/mfa/enrollments/${state.flow.id}/code`, { code }, state.token);
+  if (!ok(r)) return show($("totp-code-error"), message(r));
+  forgetTotpSetup();
+  const email = r.json.confirmation_email === "sent" ? " We emailed you a confirmation." : "";
+  if (state.flow.purpose === "enroll-totp") {
+    $("success-text").textContent = `Your authenticator app will give you your sign-in codes.${email}`;
+    step("success");
+  } else {
+    $("flow").hidden = true;
+    await refreshStatus();
+    $("settings-note").textContent = `Your authenticator app is set up.${email}`;
+  }
+});
+
+$("totp-cancel").addEventListener("click", async () => {
+  forgetTotpSetup();
+  if (state.flow && state.flow.purpose === "enroll-totp") return refreshStatus();
+  $("flow").hidden = true;
+});
+
 // ---------------------------------------------------------------- settings
 
 function renderPhones(phones) {
   state.phones = phones;
   $("settings").hidden = false;
+  $("settings-note").textContent = "";
+  // Texts: shown while the policy allows them or the user has a phone.
+  const sms = state.factors.includes("sms");
+  $("add-phone").hidden = !sms;
+  $("phones-title").hidden = !sms && phones.length === 0;
   renderRecoveryStatus();
   const list = $("phones");
   list.replaceChildren();
-  $("no-phones").hidden = phones.length > 0;
+  $("no-phones").hidden = phones.length > 0 || !sms;
   for (const p of phones) {
     const li = document.createElement("li");
     li.className = "phone";
@@ -335,6 +444,23 @@ function renderPhones(phones) {
   }
 }
 
+// The authenticator app: what it is and when it was last used, or a button to set one up.
+function renderTotp() {
+  const t = state.totp;
+  const allowed = state.factors.includes("totp");
+  $("totp-section").hidden = !t && !allowed;
+  $("totp-present").hidden = !t;
+  $("totp-absent").hidden = !!t || !allowed;
+  if (!t) return;
+  const when = (ts) => new Date(ts).toLocaleString();
+  $("totp-label").textContent = t.label || "Authenticator app";
+  $("totp-meta").textContent = `Set up ${t.verified_at ? when(t.verified_at) : ""}; `
+    + (t.last_used_at ? `last used ${when(t.last_used_at)}.` : "not used to sign in yet.");
+}
+
+$("totp-setup").addEventListener("click", () => openAction("totp-add", null));
+$("totp-remove").addEventListener("click", () => openAction("totp-remove", null));
+
 async function makePrimary(p) {
   show($("settings-error"), "");
   const r = await api("PATCH", `/v1/mfa/phones/${p.phone_id}`, { primary: true }, state.token);
@@ -367,16 +493,18 @@ function assertionExpiry(answer) {
 }
 
 // A user with a factor proves it before changing factors; the first factor needs no proof.
-const needsStepUp = () => state.phones.length > 0;
+const hasFactor = () => state.phones.length > 0 || !!state.totp;
+const needsStepUp = hasFactor;
 
 // Resolves true once a fresh assertion is in hand (at once if the one kept is still fresh, or if
-// no proof is needed), false if the user cancels. Texts a code to the primary phone (another can
-// be chosen), or takes a recovery code instead.
+// no proof is needed), false if the user cancels. Asks for a code from the authenticator app when
+// the user has one (no text sent), else texts a code to the primary phone (another can be
+// chosen); a recovery code always works instead, and the user may switch between them.
 function stepUp(why) {
   if (!needsStepUp() || currentAssertion()) return Promise.resolve(true);
   return new Promise((resolve) => {
     if (state.stepUp) state.stepUp.resolve(false);
-    state.stepUp = { resolve, mode: "sms", challengeId: null };
+    state.stepUp = { resolve, mode: "sms", challengeId: null, totpChallengeId: null };
     $("phone-action").hidden = true;
     $("recovery-codes").hidden = true;
     $("settings-actions").hidden = true;
@@ -393,19 +521,50 @@ function stepUp(why) {
       return o;
     }));
     const primary = state.phones.find((p) => p.primary) || state.phones[0];
-    select.value = primary.phone_id;
+    if (primary) select.value = primary.phone_id;
     $("step-up-phone-fields").hidden = state.phones.length < 2;
-    stepUpMode("sms");
-    sendChallenge();
+    $("step-up-totp-code").value = "";
+    // Switching is offered only to what the user has.
+    const hasPhone = state.phones.length > 0;
+    $("step-up-use-sms").hidden = !hasPhone;
+    $("step-up-totp-use-sms").hidden = !hasPhone;
+    $("step-up-sms-use-totp").hidden = !state.totp;
+    $("step-up-recovery-use-totp").hidden = !state.totp;
+    if (state.totp) {
+      stepUpMode("totp");
+      startTotpChallenge();
+    } else {
+      stepUpMode("sms");
+      sendChallenge();
+    }
   });
 }
+
+const STEP_UP_FIELD = { sms: "step-up-code", totp: "step-up-totp-code", recovery: "step-up-recovery-code" };
 
 function stepUpMode(mode) {
   state.stepUp.mode = mode;
   clearErrors($("step-up"));
   $("step-up-sms").hidden = mode !== "sms";
+  $("step-up-totp").hidden = mode !== "totp";
   $("step-up-recovery").hidden = mode !== "recovery";
-  $(mode === "sms" ? "step-up-code" : "step-up-recovery-code").focus();
+  $(STEP_UP_FIELD[mode]).focus();
+}
+
+// Starts a challenge for the authenticator app (nothing is sent; the app shows the code).
+async function startTotpChallenge() {
+  const s = state.stepUp;
+  $("step-up-totp-status").textContent = "";
+  const r = await api("POST", "/v1/mfa/challenges", { factor: "totp" }, state.token);
+  if (state.stepUp !== s) return null; // cancelled meanwhile
+  if (!ok(r)) {
+    s.totpChallengeId = null;
+    show($("step-up-form-error"), message(r));
+    return null;
+  }
+  s.totpChallengeId = r.json.challenge_id;
+  $("step-up-totp-status").textContent = "Enter the code your authenticator app shows now.";
+  return s.totpChallengeId;
 }
 
 function finishStepUp(done) {
@@ -440,10 +599,19 @@ async function sendChallenge() {
 
 $("step-up-phone").addEventListener("change", sendChallenge);
 $("step-up-use-recovery").addEventListener("click", () => stepUpMode("recovery"));
-$("step-up-use-sms").addEventListener("click", () => {
+$("step-up-totp-use-recovery").addEventListener("click", () => stepUpMode("recovery"));
+const useSms = () => {
   stepUpMode("sms");
   if (!state.stepUp.challengeId) sendChallenge();
-});
+};
+$("step-up-use-sms").addEventListener("click", useSms);
+$("step-up-totp-use-sms").addEventListener("click", useSms);
+const useTotp = () => {
+  stepUpMode("totp");
+  if (!state.stepUp.totpChallengeId) startTotpChallenge();
+};
+$("step-up-sms-use-totp").addEventListener("click", useTotp);
+$("step-up-recovery-use-totp").addEventListener("click", useTotp);
 $("step-up-cancel").addEventListener("click", () => finishStepUp(false));
 
 $("step-up-resend").addEventListener("click", async () => {
@@ -474,6 +642,19 @@ $("step-up").addEventListener("submit", async (ev) => {
     const code = $("step-up-recovery-code").value.trim();
     if (!code) return show(field, "Enter one of your recovery codes, such as 7K3QD-M9XWP.");
     r = await api("POST", "/v1/mfa/challenges/recovery", { code }, state.token);
+  } else if (s.mode === "totp") {
+    field = $("step-up-totp-code-error");
+    const code = $("step-up-totp-code").value.trim();
+    if (!/^[0-9]{6}$/.test(code)) return show(field, "Enter the 6 digits your authenticator app shows.");
+    const id = s.totpChallengeId || await startTotpChallenge();
+    if (!id || state.stepUp !== s) return;
+    r = await api("POST", `/v1/mfa/challenges/${id}/code`, { code }, state.token);
+    // An expired or finished challenge: start another and check the code against it.
+    if (r.status === 404 && state.stepUp === s) {
+      const again = await startTotpChallenge();
+      if (!again || state.stepUp !== s) return;
+      r = await api("POST", `/v1/mfa/challenges/${again}/code`, { code }, state.token);
+    }
   } else {
     field = $("step-up-code-error");
     const code = $("step-up-code").value.trim();
@@ -511,7 +692,7 @@ async function sendChange(method, path, body) {
 
 function renderRecoveryStatus() {
   const n = state.recoveryRemaining;
-  const enrolled = state.phones.length > 0;
+  const enrolled = hasFactor();
   $("recovery-status").textContent = !enrolled || n === null ? ""
     : n === 0 ? "No recovery codes yet. Create some in case you lose your phone."
     : `Recovery codes: ${n} left.`;
@@ -522,11 +703,14 @@ function renderRecoveryStatus() {
 async function openAction(kind, phone) {
   show($("settings-error"), "");
   $("phone-action").hidden = true;
+  const how = state.totp ? "enter a code from your authenticator app" : "enter the code we text you";
   const why = {
-    add: "Before you add a phone, enter the code we text you.",
-    replace: `Before you change ${phone && phone.masked}, enter the code we text you.`,
-    remove: `Before you remove ${phone && phone.masked}, enter the code we text you.`,
-    recovery: "Before you create recovery codes, enter the code we text you.",
+    add: `Before you add a phone, ${how}.`,
+    replace: `Before you change ${phone && phone.masked}, ${how}.`,
+    remove: `Before you remove ${phone && phone.masked}, ${how}.`,
+    recovery: `Before you create recovery codes, ${how}.`,
+    "totp-add": state.totp ? `Before you move to another authenticator app, ${how}.` : `Before you set up an authenticator app, ${how}.`,
+    "totp-remove": `Before you remove your authenticator app, ${how}.`,
   }[kind];
   if (!(await stepUp(why))) return;
   state.action = { kind, phone };
@@ -536,13 +720,20 @@ async function openAction(kind, phone) {
   $("action-password").value = "";
   $("action-number").value = "";
   $("action-label").value = "";
-  $("action-number-fields").hidden = kind === "remove" || kind === "recovery";
-  $("action-label-fields").hidden = kind !== "add";
-  $("phone-action-title").textContent =
-    kind === "add" ? "Add another phone" : kind === "replace" ? `Change ${phone.masked}`
-      : kind === "remove" ? `Remove ${phone.masked}` : "Create recovery codes";
-  $("action-submit").textContent =
-    kind === "remove" ? "Remove" : kind === "recovery" ? "Create recovery codes" : "Text me a code";
+  $("action-number-fields").hidden = !(kind === "add" || kind === "replace");
+  $("action-label-fields").hidden = !(kind === "add" || kind === "totp-add");
+  $("action-label").placeholder = kind === "totp-add" ? "My phone's app" : "Work phone";
+  $("phone-action-title").textContent = {
+    add: "Add another phone",
+    replace: `Change ${phone && phone.masked}`,
+    remove: `Remove ${phone && phone.masked}`,
+    recovery: "Create recovery codes",
+    "totp-add": "Set up an authenticator app",
+    "totp-remove": "Remove the authenticator app",
+  }[kind];
+  $("action-submit").textContent = {
+    remove: "Remove", "totp-remove": "Remove", recovery: "Create recovery codes", "totp-add": "Continue",
+  }[kind] || "Text me a code";
   $("action-password").focus();
 }
 
@@ -558,6 +749,12 @@ $("phone-action").addEventListener("submit", async (ev) => {
   let r;
   if (kind === "remove") {
     r = await sendChange("DELETE", `/v1/mfa/phones/${phone.phone_id}`, { password });
+  } else if (kind === "totp-remove") {
+    r = await sendChange("DELETE", "/v1/mfa/totp", { password });
+  } else if (kind === "totp-add") {
+    const body = { password };
+    if ($("action-label").value.trim()) body.label = $("action-label").value.trim();
+    r = await sendChange("POST", "/v1/mfa/totp", body);
   } else if (kind === "recovery") {
     r = await sendChange("POST", "/v1/mfa/recovery-codes", { password });
   } else {
@@ -576,7 +773,16 @@ $("phone-action").addEventListener("submit", async (ev) => {
   }
   $("phone-action").hidden = true;
   if (kind === "remove") return refreshStatus();
+  if (kind === "totp-remove") {
+    await refreshStatus();
+    $("settings-note").textContent = "Your authenticator app was removed.";
+    return;
+  }
   if (kind === "recovery") return showRecoveryCodes(r.json.codes);
+  if (kind === "totp-add") {
+    state.flow = { purpose: "totp-settings", id: r.json.enrollment_id };
+    return showTotpSetup(r.json);
+  }
   state.flow = { purpose: kind, id: r.json.enrollment_id };
   codeSent(r.json);
 });
@@ -599,4 +805,99 @@ $("recovery-done").addEventListener("click", () => {
   $("recovery-list").replaceChildren();
   $("recovery-codes").hidden = true;
   $("settings-actions").hidden = false;
+});
+
+// ---------------------------------------------------------------- sign in: the second step
+
+// The factors the user has, to choose from; the card keeps the choice while it still applies.
+function renderSignIn() {
+  const has = { sms: state.phones.length > 0, totp: !!state.totp };
+  $("mfa-signin").hidden = !has.sms && !has.totp;
+  $("signin-factor-sms-row").hidden = !has.sms;
+  $("signin-factor-totp-row").hidden = !has.totp;
+  const primary = state.phones.find((p) => p.primary) || state.phones[0];
+  $("signin-sms-to").textContent = primary ? `to ${primary.masked}` : "";
+  const chosen = ["sms", "totp"].find((f) => has[f] && $(`signin-factor-${f}`).checked);
+  if (!chosen) {
+    $("signin-factor-sms").checked = has.sms && !has.totp;
+    $("signin-factor-totp").checked = has.totp;
+  }
+  resetSignIn();
+}
+
+function resetSignIn() {
+  state.signIn = null;
+  clearErrors($("mfa-signin"));
+  $("signin-code-fields").hidden = true;
+  $("signin-result").hidden = true;
+  $("signin-claims").replaceChildren();
+  $("signin-code").value = "";
+}
+
+$("signin-factor-sms").addEventListener("change", resetSignIn);
+$("signin-factor-totp").addEventListener("change", resetSignIn);
+
+$("signin-start").addEventListener("click", async () => {
+  resetSignIn();
+  const factor = $("signin-factor-totp").checked ? "totp" : "sms";
+  const r = await api("POST", "/v1/mfa/challenges", { factor }, state.token);
+  if (!ok(r)) return show($("signin-error"), message(r));
+  state.signIn = { factor, challengeId: r.json.challenge_id };
+  $("signin-status").textContent = factor === "totp"
+    ? "Enter the code your authenticator app shows now."
+    : `We texted a code to ${r.json.phone ? r.json.phone.masked : "your phone"}.`;
+  $("signin-code-fields").hidden = false;
+  $("signin-code").focus();
+});
+
+// The claims of a compact JWS, decoded (base64url JSON). The page shows them; trusting them is
+// the platform's business, after it checks the signature against the JWKS.
+function jwsClaims(jws) {
+  const part = jws.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+$("mfa-signin").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const s = state.signIn;
+  if (!s) return;
+  clearErrors($("mfa-signin"));
+  const code = $("signin-code").value.trim();
+  if (!/^[0-9]{6}$/.test(code)) return show($("signin-code-error"), "Enter the 6 digits of the code.");
+  const r = await api("POST", `/v1/mfa/challenges/${s.challengeId}/code`, { code }, state.token);
+  if (state.signIn !== s) return;
+  if (!ok(r)) {
+    return show(CODE_ERRORS.includes(r.json.error) ? $("signin-code-error") : $("signin-error"), message(r));
+  }
+  let claims;
+  try {
+    claims = jwsClaims(r.json.assertion);
+  } catch {
+    return show($("signin-error"), "The service's answer holds no readable assertion.");
+  }
+  const rows = [
+    ["amr", Array.isArray(claims.amr) ? claims.amr.join(", ") : String(claims.amr)],
+    ["sub", claims.sub],
+    ["app_id", claims.app_id],
+    ["exp", typeof claims.exp === "number" ? `${claims.exp} (${new Date(claims.exp * 1000).toISOString()})` : String(claims.exp)],
+    ["iss", claims.iss],
+  ];
+  $("signin-claims").replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v === undefined ? "" : v;
+    dd.dataset.claim = k;
+    return [dt, dd];
+  }));
+  state.signIn = null;
+  $("signin-code-fields").hidden = true;
+  $("signin-result").hidden = false;
+  $("signin-result-title").focus();
+  // The app's "last used" moved on: show it.
+  if (s.factor === "totp") {
+    const st = await api("GET", "/v1/mfa/status", undefined, state.token);
+    if (ok(st)) { state.totp = st.json.totp || null; renderTotp(); }
+  }
 });
