@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The browser test: the reference web page (web/, served by mfa-local at /) clicked through the
-# seed in headless Chromium, driven by playwright-core. Installs what is missing: Debian's
+# seed (tests/browser/seed.test.mjs) and the authenticator-app walk (totp.test.mjs) in headless
+# Chromium, driven by playwright-core. Installs what is missing: Debian's
 # `chromium` package (apt, as root) and the pinned npm packages (tests/browser/package-lock.json).
 # Uses the mfa-local binary named by MFA_LOCAL_BIN (default target/debug/mfa-local, which the
 # cargo test step of tests/run.sh builds). Saves the screens to docs/screens/.
@@ -25,4 +26,7 @@ if [ "$(cat tests/browser/node_modules/.lock-sha 2>/dev/null)" != "$want" ]; the
 fi
 
 [ -x "${MFA_LOCAL_BIN:-target/debug/mfa-local}" ] || cargo build -p mfa-local
-MFA_LOCAL_BIN="${MFA_LOCAL_BIN:-target/debug/mfa-local}" node tests/browser/seed.test.mjs
+# Both files, one after the other (each starts its own mfa-local), in one TAP report whose
+# "# pass"/"# fail" totals tests/run.sh reads.
+MFA_LOCAL_BIN="${MFA_LOCAL_BIN:-target/debug/mfa-local}" node --test --test-concurrency=1 --test-reporter=tap \
+  tests/browser/seed.test.mjs tests/browser/totp.test.mjs

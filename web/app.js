@@ -109,7 +109,9 @@ function renderPolicy(p) {
   $("include").checked = p.include_in_signup;
   $("optional").checked = p.enforcement === "optional";
   $("required").checked = p.enforcement === "required";
-  const factors = p.factors || ["sms"]; // a policy without the field allows texts only
+  // A service older than authenticator apps has no `factors`: the methods are then not shown.
+  $("factors").hidden = !Array.isArray(p.factors);
+  const factors = p.factors || ["sms"];
   $("factor-sms").checked = factors.includes("sms");
   $("factor-totp").checked = factors.includes("totp");
   syncPolicyFields();
@@ -133,7 +135,7 @@ $("policy-form").addEventListener("submit", async (ev) => {
   show($("policy-error"), "");
   show($("factors-error"), "");
   const factors = ["sms", "totp"].filter((f) => $(`factor-${f}`).checked);
-  if (factors.length === 0) {
+  if (!$("factors").hidden && factors.length === 0) {
     show($("factors-error"), "Choose at least one method: users need a way to get their codes.");
     return $("factor-sms").focus();
   }
@@ -141,8 +143,8 @@ $("policy-form").addEventListener("submit", async (ev) => {
     enabled: $("enabled").checked,
     include_in_signup: $("include").checked,
     enforcement: $("required").checked ? "required" : "optional",
-    factors,
   };
+  if (!$("factors").hidden) body.factors = factors;
   if (state.policy && state.policy.allowed_countries) body.allowed_countries = state.policy.allowed_countries;
   const r = await api("PUT", policyPath(), body, state.adminToken, { "If-Match": String(state.policy ? state.policy.version : 0) });
   if (r.status === 412) {

@@ -10,60 +10,10 @@
 //   MFA_LOCAL_BIN=target/debug/mfa-local node tests/browser/seed.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { mkdirSync, openSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const screens = join(root, "docs/screens");
-const bin = resolve(root, process.env.MFA_LOCAL_BIN || "target/debug/mfa-local");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-// Without the networking flags Chromium keeps trying Google's hosts on this closed network.
-const chromiumArgs = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function startLocal() {
-  const port = await freePort();
-  // Its log (stderr) goes to target/browser-mfa-local.log, read on a failure.
-  mkdirSync(join(root, "target"), { recursive: true });
-  const log = openSync(join(root, "target/browser-mfa-local.log"), "w");
-  const child = spawn(bin, ["--port", String(port)], { stdio: ["ignore", "pipe", log] });
-  await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`${bin} did not start within 60 s`)), 60_000);
-    child.once("exit", (code) => fail(new Error(`${bin} exited with ${code}`)));
-    child.stdout.on("data", (d) => { if (String(d).includes("listening on")) { clearTimeout(timer); ok(); } });
-  });
-  child.stdout.resume();
-  return { child, base: `http://127.0.0.1:${port}` };
-}
-
-/// The code of the last text to `number` (E.164), from the local outbox.
-async function lastCode(base, number) {
-  const outbox = await (await fetch(`${base}/_local/outbox`)).json();
-  const texts = outbox.sms.filter((m) => m.to === number);
-  assert.ok(texts.length > 0, `no text to ${number}`);
-  const code = texts[texts.length - 1].body.match(/\b(\d{6})\b/);
-  assert.ok(code, `no 6-digit code in ${texts[texts.length - 1].body}`);
-  return code[1];
-}
-
-const shot = (page, name) => page.screenshot({ path: join(screens, `${name}.png`), fullPage: true });
+import { chromiumArgs, executablePath, lastCode, shot, startLocal } from "./local.mjs";
 
 test("the seed, clicked through the reference page", async (t) => {
-  mkdirSync(screens, { recursive: true });
   const { child, base } = await startLocal();
   const browser = await chromium.launch({ executablePath, args: chromiumArgs });
   t.after(async () => { await browser.close(); child.kill(); });
