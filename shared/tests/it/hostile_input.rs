@@ -137,6 +137,7 @@ impl World {
             include_in_signup: true,
             enforcement: Enforcement::Optional,
             allowed_countries: None,
+            factors: None,
         };
         policy::update(&svc, &app, change, None, "admin")
             .await
