@@ -279,19 +279,20 @@ function codeSent(answer) {
   countdown($("resend"), answer.resend_available_at);
 }
 
-// "Send a new code" stays disabled, counting the seconds, until `until` (then, or without it, enabled).
+// "Send a new code" (or `label`) stays disabled, counting the seconds, until `until` (then, or
+// without it, enabled).
 const timers = {};
-function countdown(button, until) {
+function countdown(button, until, label = "Send a new code") {
   clearInterval(timers[button.id]);
   const tick = () => {
     const left = until ? Math.ceil((new Date(until).getTime() - Date.now()) / 1000) : 0;
     if (left <= 0) {
       clearInterval(timers[button.id]);
       button.disabled = false;
-      button.textContent = "Send a new code";
+      button.textContent = label;
     } else {
       button.disabled = true;
-      button.textContent = `Send a new code (${left} s)`;
+      button.textContent = `${label} (${left} s)`;
     }
   };
   tick();
@@ -339,7 +340,9 @@ async function drawQr(img, text) {
   leanQr = leanQr || await import(LEAN_QR);
   // Level M at least; 4 modules of quiet zone as ISO 18004 asks; scaled up without blur by CSS.
   const code = leanQr.generate(text, { minCorrectionLevel: leanQr.correction.M });
-  img.src = code.toDataURL({ pad: 4, scale: 4 });
+  // Opaque black on white (lean-qr's default "off" is transparent, which some scanners and dark
+  // backgrounds read badly).
+  img.src = code.toDataURL({ on: [0, 0, 0, 255], off: [255, 255, 255, 255], pad: 4, scale: 4 });
 }
 
 // The secret of a new app, shown this once: its otpauth URI as a QR code, the key as text in
@@ -403,6 +406,7 @@ function renderPhones(phones) {
   // Texts: shown while the policy allows them or the user has a phone.
   const sms = state.factors.includes("sms");
   $("add-phone").hidden = !sms;
+  $("add-phone").textContent = phones.length ? "Add another phone" : "Add a phone";
   $("phones-title").hidden = !sms && phones.length === 0;
   renderRecoveryStatus();
   const list = $("phones");
@@ -455,7 +459,8 @@ function renderTotp() {
   $("totp-absent").hidden = !!t || !allowed;
   if (!t) return;
   const when = (ts) => new Date(ts).toLocaleString();
-  $("totp-label").textContent = t.label || "Authenticator app";
+  $("totp-label").textContent = t.label || "";
+  $("totp-label").hidden = !t.label;
   $("totp-meta").textContent = `Set up ${t.verified_at ? when(t.verified_at) : ""}; `
     + (t.last_used_at ? `last used ${when(t.last_used_at)}.` : "not used to sign in yet.");
 }
@@ -843,7 +848,11 @@ $("signin-start").addEventListener("click", async () => {
   resetSignIn();
   const factor = $("signin-factor-totp").checked ? "totp" : "sms";
   const r = await api("POST", "/v1/mfa/challenges", { factor }, state.token);
-  if (!ok(r)) return show($("signin-error"), message(r));
+  if (!ok(r)) {
+    // A 429 (the user's texts are a cooldown apart): the button counts down the wait.
+    if (r.json.retry_after) countdown($("signin-start"), new Date(Date.now() + r.json.retry_after * 1000), "Get a code");
+    return show($("signin-error"), message(r));
+  }
   state.signIn = { factor, challengeId: r.json.challenge_id };
   $("signin-status").textContent = factor === "totp"
     ? "Enter the code your authenticator app shows now."
