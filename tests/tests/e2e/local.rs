@@ -164,6 +164,8 @@ async fn the_reference_page_and_its_local_sign_in_helpers() {
     for (path, kind) in [
         ("/web/app.js", "text/javascript"),
         ("/web/style.css", "text/css"),
+        // The vendored QR library, which app.js imports (an ES module).
+        ("/web/vendor/lean-qr-2.7.4.mjs", "text/javascript"),
     ] {
         let r = s.call("GET", path, None, None).await;
         assert_eq!(r.status, 200, "{path}");
