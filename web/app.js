@@ -467,6 +467,8 @@ function renderTotp() {
 
 $("totp-setup").addEventListener("click", () => openAction("totp-add", null));
 $("totp-remove").addEventListener("click", () => openAction("totp-remove", null));
+// One app per user: a new one replaces it once its code is verified (the old one works until then).
+$("totp-replace").addEventListener("click", () => openAction("totp-add", null));
 
 async function makePrimary(p) {
   show($("settings-error"), "");
@@ -709,6 +711,7 @@ function renderRecoveryStatus() {
 
 async function openAction(kind, phone) {
   show($("settings-error"), "");
+  $("settings-note").textContent = "";
   $("phone-action").hidden = true;
   const how = state.totp ? "enter a code from your authenticator app" : "enter the code we text you";
   const why = {
@@ -735,7 +738,7 @@ async function openAction(kind, phone) {
     replace: `Change ${phone && phone.masked}`,
     remove: `Remove ${phone && phone.masked}`,
     recovery: "Create recovery codes",
-    "totp-add": "Set up an authenticator app",
+    "totp-add": state.totp ? "Move to another authenticator app" : "Set up an authenticator app",
     "totp-remove": "Remove the authenticator app",
   }[kind];
   $("action-submit").textContent = {

@@ -60,6 +60,10 @@ function authenticator(secret) {
   let last = -1;
   return {
     key,
+    secret,
+    get last() { return last; },
+    /// Continues the steps of another app of the same user.
+    after(other) { last = Math.max(last, other.last); },
     async next() {
       if (stepNow() <= last) await sleep((last + 1) * STEP_MS - Date.now() + 500);
       last = stepNow();
@@ -303,4 +307,25 @@ test("authenticator apps beside texts, clicked through the reference page", asyn
   assert.equal(await claim("sub"), "hopper");
   await fitsPhone();
   await shot(user, "user-15-settings-app-and-phone");
+
+  // He moves to another app: the proof is still fresh (no step-up), a new key, its code.
+  const textsBeforeMove = await texts();
+  await user.getByRole("button", { name: "Move to another authenticator app" }).click();
+  await user.getByRole("heading", { name: "Move to another authenticator app" }).waitFor();
+  assert.ok(await user.locator("#step-up").isHidden(), "a fresh assertion serves several changes");
+  await user.locator("#action-password").fill(password);
+  await user.locator("#action-label").fill("Pixel 9");
+  await user.locator("#action-submit").click();
+  await qr.waitFor();
+  const moved = (await user.locator("#totp-secret").textContent()).replace(/\s+/g, "");
+  assert.notEqual(moved, hopper.secret, "a new key");
+  const hopper2 = authenticator(moved);
+  hopper2.after(hopper); // a step is accepted once per user, whichever app
+  await code.fill(await hopper2.next());
+  await user.locator("#totp-verify").click();
+  await user.locator("#totp-label").getByText("Pixel 9", { exact: true }).waitFor();
+  await user.locator("#settings-note").getByText("Your authenticator app is set up.").waitFor();
+  assert.equal(await texts(), textsBeforeMove, "no new step-up text");
+  assert.deepEqual(changes.map((c) => [c.method, c.path]), [["POST", "/v1/mfa/totp"], ["POST", "/v1/mfa/totp"]]);
+  assert.equal(changes[1].assertion, changes[0].assertion);
 });
