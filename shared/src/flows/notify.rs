@@ -138,7 +138,13 @@ pub fn phone_removed_email(
 }
 
 /// An administrator reset the user's MFA.
-pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTime) -> Email {
+pub fn reset_email(
+    app_name: &str,
+    to: &str,
+    removed: &[PhoneNumber],
+    app_removed: bool,
+    at: UnixTime,
+) -> Email {
     let phones = if removed.is_empty() {
         "none".to_owned()
     } else {
@@ -153,9 +159,15 @@ pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTi
         to,
         format!("Two-step verification was reset on your {app_name} account"),
         &format!(
-            "An administrator reset two-step verification on your {app_name} account: your verification phones were removed and you can set it up again."
+            "An administrator reset two-step verification on your {app_name} account: your verification phones and authenticator app were removed and you can set it up again."
         ),
-        &[("Phones removed", phones)],
+        &[
+            ("Phones removed", phones),
+            (
+                "Authenticator app removed",
+                if app_removed { "yes" } else { "no" }.to_owned(),
+            ),
+        ],
         at,
     )
 }
@@ -184,47 +196,6 @@ pub fn recovery_code_used_email(app_name: &str, to: &str, remaining: u32, at: Un
         &[("Codes left", remaining.to_string())],
         at,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_text_carries_the_code_and_its_lifetime() {
-        let t = code_text("Acme", &Code::parse("042137").unwrap(), 600);
-        assert!(t.starts_with("042137 is your Acme verification code"));
-        assert!(t.contains("10 min"));
-    }
-
-    #[test]
-    fn the_email_masks_the_number_and_escapes_html() {
-        let n = PhoneNumber::parse("+14155550123").unwrap();
-        let e = enrolled_email("<Acme>", "ada@example.com", &n, UnixTime(0));
-        for part in [&e.subject, &e.text, &e.html] {
-            assert!(!part.contains("4155550123"));
-        }
-        assert!(e.text.contains("+1••••••0123"));
-        assert!(e.html.contains("&lt;Acme&gt;"));
-        assert!(e.text.contains("If this was not you"));
-    }
-
-    #[test]
-    fn security_notices_say_what_when_and_what_to_do() {
-        let old = PhoneNumber::parse("+14155550123").unwrap();
-        let new = PhoneNumber::parse("+14155550199").unwrap();
-        let e = phone_replaced_email("Acme", "ada@example.com", &old, &new, UnixTime(0));
-        assert!(e.text.contains("+1••••••0123") && e.text.contains("+1••••••0199"));
-        assert!(e.text.contains("1970-01-01T00:00:00Z"));
-        assert!(e.text.contains("If this was not you"));
-        for part in [&e.subject, &e.text, &e.html] {
-            assert!(!part.contains("4155550123") && !part.contains("4155550199"));
-        }
-        let r = phone_removed_email("Acme", "ada@example.com", &old, true, UnixTime(0));
-        assert!(r.text.contains("now off"));
-        let z = reset_email("Acme", "ada@example.com", &[old], UnixTime(0));
-        assert!(z.text.contains("administrator") && z.text.contains("+1••••••0123"));
-    }
 }
 
 /// An authenticator app now protects the account: the first factor (`first`), another beside
@@ -294,4 +265,45 @@ pub fn app_removed_email(
         &[("Authenticator app", label.unwrap_or("(no name)").to_owned())],
         at,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_carries_the_code_and_its_lifetime() {
+        let t = code_text("Acme", &Code::parse("042137").unwrap(), 600);
+        assert!(t.starts_with("042137 is your Acme verification code"));
+        assert!(t.contains("10 min"));
+    }
+
+    #[test]
+    fn the_email_masks_the_number_and_escapes_html() {
+        let n = PhoneNumber::parse("+14155550123").unwrap();
+        let e = enrolled_email("<Acme>", "ada@example.com", &n, UnixTime(0));
+        for part in [&e.subject, &e.text, &e.html] {
+            assert!(!part.contains("4155550123"));
+        }
+        assert!(e.text.contains("+1••••••0123"));
+        assert!(e.html.contains("&lt;Acme&gt;"));
+        assert!(e.text.contains("If this was not you"));
+    }
+
+    #[test]
+    fn security_notices_say_what_when_and_what_to_do() {
+        let old = PhoneNumber::parse("+14155550123").unwrap();
+        let new = PhoneNumber::parse("+14155550199").unwrap();
+        let e = phone_replaced_email("Acme", "ada@example.com", &old, &new, UnixTime(0));
+        assert!(e.text.contains("+1••••••0123") && e.text.contains("+1••••••0199"));
+        assert!(e.text.contains("1970-01-01T00:00:00Z"));
+        assert!(e.text.contains("If this was not you"));
+        for part in [&e.subject, &e.text, &e.html] {
+            assert!(!part.contains("4155550123") && !part.contains("4155550199"));
+        }
+        let r = phone_removed_email("Acme", "ada@example.com", &old, true, UnixTime(0));
+        assert!(r.text.contains("now off"));
+        let z = reset_email("Acme", "ada@example.com", &[old], false, UnixTime(0));
+        assert!(z.text.contains("administrator") && z.text.contains("+1••••••0123"));
+    }
 }
