@@ -119,7 +119,8 @@ fn body(r: &Route) -> Option<Value> {
         }
         ("PUT", "{phone_id}") => json!({"password": "pw", "phone_number": "+14155550102"}),
         ("PATCH", "{phone_id}") => json!({"label": "Work", "primary": true}),
-        ("DELETE", "{phone_id}") => json!({"password": "pw"}),
+        ("DELETE", "{phone_id}" | "totp") => json!({"password": "pw"}),
+        ("POST", "totp") => json!({"password": "pw", "label": "Phone"}),
         _ => return None,
     };
     Some(body)
