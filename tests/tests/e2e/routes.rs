@@ -220,9 +220,13 @@ fn only_three_functions_read_the_totp_sealing_key() {
     );
     assert_eq!(secret["DeletionPolicy"].as_str(), Some("Retain"));
     assert_eq!(secret["UpdateReplacePolicy"].as_str(), Some("Retain"));
-    let want: BTreeSet<&str> = ["PhoneEditsFunction", "CodeVerifyFunction", "ChallengeFunction"]
-        .into_iter()
-        .collect();
+    let want: BTreeSet<&str> = [
+        "PhoneEditsFunction",
+        "CodeVerifyFunction",
+        "ChallengeFunction",
+    ]
+    .into_iter()
+    .collect();
     let (mut readers, mut told) = (BTreeSet::new(), BTreeSet::new());
     for (name, res) in t["Resources"].as_hash().unwrap() {
         if res["Type"].as_str() != Some("AWS::Serverless::Function") {
