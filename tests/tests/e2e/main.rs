@@ -11,6 +11,7 @@ mod lambda_runtime;
 mod load;
 mod local;
 mod observability;
+mod pyotp_interop;
 mod routes;
 mod settings;
 mod signin;
