@@ -14,5 +14,6 @@ mod observability;
 mod pyotp_interop;
 mod routes;
 mod settings;
+mod sign_in_calls;
 mod signin;
 mod template;
