@@ -155,6 +155,7 @@ fn change(enforcement: Enforcement) -> policy::PolicyChange {
         include_in_signup: true,
         enforcement,
         allowed_countries: None,
+        factors: None,
     }
 }
 

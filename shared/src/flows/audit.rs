@@ -42,6 +42,9 @@ pub enum Action {
     PhoneReplaced,
     PhonePrimaryChanged,
     PhoneRemoved,
+    AppAdded,
+    AppReplaced,
+    AppRemoved,
     CodeLocked,
     PasswordLockout,
     RateLimitBlocked,
@@ -56,12 +59,15 @@ pub enum Action {
 
 impl Action {
     /// Every action, for checks.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 18] = [
         Action::EnrollmentCompleted,
         Action::PhoneAdded,
         Action::PhoneReplaced,
         Action::PhonePrimaryChanged,
         Action::PhoneRemoved,
+        Action::AppAdded,
+        Action::AppReplaced,
+        Action::AppRemoved,
         Action::CodeLocked,
         Action::PasswordLockout,
         Action::RateLimitBlocked,
@@ -82,6 +88,9 @@ impl Action {
             Action::PhoneReplaced => "phone.replaced",
             Action::PhonePrimaryChanged => "phone.primary_changed",
             Action::PhoneRemoved => "phone.removed",
+            Action::AppAdded => "totp.added",
+            Action::AppReplaced => "totp.replaced",
+            Action::AppRemoved => "totp.removed",
             Action::CodeLocked => "code.locked",
             Action::PasswordLockout => "password.lockout",
             Action::RateLimitBlocked => "rate_limit.blocked",
@@ -264,6 +273,9 @@ mod tests {
                 "phone.replaced",
                 "phone.primary_changed",
                 "phone.removed",
+                "totp.added",
+                "totp.replaced",
+                "totp.removed",
                 "code.locked",
                 "password.lockout",
                 "rate_limit.blocked",

@@ -8,34 +8,101 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::MfaError;
-use crate::ports::{Completion, Enrollment, PhoneChange, SessionKind};
+use crate::ports::{Completion, Enrollment, PhoneChange, PhoneRecord, SessionKind};
 use crate::service::Service;
 use crate::signing::ASSERTION_TTL_SECS;
 use crate::types::ids::{ChallengeId, SessionId};
-use crate::types::{Code, PhoneId, PhoneNumber, UnixTime};
+use crate::types::{Code, Factor, PhoneId, PhoneNumber, UnixTime};
 
 use super::Caller;
 use super::audit::{self, Action};
 use super::code::{self, MaskedPhone, Resent, Text};
 use super::cooldown::ChallengeCooldown;
+use super::factors::Factors;
+use super::totp::AppChallenge;
 
 /// `202` of a started challenge.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChallengeSent {
     pub challenge_id: ChallengeId,
+    pub factor: Factor,
     pub phone: MaskedPhone,
     pub code_expires_at: UnixTime,
     pub resend_available_at: UnixTime,
     pub attempts_remaining: u32,
 }
 
-/// `POST /v1/mfa/challenges`: texts a code to the primary phone, or to `phone_id`.
+/// A started challenge: a text went out (`202`), or an app's code is awaited (`201`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Sms(ChallengeSent),
+    App(AppChallenge),
+}
+
+/// `POST /v1/mfa/challenges`: by text to the primary phone (or `phone_id`), or by the
+/// authenticator app (`factor: totp`). Without `factor`, a user with a phone gets a text (as
+/// before apps existed) and a user with only an app gets the app. A factor the user has bound
+/// works whatever the policy says now (it is for new enrollments and challenges of factors
+/// not bound); one they have not bound is `403 factor_not_allowed` when the policy does not
+/// allow it, else `409 not_enrolled`.
+pub async fn begin(
+    svc: &Service,
+    c: &Caller,
+    phone_id: Option<PhoneId>,
+    factor: Option<Factor>,
+) -> Result<Started, MfaError> {
+    let Factors { phones, app } = Factors::of(svc, c).await?;
+    let factor = match (factor, &phone_id) {
+        (Some(Factor::Totp), Some(_)) => {
+            return Err(MfaError::InvalidRequest(
+                "`phone_id` goes with the text message factor only.".into(),
+            ));
+        }
+        (Some(f), _) => f,
+        (None, Some(_)) => Factor::Sms,
+        (None, None) if phones.is_empty() && app.is_some() => Factor::Totp,
+        (None, None) => Factor::Sms,
+    };
+    let bound = match factor {
+        Factor::Sms => !phones.is_empty(),
+        Factor::Totp => app.is_some(),
+    };
+    if !bound {
+        let policy = super::policy::get(svc, &c.app).await?;
+        if policy.in_force() && !policy.allows(factor) {
+            return Err(MfaError::FactorNotAllowed {
+                factor: super::enrollment::factor_name(factor),
+            });
+        }
+        return Err(MfaError::NotEnrolled);
+    }
+    match (factor, app) {
+        (Factor::Totp, Some(app)) => Ok(Started::App(
+            super::totp::start_sign_in(svc, c, &app).await?,
+        )),
+        _ => Ok(Started::Sms(start_sms(svc, c, phones, phone_id).await?)),
+    }
+}
+
+/// [`begin`] by text: to the primary phone, or to `phone_id`.
 pub async fn start(
     svc: &Service,
     c: &Caller,
     phone_id: Option<PhoneId>,
 ) -> Result<ChallengeSent, MfaError> {
-    let mut phones = svc.store.list_phones(c.owner()).await?;
+    match begin(svc, c, phone_id, Some(Factor::Sms)).await? {
+        Started::Sms(sent) => Ok(sent),
+        Started::App(_) => Err(MfaError::Internal),
+    }
+}
+
+/// A text challenge to the primary phone, or to `phone_id`.
+async fn start_sms(
+    svc: &Service,
+    c: &Caller,
+    mut phones: Vec<PhoneRecord>,
+    phone_id: Option<PhoneId>,
+) -> Result<ChallengeSent, MfaError> {
     if phones.is_empty() {
         return Err(MfaError::NotEnrolled);
     }
@@ -77,6 +144,7 @@ pub async fn start(
     let (id, sent) = cooldown.around(svc, text).await?;
     Ok(ChallengeSent {
         challenge_id: id,
+        factor: Factor::Sms,
         phone: MaskedPhone {
             masked: sent.number.masked(),
         },
@@ -86,8 +154,8 @@ pub async fn start(
     })
 }
 
-/// Loads the caller's challenge; missing, expired, other users' and enrollments all look the
-/// same. Returns it with the phone it texts.
+/// Loads the caller's text challenge; missing, expired, other users' and enrollments all look
+/// the same (an app challenge has nothing to resend). Returns it with the phone it texts.
 async fn load(
     svc: &Service,
     c: &Caller,
@@ -99,6 +167,7 @@ async fn load(
             let phone_id = phone_id.clone();
             Ok((e, phone_id))
         }
+        SessionKind::AppSignIn(_) => Err(MfaError::NoResend),
         _ => Err(MfaError::ChallengeNotFound),
     }
 }
@@ -169,14 +238,23 @@ pub(crate) fn assert(svc: &Service, c: &Caller, amr: &str) -> Result<Assertion, 
     })
 }
 
-/// `POST /v1/mfa/challenges/{id}/code`: a right code, once, gives an assertion (`amr: ["sms"]`).
+/// `POST /v1/mfa/challenges/{id}/code`: a right code, once, gives an assertion (`amr: ["sms"]`
+/// for a text, `["otp"]` for an app: see [`super::totp::verify_sign_in`]).
 pub async fn verify(
     svc: &Service,
     c: &Caller,
     id: &ChallengeId,
     guess: Code,
 ) -> Result<Assertion, MfaError> {
-    let (e, phone_id) = load(svc, c, id).await?;
+    let e = code::load(svc, c, &SessionId::SignIn(id.clone())).await?;
+    let phone_id = match &e.kind {
+        SessionKind::SignIn(phone_id) => phone_id.clone(),
+        SessionKind::AppSignIn(app) => {
+            let app = app.clone();
+            return super::totp::verify_sign_in(svc, c, &e, id, &app, guess).await;
+        }
+        _ => return Err(MfaError::ChallengeNotFound),
+    };
     let (pending, now) = code::check_guess(svc, c, &e, guess).await?;
     check_phone_kept(svc, c, &phone_id, &pending.number).await?;
     // The store checks it again in the completing write: a removal or replace that lands

@@ -15,12 +15,13 @@ use crate::ports::{
 use crate::service::Service;
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{
-    AppId, Code, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+    AppId, Code, EnrollmentId, Factor, Owner, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
 };
 
 use super::audit::{self, Action};
 use super::code::{self, Sent, Text};
 pub use super::code::{MaskedPhone, Resent};
+use super::factors::Factors;
 use super::guards;
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
@@ -35,8 +36,9 @@ pub struct Started {
 
 /// `POST /v1/mfa/enrollments`: the user re-enters their password to begin.
 pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Started, MfaError> {
-    may_enroll(svc, c, password).await?;
-    if !svc.store.list_phones(c.owner()).await?.is_empty() {
+    may_enroll(svc, c, password, Factor::Sms).await?;
+    // A user with any factor (a phone or an app) adds phones from settings, with a step-up.
+    if Factors::of(svc, c).await?.any() {
         return Err(MfaError::AlreadyEnrolled);
     }
     let e = create(svc, c, SessionKind::Enroll).await?;
@@ -48,22 +50,37 @@ pub async fn start(svc: &Service, c: &Caller, password: String) -> Result<Starte
     })
 }
 
-/// What every enrollment (a first phone, another, a new number) asks first: MFA in force, the
-/// password right, the email verified. Returns the policy, for the number's checks.
+/// What every enrollment (a first phone, another, a new number, an authenticator app) asks
+/// first: MFA in force, the factor allowed by the policy, the password right, the email
+/// verified. Returns the policy (for the number's checks) and the user.
 pub(crate) async fn may_enroll(
     svc: &Service,
     c: &Caller,
     password: String,
-) -> Result<Policy, MfaError> {
+    factor: Factor,
+) -> Result<(Policy, crate::ports::UserRecord), MfaError> {
     let policy = policy::get(svc, &c.app).await?;
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
+    }
+    if !policy.allows(factor) {
+        return Err(MfaError::FactorNotAllowed {
+            factor: factor_name(factor),
+        });
     }
     let user = check_password(svc, c, password).await?;
     if !user.email_verified {
         return Err(MfaError::EmailNotVerified);
     }
-    Ok(policy)
+    Ok((policy, user))
+}
+
+/// A factor as error messages name it.
+pub(crate) fn factor_name(factor: Factor) -> &'static str {
+    match factor {
+        Factor::Sms => "text messages",
+        Factor::Totp => "authenticator apps",
+    }
 }
 
 /// Stores a new enrollment of `kind`, at the phone step.
@@ -192,6 +209,12 @@ pub async fn submit_phone(
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
     }
+    if e.kind.is_app() {
+        // An authenticator app's setup has no phone: only its code completes it.
+        return Err(MfaError::WrongStep {
+            current: e.step.as_str(),
+        });
+    }
     if e.step == Step::Complete {
         return Err(MfaError::WrongStep {
             current: Step::Complete.as_str(),
@@ -219,11 +242,40 @@ pub async fn submit_phone(
 /// number.
 pub async fn resend(svc: &Service, c: &Caller, id: &EnrollmentId) -> Result<Resent, MfaError> {
     let e = load(svc, c, id).await?;
+    if e.kind.is_app() {
+        return Err(MfaError::NoResend);
+    }
     let pending = code::resendable(svc, &e)?;
     if !policy::get(svc, &c.app).await?.in_force() {
         return Err(MfaError::MfaDisabled);
     }
     code::resend(svc, c, &e, pending).await
+}
+
+/// What a right enrollment code completed: a phone, or an authenticator app.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Verified {
+    Phone(Completed),
+    App(super::totp::AppCompleted),
+}
+
+/// [`verify_code`] of a phone's enrollment (an app setup's id answers `409 wrong_step`, before
+/// any attempt is taken): what the phone flows and their tests call.
+pub async fn verify(
+    svc: &Service,
+    c: &Caller,
+    id: &EnrollmentId,
+    guess: Code,
+) -> Result<Completed, MfaError> {
+    let e = load(svc, c, id).await?;
+    if e.kind.is_app() {
+        return Err(MfaError::WrongStep {
+            current: e.step.as_str(),
+        });
+    }
+    let (pending, now) = code::check_guess(svc, c, &e, guess).await?;
+    complete(svc, c, &e, pending, now).await
 }
 
 /// `200` of a verified code.
@@ -237,16 +289,22 @@ pub struct Completed {
 
 /// `POST /v1/mfa/enrollments/{id}/code`. An attempt is taken (on the code, and on the user's
 /// hourly failure budget) before the guess is compared, so no burst of concurrent guesses can
-/// compare more than the limit allows; a right guess gives the user's unit back.
-pub async fn verify(
+/// compare more than the limit allows; a right guess gives the user's unit back. An app
+/// setup's code is checked by [`super::totp::complete_setup`].
+pub async fn verify_code(
     svc: &Service,
     c: &Caller,
     id: &EnrollmentId,
     guess: Code,
-) -> Result<Completed, MfaError> {
+) -> Result<Verified, MfaError> {
     let e = load(svc, c, id).await?;
+    if let SessionKind::AppSetup(setup) = &e.kind {
+        return Ok(Verified::App(
+            super::totp::complete_setup(svc, c, &e, setup, guess).await?,
+        ));
+    }
     let (pending, now) = code::check_guess(svc, c, &e, guess).await?;
-    complete(svc, c, &e, pending, now).await
+    Ok(Verified::Phone(complete(svc, c, &e, pending, now).await?))
 }
 
 /// Commits the verified phone (new, or a new number for an existing one) with the
@@ -258,13 +316,13 @@ async fn complete(
     pending: PendingCode,
     now: UnixTime,
 ) -> Result<Completed, MfaError> {
-    let phones = svc.store.list_phones(c.owner()).await?;
+    let Factors { phones, app } = Factors::of(svc, c).await?;
     let new_tag = svc.keys.number_tag(&pending.number);
     let (change, phone, replaced) = match &e.kind {
         SessionKind::Enroll | SessionKind::Add => {
             // A second Start begun before the first completed must not add a phone as if it
-            // were the first (the store checks the count too).
-            if e.kind == SessionKind::Enroll && !phones.is_empty() {
+            // were the first, nor beside an app bound meanwhile (the store checks both too).
+            if e.kind == SessionKind::Enroll && (!phones.is_empty() || app.is_some()) {
                 return Err(MfaError::AlreadyEnrolled);
             }
             if phones.len() >= svc.limits.max_phones_per_user as usize {

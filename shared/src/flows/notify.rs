@@ -186,6 +186,75 @@ pub fn recovery_code_used_email(app_name: &str, to: &str, remaining: u32, at: Un
     )
 }
 
+/// An authenticator app now protects the account: the first factor (`first`), another beside
+/// the phones, or a new app in place of the previous one (`replaced`).
+pub fn app_added_email(
+    app_name: &str,
+    to: &str,
+    label: Option<&str>,
+    first: bool,
+    replaced: bool,
+    at: UnixTime,
+) -> Email {
+    let (subject, what) = if first {
+        (
+            format!("Two-step verification is now on for your {app_name} account"),
+            format!(
+                "Two-step verification is now on for your {app_name} account: from now on we may ask for a code from your authenticator app when you sign in."
+            ),
+        )
+    } else if replaced {
+        (
+            format!("Your {app_name} authenticator app was replaced"),
+            format!(
+                "A new authenticator app replaced the previous one for two-step verification on your {app_name} account: the previous app's codes no longer work."
+            ),
+        )
+    } else {
+        (
+            format!("An authenticator app was added to your {app_name} account"),
+            format!(
+                "An authenticator app was added to two-step verification on your {app_name} account."
+            ),
+        )
+    };
+    notice(
+        app_name,
+        to,
+        subject,
+        &what,
+        &[("Authenticator app", label.unwrap_or("(no name)").to_owned())],
+        at,
+    )
+}
+
+/// The authenticator app was removed (`last`: it was the last factor).
+pub fn app_removed_email(
+    app_name: &str,
+    to: &str,
+    label: Option<&str>,
+    last: bool,
+    at: UnixTime,
+) -> Email {
+    let what = if last {
+        format!(
+            "Your authenticator app was removed: two-step verification is now off for your {app_name} account."
+        )
+    } else {
+        format!(
+            "An authenticator app was removed from two-step verification on your {app_name} account."
+        )
+    };
+    notice(
+        app_name,
+        to,
+        format!("An authenticator app was removed from your {app_name} account"),
+        &what,
+        &[("Authenticator app", label.unwrap_or("(no name)").to_owned())],
+        at,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

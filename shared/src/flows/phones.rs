@@ -7,11 +7,12 @@ use serde_json::json;
 use crate::error::MfaError;
 use crate::ports::{PhoneRecord, Removal, SessionKind, display_order};
 use crate::service::Service;
-use crate::types::{PhoneId, PhoneNumber};
+use crate::types::{Factor, PhoneId, PhoneNumber};
 
 use super::audit::{self, Action};
 use super::code::{self, Text};
 use super::enrollment::{self, CodeSent, check_password, clean_label, notify_user};
+use super::factors::Factors;
 use super::status::PhoneView;
 use super::{Caller, notify, policy};
 
@@ -47,8 +48,8 @@ async fn begin(
     label: Option<String>,
 ) -> Result<CodeSent, MfaError> {
     let label = clean_label(label)?;
-    let policy = enrollment::may_enroll(svc, c, password).await?;
-    let phones = svc.store.list_phones(c.owner()).await?;
+    let (policy, _) = enrollment::may_enroll(svc, c, password, Factor::Sms).await?;
+    let Factors { phones, app } = Factors::of(svc, c).await?;
     match &kind {
         SessionKind::Replace(id) if !phones.iter().any(|p| &p.phone_id == id) => {
             return Err(MfaError::PhoneNotFound);
@@ -65,7 +66,7 @@ async fn begin(
     }
     // An add begun while the user has no factor needed no step-up proof (there was nothing to
     // prove), so it may only ever bind a *first* factor: it completes as an enrollment, which
-    // the store refuses once the user has a phone. Otherwise someone holding only the password
+    // the store refuses once the user has a phone or an app. Otherwise someone holding only the password
     // could begin it before the owner enrolls and complete it after, adding their own phone
     // beside the owner's without a proof.
     let answer_purpose = if matches!(kind, SessionKind::Add) {
@@ -74,7 +75,7 @@ async fn begin(
         "replace"
     };
     let kind = match kind {
-        SessionKind::Add if phones.is_empty() => SessionKind::Enroll,
+        SessionKind::Add if phones.is_empty() && app.is_none() => SessionKind::Enroll,
         other => other,
     };
     enrollment::check_region(&policy, &number)?;

@@ -27,6 +27,9 @@ pub struct PolicyChange {
     pub enforcement: Enforcement,
     /// `None`: leave the list as it is; `Some(None)`: every country; `Some(Some(list))`.
     pub allowed_countries: Option<Option<Vec<CountryCode>>>,
+    /// `None`: leave the factors as they are; otherwise a non-empty list in
+    /// [`Factor::ALL`](crate::types::Factor::ALL)'s order, without repeats.
+    pub factors: Option<Vec<crate::types::Factor>>,
 }
 
 /// Applies an admin's change. `if_match` makes it conditional on the version the admin saw.
@@ -62,6 +65,10 @@ pub async fn update(
                 .allowed_countries
                 .clone()
                 .unwrap_or_else(|| current.allowed_countries.clone()),
+            factors: change
+                .factors
+                .clone()
+                .unwrap_or_else(|| current.factors.clone()),
             version: current.version + 1,
             updated_at: Some(svc.clock.now()),
             updated_by: Some(actor.to_owned()),
@@ -122,6 +129,7 @@ pub fn settings_json(p: &Policy) -> serde_json::Value {
         "include_in_signup": p.include_in_signup,
         "enforcement": p.enforcement,
         "allowed_countries": p.allowed_countries.as_ref().map(|l| l.iter().map(CountryCode::as_str).collect::<Vec<_>>()),
+        "factors": p.factors,
         "version": p.version,
     })
 }

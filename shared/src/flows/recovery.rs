@@ -13,6 +13,7 @@ use crate::types::UnixTime;
 use super::audit::{self, Action};
 use super::challenge::{self, Assertion};
 use super::enrollment::{check_password, notify_user};
+use super::factors::Factors;
 use super::guards;
 use super::{Caller, notify};
 
@@ -64,7 +65,7 @@ pub struct NewSet {
 /// `POST /v1/mfa/recovery-codes`: a new set replaces the old.
 pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSet, MfaError> {
     check_password(svc, c, password).await?;
-    if svc.store.list_phones(c.owner()).await?.is_empty() {
+    if !Factors::of(svc, c).await?.any() {
         return Err(MfaError::NotEnrolled);
     }
     let codes = (0..SET_SIZE)
@@ -117,8 +118,9 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
             "`code` must be a recovery code such as 7K3QD-M9XWP (10 letters and digits).".into(),
         ));
     };
-    // Recovery codes stand in for a phone: without one, the user has no second factor to recover.
-    if svc.store.list_phones(c.owner()).await?.is_empty() {
+    // Recovery codes stand in for a factor: without one (a phone or an app), the user has no
+    // second factor to recover.
+    if !Factors::of(svc, c).await?.any() {
         return Err(MfaError::NotEnrolled);
     }
     let unit = guards::take_code_failure(svc, c).await?;

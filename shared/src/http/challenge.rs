@@ -13,13 +13,15 @@ use crate::error::MfaError;
 use crate::flows::{challenge, recovery};
 use crate::service::Service;
 use crate::types::ids::ChallengeId;
-use crate::types::{Code, PhoneId};
+use crate::types::{Code, Factor, PhoneId};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     #[serde(default, deserialize_with = "super::present")]
     phone_id: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    factor: Option<String>,
 }
 
 fn challenge_id(seg: &str) -> Result<ChallengeId, MfaError> {
@@ -54,11 +56,22 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
         match (method, segs.as_slice()) {
             (Method::POST, ["v1", "mfa", "challenges"]) => {
                 let body: StartBody = parse_optional_body(req)?;
+                let factor = body
+                    .factor
+                    .map(|f| {
+                        Factor::parse(&f).ok_or_else(|| {
+                            MfaError::InvalidRequest("`factor` must be \"sms\" or \"totp\".".into())
+                        })
+                    })
+                    .transpose()?;
                 let phone = body
                     .phone_id
                     .map(|p| PhoneId::parse(&p).map_err(|_| MfaError::PhoneNotFound))
                     .transpose()?;
-                with_status(202, challenge::start(svc, &caller, phone).await?)
+                match challenge::begin(svc, &caller, phone, factor).await? {
+                    challenge::Started::Sms(sent) => with_status(202, sent),
+                    challenge::Started::App(waiting) => with_status(201, waiting),
+                }
             }
             (Method::POST, ["v1", "mfa", "challenges", "recovery"]) => {
                 let body: CodeBody = parse_body(req)?;

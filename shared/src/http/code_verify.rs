@@ -20,7 +20,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                     MfaError::InvalidRequest("`code` must be exactly 6 digits (0-9).".into())
                 })?;
                 let id = EnrollmentId::parse(id).map_err(|_| MfaError::EnrollmentNotFound)?;
-                let done = enrollment::verify(svc, &caller, &id, code).await?;
+                let done = enrollment::verify_code(svc, &caller, &id, code).await?;
                 with_status(200, done)
             }
             (Method::POST, ["v1", "mfa", "enrollments", id, "resend"]) => {

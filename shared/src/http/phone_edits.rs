@@ -1,5 +1,6 @@
-//! `phone-edits`: phones in settings — list, add another, replace a number, relabel or make
-//! primary, remove. Codes for adds and replaces go through the enrollment code routes.
+//! `phone-edits`: factors in settings — phones (list, add another, replace a number, relabel or
+//! make primary, remove) and the authenticator app (set up, remove). Codes for adds, replaces
+//! and app setups go through the enrollment code routes.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use super::phone_submit::phone_error;
 use super::{PasswordBody, double_option, parse_body, present, serve_user, step_up, with_status};
 use crate::error::MfaError;
-use crate::flows::phones;
+use crate::flows::{phones, totp};
 use crate::service::Service;
 use crate::types::{PhoneId, PhoneNumber};
 
@@ -27,6 +28,14 @@ struct AddBody {
 struct ReplaceBody {
     password: String,
     phone_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotpBody {
+    password: String,
+    #[serde(default)]
+    label: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +102,19 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 phones::remove(svc, &caller, &id, body.password).await?;
                 Ok((204, Value::Null))
             }
-            (_, ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _]) => {
+            (Method::POST, ["v1", "mfa", "totp"]) => {
+                let body: TotpBody = parse_body(req)?;
+                step_up(svc, &caller, req).await?;
+                let started = totp::begin(svc, &caller, body.password, body.label).await?;
+                with_status(201, started)
+            }
+            (Method::DELETE, ["v1", "mfa", "totp"]) => {
+                let body: PasswordBody = parse_body(req)?;
+                step_up(svc, &caller, req).await?;
+                totp::remove(svc, &caller, body.password).await?;
+                Ok((204, Value::Null))
+            }
+            (_, ["v1", "mfa", "phones"] | ["v1", "mfa", "phones", _] | ["v1", "mfa", "totp"]) => {
                 Err(MfaError::MethodNotAllowed)
             }
             _ => Err(MfaError::RouteNotFound),

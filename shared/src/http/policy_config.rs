@@ -10,7 +10,7 @@ use super::{context, double_option, parse_body, serve, with_status};
 use crate::error::MfaError;
 use crate::flows::{admin, audit, policy, users};
 use crate::service::Service;
-use crate::types::{AppId, CountryCode, Enforcement, Policy, UserId};
+use crate::types::{AppId, CountryCode, Enforcement, Factor, Policy, UserId};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +20,8 @@ struct PolicyBody {
     enforcement: String,
     #[serde(default, deserialize_with = "double_option")]
     allowed_countries: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "super::present")]
+    factors: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +105,29 @@ fn parse_countries(
     Ok(Some(Some(out)))
 }
 
+/// `factors`: a non-empty subset of `["sms", "totp"]` (repeats are one), kept in that order.
+fn parse_factors(list: Vec<String>) -> Result<Vec<Factor>, MfaError> {
+    let mut out = Vec::new();
+    for f in &list {
+        let factor = Factor::parse(f).ok_or_else(|| {
+            MfaError::InvalidRequest(format!(
+                "`factors`: {:?} is not a factor; use \"sms\" and/or \"totp\".",
+                f.chars().take(8).collect::<String>()
+            ))
+        })?;
+        if !out.contains(&factor) {
+            out.push(factor);
+        }
+    }
+    if out.is_empty() {
+        return Err(MfaError::InvalidRequest(
+            "`factors` must name at least one factor (\"sms\", \"totp\").".into(),
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
 async fn put_policy(
     svc: &Service,
     req: &Request,
@@ -118,6 +143,7 @@ async fn put_policy(
         include_in_signup: body.include_in_signup,
         enforcement,
         allowed_countries: parse_countries(body.allowed_countries)?,
+        factors: body.factors.map(parse_factors).transpose()?,
     };
     let p = policy::update(svc, app, change, if_match(req)?, actor).await?;
     Ok(policy_json(&p))

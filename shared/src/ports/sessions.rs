@@ -298,7 +298,7 @@ pub const MAX_LIVE_ENROLLMENTS: usize = 3;
 /// - a number claimed by the user is refused (`NumberTaken`);
 /// - number claims are per user;
 /// - phones changed meanwhile refuse an add (`PhonesChanged`);
-/// - an enroll never adds to a user with a phone;
+/// - an enroll never adds to a user with a phone (or an app);
 /// - a replace moves the number and its claims (label, primary and place stay);
 /// - a replace of a number changed meanwhile is refused (or of a removed phone);
 /// - a replace to a number the user has is number taken;
@@ -361,7 +361,7 @@ pub trait SessionStore: Send + Sync {
     /// - a number claimed by the user is refused (`NumberTaken`);
     /// - number claims are per user;
     /// - phones changed meanwhile refuse an add (`PhonesChanged`);
-    /// - an enroll never adds to a user with a phone;
+    /// - an enroll never adds to a user with a phone (or an app);
     /// - a replace moves the number and its claims (label, primary and place stay);
     /// - a replace of a number changed meanwhile is refused (or of a removed phone);
     /// - a replace to a number the user has is number taken;

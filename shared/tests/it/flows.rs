@@ -535,6 +535,7 @@ async fn withdrawing_availability_turns_mfa_off() {
         include_in_signup: false,
         enforcement: Enforcement::Optional,
         allowed_countries: None,
+        factors: None,
     };
     assert_eq!(
         policy::update(&w.svc, &w.app, change, None, "admin")
@@ -553,6 +554,7 @@ async fn if_match_protects_against_lost_updates() {
         include_in_signup: false,
         enforcement: Enforcement::Required,
         allowed_countries: None,
+        factors: None,
     };
     let p = policy::update(&w.svc, &w.app, change.clone(), Some(v), "admin")
         .await
@@ -576,6 +578,7 @@ async fn allowed_countries_are_enforced() {
         allowed_countries: Some(Some(vec![
             mfa_shared::types::CountryCode::parse("GB").unwrap(),
         ])),
+        factors: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

@@ -271,13 +271,14 @@ async fn a_never_configured_app_answers_the_default_policy() {
     let h = H::new();
     let a = h.admin("GET", POLICY, None).await;
     let p = a.ok(200);
-    let shape = "allowed_countries app_id available enabled enforcement include_in_signup \
-                 updated_at updated_by version";
+    let shape = "allowed_countries app_id available enabled enforcement factors \
+                 include_in_signup updated_at updated_by version";
     assert_eq!(keys(p), shape);
     assert_eq!(p["app_id"], APP);
     assert_eq!(p["available"], false);
     assert_eq!(p["enabled"], false);
     assert_eq!(p["include_in_signup"], false);
+    assert_eq!(p["factors"], serde_json::json!(["sms"]));
     assert_eq!(p["enforcement"], "optional");
     assert_eq!(p["allowed_countries"], Value::Null);
     assert_eq!(p["version"], 0);
@@ -424,7 +425,7 @@ async fn user_claims_need_both_sub_and_app_id() {
 async fn skip_postpones_the_prompt_for_seven_days() {
     let h = H::optional().await;
     let s = h.status().await;
-    let shape = "can_skip email_verified enabled enforcement enrolled phones prompt recovery_codes_remaining skipped_until";
+    let shape = "can_skip email_verified enabled enforcement enrolled factors phones prompt recovery_codes_remaining skipped_until totp";
     assert_eq!(keys(&s), shape);
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["enabled"], true);

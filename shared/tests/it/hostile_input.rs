@@ -14,13 +14,17 @@ use std::sync::{Arc, OnceLock};
 use mfa_shared::Service;
 use mfa_shared::adapters::console::ConsoleOutbox;
 use mfa_shared::config::{Limits, Settings};
-use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, recovery, users};
+use mfa_shared::flows::{Caller, challenge, enrollment, phones, policy, recovery, totp, users};
 use mfa_shared::http::routes::{self, Function};
-use mfa_shared::ports::{AuditQuery, Enrollment, FixedClock, PhoneRecord, UserRecord};
+use mfa_shared::ports::{
+    AuditQuery, AuthenticatorRecord, Enrollment, FixedClock, PhoneRecord, UserRecord,
+};
+use mfa_shared::totp::{TotpSecret, step_at};
 use mfa_shared::types::ids::{ChallengeId, CodeId, SessionId};
 use mfa_shared::types::phone::PhoneError;
 use mfa_shared::types::{
-    AppId, Code, Enforcement, EnrollmentId, Owner, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+    AppId, Code, Enforcement, EnrollmentId, Factor, Owner, PhoneId, PhoneNumber, Policy, UnixTime,
+    UserId,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -55,18 +59,21 @@ const CONTRACT_ERRORS: &[(&str, u16)] = &[
     ("unauthenticated", 401),
     ("invalid_password", 401),
     ("mfa_not_available", 403),
+    ("factor_not_allowed", 403),
     ("mfa_disabled", 403),
     ("enrollment_required", 403),
     ("step_up_required", 403),
     ("enrollment_not_found", 404),
     ("phone_not_found", 404),
     ("challenge_not_found", 404),
+    ("totp_not_found", 404),
     ("email_not_verified", 409),
     ("already_enrolled", 409),
     ("phone_already_enrolled", 409),
     ("wrong_step", 409),
     ("too_many_phones", 409),
     ("last_phone_required", 409),
+    ("last_factor_required", 409),
     ("not_enrolled", 409),
     ("conflict", 409),
     ("code_expired", 410),
@@ -137,6 +144,7 @@ impl World {
             include_in_signup: true,
             enforcement: Enforcement::Optional,
             allowed_countries: None,
+            factors: Some(vec![Factor::Sms, Factor::Totp]),
         };
         policy::update(&svc, &app, change, None, "admin")
             .await
@@ -167,6 +175,19 @@ impl World {
             .unwrap()[0]
             .phone_id
             .clone();
+        // Ada's authenticator app, set up with its code (the step-up a routes' request needs is
+        // in every event of hers; the flow itself is called here).
+        let started = totp::begin(&svc, &ada, "pw".into(), None).await.unwrap();
+        let secret = TotpSecret::from_bytes(
+            &data_encoding::BASE32_NOPAD
+                .decode(started.secret.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let app_code = secret.code_at_step(step_at(svc.clock.now()));
+        enrollment::verify_code(&svc, &ada, &started.enrollment_id, app_code)
+            .await
+            .unwrap();
         let recovery = recovery::create(&svc, &ada, "pw".into())
             .await
             .unwrap()
@@ -223,8 +244,10 @@ impl World {
         let mut users = Vec::new();
         let mut skips = Vec::new();
         let mut phones = Vec::new();
+        let mut apps = Vec::new();
         for u in [ADA, BOB, CAROL] {
             let u = UserId::parse(u).unwrap();
+            apps.push(s.get_app(Owner::new(&app, &u)).await.unwrap());
             users.push(s.get_user(Owner::new(&app, &u)).await.unwrap());
             skips.push(s.get_skip(Owner::new(&app, &u)).await.unwrap());
             phones.push(s.list_phones(Owner::new(&app, &u)).await.unwrap());
@@ -271,6 +294,7 @@ impl World {
         let outbox = self.outbox.snapshot();
         Snapshot {
             policy: s.get_policy(&app).await.unwrap(),
+            apps,
             users,
             skips,
             phones,
@@ -305,9 +329,11 @@ impl World {
                     ("include_in_signup", Bool, true),
                     ("enforcement", Enforcement, true),
                     ("allowed_countries", Countries, false),
+                    ("factors", Factors, false),
                 ],
                 good: json!({"enabled": true, "include_in_signup": true,
-                             "enforcement": "required", "allowed_countries": ["US", "GB"]}),
+                             "enforcement": "required", "allowed_countries": ["US", "GB"],
+                             "factors": ["totp", "sms"]}),
                 empty_ok: false,
                 errors: &["mfa_not_available", "version_conflict"],
             },
@@ -483,14 +509,46 @@ impl World {
                 ],
             },
             Route {
+                template: "POST /v1/mfa/totp",
+                path: "/v1/mfa/totp".into(),
+                function: PhoneEdits,
+                who: Who::User(ADA),
+                fields: vec![pw, ("label", Label, false)],
+                good: json!({"password": "pw", "label": "Tablet"}),
+                empty_ok: false,
+                errors: &[
+                    "invalid_password",
+                    "too_many_attempts",
+                    "mfa_disabled",
+                    "email_not_verified",
+                    "factor_not_allowed",
+                ],
+            },
+            Route {
+                template: "DELETE /v1/mfa/totp",
+                path: "/v1/mfa/totp".into(),
+                function: PhoneEdits,
+                who: Who::User(ADA),
+                fields: vec![pw],
+                good: json!({"password": "pw"}),
+                empty_ok: false,
+                errors: &[
+                    "invalid_password",
+                    "too_many_attempts",
+                    "totp_not_found",
+                    "last_factor_required",
+                ],
+            },
+            Route {
                 template: "POST /v1/mfa/challenges",
                 path: "/v1/mfa/challenges".into(),
                 function: Function::Challenge,
                 who: Who::User(ADA),
-                fields: vec![("phone_id", PhoneRef, false)],
-                good: json!({"phone_id": self.phone.as_str()}),
+                fields: vec![("phone_id", PhoneRef, false), ("factor", FactorName, false)],
+                good: json!({"phone_id": self.phone.as_str(), "factor": "sms"}),
                 empty_ok: true,
                 errors: &[
+                    "factor_not_allowed",
                     "not_enrolled",
                     "phone_not_found",
                     "rate_limited",
@@ -564,6 +622,7 @@ impl World {
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     policy: Option<Policy>,
+    apps: Vec<Option<AuthenticatorRecord>>,
     users: Vec<Option<UserRecord>>,
     skips: Vec<Option<UnixTime>>,
     phones: Vec<Vec<PhoneRecord>>,
@@ -601,6 +660,10 @@ enum Kind {
     Hash,
     /// `phone_id` of a challenge.
     PhoneRef,
+    /// The policy's `factors`: a list of `"sms"` and `"totp"`.
+    Factors,
+    /// A challenge's `factor`: `"sms"` or `"totp"`.
+    FactorName,
 }
 
 impl Kind {
@@ -609,7 +672,10 @@ impl Kind {
     fn type_ok(self, v: &Value) -> bool {
         use Kind::*;
         match self {
-            Password | Phone | Code6 | Recovery | Enforcement | Email | Hash => v.is_string(),
+            Password | Phone | Code6 | Recovery | Enforcement | Email | Hash | FactorName => {
+                v.is_string()
+            }
+            Factors => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             Label | PhoneRef => v.is_string() || v.is_null(),
             Bool => v.is_boolean(),
             TrueOnly => v.is_boolean() || v.is_null(),
@@ -1219,6 +1285,13 @@ fn hostile_cases(route: &Route) -> Vec<Case> {
                     ("a phone number string", json!("+14155550123")),
                 ]);
             }
+            Kind::Factors => wrong.extend([
+                ("a string", json!("sms")),
+                ("a number in the list", json!([1])),
+                ("null in the list", json!([null])),
+                ("a nested list", json!([["sms"]])),
+                ("an object", json!({"sms": true})),
+            ]),
             Kind::Countries => wrong.extend([
                 ("a string", json!("US")),
                 ("a number in the list", json!([1])),
@@ -1492,6 +1565,46 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 json!([big("U")]),
             ] {
                 out.push((format!("{v}"), v, named.clone()));
+            }
+        }
+        Kind::Factors => {
+            for v in [
+                json!([]),
+                json!(["SMS"]),
+                json!(["otp"]),
+                json!(["sms "]),
+                json!(["sms", "x"]),
+                json!(["sms\u{0}"]),
+                json!([fullwidth("sms")]),
+                json!(["sms", ""]),
+                json!([big("s")]),
+            ] {
+                let what = if v.to_string().len() > 80 {
+                    "a 15 KiB factor".to_owned()
+                } else {
+                    format!("{v}")
+                };
+                out.push((what, v, named.clone()));
+            }
+        }
+        Kind::FactorName => {
+            for v in [
+                "SMS".to_owned(),
+                "Totp".into(),
+                "otp".into(),
+                String::new(),
+                " totp".into(),
+                "totp\0".into(),
+                fullwidth("totp"),
+                "tоtp".into(), // Cyrillic о
+                big("t"),
+            ] {
+                let what = if v.len() > 80 {
+                    format!("{} bytes", v.len())
+                } else {
+                    format!("{v:?}")
+                };
+                out.push((what, json!(v), named.clone()));
             }
         }
         Kind::Email => {

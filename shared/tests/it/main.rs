@@ -17,3 +17,4 @@ mod settings;
 mod signin;
 mod store_contract;
 mod store_races;
+mod totp;

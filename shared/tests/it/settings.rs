@@ -48,6 +48,7 @@ impl World {
             include_in_signup: true,
             enforcement,
             allowed_countries: None,
+            factors: None,
         };
         policy::update(&self.svc, &self.app, change, None, "admin@acme")
             .await

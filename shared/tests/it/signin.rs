@@ -336,6 +336,7 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
         include_in_signup: false,
         enforcement: Enforcement::Optional,
         allowed_countries: None,
+        factors: None,
     };
     policy::update(&w.svc, &c.app, change, None, "admin")
         .await

@@ -20,13 +20,15 @@ use std::sync::Arc;
 use mfa_shared::adapters::dynamodb::DynamoStore;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::ports::{
-    AuditEvent, AuditQuery, Completion, Counted, Enrollment, NewSend, PendingCode, PhoneChange,
-    PhoneRecord, Removal, SessionKind, Step, Store, UserOverview, UserRecord, Window,
+    AppCodeUse, AppCompletion, AppSetup, AuditEvent, AuditQuery, AuthenticatorRecord, Completion,
+    Counted, Enrollment, NewSend, PendingCode, PhoneChange, PhoneRecord, Removal, SessionKind,
+    Step, Store, UserOverview, UserRecord, Window,
 };
+use mfa_shared::totp::Sealed;
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
-    AppId, CountryCode, Enforcement, EnrollmentId, Factor, Owner, PhoneId, PhoneNumber, Policy,
-    UnixTime, UserId,
+    AppId, AuthenticatorId, CountryCode, Enforcement, EnrollmentId, Factor, Owner, PhoneId,
+    PhoneNumber, Policy, UnixTime, UserId,
 };
 use tokio::sync::OnceCell;
 
@@ -113,6 +115,7 @@ contract!(
     policy_never_configured_is_none,
     a_second_first_write_of_a_policy_loses,
     put_policy_with_a_stale_version_is_refused,
+    policy_factors_read_back_as_written,
     // users and skips
     put_user_replaces_the_record,
     put_skip_replaces_the_end,
@@ -158,8 +161,19 @@ contract!(
     remove_phone_of_the_last_phone_drops_recovery_codes,
     reset_user_removes_everything_and_returns_the_phones,
     reset_user_of_a_user_with_nothing_is_empty,
+    reset_user_removes_the_app_too,
+    // authenticator apps
+    an_app_setup_reads_back_as_created_and_takes_attempts_up_to_max,
+    complete_app_binds_the_app,
+    complete_app_is_single_use,
+    a_step_is_used_once_per_user,
+    a_first_setup_completes_only_while_the_user_has_no_factor,
+    an_app_sign_in_completes_only_while_its_app_is_bound,
+    remove_app_releases_the_app_and_the_last_factor_takes_the_recovery_codes,
+    remove_app_refuses_when_the_factors_changed,
+    a_phone_removal_counts_the_app,
     // recovery codes
-    replace_recovery_codes_needs_a_phone,
+    replace_recovery_codes_needs_a_factor,
     replace_recovery_codes_replaces_the_whole_set,
     a_duplicated_recovery_hash_is_one_code,
     consume_recovery_code_is_true_exactly_once,
@@ -460,6 +474,22 @@ async fn put_policy_with_a_stale_version_is_refused(store: &dyn Store) {
     assert_eq!(store.get_policy(&ns.app).await.unwrap(), Some(second));
 }
 
+async fn policy_factors_read_back_as_written(store: &dyn Store) {
+    let ns = ns();
+    let both = Policy {
+        factors: vec![Factor::Sms, Factor::Totp],
+        ..policy(&ns.app, 1, "a")
+    };
+    assert!(store.put_policy(&both, 0).await.unwrap());
+    assert_eq!(store.get_policy(&ns.app).await.unwrap(), Some(both));
+    let app_only = Policy {
+        factors: vec![Factor::Totp],
+        ..policy(&ns.app, 2, "b")
+    };
+    assert!(store.put_policy(&app_only, 1).await.unwrap());
+    assert_eq!(store.get_policy(&ns.app).await.unwrap(), Some(app_only));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Users and skips.
 
@@ -505,7 +535,7 @@ async fn put_skip_replaces_the_end(store: &dyn Store) {
 /// What `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` give, read one by one.
 async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOverview {
     UserOverview {
-        app: None,
+        app: store.get_app(Owner { app, user }).await.unwrap(),
         user: store.get_user(Owner { app, user }).await.unwrap(),
         phones: store.list_phones(Owner { app, user }).await.unwrap(),
         skip: store.get_skip(Owner { app, user }).await.unwrap(),
@@ -568,6 +598,15 @@ async fn user_overview_is_what_the_four_reads_give(store: &dyn Store) {
             .unwrap()
     );
     at_code(store, &ns, SessionKind::Add, &num(5), NOW.plus_secs(40)).await;
+    // An authenticator app, and a sign-in with it pending.
+    let app = bind_app(store, &ns, false, 7, NOW.plus_secs(50)).await;
+    open(
+        store,
+        &ns,
+        SessionKind::AppSignIn(app.authenticator_id.clone()),
+        NOW.plus_secs(60),
+    )
+    .await;
     // Another user of the application, with items of every kind.
     store
         .put_user(&UserRecord {
@@ -596,11 +635,13 @@ async fn user_overview_is_what_the_four_reads_give(store: &dyn Store) {
     assert_eq!(got.phones[0].number, num(4));
     assert_eq!(primaries(&got.phones), vec![p2.phone_id]);
     assert_eq!(got.recovery_codes_remaining, 2);
+    assert_eq!(got.app, Some(app));
     // The other user's is theirs.
     let theirs = store.user_overview(ns.of(&ns.other)).await.unwrap();
     assert_eq!(theirs, four_reads(store, &ns.app, &ns.other).await);
     assert_eq!(theirs.phones.len(), 1);
     assert_eq!(theirs.recovery_codes_remaining, 5);
+    assert_eq!(theirs.app, None);
     // A user with nothing, in the same application, is empty.
     let nobody = UserId::parse(&unique("nobody")).unwrap();
     assert_eq!(
@@ -620,6 +661,9 @@ async fn an_enrollment_reads_back_as_created_for_its_user_only(store: &dyn Store
         SessionKind::Add,
         SessionKind::Replace(phone.clone()),
         SessionKind::SignIn(phone.clone()),
+        SessionKind::AppSetup(setup_kind(true, Some("phone app"))),
+        SessionKind::AppSetup(setup_kind(false, None)),
+        SessionKind::AppSignIn(AuthenticatorId::generate().unwrap()),
     ] {
         let e = open(store, &ns, purpose, NOW).await;
         assert_eq!(reread(store, &e).await, Some(e.clone()));
@@ -1260,6 +1304,19 @@ async fn an_enroll_never_adds_to_a_user_with_a_phone(store: &dyn Store) {
         Completion::PhonesChanged
     );
     assert_eq!(phones(store, &ns).await, vec![p1]);
+    // Nor to a user with an authenticator app (and no phone).
+    let ns = self::ns();
+    let (e, c) = at_code(store, &ns, SessionKind::Enroll, &num(3), NOW).await;
+    bind_app(store, &ns, true, 1, NOW).await;
+    let p3 = new_phone(&num(3), true, NOW);
+    assert_eq!(
+        store
+            .complete_enrollment(e.code_use(&c, NOW), &add_change(&p3, 0))
+            .await
+            .unwrap(),
+        Completion::PhonesChanged
+    );
+    assert!(phones(store, &ns).await.is_empty());
 }
 
 async fn a_replace_moves_the_number_and_its_claims(store: &dyn Store) {
@@ -1852,7 +1909,7 @@ async fn reset_user_of_a_user_with_nothing_is_empty(store: &dyn Store) {
 // ---------------------------------------------------------------------------------------------
 // Recovery codes.
 
-async fn replace_recovery_codes_needs_a_phone(store: &dyn Store) {
+async fn replace_recovery_codes_needs_a_factor(store: &dyn Store) {
     let ns = ns();
     let codes = hashes("n", 3);
     assert!(
@@ -1876,6 +1933,30 @@ async fn replace_recovery_codes_needs_a_phone(store: &dyn Store) {
             .unwrap()
     );
     assert_eq!(count_codes(store, &ns).await, 3);
+    // A user whose only factor is an authenticator app.
+    let ns = self::ns();
+    let app = bind_app(store, &ns, true, 1, NOW).await;
+    assert!(
+        store
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(count_codes(store, &ns).await, 3);
+    // Once it is gone, no set can be made.
+    assert!(
+        store
+            .remove_app(ns.owner(), &app.authenticator_id, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(count_codes(store, &ns).await, 0);
 }
 
 async fn replace_recovery_codes_replaces_the_whole_set(store: &dyn Store) {
@@ -2504,5 +2585,539 @@ async fn counter_give_back_only_to_its_window(store: &dyn Store) {
             count: 1,
             window_start: NOW.plus_secs(5)
         }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authenticator apps.
+
+/// A sealed secret as the store sees it: an opaque string.
+fn sealed(tag: &str) -> Sealed {
+    Sealed::from_stored(format!("v1.0123abcd.{tag}"))
+}
+
+/// A new app's setup (`first`: begun without a step-up, for a user with no factor).
+fn setup_kind(first: bool, label: Option<&str>) -> AppSetup {
+    let authenticator = AuthenticatorId::generate().unwrap();
+    AppSetup {
+        sealed: sealed(authenticator.as_str()),
+        authenticator,
+        label: label.map(str::to_owned),
+        first,
+    }
+}
+
+/// A stored app setup for the case's user, begun at `at` (at the code step).
+async fn app_setup(store: &dyn Store, ns: &Ns, first: bool, at: UnixTime) -> Enrollment {
+    let e = open(
+        store,
+        ns,
+        SessionKind::AppSetup(setup_kind(first, Some("phone app"))),
+        at,
+    )
+    .await;
+    assert_eq!(e.step, Step::Code);
+    e
+}
+
+/// A stored app sign-in for the case's user with `app`, begun at `at`.
+async fn app_sign_in(
+    store: &dyn Store,
+    ns: &Ns,
+    app: &AuthenticatorRecord,
+    at: UnixTime,
+) -> Enrollment {
+    open(
+        store,
+        ns,
+        SessionKind::AppSignIn(app.authenticator_id.clone()),
+        at,
+    )
+    .await
+}
+
+/// The code of step `step` of `session`, used at `now` (remembered for the accepted skew).
+fn app_use(session: &Enrollment, step: i64, now: UnixTime) -> AppCodeUse<'_> {
+    AppCodeUse {
+        session,
+        step,
+        step_remembered_until: now.plus_secs(90),
+        now,
+        reseal: None,
+    }
+}
+
+/// A step of these cases: around [`NOW`]'s, distinct per `i`.
+fn step(i: i64) -> i64 {
+    NOW.0 / 30 + i
+}
+
+async fn complete(store: &dyn Store, session: &Enrollment, i: i64, now: UnixTime) -> AppCompletion {
+    store
+        .complete_app(app_use(session, step(i), now))
+        .await
+        .unwrap()
+}
+
+/// The app a setup binds when it completes at `at`.
+fn bound(setup: &Enrollment, at: UnixTime) -> AuthenticatorRecord {
+    let SessionKind::AppSetup(s) = &setup.kind else {
+        panic!("not an app setup: {setup:?}");
+    };
+    AuthenticatorRecord {
+        authenticator_id: s.authenticator.clone(),
+        sealed: s.sealed.clone(),
+        label: s.label.clone(),
+        verified_at: at,
+        last_used_at: None,
+    }
+}
+
+/// Binds an app to the case's user with the code of step `i`, at `at`; it must succeed.
+async fn bind_app(
+    store: &dyn Store,
+    ns: &Ns,
+    first: bool,
+    i: i64,
+    at: UnixTime,
+) -> AuthenticatorRecord {
+    let e = app_setup(store, ns, first, at).await;
+    assert_eq!(complete(store, &e, i, at).await, AppCompletion::Done);
+    bound(&e, at)
+}
+
+async fn app(store: &dyn Store, ns: &Ns) -> Option<AuthenticatorRecord> {
+    store.get_app(ns.owner()).await.unwrap()
+}
+
+async fn an_app_setup_reads_back_as_created_and_takes_attempts_up_to_max(store: &dyn Store) {
+    let ns = ns();
+    let e = app_setup(store, &ns, true, NOW).await;
+    assert_eq!(reread(store, &e).await, Some(e.clone()));
+    assert_eq!(
+        store.get_enrollment(ns.of(&ns.other), &e.id).await.unwrap(),
+        None
+    );
+    for expected in 1..=3 {
+        assert_eq!(
+            store.take_app_attempt(&e, 3, NOW).await.unwrap(),
+            Some(expected)
+        );
+    }
+    assert_eq!(store.take_app_attempt(&e, 3, NOW).await.unwrap(), None);
+    let stored = reread(store, &e).await.unwrap();
+    assert_eq!(stored.app_attempts, 3);
+    assert_eq!(
+        stored,
+        Enrollment {
+            app_attempts: 3,
+            ..e.clone()
+        }
+    );
+    // A higher max takes more.
+    assert_eq!(store.take_app_attempt(&e, 5, NOW).await.unwrap(), Some(4));
+    // A sign-in with an app reads back too, and counts its own attempts.
+    let app = bind_app(store, &ns, true, 1, NOW).await;
+    let c = app_sign_in(store, &ns, &app, NOW).await;
+    assert_eq!(reread(store, &c).await, Some(c.clone()));
+    assert_eq!(store.take_app_attempt(&c, 3, NOW).await.unwrap(), Some(1));
+    // An expired session takes none; nor a completed one, nor a missing one.
+    let late = c.expires_at;
+    assert_eq!(store.take_app_attempt(&c, 3, late).await.unwrap(), None);
+    assert_eq!(complete(store, &c, 2, NOW).await, AppCompletion::Done);
+    assert_eq!(store.take_app_attempt(&c, 3, NOW).await.unwrap(), None);
+    let never = Enrollment::begin(
+        &ns.app,
+        &ns.user,
+        SessionKind::AppSignIn(app.authenticator_id.clone()),
+        NOW,
+        ENROLLMENT_TTL,
+    )
+    .unwrap();
+    assert_eq!(store.take_app_attempt(&never, 3, NOW).await.unwrap(), None);
+    assert_eq!(reread(store, &never).await, None);
+    // A phone enrollment takes no app attempt.
+    let (phone, _) = at_code(store, &ns, SessionKind::Add, &num(1), NOW).await;
+    assert_eq!(store.take_app_attempt(&phone, 3, NOW).await.unwrap(), None);
+    assert_eq!(reread(store, &phone).await.unwrap().app_attempts, 0);
+}
+
+async fn complete_app_binds_the_app(store: &dyn Store) {
+    let ns = ns();
+    assert_eq!(app(store, &ns).await, None);
+    let e = app_setup(store, &ns, true, NOW).await;
+    store.take_app_attempt(&e, 5, NOW).await.unwrap();
+    let at = NOW.plus_secs(5);
+    assert_eq!(complete(store, &e, 0, at).await, AppCompletion::Done);
+    let first = bound(&e, at);
+    assert_eq!(app(store, &ns).await, Some(first.clone()));
+    assert_eq!(reread(store, &e).await.unwrap().step, Step::Complete);
+    assert_eq!(
+        store.user_overview(ns.owner()).await.unwrap().app,
+        Some(first)
+    );
+    // Another setup (with a step-up) replaces it.
+    let again = app_setup(store, &ns, false, NOW.plus_secs(10)).await;
+    let at = NOW.plus_secs(40);
+    assert_eq!(complete(store, &again, 1, at).await, AppCompletion::Done);
+    let second = bound(&again, at);
+    assert_eq!(app(store, &ns).await, Some(second.clone()));
+    assert_eq!(
+        store.user_overview(ns.owner()).await.unwrap().app,
+        Some(second)
+    );
+    // The other user has none.
+    assert_eq!(store.get_app(ns.of(&ns.other)).await.unwrap(), None);
+}
+
+async fn complete_app_is_single_use(store: &dyn Store) {
+    let ns = ns();
+    let e = app_setup(store, &ns, true, NOW).await;
+    let (a, b) = tokio::join!(
+        store.complete_app(app_use(&e, step(0), NOW)),
+        store.complete_app(app_use(&e, step(1), NOW)),
+    );
+    let mut answers = vec![a.unwrap(), b.unwrap()];
+    answers.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        answers,
+        vec![AppCompletion::Done, AppCompletion::SessionGone]
+    );
+    assert_eq!(app(store, &ns).await, Some(bound(&e, NOW)));
+    // And once more, later.
+    assert_eq!(
+        complete(store, &e, 2, NOW.plus_secs(60)).await,
+        AppCompletion::SessionGone
+    );
+    // A sign-in too.
+    let bound_app = app(store, &ns).await.unwrap();
+    let c = app_sign_in(store, &ns, &bound_app, NOW).await;
+    let at = NOW.plus_secs(30);
+    let (a, b) = tokio::join!(
+        store.complete_app(app_use(&c, step(3), at)),
+        store.complete_app(app_use(&c, step(4), at)),
+    );
+    let mut answers = vec![a.unwrap(), b.unwrap()];
+    answers.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        answers,
+        vec![AppCompletion::Done, AppCompletion::SessionGone]
+    );
+    // An expired session is gone (and nothing is written).
+    let late = app_sign_in(store, &ns, &bound_app, NOW).await;
+    assert_eq!(
+        complete(store, &late, 5, late.expires_at).await,
+        AppCompletion::SessionGone
+    );
+    assert_eq!(reread(store, &late).await.unwrap().step, Step::Code);
+    assert_eq!(app(store, &ns).await.unwrap().last_used_at, Some(at));
+    // The step it offered is still free.
+    let other = app_sign_in(store, &ns, &bound_app, NOW).await;
+    assert_eq!(complete(store, &other, 5, at).await, AppCompletion::Done);
+}
+
+async fn a_step_is_used_once_per_user(store: &dyn Store) {
+    let ns = ns();
+    let app_ = bind_app(store, &ns, true, 0, NOW).await;
+    // The setup's step cannot sign in (nothing is written).
+    let c = app_sign_in(store, &ns, &app_, NOW).await;
+    assert_eq!(complete(store, &c, 0, NOW).await, AppCompletion::StepUsed);
+    assert_eq!(reread(store, &c).await.unwrap().step, Step::Code);
+    assert_eq!(app(store, &ns).await.unwrap().last_used_at, None);
+    assert_eq!(complete(store, &c, 1, NOW).await, AppCompletion::Done);
+    // Two sessions completing with the same step: one wins.
+    let s1 = app_sign_in(store, &ns, &app_, NOW).await;
+    let s2 = app_sign_in(store, &ns, &app_, NOW).await;
+    let (a, b) = tokio::join!(
+        store.complete_app(app_use(&s1, step(2), NOW)),
+        store.complete_app(app_use(&s2, step(2), NOW)),
+    );
+    let mut answers = vec![a.unwrap(), b.unwrap()];
+    answers.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(answers, vec![AppCompletion::Done, AppCompletion::StepUsed]);
+    // A sign-in's step cannot set up another app.
+    let setup = app_setup(store, &ns, false, NOW).await;
+    assert_eq!(
+        complete(store, &setup, 1, NOW).await,
+        AppCompletion::StepUsed
+    );
+    assert_eq!(
+        app(store, &ns).await.unwrap().authenticator_id,
+        app_.authenticator_id
+    );
+    // Steps are per user: another user may use the same one.
+    let other = Ns {
+        app: ns.app.clone(),
+        user: ns.other.clone(),
+        other: ns.user.clone(),
+    };
+    bind_app(store, &other, true, 0, NOW).await;
+}
+
+async fn a_first_setup_completes_only_while_the_user_has_no_factor(store: &dyn Store) {
+    let ns = ns();
+    // A phone added meanwhile.
+    let e = app_setup(store, &ns, true, NOW).await;
+    add(store, &ns, &num(1), NOW).await;
+    assert_eq!(
+        complete(store, &e, 0, NOW).await,
+        AppCompletion::FactorsChanged
+    );
+    assert_eq!(app(store, &ns).await, None);
+    assert_eq!(reread(store, &e).await.unwrap().step, Step::Code);
+    // Nothing was written: the step is still free, for a setup begun with a step-up.
+    bind_app(store, &ns, false, 0, NOW).await;
+    // An app bound meanwhile (another first setup).
+    let ns = self::ns();
+    let e1 = app_setup(store, &ns, true, NOW).await;
+    let e2 = app_setup(store, &ns, true, NOW).await;
+    assert_eq!(complete(store, &e1, 0, NOW).await, AppCompletion::Done);
+    assert_eq!(
+        complete(store, &e2, 1, NOW).await,
+        AppCompletion::FactorsChanged
+    );
+    assert_eq!(app(store, &ns).await, Some(bound(&e1, NOW)));
+    // Once the last factor is gone, a first setup completes again.
+    assert!(
+        store
+            .remove_app(ns.owner(), &bound(&e1, NOW).authenticator_id, 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(complete(store, &e2, 1, NOW).await, AppCompletion::Done);
+    assert_eq!(app(store, &ns).await, Some(bound(&e2, NOW)));
+}
+
+async fn an_app_sign_in_completes_only_while_its_app_is_bound(store: &dyn Store) {
+    let ns = ns();
+    let first = bind_app(store, &ns, true, 0, NOW).await;
+    let c = app_sign_in(store, &ns, &first, NOW).await;
+    let at = NOW.plus_secs(5);
+    assert_eq!(complete(store, &c, 1, at).await, AppCompletion::Done);
+    assert_eq!(
+        app(store, &ns).await,
+        Some(AuthenticatorRecord {
+            last_used_at: Some(at),
+            ..first.clone()
+        })
+    );
+    // A secret sealed again (a key rotation) is stored with the use.
+    let c = app_sign_in(store, &ns, &first, NOW).await;
+    let resealed = sealed("resealed");
+    let at = NOW.plus_secs(35);
+    let used = AppCodeUse {
+        reseal: Some(&resealed),
+        ..app_use(&c, step(2), at)
+    };
+    assert_eq!(store.complete_app(used).await.unwrap(), AppCompletion::Done);
+    assert_eq!(
+        app(store, &ns).await,
+        Some(AuthenticatorRecord {
+            sealed: resealed,
+            last_used_at: Some(at),
+            ..first.clone()
+        })
+    );
+    // Replaced meanwhile: the old app's sign-in proves nothing.
+    let stale = app_sign_in(store, &ns, &first, NOW).await;
+    let second = bind_app(store, &ns, false, 3, NOW.plus_secs(60)).await;
+    assert_eq!(
+        complete(store, &stale, 4, NOW.plus_secs(60)).await,
+        AppCompletion::FactorsChanged
+    );
+    assert_eq!(app(store, &ns).await, Some(second.clone()));
+    assert_eq!(reread(store, &stale).await.unwrap().step, Step::Code);
+    // Removed meanwhile.
+    let stale = app_sign_in(store, &ns, &second, NOW).await;
+    assert!(
+        store
+            .remove_app(ns.owner(), &second.authenticator_id, 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        complete(store, &stale, 5, NOW.plus_secs(60)).await,
+        AppCompletion::FactorsChanged
+    );
+    assert_eq!(app(store, &ns).await, None);
+}
+
+async fn remove_app_releases_the_app_and_the_last_factor_takes_the_recovery_codes(
+    store: &dyn Store,
+) {
+    // With a phone: the codes stay.
+    let ns = ns();
+    add(store, &ns, &num(1), NOW).await;
+    let a = bind_app(store, &ns, false, 0, NOW).await;
+    assert!(
+        store
+            .replace_recovery_codes(ns.owner(), &hashes("keep", 3), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .remove_app(ns.owner(), &a.authenticator_id, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(app(store, &ns).await, None);
+    assert_eq!(count_codes(store, &ns).await, 3);
+    assert_eq!(phones(store, &ns).await.len(), 1);
+    // The last factor: the codes go with it, for good.
+    let ns = self::ns();
+    let a = bind_app(store, &ns, true, 0, NOW).await;
+    let codes = hashes("gone", 3);
+    assert!(
+        store
+            .replace_recovery_codes(ns.owner(), &codes, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .remove_app(ns.owner(), &a.authenticator_id, 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(app(store, &ns).await, None);
+    assert_eq!(count_codes(store, &ns).await, 0);
+    assert!(
+        !store
+            .consume_recovery_code(ns.owner(), &codes[0])
+            .await
+            .unwrap()
+    );
+    bind_app(store, &ns, true, 1, NOW).await;
+    assert_eq!(count_codes(store, &ns).await, 0);
+    assert!(
+        !store
+            .consume_recovery_code(ns.owner(), &codes[1])
+            .await
+            .unwrap()
+    );
+}
+
+async fn remove_app_refuses_when_the_factors_changed(store: &dyn Store) {
+    let ns = ns();
+    let a = bind_app(store, &ns, true, 0, NOW).await;
+    store
+        .replace_recovery_codes(ns.owner(), &hashes("r", 2), NOW)
+        .await
+        .unwrap();
+    // A phone was added since the flow looked: not the last factor any more.
+    add_beside_app(store, &ns, &num(1), NOW).await;
+    let id = &a.authenticator_id;
+    assert!(!store.remove_app(ns.owner(), id, 0).await.unwrap());
+    assert!(!store.remove_app(ns.owner(), id, 2).await.unwrap());
+    // An unknown app, or another user's.
+    let unknown = AuthenticatorId::generate().unwrap();
+    assert!(!store.remove_app(ns.owner(), &unknown, 1).await.unwrap());
+    assert!(!store.remove_app(ns.of(&ns.other), id, 0).await.unwrap());
+    // Replaced since: the old one is not removed.
+    let b = bind_app(store, &ns, false, 1, NOW).await;
+    assert!(!store.remove_app(ns.owner(), id, 1).await.unwrap());
+    assert_eq!(app(store, &ns).await, Some(b.clone()));
+    assert_eq!(count_codes(store, &ns).await, 2);
+    assert!(
+        store
+            .remove_app(ns.owner(), &b.authenticator_id, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(count_codes(store, &ns).await, 2);
+}
+
+/// Adds a phone to a user who has an app but no phone (an add from settings, the phone
+/// primary): an Enroll would be refused.
+async fn add_beside_app(
+    store: &dyn Store,
+    ns: &Ns,
+    number: &PhoneNumber,
+    at: UnixTime,
+) -> PhoneRecord {
+    let seen = phones(store, ns).await.len() as u32;
+    let (e, code_id) = at_code(store, ns, SessionKind::Add, number, at).await;
+    let phone = new_phone(number, seen == 0, at);
+    assert_eq!(
+        store
+            .complete_enrollment(e.code_use(&code_id, at), &add_change(&phone, seen))
+            .await
+            .unwrap(),
+        Completion::Done
+    );
+    phone
+}
+
+async fn a_phone_removal_counts_the_app(store: &dyn Store) {
+    let ns = ns();
+    let p = add(store, &ns, &num(1), NOW).await;
+    let a = bind_app(store, &ns, false, 0, NOW).await;
+    store
+        .replace_recovery_codes(ns.owner(), &hashes("r", 3), NOW)
+        .await
+        .unwrap();
+    // Seen without the app: refused (the app was bound since).
+    let stale = removal(store, &ns, &p, None).await;
+    assert!(stale.is_last());
+    assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
+    // The last phone, beside the app: not the last factor, the codes stay.
+    let r = Removal {
+        app_seen: true,
+        ..removal(store, &ns, &p, None).await
+    };
+    assert!(r.is_last_phone() && !r.is_last());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
+    assert!(phones(store, &ns).await.is_empty());
+    assert_eq!(count_codes(store, &ns).await, 3);
+    assert_eq!(app(store, &ns).await, Some(a.clone()));
+    // The app removed since the flow looked: the removal is refused.
+    let p = add_beside_app(store, &ns, &num(2), NOW).await;
+    let stale = Removal {
+        app_seen: true,
+        ..removal(store, &ns, &p, None).await
+    };
+    assert!(
+        store
+            .remove_app(ns.owner(), &a.authenticator_id, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(count_codes(store, &ns).await, 3);
+    assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
+    assert_eq!(count_codes(store, &ns).await, 3);
+    // Now it is the last factor: the codes go.
+    let r = removal(store, &ns, &p, None).await;
+    assert!(r.is_last());
+    assert!(store.remove_phone(ns.owner(), &r).await.unwrap());
+    assert_eq!(count_codes(store, &ns).await, 0);
+}
+
+async fn reset_user_removes_the_app_too(store: &dyn Store) {
+    let ns = ns();
+    let p = add(store, &ns, &num(1), NOW).await;
+    let a = bind_app(store, &ns, false, 0, NOW).await;
+    store
+        .replace_recovery_codes(ns.owner(), &hashes("r", 2), NOW)
+        .await
+        .unwrap();
+    let pending = app_sign_in(store, &ns, &a, NOW).await;
+    let removed = store.reset_user(ns.owner()).await.unwrap();
+    assert_eq!(removed.phones, vec![p]);
+    assert_eq!(removed.app, Some(a));
+    assert_eq!(app(store, &ns).await, None);
+    assert_eq!(reread(store, &pending).await, None);
+    assert_eq!(count_codes(store, &ns).await, 0);
+    assert_eq!(store.user_overview(ns.owner()).await.unwrap().app, None);
+    // The user sets up as new.
+    let again = bind_app(store, &ns, true, 1, NOW).await;
+    // A user with only an app.
+    let removed = store.reset_user(ns.owner()).await.unwrap();
+    assert!(removed.phones.is_empty());
+    assert_eq!(removed.app, Some(again));
+    assert_eq!(app(store, &ns).await, None);
+    assert_eq!(
+        store.reset_user(ns.owner()).await.unwrap(),
+        Default::default()
     );
 }

@@ -3,8 +3,9 @@
 //! DynamoDB adapter's conditional writes and transactions.
 //!
 //! What DynamoDB's TTL deletes, this store sweeps: every [`SWEEP_EVERY`] writes that carry a
-//! time, expired enrollments and challenges, counters, skips and audit events are dropped under
-//! the lock, so that a long-running `mfa-local` stays bounded.
+//! time, expired enrollments and challenges, counters, skips, audit events and remembered
+//! authenticator-app steps are dropped under the lock, so that a long-running `mfa-local`
+//! stays bounded.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -13,9 +14,10 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AuditEvent, AuditPage, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment,
-    MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore,
-    RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord, UserStore, Window,
+    AuditEvent, AuditPage, AuditQuery, AuditStore, AuthenticatorRecord, Completion, Counted,
+    CounterStore, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore,
+    PolicyStore, RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord, UserStore,
+    Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
@@ -86,6 +88,10 @@ struct State {
     audit: Vec<AuditEvent>,
     recovery: HashMap<UserKey, Vec<String>>,
     enrollments: HashMap<(AppId, UserId, SessionId), Enrollment>,
+    /// Each user's authenticator app (at most one).
+    apps: HashMap<UserKey, AuthenticatorRecord>,
+    /// The authenticator-app steps each user has used: step → until when it is remembered.
+    steps_used: HashMap<UserKey, HashMap<i64, UnixTime>>,
     counters: HashMap<String, Counter>,
     /// Writes since the last sweep.
     writes: u64,
@@ -106,6 +112,15 @@ impl State {
         self.counters.retain(|_, c| c.expires_at() > now);
         self.skips.retain(|_, until| *until > now);
         self.audit.retain(|e| e.expires_at > now);
+        for steps in self.steps_used.values_mut() {
+            steps.retain(|_, until| *until > now);
+        }
+        self.steps_used.retain(|_, steps| !steps.is_empty());
+    }
+
+    /// Whether the user has a factor: a phone or an authenticator app.
+    fn has_factor(&self, key: &UserKey) -> bool {
+        self.phones.get(key).is_some_and(|list| !list.is_empty()) || self.apps.contains_key(key)
     }
 
     fn item_count(&self) -> usize {
@@ -117,6 +132,8 @@ impl State {
             + self.audit.len()
             + self.recovery.values().map(Vec::len).sum::<usize>()
             + self.enrollments.len()
+            + self.apps.len()
+            + self.steps_used.values().map(HashMap::len).sum::<usize>()
             + self.counters.len()
     }
 }
@@ -192,7 +209,7 @@ impl UserStore for MemoryStore {
         Ok(UserOverview {
             user: s.users.get(&key).cloned(),
             phones: s.phones.get(&key).cloned().unwrap_or_default(),
-            app: None,
+            app: s.apps.get(&key).cloned(),
             skip: s.skips.get(&key).copied(),
             recovery_codes_remaining: u32::try_from(codes).unwrap_or(u32::MAX),
         })
@@ -220,11 +237,13 @@ impl UserStore for MemoryStore {
         let removed = s.phones.remove(&key).unwrap_or_default();
         s.number_tags.remove(&key);
         s.recovery.remove(&key);
+        // The used steps stay until they expire: a code replayed after the reset still fails.
+        let app = s.apps.remove(&key);
         s.enrollments
             .retain(|(a, u, _), _| !(a == owner.app && u == owner.user));
         Ok(crate::ports::ResetFactors {
             phones: removed,
-            app: None,
+            app,
         })
     }
 }
@@ -239,7 +258,7 @@ impl RecoveryStore for MemoryStore {
     ) -> Result<bool, PortError> {
         let mut s = self.lock()?;
         let key = user_key(owner);
-        if s.phones.get(&key).is_none_or(Vec::is_empty) {
+        if !s.has_factor(&key) {
             return Ok(false);
         }
         // A hash given twice is one code (as one DynamoDB item per hash is).

@@ -61,11 +61,13 @@ impl PhoneStore for MemoryStore {
                 .promote
                 .as_ref()
                 .is_none_or(|id| list.iter().any(|p| &p.phone_id == id && !p.primary));
-        if !as_seen {
+        let has_app = s.apps.contains_key(&key);
+        // The last phone's removal also pins the app as seen: the last factor is decided by both.
+        if !as_seen || (list.len() == 1 && has_app != removal.app_seen) {
             return Ok(false);
         }
-        if list.len() == 1 {
-            // The last phone: the recovery codes go in the same step.
+        if list.len() == 1 && !has_app {
+            // The last factor: the recovery codes go in the same step.
             s.recovery.remove(&key);
         }
         if let Some(list) = s.phones.get_mut(&key) {

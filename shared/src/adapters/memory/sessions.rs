@@ -141,7 +141,10 @@ impl SessionStore for MemoryStore {
             } => {
                 // An enrollment of the first phone never adds to a user who has one (a second
                 // Start begun before the first completed).
-                if enrollment.kind == crate::ports::SessionKind::Enroll && !phones.is_empty() {
+                // Nor to a user with an authenticator app (the first factor is bound).
+                if enrollment.kind == crate::ports::SessionKind::Enroll
+                    && (!phones.is_empty() || s.apps.contains_key(&owner_key))
+                {
                     return Ok(Completion::PhonesChanged);
                 }
                 if phones.len() != *seen_count as usize {

@@ -140,6 +140,7 @@ pub async fn set_policy(
         include_in_signup: signup,
         enforcement,
         allowed_countries: None,
+        factors: None,
     };
     policy::update(svc, app, change, None, "admin")
         .await
