@@ -103,8 +103,10 @@ fn example_path(r: &Route) -> (String, BTreeMap<&'static str, &'static str>) {
 fn body(r: &Route) -> Option<Value> {
     let last = segments(r.template).last().copied().unwrap();
     let body = match (r.method, last) {
+        // Both factors, so that the authenticator app's setup event is allowed too.
         ("PUT", "mfa-policy") => {
-            json!({"enabled": true, "include_in_signup": true, "enforcement": "optional"})
+            json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
+                "factors": ["sms", "totp"]})
         }
         ("PUT", "mfa-availability") => json!({"available": true}),
         ("PUT", "{user_id}") => {
