@@ -275,7 +275,8 @@ impl LocalServer {
                 .env("AWS_SECRET_ACCESS_KEY", "testing")
                 .env("MFA_TABLE_NAME", &t)
                 .env("MFA_SECRET_ID", format!("{t}/code-hmac-key"))
-                .env("MFA_SIGNING_SECRET_ID", format!("{t}/signing-key"));
+                .env("MFA_SIGNING_SECRET_ID", format!("{t}/signing-key"))
+                .env("MFA_TOTP_SECRET_ID", format!("{t}/totp-key"));
             moto = Some(url);
             table = Some(t);
         }

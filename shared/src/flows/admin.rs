@@ -1,4 +1,5 @@
-//! The admin reset: every phone of a user removed, pending codes void, the user told.
+//! The admin reset: every phone and the authenticator app of a user removed, pending codes
+//! void, the user told.
 
 use serde_json::json;
 
@@ -17,8 +18,9 @@ pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Re
     tracing::info!(app_id = %app, user_id = %user, phones = removed.phones.len(), app_removed = removed.app.is_some(), "MFA reset by an admin");
     let now = svc.clock.now();
     let numbers: Vec<_> = removed.phones.iter().map(|p| p.number.clone()).collect();
+    let app_removed = removed.app.is_some();
     let notification = notify_user(svc, app, user, Action::MfaReset, |name, to| {
-        notify::reset_email(name, to, &numbers, now)
+        notify::reset_email(name, to, &numbers, app_removed, now)
     })
     .await;
     let details = json!({

@@ -150,6 +150,12 @@ pub(crate) async fn send_with_budget(
     text: Text,
     budget: TextBudget,
 ) -> Result<Sent, MfaError> {
+    if e.kind.is_app() {
+        // An authenticator app's session is answered by the app: nothing is ever texted for
+        // it (the routes refuse before this; the store would not know the difference).
+        budget.give_back(svc).await;
+        return Err(MfaError::Internal);
+    }
     let now = svc.clock.now();
     let prepared = (|| -> Result<(Code, PendingCode), MfaError> {
         let code = Code::generate()?;

@@ -138,7 +138,13 @@ pub fn phone_removed_email(
 }
 
 /// An administrator reset the user's MFA.
-pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTime) -> Email {
+pub fn reset_email(
+    app_name: &str,
+    to: &str,
+    removed: &[PhoneNumber],
+    app_removed: bool,
+    at: UnixTime,
+) -> Email {
     let phones = if removed.is_empty() {
         "none".to_owned()
     } else {
@@ -153,9 +159,15 @@ pub fn reset_email(app_name: &str, to: &str, removed: &[PhoneNumber], at: UnixTi
         to,
         format!("Two-step verification was reset on your {app_name} account"),
         &format!(
-            "An administrator reset two-step verification on your {app_name} account: your verification phones were removed and you can set it up again."
+            "An administrator reset two-step verification on your {app_name} account: your verification phones and authenticator app were removed and you can set it up again."
         ),
-        &[("Phones removed", phones)],
+        &[
+            ("Phones removed", phones),
+            (
+                "Authenticator app removed",
+                if app_removed { "yes" } else { "no" }.to_owned(),
+            ),
+        ],
         at,
     )
 }
@@ -291,7 +303,7 @@ mod tests {
         }
         let r = phone_removed_email("Acme", "ada@example.com", &old, true, UnixTime(0));
         assert!(r.text.contains("now off"));
-        let z = reset_email("Acme", "ada@example.com", &[old], UnixTime(0));
+        let z = reset_email("Acme", "ada@example.com", &[old], false, UnixTime(0));
         assert!(z.text.contains("administrator") && z.text.contains("+1••••••0123"));
     }
 }

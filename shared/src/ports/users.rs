@@ -58,7 +58,7 @@ pub struct ResetFactors {
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - put_user replaces the record (another user's is not found);
 /// - put_skip replaces the end;
-/// - user_overview is what the four reads give (another user's items are not in it);
+/// - user_overview is what the single reads give (another user's items are not in it);
 /// - reset_user removes everything and returns the phones;
 /// - reset_user of a user with nothing is empty;
 /// - reset_user removes the app too.
@@ -69,7 +69,7 @@ pub trait UserStore: Send + Sync {
     /// The profile, phones, skip and unused recovery codes in one read (DynamoDB: one query
     /// of the user's partition; memory: one look under the lock): the same answer as
     /// `get_user`, `list_phones`, `get_skip` and `count_recovery_codes` would give.
-    /// - user_overview is what the four reads give (another user's items are not in it).
+    /// - user_overview is what the single reads give (another user's items are not in it).
     async fn user_overview(&self, owner: Owner<'_>) -> Result<UserOverview, PortError>;
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError>;
     /// The end of the user's skip as stored (the caller compares it with now).

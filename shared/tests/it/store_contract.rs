@@ -119,7 +119,7 @@ contract!(
     // users and skips
     put_user_replaces_the_record,
     put_skip_replaces_the_end,
-    user_overview_is_what_the_four_reads_give,
+    user_overview_is_what_the_single_reads_give,
     // sessions
     an_enrollment_reads_back_as_created_for_its_user_only,
     an_enrollment_id_taken_is_an_error,
@@ -546,7 +546,7 @@ async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOvervi
     }
 }
 
-async fn user_overview_is_what_the_four_reads_give(store: &dyn Store) {
+async fn user_overview_is_what_the_single_reads_give(store: &dyn Store) {
     let ns = ns();
     let overview = || async { store.user_overview(ns.owner()).await.unwrap() };
     // Nothing stored yet: empty.

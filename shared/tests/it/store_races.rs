@@ -11,6 +11,11 @@
 //! - at most 3 open enrollments or challenges per user;
 //! - a full counter says `first` once per window and once per block;
 //! - an enrollment of the first phone never adds to a user who has one;
+//! - the last factor (the last phone, or the app) takes the recovery codes with it, and a set
+//!   made concurrently never survives it; the last phone and the app removed together leave
+//!   one of them (and the codes);
+//! - a first factor is bound once: a first app setup and a first phone's enrollment racing
+//!   leave exactly one;
 //! - audit events past their retention are hidden;
 //! - the memory store sweeps what has expired.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,11 +24,13 @@ use std::sync::Arc;
 
 use mfa_shared::adapters::memory::{MemoryStore, SWEEP_EVERY};
 use mfa_shared::ports::{
-    AuditEvent, AuditQuery, AuditStore, Completion, Counted, CounterStore, Enrollment, NewSend,
-    PendingCode, PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store, Window,
+    AppCodeUse, AppCompletion, AppSetup, AuditEvent, AuditQuery, AuditStore, AuthenticatorRecord,
+    AuthenticatorStore, Completion, Counted, CounterStore, Enrollment, NewSend, PendingCode,
+    PhoneChange, PhoneRecord, Removal, SessionKind, SessionStore, Store, Window,
 };
+use mfa_shared::totp::Sealed;
 use mfa_shared::types::ids::CodeId;
-use mfa_shared::types::{AppId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
+use mfa_shared::types::{AppId, AuthenticatorId, Owner, PhoneId, PhoneNumber, UnixTime, UserId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -829,8 +836,36 @@ async fn the_memory_store_sweeps_expired_items() {
             .await
             .unwrap();
     }
+    // And the steps an app's sign-ins used (one app, bound for good).
+    let user = UserId::parse("app-user").unwrap();
+    let (setup, _) = app_setup(&app, &user, true, NOW);
+    store.create_enrollment(&setup).await.unwrap();
+    assert_eq!(
+        store.complete_app(app_use(&setup, 0, NOW)).await.unwrap(),
+        AppCompletion::Done
+    );
+    let bound = store
+        .get_app(Owner::new(&app, &user))
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 1..=300 {
+        let c = Enrollment::begin(
+            &app,
+            &user,
+            SessionKind::AppSignIn(bound.authenticator_id.clone()),
+            NOW,
+            60,
+        )
+        .unwrap();
+        store.create_enrollment(&c).await.unwrap();
+        assert_eq!(
+            store.complete_app(app_use(&c, i, NOW)).await.unwrap(),
+            AppCompletion::Done
+        );
+    }
     let full = store.item_count();
-    assert!(full >= 1200, "{full}");
+    assert!(full >= 1500, "{full}");
     // Later, ordinary traffic: the sweep drops what expired.
     let later = NOW.plus_secs(3600);
     for i in 0..SWEEP_EVERY {
@@ -840,8 +875,216 @@ async fn the_memory_store_sweeps_expired_items() {
             .unwrap();
     }
     let after = store.item_count();
+    // What stays: the later counters, and the app bound.
     assert!(
-        after <= SWEEP_EVERY as usize,
+        after <= SWEEP_EVERY as usize + 1,
         "{after} items left of {full}: expired ones were kept"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authenticator apps: the first and the last factor.
+
+/// An app setup for `user`, begun at `at` (not stored), and the app it would bind.
+fn app_setup(
+    app: &AppId,
+    user: &UserId,
+    first: bool,
+    at: UnixTime,
+) -> (Enrollment, AuthenticatorId) {
+    let id = AuthenticatorId::generate().unwrap();
+    let kind = SessionKind::AppSetup(AppSetup {
+        authenticator: id.clone(),
+        sealed: Sealed::from_stored(format!("v1.0123abcd.{id}")),
+        label: None,
+        first,
+    });
+    (Enrollment::begin(app, user, kind, at, 1800).unwrap(), id)
+}
+
+/// The code of the `i`th step after [`NOW`]'s, used at `now`.
+fn app_use(session: &Enrollment, i: i64, now: UnixTime) -> AppCodeUse<'_> {
+    AppCodeUse {
+        session,
+        step: NOW.0 / 30 + i,
+        step_remembered_until: now.plus_secs(90),
+        now,
+        reseal: None,
+    }
+}
+
+/// Binds an app to `user` (a setup with a step-up): it must succeed.
+async fn bind_app(store: &Arc<dyn Store>, user: &UserId, i: i64) -> AuthenticatorRecord {
+    let (setup, _) = app_setup(&app(), user, false, NOW);
+    store.create_enrollment(&setup).await.unwrap();
+    assert_eq!(
+        store.complete_app(app_use(&setup, i, NOW)).await.unwrap(),
+        AppCompletion::Done
+    );
+    store
+        .get_app(Owner::new(&app(), user))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn last_factor_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
+    let app = app();
+    // The app as the last factor, removed while a set is made: no code survives.
+    for round in 0..rounds {
+        let user = fresh_user();
+        let bound = bind_app(&store, &user, 0).await;
+        let set = hashes(&format!("t{round}"));
+        let (s1, s2, a1, a2, u1, u2) = (
+            store.clone(),
+            store.clone(),
+            app.clone(),
+            app.clone(),
+            user.clone(),
+            user.clone(),
+        );
+        let set2 = set.clone();
+        let made = tokio::spawn(async move {
+            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
+                .await
+                .unwrap()
+        });
+        let removed = tokio::spawn(async move {
+            s2.remove_app(Owner::new(&a2, &u2), &bound.authenticator_id, 0)
+                .await
+                .unwrap()
+        });
+        let (made, removed) = (made.await.unwrap(), removed.await.unwrap());
+        assert!(removed, "round {round}: the removal is as seen");
+        assert_eq!(
+            store
+                .count_recovery_codes(Owner::new(&app, &user))
+                .await
+                .unwrap(),
+            0,
+            "round {round}: set made {made}, yet codes survived the last factor"
+        );
+        assert!(
+            !store
+                .consume_recovery_code(Owner::new(&app, &user), &set[0])
+                .await
+                .unwrap()
+        );
+    }
+    // The last phone and the app removed together, each seeing the other: exactly one goes,
+    // and the user keeps a factor and the codes.
+    for round in 0..rounds {
+        let user = fresh_user();
+        let owner = || Owner::new(&app, &user);
+        add_phone(&store, &user, SessionKind::Enroll).await;
+        let bound = bind_app(&store, &user, 0).await;
+        assert!(
+            store
+                .replace_recovery_codes(owner(), &hashes(&format!("b{round}")), NOW)
+                .await
+                .unwrap()
+        );
+        let phones = store.list_phones(owner()).await.unwrap();
+        let removal = Removal {
+            app_seen: true,
+            phone: phones[0].clone(),
+            number_tag: tag(&phones[0].number),
+            seen: phones.clone(),
+            promote: None,
+        };
+        let (s1, s2, a1, a2, u1, u2) = (
+            store.clone(),
+            store.clone(),
+            app.clone(),
+            app.clone(),
+            user.clone(),
+            user.clone(),
+        );
+        let phone_gone = tokio::spawn(async move {
+            s1.remove_phone(Owner::new(&a1, &u1), &removal)
+                .await
+                .unwrap()
+        });
+        let app_gone = tokio::spawn(async move {
+            s2.remove_app(Owner::new(&a2, &u2), &bound.authenticator_id, 1)
+                .await
+                .unwrap()
+        });
+        let (phone_gone, app_gone) = (phone_gone.await.unwrap(), app_gone.await.unwrap());
+        assert!(
+            phone_gone != app_gone,
+            "round {round}: phone removed {phone_gone}, app removed {app_gone}"
+        );
+        let phones_left = store.list_phones(owner()).await.unwrap().len();
+        let app_left = store.get_app(owner()).await.unwrap().is_some();
+        assert_eq!(phones_left == 1, app_gone, "round {round}");
+        assert_eq!(app_left, phone_gone, "round {round}");
+        assert_eq!(store.count_recovery_codes(owner()).await.unwrap(), 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_factor_takes_the_recovery_codes_on_memory() {
+    last_factor_and_recovery_codes(memory(), 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn the_last_factor_takes_the_recovery_codes_on_moto() {
+    last_factor_and_recovery_codes(moto().await, 6).await;
+}
+
+async fn first_factor_once(store: Arc<dyn Store>, rounds: usize) {
+    let app = app();
+    for round in 0..rounds {
+        let user = fresh_user();
+        let owner = || Owner::new(&app, &user);
+        // A first app setup and a first phone's enrollment, both begun with no factor.
+        let (setup, _) = app_setup(&app, &user, true, NOW);
+        store.create_enrollment(&setup).await.unwrap();
+        let number = random_number();
+        let (e, code) = at_code(&store, &user, SessionKind::Enroll, &number, NOW).await;
+        let change = PhoneChange::Add {
+            phone: PhoneRecord {
+                phone_id: PhoneId::generate().unwrap(),
+                number: number.clone(),
+                label: None,
+                primary: true,
+                verified_at: NOW,
+            },
+            number_tag: tag(&number),
+            seen_count: 0,
+        };
+        let (s1, s2) = (store.clone(), store.clone());
+        let bound =
+            tokio::spawn(async move { s1.complete_app(app_use(&setup, 0, NOW)).await.unwrap() });
+        let added = tokio::spawn(async move {
+            s2.complete_enrollment(e.code_use(&code, NOW), &change)
+                .await
+                .unwrap()
+        });
+        let (bound, added) = (bound.await.unwrap(), added.await.unwrap());
+        let phones = store.list_phones(owner()).await.unwrap().len();
+        let app_ = store.get_app(owner()).await.unwrap();
+        match (&bound, &added) {
+            (AppCompletion::Done, Completion::PhonesChanged) => {
+                assert_eq!((phones, app_.is_some()), (0, true), "round {round}");
+            }
+            (AppCompletion::FactorsChanged, Completion::Done) => {
+                assert_eq!((phones, app_.is_some()), (1, false), "round {round}");
+            }
+            other => panic!("round {round}: {other:?}: not exactly one first factor"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_factor_is_bound_once_on_memory() {
+    first_factor_once(memory(), 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn a_first_factor_is_bound_once_on_moto() {
+    first_factor_once(moto().await, 6).await;
 }

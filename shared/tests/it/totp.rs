@@ -12,7 +12,7 @@ use mfa_shared::MfaError;
 use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::Limits;
 use mfa_shared::flows::{
-    Caller, audit, challenge, enrollment, phones, policy, recovery, status, totp,
+    Caller, admin, audit, challenge, enrollment, phones, policy, recovery, status, totp,
 };
 use mfa_shared::ports::{AppCodeUse, AppCompletion, AppSetup, Enrollment, SessionKind, Store};
 use mfa_shared::totp::{TotpSecret, step_at};
@@ -52,6 +52,7 @@ on_both!(
     an_app_setup_has_no_phone_step_and_nothing_to_resend,
     wrong_app_codes_share_the_users_failure_budget,
     a_first_app_setup_cannot_complete_beside_a_phone_bound_meanwhile,
+    an_admin_reset_removes_the_app_and_says_so,
 );
 
 /// A fresh application on `store` allowing both factors, MFA enabled (`enforcement`).
@@ -540,4 +541,40 @@ async fn a_first_app_setup_cannot_complete_beside_a_phone_bound_meanwhile(store:
         MfaError::AlreadyEnrolled
     );
     assert!(status::status(&w.svc, &c).await.unwrap().totp.is_none());
+}
+
+async fn an_admin_reset_removes_the_app_and_says_so(store: Arc<dyn Store>) {
+    let w = world(store).await;
+    let c = w.user("ada").await;
+    let secret = set_up(&w, &c).await;
+    admin::reset(&w.svc, &w.app, &c.user, "admin@example.com")
+        .await
+        .unwrap();
+    let s = status::status(&w.svc, &c).await.unwrap();
+    assert!(!s.enrolled && s.totp.is_none());
+    let email = kit::sent(&w.outbox).1.pop().unwrap();
+    assert!(email.0.contains("was reset"), "{email:?}");
+    assert!(
+        email.1.contains("Authenticator app removed: yes"),
+        "{email:?}"
+    );
+    // The app's codes sign no one in any more.
+    w.advance(30);
+    assert_eq!(
+        challenge::begin(&w.svc, &c, None, Some(Factor::Totp))
+            .await
+            .unwrap_err(),
+        MfaError::NotEnrolled
+    );
+    // And the user may set up a new one as their first factor.
+    let started = begin(&w, &c, None).await;
+    assert_ne!(secret_of(&started), secret);
+    verify(
+        &w,
+        &c,
+        &started.enrollment_id,
+        app_code(&w, &secret_of(&started), 0),
+    )
+    .await
+    .unwrap();
 }

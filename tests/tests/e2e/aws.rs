@@ -280,3 +280,125 @@ async fn bootstrap_without_ses_v2_warns_once_and_serves_on_localstack() {
     let warning = format!("SES v2 is not available at {localstack}: emails will fail");
     assert_eq!(printed.matches(&warning).count(), 1, "{printed}");
 }
+
+/// An authenticator app on DynamoDB: set up and used to sign in, and its secret is nowhere
+/// in clear afterwards: not in any item of the table (only the sealed value is), not in the
+/// server's log (at debug level) or its stdout (EMF metrics), not in the audit log or the
+/// emails, and not in any later answer.
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn an_authenticator_apps_secret_is_only_ever_stored_sealed() {
+    use base64::Engine;
+    let log = std::env::temp_dir().join(format!("{}.log", mfa_tests::unique("mfa-totp-")));
+    let s = LocalServer::aws(Launch {
+        bootstrap: true,
+        env: vec![("RUST_LOG".into(), "debug".into())],
+        log_file: Some(log.clone()),
+        ..Launch::default()
+    });
+    let t = Tenant::set_up(&s, "optional").await;
+    let r = s
+        .call(
+            "PUT",
+            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
+            Some(&t.admin),
+            Some(
+                json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
+                        "factors": ["sms", "totp"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s
+        .call(
+            "POST",
+            "/v1/mfa/totp",
+            Some(&t.user_token),
+            Some(json!({"password": t.password, "label": "Phone app"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let secret_b32 = r.json["secret"].as_str().unwrap().to_owned();
+    let id = r.json["enrollment_id"].as_str().unwrap().to_owned();
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .unwrap();
+    let secret = mfa_shared::totp::TotpSecret::from_bytes(&bytes).unwrap();
+    let now = || mfa_shared::types::UnixTime(time::OffsetDateTime::now_utc().unix_timestamp());
+    let code = secret.code_at_step(mfa_shared::totp::step_at(now()));
+    let r = t.code(&s, &id, code.expose()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["factor"], "totp", "{r:?}");
+    // Sign in with the next step's code (the current one enrolled; each step is used once).
+    let r = s
+        .call(
+            "POST",
+            "/v1/mfa/challenges",
+            Some(&t.user_token),
+            Some(json!({"factor": "totp"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.json["factor"]),
+        (201, &json!("totp")),
+        "{r:?}"
+    );
+    let chl = r.json["challenge_id"].as_str().unwrap().to_owned();
+    let code = secret.code_at_step(mfa_shared::totp::step_at(now()) + 1);
+    let r = t.challenge_code(&s, &chl, code.expose()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // What must never hold the secret, in any of its encodings.
+    let forms = [
+        secret_b32.clone(),
+        secret_b32.to_lowercase(),
+        hex::encode(&bytes),
+        base64::engine::general_purpose::STANDARD.encode(&bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
+    ];
+    let items = table_items(&s).await;
+    assert!(
+        items.iter().flatten().any(|(k, _)| k == "totp_sealed"),
+        "the app is stored, sealed"
+    );
+    for (k, v) in items.iter().flatten() {
+        for f in &forms {
+            assert!(!v.contains(f.as_str()), "attribute {k} holds the secret");
+        }
+    }
+    let status = s
+        .call("GET", "/v1/mfa/status", Some(&t.user_token), None)
+        .await;
+    assert_eq!(status.json["totp"]["label"], "Phone app", "{status:?}");
+    let audit = s
+        .call(
+            "GET",
+            &format!("/v1/admin/applications/{}/audit-events?limit=100", t.app),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    let emails = s.emails_to(&t.email).await;
+    assert_eq!(emails.len(), 1, "one email: the app is on");
+    let printed = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        printed.contains("authenticator app verified"),
+        "the log is read"
+    );
+    let everything = [
+        printed,
+        s.stdout_lines().join("\n"),
+        status.json.to_string(),
+        audit.json.to_string(),
+        format!("{emails:?}"),
+    ];
+    for (what, text) in ["log", "stdout", "status", "audit", "emails"]
+        .iter()
+        .zip(&everything)
+    {
+        for f in &forms {
+            assert!(!text.contains(f.as_str()), "the {what} holds the secret");
+        }
+    }
+}

@@ -180,3 +180,38 @@ pub(super) const PENDING_ATTRS: [&str; 6] = [
 /// The phone an enrollment is about: the phone a replace changes, or the phone a sign-in
 /// challenge texted. Named for the first use, kept for the stored items.
 pub(super) const PURPOSE_PHONE_ID: &str = "replace_phone_id";
+
+/// An authenticator-app session's attempts (it has no pending code, hence no `attempts`).
+pub(super) const APP_ATTEMPTS: &str = "app_attempts";
+
+/// The authenticator app's id: on an app session (the app it sets up or signs in with) and on
+/// the phone count item (the app bound).
+pub(super) const TOTP_ID: &str = "totp_id";
+
+/// The app's sealed secret (never the secret): on an app setup and on the phone count item.
+pub(super) const TOTP_SEALED: &str = "totp_sealed";
+
+/// An app setup's `first` (begun without a step-up: completes only for a user with no factor).
+pub(super) const TOTP_FIRST: &str = "totp_first";
+
+/// The bound app's label, on the phone count item (an app setup keeps it in `code_label`).
+pub(super) const TOTP_LABEL: &str = "totp_label";
+
+pub(super) const TOTP_VERIFIED_AT: &str = "totp_verified_at";
+
+pub(super) const TOTP_LAST_USED_AT: &str = "totp_last_used_at";
+
+/// The bound app's attributes on the phone count item: removing them unbinds it.
+pub(super) const TOTP_ATTRS: [&str; 5] = [
+    TOTP_ID,
+    TOTP_SEALED,
+    TOTP_LABEL,
+    TOTP_VERIFIED_AT,
+    TOTP_LAST_USED_AT,
+];
+
+/// A used step item's step (RFC 6238's `T`).
+pub(super) const TOTP_STEP: &str = "totp_step";
+
+/// The policy's second factors: a list of `"sms"` / `"totp"` (absent: `["sms"]`).
+pub(super) const FACTORS: &str = "factors";

@@ -59,6 +59,13 @@ pub(super) const RECOVERY_PREFIX: &str = "RECOVERY#";
 /// concurrent replacements never leave the union of their sets. Not under `RECOVERY#`.
 pub(super) const SK_RECOVERY_SET: &str = "RECOVERY_SET";
 
+/// A step an authenticator app's code was accepted at: used once per user.
+pub(super) const TOTP_STEP_PREFIX: &str = "TOTP_STEP#";
+
+pub(super) fn totp_step_sk(step: i64) -> String {
+    format!("{TOTP_STEP_PREFIX}{step}")
+}
+
 pub(super) fn phone_sk(id: &PhoneId) -> String {
     format!("{PHONE_PREFIX}{id}")
 }

@@ -8,8 +8,9 @@
 //! | skip | `USER#{app}#{user}` | `SKIP` | the skip's end | |
 //! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none | `number`, `primary` |
 //! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none | |
-//! | phone count | `USER#{app}#{user}` | `PHONES` | none | `count` |
+//! | phone count and authenticator app | `USER#{app}#{user}` | `PHONES` | none | `count`, `totp_id` |
 //! | enrollment or sign-in challenge | `USER#{app}#{user}` | `ENROLLMENT#{id}` | `expires_at` | `write_token` |
+//! | used authenticator-app step | `USER#{app}#{user}` | `TOTP_STEP#{step}` | until the step can no longer be accepted | |
 //! | recovery code | `USER#{app}#{user}` | `RECOVERY#{keyed hash}` | none | `used_by`, `used_at` once used |
 //! | recovery set | `USER#{app}#{user}` | `RECOVERY_SET` | none | `generation` |
 //! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later | `write_token`, `refused` |
@@ -24,7 +25,20 @@
 //!
 //! The phone count item (`count`) moves with every phone added or removed, in the same
 //! transaction: conditions on it make "at most N phones", "the first phone is primary" and
-//! removals hold under concurrent changes. A phone item's `first_verified_at` (set when it is
+//! removals hold under concurrent changes. The same item holds the user's authenticator app
+//! (at most one): `totp_id`, `totp_sealed` (the secret sealed, never in clear), `totp_label`,
+//! `totp_verified_at`, `totp_last_used_at`. So every "which factors does the user have" guard
+//! is one condition on one item: a first setup and an enroll complete only with no `count`
+//! (or 0) and no `totp_id`; the last phone's removal pins `totp_id` present or absent as the
+//! flow saw it; an app's removal pins `totp_id` and the count; a recovery set needs `count >
+//! 0 OR attribute_exists(totp_id)`; and the reset deletes the item at the count and app it
+//! read. No `count` (an item holding only an app) counts as 0. An app session is an
+//! enrollment item with purpose `totp` (a setup: `totp_id`, `totp_sealed`, its label in
+//! `code_label`, `totp_first`) or `totp_challenge` (a sign-in: `totp_id`), counting
+//! `app_attempts`; its completion is one transaction of the session (complete, with its
+//! `write_token`), a used step item put only where none is (its failure: the step was used)
+//! and the update of the app on the phone count item (bound or replaced by a setup, its
+//! `totp_last_used_at` moved by a sign-in only while `totp_id` is the app signed in with). A phone item's `first_verified_at` (set when it is
 //! added, left by a replace) places it in the user's list. Ids never hold `#`, so the key prefixes never
 //! collide. An audit event is written twice (one transaction): under the application and,
 //! when it names a user, under that user, so that both listings are one query, newest first
@@ -35,9 +49,10 @@
 //! sweeps a few expired ones, in the same transaction (a finished one stays until it expires). A recovery code is one
 //! item whose sort key holds its keyed hash, so that using it is one conditional update
 //! (marked `used_by`, never deleted until its set goes); the recovery set item's `generation`
-//! moves with every replacement and with the removal of the last phone, and the reset deletes
-//! it only at the generation it read, so a set made concurrently with either never survives
-//! it; a replacement also checks that the phone count is above 0. Make-primary and removals
+//! moves with every replacement and with the removal of the last factor (the last phone with
+//! no app, or the app with no phone), and the reset deletes it only at the generation it
+//! read, so a set made concurrently with either never survives it; a replacement also checks
+//! that the user has a factor (a phone count above 0 or an app). Make-primary and removals
 //! condition on every phone's `primary` flag as the flow saw it (and the count), so that a
 //! user with phones always has exactly one primary.
 //!

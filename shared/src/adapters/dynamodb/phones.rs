@@ -4,24 +4,18 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
-use crate::ports::{PhoneRecord, PhoneStore, Removal};
-use crate::types::{AppId, Owner, PhoneId, UnixTime, UserId};
+use crate::ports::{AuthenticatorRecord, PhoneRecord, PhoneStore, Removal};
+use crate::totp::Sealed;
+use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, UnixTime, UserId};
 
 use super::item::{
-    CLAIMED_AT, COUNT, FIRST_VERIFIED_AT, GENERATION, LABEL, NUMBER, PHONE_ID, PRIMARY,
-    VERIFIED_AT, get_bool, get_s, get_t, n, opt_n, opt_s, opt_t, parse_id, s, stored_number, t,
+    CLAIMED_AT, COUNT, FIRST_VERIFIED_AT, LABEL, NUMBER, PHONE_ID, PRIMARY, TOTP_ID, TOTP_LABEL,
+    TOTP_LAST_USED_AT, TOTP_SEALED, TOTP_VERIFIED_AT, VERIFIED_AT, get_bool, get_s, get_t, n,
+    opt_s, opt_t, parse_id, s, stored_number, t,
 };
-use super::keys::{
-    PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, number_sk, phone_sk,
-    user_pk,
-};
-use super::recovery::next_generation;
+use super::keys::{PHONE_PREFIX, PK, SK_PHONES, key, number_sk, phone_sk, user_pk};
 use super::request::{Expr, Page, Query, exists_with};
-use super::transact::{
-    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
-    tx_update,
-};
-use super::users::RESET_RETRIES;
+use super::transact::{Tx, cancelled_err, lost_race, tx_check, tx_delete, tx_update};
 use super::{DynamoStore, Item};
 
 /// A verified phone's item. The number is kept in E.164: it is needed to text later.
@@ -81,8 +75,11 @@ pub fn number_claim_item(
 }
 
 /// The phone count update of an add (`delta` 1) or a removal (`delta` -1), if the user still
-/// has `seen` phones. A user who never had a phone has no count item; one whose phones were
-/// all removed has a count of 0: both count as 0.
+/// has `seen` phones. A user who never had a phone has no count item (or one holding only an
+/// authenticator app, without `count`); one whose phones were all removed has a count of 0: all
+/// count as 0. With `app_seen`, the update also holds only while the user still has an app
+/// (`Some(true)`) or still has none (`Some(false)`): the guards of "the first factor" and "the
+/// last factor", on the one item that holds both.
 pub(super) fn tx_count(
     op: &str,
     table: &str,
@@ -90,16 +87,14 @@ pub(super) fn tx_count(
     user: &UserId,
     seen: u32,
     delta: i64,
+    app_seen: Option<bool>,
 ) -> Result<TransactWriteItem, PortError> {
     let mut x = Expr::default();
-    let count = x.name(COUNT);
-    let update = format!("ADD {count} {}", x.value("delta", n(delta)));
-    let seen_v = x.value("seen", n(seen));
-    let condition = if seen == 0 {
-        format!("attribute_not_exists({}) OR {count} = {seen_v}", x.name(PK))
-    } else {
-        format!("{count} = {seen_v}")
-    };
+    let update = format!("ADD {} {}", x.name(COUNT), x.value("delta", n(delta)));
+    let mut condition = count_is(&mut x, seen);
+    if let Some(has_app) = app_seen {
+        condition = format!("({condition}) AND {}", app_is(&mut x, has_app));
+    }
     tx_update(
         op,
         table,
@@ -108,6 +103,43 @@ pub(super) fn tx_count(
         &condition,
         &x,
     )
+}
+
+/// The condition that the phone count item counts `seen` phones (no `count`, or no item,
+/// counts as 0).
+pub(super) fn count_is(x: &mut Expr, seen: u32) -> String {
+    let count = x.name(COUNT);
+    let seen_v = x.value("seen", n(seen));
+    if seen == 0 {
+        format!("attribute_not_exists({count}) OR {count} = {seen_v}")
+    } else {
+        format!("{count} = {seen_v}")
+    }
+}
+
+/// The condition that the user has an authenticator app bound (`true`) or none (`false`).
+pub(super) fn app_is(x: &mut Expr, bound: bool) -> String {
+    let id = x.name(TOTP_ID);
+    if bound {
+        format!("attribute_exists({id})")
+    } else {
+        format!("attribute_not_exists({id})")
+    }
+}
+
+/// The authenticator app the phone count item holds, if one is bound.
+pub(super) fn app_from_item(item: &Item) -> Result<Option<AuthenticatorRecord>, PortError> {
+    const W: &str = "phone count";
+    if !item.contains_key(TOTP_ID) {
+        return Ok(None);
+    }
+    Ok(Some(AuthenticatorRecord {
+        authenticator_id: parse_id(item, W, TOTP_ID, AuthenticatorId::parse)?,
+        sealed: Sealed::from_stored(get_s(item, W, TOTP_SEALED)?.to_owned()),
+        label: opt_s(item, TOTP_LABEL),
+        verified_at: get_t(item, W, TOTP_VERIFIED_AT)?,
+        last_used_at: opt_t(item, W, TOTP_LAST_USED_AT)?,
+    }))
 }
 
 /// Sets a phone's primary flag to `to`, if it exists and its flag is still `seen`.
@@ -166,13 +198,7 @@ pub(super) fn count_check(
     seen: usize,
 ) -> Result<TransactWriteItem, PortError> {
     let mut x = Expr::default();
-    let count = x.name(COUNT);
-    let seen_v = x.value("seen", n(seen));
-    let condition = if seen == 0 {
-        format!("attribute_not_exists({count}) OR {count} = {seen_v}")
-    } else {
-        format!("{count} = {seen_v}")
-    };
+    let condition = count_is(&mut x, u32::try_from(seen).unwrap_or(u32::MAX));
     tx_check(
         op,
         table,
@@ -283,101 +309,54 @@ impl PhoneStore for DynamoStore {
             // (which would leave none): not as seen.
             return Ok(false);
         }
-        for attempt in 0..RESET_RETRIES {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
-            }
-            let mut x = Expr::default();
-            // The phone must still carry the number the flow saw (a replace that completed in
-            // between would otherwise leave its new number claimed by no phone) and its primary
-            // flag (a make-primary in between would otherwise leave two primaries or none).
-            let exists = format!(
-                "attribute_exists({}) AND {} = {} AND {} = {}",
-                x.name(PK),
-                x.name(NUMBER),
-                x.value("number", s(removal.phone.number.e164())),
-                x.name(PRIMARY),
-                x.value("primary", AttributeValue::Bool(seen_removed)),
-            );
-            let mut items = vec![
-                tx_delete(
-                    OP,
-                    table,
-                    key(pk.clone(), phone_sk(removed)),
-                    Some(&exists),
-                    &x,
-                )?,
-                tx_delete(
-                    OP,
-                    table,
-                    key(pk.clone(), number_sk(&removal.number_tag)),
-                    None,
-                    &Expr::default(),
-                )?,
-                tx_count(
-                    OP,
-                    table,
-                    app,
-                    user,
-                    u32::try_from(removal.seen.len()).unwrap_or(u32::MAX),
-                    -1,
-                )?,
-            ];
-            for other in removal.seen.iter().filter(|p| &p.phone_id != removed) {
-                items.push(if Some(&other.phone_id) == promote {
-                    primary_update(OP, table, app, user, &other.phone_id, false, true)?
-                } else {
-                    primary_check(OP, table, app, user, &other.phone_id, other.primary)?
-                });
-            }
-            // The last phone takes the recovery codes with it: every code item goes, and the
-            // set item moves on from the generation read, so that a set made concurrently
-            // either is deleted here or makes this removal read again and delete it.
-            let set_item = if removal.is_last() {
-                let mut generation: Option<u64> = None;
-                for item in self.query_partition(OP, pk.clone()).await? {
-                    let sk = get_s(&item, "user partition", SK)?;
-                    if sk == SK_RECOVERY_SET {
-                        generation = opt_n(&item, "recovery set", GENERATION)?;
-                    } else if sk.starts_with(RECOVERY_PREFIX) {
-                        items.push(tx_delete(
-                            OP,
-                            table,
-                            key(pk.clone(), sk),
-                            None,
-                            &Expr::default(),
-                        )?);
-                    }
-                }
-                let set_index = items.len();
-                items.push(next_generation(OP, table, &pk, generation, None)?);
-                Some(set_index)
+        let mut x = Expr::default();
+        // The phone must still carry the number the flow saw (a replace that completed in
+        // between would otherwise leave its new number claimed by no phone) and its primary
+        // flag (a make-primary in between would otherwise leave two primaries or none).
+        let exists = format!(
+            "attribute_exists({}) AND {} = {} AND {} = {}",
+            x.name(PK),
+            x.name(NUMBER),
+            x.value("number", s(removal.phone.number.e164())),
+            x.name(PRIMARY),
+            x.value("primary", AttributeValue::Bool(seen_removed)),
+        );
+        // The last phone's removal also pins the app as seen: whether it removes the last
+        // factor (and the recovery codes) is decided on the count item, which holds both.
+        let app_seen = removal.is_last_phone().then_some(removal.app_seen);
+        let mut items = vec![
+            tx_delete(
+                OP,
+                table,
+                key(pk.clone(), phone_sk(removed)),
+                Some(&exists),
+                &x,
+            )?,
+            tx_delete(
+                OP,
+                table,
+                key(pk.clone(), number_sk(&removal.number_tag)),
+                None,
+                &Expr::default(),
+            )?,
+            tx_count(
+                OP,
+                table,
+                app,
+                user,
+                u32::try_from(removal.seen.len()).unwrap_or(u32::MAX),
+                -1,
+                app_seen,
+            )?,
+        ];
+        for other in removal.seen.iter().filter(|p| &p.phone_id != removed) {
+            items.push(if Some(&other.phone_id) == promote {
+                primary_update(OP, table, app, user, &other.phone_id, false, true)?
             } else {
-                None
-            };
-            if items.len() > MAX_TRANSACTION_ITEMS {
-                return Err(PortError::new(format!(
-                    "dynamodb {OP}: {} items do not fit one transaction",
-                    items.len()
-                )));
-            }
-            match self.transact(OP, items).await? {
-                Tx::Done => return Ok(true),
-                // Only the recovery set moved (a set made meanwhile): read it again.
-                Tx::Cancelled(codes)
-                    if set_item.is_some_and(|i| {
-                        condition_failed(&codes, i)
-                            && codes.iter().enumerate().all(|(j, c)| j == i || c.is_none())
-                    }) =>
-                {
-                    continue;
-                }
-                Tx::Cancelled(codes) if lost_race(&codes) => return Ok(false),
-                Tx::Cancelled(codes) => return Err(cancelled_err(OP, &codes)),
-            }
+                primary_check(OP, table, app, user, &other.phone_id, other.primary)?
+            });
         }
-        Err(PortError::new(
-            "dynamodb remove_phone: gave up after repeated concurrent changes",
-        ))
+        // The last factor takes the recovery codes with it.
+        self.remove_factor(OP, &pk, removal.is_last(), items).await
     }
 }

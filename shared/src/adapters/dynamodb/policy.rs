@@ -5,11 +5,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::PortError;
 use crate::ports::PolicyStore;
-use crate::types::{AppId, CountryCode, Enforcement, Policy};
+use crate::types::{AppId, CountryCode, Enforcement, Factor, Policy};
 
 use super::item::{
-    ALLOWED_COUNTRIES, APP_ID, AVAILABLE, ENABLED, ENFORCEMENT, INCLUDE_IN_SIGNUP, UPDATED_AT,
-    UPDATED_BY, VERSION, get_bool, get_n, get_s, malformed, n, opt_s, opt_t, parse_id, s, t,
+    ALLOWED_COUNTRIES, APP_ID, AVAILABLE, ENABLED, ENFORCEMENT, FACTORS, INCLUDE_IN_SIGNUP,
+    UPDATED_AT, UPDATED_BY, VERSION, get_bool, get_n, get_s, malformed, n, opt_s, opt_t, parse_id,
+    s, t,
 };
 use super::keys::{PK, SK_POLICY, app_pk, key};
 use super::request::Expr;
@@ -33,6 +34,10 @@ pub fn policy_to_item(p: &Policy) -> Item {
             AttributeValue::L(list.iter().map(|c| s(c.as_str())).collect()),
         );
     }
+    item.insert(
+        FACTORS.into(),
+        AttributeValue::L(p.factors.iter().map(|f| s(f.as_str())).collect()),
+    );
     item.insert(VERSION.into(), n(p.version));
     if let Some(at) = p.updated_at {
         item.insert(UPDATED_AT.into(), t(at));
@@ -56,6 +61,16 @@ pub fn policy_from_item(item: &Item) -> Result<Policy, PortError> {
         ),
         Some(_) => return Err(malformed(W, ALLOWED_COUNTRIES)),
     };
+    // A policy written before apps existed allowed SMS only.
+    let factors = match item.get(FACTORS) {
+        None | Some(AttributeValue::Null(_)) => vec![Factor::Sms],
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| v.as_s().ok().and_then(|f| Factor::parse(f)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| malformed(W, FACTORS))?,
+        Some(_) => return Err(malformed(W, FACTORS)),
+    };
     Ok(Policy {
         app_id: parse_id(item, W, APP_ID, AppId::parse)?,
         available: get_bool(item, W, AVAILABLE)?,
@@ -64,7 +79,7 @@ pub fn policy_from_item(item: &Item) -> Result<Policy, PortError> {
         enforcement: Enforcement::parse(get_s(item, W, ENFORCEMENT)?)
             .ok_or_else(|| malformed(W, ENFORCEMENT))?,
         allowed_countries,
-        factors: vec![crate::types::Factor::Sms],
+        factors,
         version: get_n(item, W, VERSION)?,
         updated_at: opt_t(item, W, UPDATED_AT)?,
         updated_by: opt_s(item, UPDATED_BY),

@@ -11,6 +11,7 @@ use super::item::{
     COUNT, CREATED_AT, GENERATION, UPDATED_AT, USED_AT, USED_BY, get_s, n, opt_n, s, t,
 };
 use super::keys::{PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_RECOVERY_SET, key, recovery_sk, user_pk};
+use super::phones::app_is;
 use super::request::{Expr, Page, Query, UpdateReq, Updated, write_token};
 use super::transact::{
     MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_check, tx_delete,
@@ -63,6 +64,75 @@ pub(super) fn next_generation(
     )
 }
 
+impl DynamoStore {
+    /// Commits the removal of one of the user's factors (`items`: a phone's or the app's
+    /// transaction, its conditions pinning the factors as the flow saw them). When it is the
+    /// `last` factor, the recovery codes go in the same transaction: every code item is
+    /// deleted, and the set item moves on from the generation read, so that a set made
+    /// concurrently either is deleted here or makes this removal read again and delete it.
+    /// False when a condition of `items` failed (the factors changed meanwhile).
+    pub(super) async fn remove_factor(
+        &self,
+        op: &str,
+        pk: &str,
+        last: bool,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<bool, PortError> {
+        let table = self.table.as_str();
+        for attempt in 0..RESET_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            let mut items = items.clone();
+            let set_item = if last {
+                let mut generation: Option<u64> = None;
+                for item in self.query_partition(op, pk.to_owned()).await? {
+                    let sk = get_s(&item, "user partition", SK)?;
+                    if sk == SK_RECOVERY_SET {
+                        generation = opt_n(&item, "recovery set", GENERATION)?;
+                    } else if sk.starts_with(RECOVERY_PREFIX) {
+                        items.push(tx_delete(
+                            op,
+                            table,
+                            key(pk.to_owned(), sk),
+                            None,
+                            &Expr::default(),
+                        )?);
+                    }
+                }
+                let set_index = items.len();
+                items.push(next_generation(op, table, pk, generation, None)?);
+                Some(set_index)
+            } else {
+                None
+            };
+            if items.len() > MAX_TRANSACTION_ITEMS {
+                return Err(PortError::new(format!(
+                    "dynamodb {op}: {} items do not fit one transaction",
+                    items.len()
+                )));
+            }
+            match self.transact(op, items).await? {
+                Tx::Done => return Ok(true),
+                // Only the recovery set moved (a set made meanwhile): read it again.
+                Tx::Cancelled(codes)
+                    if set_item.is_some_and(|i| {
+                        condition_failed(&codes, i)
+                            && codes.iter().enumerate().all(|(j, c)| j == i || c.is_none())
+                    }) =>
+                {
+                    continue;
+                }
+                Tx::Cancelled(codes) if lost_race(&codes) => return Ok(false),
+                Tx::Cancelled(codes) => return Err(cancelled_err(op, &codes)),
+            }
+        }
+        Err(PortError::new(format!(
+            "dynamodb {op}: gave up after repeated concurrent changes"
+        )))
+    }
+}
+
 #[async_trait]
 impl RecoveryStore for DynamoStore {
     async fn replace_recovery_codes(
@@ -99,12 +169,18 @@ impl RecoveryStore for DynamoStore {
             }
             // (0) The set item moves to the next generation if it is still at the one read:
             // a concurrent replacement, reset or last-phone removal makes this one start over.
-            // (1) The user still has a phone: a set made after the last one went is not kept.
+            // (1) The user still has a factor (a phone or an authenticator app, both on the
+            // phone count item): a set made after the last one went is not kept.
             let mut cx = Expr::default();
-            let has_phones = format!("{} > {}", cx.name(COUNT), cx.value("zero", n(0)));
+            let has_factor = format!(
+                "{} > {} OR {}",
+                cx.name(COUNT),
+                cx.value("zero", n(0)),
+                app_is(&mut cx, true)
+            );
             let mut items = vec![
                 next_generation(OP, table, &pk, generation, Some(now))?,
-                tx_check(OP, table, key(pk.clone(), SK_PHONES), &has_phones, &cx)?,
+                tx_check(OP, table, key(pk.clone(), SK_PHONES), &has_factor, &cx)?,
             ];
             // (1..) Old codes go (a code kept in the new set is put again instead: one
             // transaction may not touch an item twice), then the new ones come.

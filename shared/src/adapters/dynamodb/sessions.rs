@@ -1,21 +1,23 @@
 //! Code session items (enrollments and sign-in challenges), with their pending code.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::error::PortError;
 use crate::ports::{
-    CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode, PhoneChange,
-    SessionKind, SessionStore, Step,
+    AppSetup, CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode,
+    PhoneChange, SessionKind, SessionStore, Step,
 };
+use crate::totp::Sealed;
 use crate::types::ids::{CodeId, SessionId};
-use crate::types::{AppId, Owner, PhoneId, UserId};
+use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, UserId};
 
 use super::item::{
-    APP_ID, ATTEMPTS, CODE_EXPIRES_AT, CODE_HASH, CODE_ID, CODE_LABEL, CODE_NUMBER, CREATED_AT,
-    ENROLLMENT_ID, EXPIRES_AT, LAST_SENT_AT, NUMBER, PENDING_ATTRS, PURPOSE, PURPOSE_PHONE_ID,
-    SENDS, STEP, USER_ID, VERIFIED_AT, WRITE_TOKEN, get_n, get_s, get_t, malformed, n, opt_s,
-    opt_t, parse_id, s, stored_number, t,
+    APP_ATTEMPTS, APP_ID, ATTEMPTS, CODE_EXPIRES_AT, CODE_HASH, CODE_ID, CODE_LABEL, CODE_NUMBER,
+    CREATED_AT, ENROLLMENT_ID, EXPIRES_AT, LAST_SENT_AT, NUMBER, PENDING_ATTRS, PURPOSE,
+    PURPOSE_PHONE_ID, SENDS, STEP, TOTP_FIRST, TOTP_ID, TOTP_SEALED, USER_ID, VERIFIED_AT,
+    WRITE_TOKEN, get_bool, get_n, get_s, get_t, malformed, n, opt_n, opt_s, opt_t, parse_id, s,
+    stored_number, t,
 };
 use super::keys::{
     ENROLLMENT_PREFIX, PK, SK, TTL, enrollment_sk, key, number_sk, phone_sk, user_pk,
@@ -32,9 +34,17 @@ use super::{DynamoStore, Item};
 /// `create_enrollment` (TTL deletes the rest, lazily), so that a user's partition stays small.
 pub(super) const CLOSED_ENROLLMENTS_SWEPT: usize = 10;
 
+/// The purpose of an authenticator app's setup session.
+pub(super) const PURPOSE_APP_SETUP: &str = "totp";
+
+/// The purpose of a sign-in challenge answered by an authenticator app.
+pub(super) const PURPOSE_APP_SIGN_IN: &str = "totp_challenge";
+
 /// A code session's item, expiring (TTL) with it. The stored names predate [`SessionKind`]:
 /// the kind is the attribute `purpose` (a sign-in is `challenge`), a replace's or a sign-in's
-/// phone is `replace_phone_id`, and the id (`enr_…` or `chl_…`) is `enrollment_id`.
+/// phone is `replace_phone_id`, and the id (`enr_…` or `chl_…`) is `enrollment_id`. An app
+/// setup (`totp`) keeps `totp_id`, `totp_sealed`, its label in `code_label` and `totp_first`;
+/// an app sign-in (`totp_challenge`) keeps `totp_id`; both count `app_attempts`.
 pub fn enrollment_to_item(e: &Enrollment) -> Item {
     let mut item = key(user_pk(&e.app_id, &e.user_id), enrollment_sk(&e.id));
     item.insert(ENROLLMENT_ID.into(), s(e.id.as_str()));
@@ -51,8 +61,23 @@ pub fn enrollment_to_item(e: &Enrollment) -> Item {
             item.insert(PURPOSE_PHONE_ID.into(), s(phone.as_str()));
             "challenge"
         }
-        SessionKind::AppSetup(_) | SessionKind::AppSignIn(_) => "unsupported",
+        SessionKind::AppSetup(setup) => {
+            item.insert(TOTP_ID.into(), s(setup.authenticator.as_str()));
+            item.insert(TOTP_SEALED.into(), s(setup.sealed.as_str()));
+            if let Some(label) = &setup.label {
+                item.insert(CODE_LABEL.into(), s(label.as_str()));
+            }
+            item.insert(TOTP_FIRST.into(), AttributeValue::Bool(setup.first));
+            PURPOSE_APP_SETUP
+        }
+        SessionKind::AppSignIn(app) => {
+            item.insert(TOTP_ID.into(), s(app.as_str()));
+            PURPOSE_APP_SIGN_IN
+        }
     };
+    if e.kind.is_app() {
+        item.insert(APP_ATTEMPTS.into(), n(e.app_attempts));
+    }
     item.insert(PURPOSE.into(), s(purpose));
     item.insert(STEP.into(), s(e.step.as_str()));
     item.insert(CREATED_AT.into(), t(e.created_at));
@@ -83,6 +108,15 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         "add" => SessionKind::Add,
         "replace" => SessionKind::Replace(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
         "challenge" => SessionKind::SignIn(parse_id(item, W, PURPOSE_PHONE_ID, PhoneId::parse)?),
+        PURPOSE_APP_SETUP => SessionKind::AppSetup(AppSetup {
+            authenticator: parse_id(item, W, TOTP_ID, AuthenticatorId::parse)?,
+            sealed: Sealed::from_stored(get_s(item, W, TOTP_SEALED)?.to_owned()),
+            label: opt_s(item, CODE_LABEL),
+            first: get_bool(item, W, TOTP_FIRST)?,
+        }),
+        PURPOSE_APP_SIGN_IN => {
+            SessionKind::AppSignIn(parse_id(item, W, TOTP_ID, AuthenticatorId::parse)?)
+        }
         _ => return Err(malformed(W, PURPOSE)),
     };
     let pending = if item.contains_key(CODE_ID) {
@@ -108,7 +142,7 @@ pub fn enrollment_from_item(item: &Item) -> Result<Enrollment, PortError> {
         sends: get_n(item, W, SENDS)?,
         last_sent_at: opt_t(item, W, LAST_SENT_AT)?,
         pending,
-        app_attempts: 0,
+        app_attempts: opt_n(item, W, APP_ATTEMPTS)?.unwrap_or(0),
     })
 }
 
@@ -425,12 +459,13 @@ impl SessionStore for DynamoStore {
                 )?);
                 // The first phone's enrollment adds only to a user with none (a second Start
                 // begun before the first completed must not add a phone as the first).
-                let seen = if enrollment.kind == SessionKind::Enroll {
-                    0
+                // Nor to a user with an authenticator app: the first factor is bound.
+                let (seen, app_seen) = if enrollment.kind == SessionKind::Enroll {
+                    (0, Some(false))
                 } else {
-                    *seen_count
+                    (*seen_count, None)
                 };
-                items.push(tx_count(OP, table, app, user, seen, 1)?);
+                items.push(tx_count(OP, table, app, user, seen, 1, app_seen)?);
                 (collision_item, number_item, phones_item) = (Some(1), 2, 3);
             }
             PhoneChange::Replace {

@@ -3,21 +3,25 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::ports::{
-    AuditEvent, Enrollment, PendingCode, PhoneRecord, SessionKind, Step, UserRecord,
+    AppSetup, AuditEvent, AuthenticatorRecord, Enrollment, PendingCode, PhoneRecord, SessionKind,
+    Step, UserRecord,
 };
+use crate::totp::Sealed;
 use crate::types::ids::{ChallengeId, CodeId, SessionId};
 use crate::types::{
-    AppId, CountryCode, Enforcement, EnrollmentId, PhoneId, PhoneNumber, Policy, UnixTime, UserId,
+    AppId, AuthenticatorId, CountryCode, Enforcement, EnrollmentId, Factor, PhoneId, PhoneNumber,
+    Policy, UnixTime, UserId,
 };
 
 use super::Item;
 use super::audit::{audit_from_item, audit_to_items};
+use super::authenticators::used_step_item;
 use super::counters::{CounterState, counter_from_item, counter_to_item};
 use super::item::{
     ACTOR, CODE_HASH, CREATED_AT, DETAILS, NUMBER, PRIMARY, SENDS, UNTIL, USER_ID, get_t, n, s,
 };
-use super::keys::{PK, RECOVERY_PREFIX, SK, SK_RECOVERY_SET, TTL};
-use super::phones::{number_claim_item, phone_from_item, phone_to_item};
+use super::keys::{PK, RECOVERY_PREFIX, SK, SK_RECOVERY_SET, TTL, key};
+use super::phones::{app_from_item, number_claim_item, phone_from_item, phone_to_item};
 use super::policy::{policy_from_item, policy_to_item};
 use super::recovery::recovery_code_item;
 use super::request::Expr;
@@ -86,6 +90,24 @@ fn policy_round_trips_with_and_without_optional_fields() {
     // An empty allow-list is not the same as none.
     p.allowed_countries = Some(vec![]);
     assert_eq!(policy_from_item(&policy_to_item(&p)).unwrap(), p);
+}
+
+#[test]
+fn policy_factors_are_a_list_of_names_and_default_to_sms() {
+    let mut p = Policy::default_for(app());
+    p.factors = vec![Factor::Sms, Factor::Totp];
+    let mut item = policy_to_item(&p);
+    assert_eq!(
+        item["factors"],
+        AttributeValue::L(vec![s("sms"), s("totp")])
+    );
+    assert_eq!(policy_from_item(&item).unwrap(), p);
+    // A policy item written before apps existed allows SMS only.
+    item.remove("factors");
+    assert_eq!(policy_from_item(&item).unwrap().factors, vec![Factor::Sms]);
+    item.insert("factors".into(), AttributeValue::L(vec![s("voice")]));
+    let err = policy_from_item(&item).unwrap_err();
+    assert!(err.0.contains("`factors`"), "{}", err.0);
 }
 
 #[test]
@@ -348,4 +370,86 @@ fn expressions_name_every_attribute() {
     assert_eq!(x.names().unwrap()["#ttl"], "ttl");
     assert!(Expr::default().names().is_none());
     assert!(Expr::default().values().is_none());
+}
+
+#[test]
+fn app_sessions_and_the_bound_app_keep_their_stored_names() {
+    let authenticator = AuthenticatorId::generate().unwrap();
+    let sealed = Sealed::from_stored("v1.0123abcd.bm9uY2U.Y2lwaGVy".into());
+    // An app setup: purpose `totp`, the app's id and sealed secret, its label where a code's
+    // label goes, `totp_first`, and its attempts.
+    let setup = Enrollment {
+        kind: SessionKind::AppSetup(AppSetup {
+            authenticator: authenticator.clone(),
+            sealed: sealed.clone(),
+            label: Some("phone app".into()),
+            first: true,
+        }),
+        step: Step::Code,
+        app_attempts: 2,
+        ..enrollment(false)
+    };
+    let item = enrollment_to_item(&setup);
+    assert_eq!(str_of(&item, "purpose"), "totp");
+    assert_eq!(str_of(&item, "totp_id"), authenticator.as_str());
+    assert_eq!(str_of(&item, "totp_sealed"), sealed.as_str());
+    assert_eq!(str_of(&item, "code_label"), "phone app");
+    assert_eq!(item["totp_first"], AttributeValue::Bool(true));
+    assert_eq!(item["app_attempts"], n(2));
+    assert!(!item.contains_key("code_id"));
+    assert_eq!(enrollment_from_item(&item).unwrap(), setup);
+    // An app sign-in: purpose `totp_challenge` and the app's id only.
+    let sign_in = Enrollment {
+        id: ChallengeId::generate().unwrap().into(),
+        kind: SessionKind::AppSignIn(authenticator.clone()),
+        step: Step::Code,
+        ..enrollment(false)
+    };
+    let item = enrollment_to_item(&sign_in);
+    assert_eq!(str_of(&item, "purpose"), "totp_challenge");
+    assert_eq!(str_of(&item, "totp_id"), authenticator.as_str());
+    assert!(!item.contains_key("totp_sealed"));
+    assert_eq!(item["app_attempts"], n(0));
+    assert_eq!(enrollment_from_item(&item).unwrap(), sign_in);
+    // Phone sessions carry no app attributes (their stored form is unchanged).
+    let item = enrollment_to_item(&enrollment(true));
+    for attr in ["app_attempts", "totp_id", "totp_sealed", "totp_first"] {
+        assert!(!item.contains_key(attr), "{attr}");
+    }
+
+    // The bound app: attributes of the phone count item, beside `count`.
+    let mut phones = key("USER#app-1#auth0|u1".into(), "PHONES");
+    phones.insert("count".into(), n(1));
+    assert_eq!(app_from_item(&phones).unwrap(), None);
+    phones.insert("totp_id".into(), s(authenticator.as_str()));
+    phones.insert("totp_sealed".into(), s(sealed.as_str()));
+    phones.insert("totp_label".into(), s("phone app"));
+    phones.insert("totp_verified_at".into(), n(1_000));
+    let mut bound = AuthenticatorRecord {
+        authenticator_id: authenticator,
+        sealed,
+        label: Some("phone app".into()),
+        verified_at: UnixTime(1_000),
+        last_used_at: None,
+    };
+    assert_eq!(app_from_item(&phones).unwrap(), Some(bound.clone()));
+    phones.insert("totp_last_used_at".into(), n(1_030));
+    bound.last_used_at = Some(UnixTime(1_030));
+    assert_eq!(app_from_item(&phones).unwrap(), Some(bound));
+    phones.remove("totp_sealed");
+    let err = app_from_item(&phones).unwrap_err();
+    assert!(err.0.contains("`totp_sealed`"), "{}", err.0);
+
+    // A used step: its own item, expiring when it need not be remembered.
+    let step = used_step_item(
+        &app(),
+        &user(),
+        59_000_000,
+        UnixTime(1_770_000_000),
+        UnixTime(1_770_000_090),
+    );
+    assert_eq!(str_of(&step, PK), "USER#app-1#auth0|u1");
+    assert_eq!(str_of(&step, SK), "TOTP_STEP#59000000");
+    assert_eq!(step["totp_step"], n(59_000_000));
+    assert_eq!(step[TTL], n(1_770_000_090));
 }

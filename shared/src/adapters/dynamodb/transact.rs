@@ -100,11 +100,23 @@ pub(super) fn tx_update(
     condition: &str,
     x: &Expr,
 ) -> Result<TransactWriteItem, PortError> {
+    tx_update_if(op, table, key_, update, Some(condition), x)
+}
+
+/// One Update of a transaction, guarded by `condition` if given.
+pub(super) fn tx_update_if(
+    op: &str,
+    table: &str,
+    key_: Item,
+    update: &str,
+    condition: Option<&str>,
+    x: &Expr,
+) -> Result<TransactWriteItem, PortError> {
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(key_))
         .update_expression(update)
-        .condition_expression(condition)
+        .set_condition_expression(condition.map(str::to_owned))
         .set_expression_attribute_names(x.names())
         .set_expression_attribute_values(x.values())
         .build()

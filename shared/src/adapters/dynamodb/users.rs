@@ -8,14 +8,14 @@ use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::{
-    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, NUMBER, PASSWORD_HASH, UNTIL, UPDATED_AT,
-    USED_BY, USER_ID, get_bool, get_s, get_t, n, opt_n, parse_id, s, t,
+    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, NUMBER, PASSWORD_HASH, TOTP_ID, UNTIL,
+    UPDATED_AT, USED_BY, USER_ID, get_bool, get_s, get_t, n, opt_n, parse_id, s, t,
 };
 use super::keys::{
     ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_PROFILE,
     SK_RECOVERY_SET, SK_SKIP, TTL, key, user_pk,
 };
-use super::phones::{in_list_order, placed_phone};
+use super::phones::{app_from_item, app_is, in_list_order, placed_phone};
 use super::request::{Expr, Page, Query};
 use super::transact::{MAX_TRANSACTION_ITEMS, Tx, cancelled_err, lost_race, tx_delete};
 use super::{DynamoStore, Item};
@@ -86,6 +86,8 @@ impl UserStore for DynamoStore {
                 overview.skip = Some(get_t(item, "skip", UNTIL)?);
             } else if sk.starts_with(PHONE_PREFIX) {
                 placed.push(placed_phone(item)?);
+            } else if sk == SK_PHONES {
+                overview.app = app_from_item(item)?;
             } else if sk.starts_with(RECOVERY_PREFIX) && !item.contains_key(USED_BY) {
                 overview.recovery_codes_remaining =
                     overview.recovery_codes_remaining.saturating_add(1);
@@ -134,17 +136,30 @@ impl UserStore for DynamoStore {
             // replace moves its claims), the count by its value (a concurrent add or removal
             // moves it). A lost race starts over from a fresh read.
             let mut count_item = None;
+            let mut app_seen = None;
             let mut phone_items = Vec::new();
             let mut other_items = Vec::new();
             let mut set_seen = None;
             for item in self.query_partition(OP, pk.clone()).await? {
                 let sk = get_s(&item, "user partition", SK)?.to_owned();
                 if sk == SK_PHONES {
+                    // The count item holds the app too: it goes with the count and the app
+                    // as read (a concurrent bind, replace or removal makes this start over).
                     let mut x = Expr::default();
-                    let condition = match opt_n::<u32>(&item, "phone count", COUNT)? {
+                    let count = match opt_n::<u32>(&item, "phone count", COUNT)? {
                         Some(c) => format!("{} = {}", x.name(COUNT), x.value("seen", n(c))),
                         None => format!("attribute_not_exists({})", x.name(COUNT)),
                     };
+                    app_seen = app_from_item(&item)?;
+                    let app = match &app_seen {
+                        Some(a) => format!(
+                            "{} = {}",
+                            x.name(TOTP_ID),
+                            x.value("app", s(a.authenticator_id.as_str()))
+                        ),
+                        None => app_is(&mut x, false),
+                    };
+                    let condition = format!("{count} AND {app}");
                     count_item = Some((
                         tx_delete(OP, table, key(pk.clone(), sk), Some(&condition), &x)?,
                         None,
@@ -172,6 +187,16 @@ impl UserStore for DynamoStore {
                         None,
                     ));
                 }
+            }
+            // No count item read: none may appear meanwhile (a first phone or app bound
+            // concurrently makes this reset read again).
+            if count_item.is_none() {
+                let mut x = Expr::default();
+                let condition = format!("attribute_not_exists({})", x.name(PK));
+                count_item = Some((
+                    tx_delete(OP, table, key(pk.clone(), SK_PHONES), Some(&condition), &x)?,
+                    None,
+                ));
             }
             // The recovery set goes only at the generation read (or stays absent): a set made
             // after the read makes this reset read again, so that it never survives.
@@ -217,7 +242,7 @@ impl UserStore for DynamoStore {
             if !lost {
                 return Ok(crate::ports::ResetFactors {
                     phones: in_list_order(removed),
-                    app: None,
+                    app: app_seen,
                 });
             }
         }
