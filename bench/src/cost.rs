@@ -163,14 +163,16 @@ struct SignIn {
     texts: f64,
 }
 
-/// By text (`flows/challenge.rs`). Start: the user's phones (Query), the challenge cooldown,
-/// the user's, IP's and application's text budgets and the code (5 UpdateItem), the challenge
-/// item (a transaction of 1); the text. Code: the challenge (GetItem), the phone still the
-/// user's (Query), the attempt and the user's failure budget taken and given back (3
-/// UpdateItem), the completion (2 transactions, 4 items). Counted 2026-11-30.
+/// By text (`flows/challenge.rs`). Start: the user's factors (phones: Query; app: GetItem),
+/// the challenge cooldown, the user's, IP's and application's text budgets and the code (5
+/// UpdateItem), the challenge item (a transaction of 1, after a Query of the user's open
+/// sessions); the text. Code: the challenge (GetItem), the phone still the user's (Query), the
+/// attempt and the user's failure budget taken and given back (3 UpdateItem), the completion
+/// and its audit event (2 transactions, 4 items). Counted by `sign_in_calls.rs` on moto,
+/// 2026-11-30.
 const SMS_SIGN_IN: SignIn = SignIn {
     what: "by text (SMS)",
-    get_items: 1.0,
+    get_items: 1.0 + 1.0,
     queries: 2.0 + 1.0,
     update_items: 5.0 + 3.0,
     put_items: 0.0,
@@ -178,20 +180,19 @@ const SMS_SIGN_IN: SignIn = SignIn {
     texts: 1.0,
 };
 
-/// By authenticator app (`shared/src/flows/totp.rs`): nothing is sent. Until
-/// `sign_in_calls.rs` has counted them on main, these are read from that code (the lead's
-/// version of 2026-11-30 before it landed) and are to be confirmed. Start: the user's factors
-/// (phones: Query; app: GetItem), the challenge item (a transaction of 1, with the same
-/// live-session Query as a text challenge). Code: the challenge and the app (2 GetItem), the
-/// user's failure budget taken and given back and the attempt (3 UpdateItem), the completion
-/// (a transaction of 3: challenge, step used, app).
+/// By authenticator app (`shared/src/flows/totp.rs`): nothing is sent. Start: the user's
+/// factors (phones: Query; app: GetItem; no policy read, since the app is bound), the challenge
+/// item (a transaction of 1, after the open-sessions Query). Code: the challenge and the app
+/// (2 GetItem), the user's failure budget taken and given back and the attempt (3
+/// UpdateItem), the completion (a transaction of 3: challenge, step used, app) and its audit
+/// event (a transaction of 2). Counted by `sign_in_calls.rs` on moto, 2026-11-30.
 const APP_SIGN_IN: SignIn = SignIn {
     what: "by authenticator app",
     get_items: 1.0 + 2.0,
     queries: 2.0,
     update_items: 3.0,
     put_items: 0.0,
-    transaction_items: 1.0 + 3.0,
+    transaction_items: 1.0 + 5.0,
     texts: 0.0,
 };
 

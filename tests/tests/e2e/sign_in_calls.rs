@@ -177,6 +177,7 @@ async fn dynamodb_calls_of_a_sign_in_by_text_and_by_app_on_moto() {
         (sms_start, sms_code),
         (
             counts(&[
+                ("GetItem", 1),
                 ("Query", 2),
                 ("TransactWriteItems", 1),
                 ("TransactWriteItems items", 1),
@@ -203,8 +204,8 @@ async fn dynamodb_calls_of_a_sign_in_by_text_and_by_app_on_moto() {
             ]),
             counts(&[
                 ("GetItem", 2),
-                ("TransactWriteItems", 1),
-                ("TransactWriteItems items", 3),
+                ("TransactWriteItems", 2),
+                ("TransactWriteItems items", 5),
                 ("UpdateItem", 3)
             ])
         ),
