@@ -146,3 +146,183 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
     );
     s
 }
+
+/// What one sign-in asks of DynamoDB and SNS: both steps (start the challenge, check its code),
+/// the AWS calls of each counted through the proxy in front of moto by
+/// `tests/tests/e2e/sign_in_calls.rs`, which fails when the flows change them (so these move
+/// with the code). Reads are strongly consistent and every item is under 1 KB (4 KB for a
+/// read), as the enrollment model assumes: one call, one unit; a transactional write, 2 WRU
+/// per item (condition checks included).
+struct SignIn {
+    what: &'static str,
+    get_items: f64,
+    queries: f64,
+    update_items: f64,
+    put_items: f64,
+    transaction_items: f64,
+    texts: f64,
+}
+
+/// By text (`flows/challenge.rs`). Start: the user's factors (phones: Query; app: GetItem),
+/// the challenge cooldown, the user's, IP's and application's text budgets and the code (5
+/// UpdateItem), the challenge item (a transaction of 1, after a Query of the user's open
+/// sessions); the text. Code: the challenge (GetItem), the phone still the user's (Query), the
+/// attempt and the user's failure budget taken and given back (3 UpdateItem), the completion
+/// and its audit event (2 transactions, 4 items). Counted by `sign_in_calls.rs` on moto,
+/// 2026-11-30.
+const SMS_SIGN_IN: SignIn = SignIn {
+    what: "by text (SMS)",
+    get_items: 1.0 + 1.0,
+    queries: 2.0 + 1.0,
+    update_items: 5.0 + 3.0,
+    put_items: 0.0,
+    transaction_items: 1.0 + 4.0,
+    texts: 1.0,
+};
+
+/// By authenticator app (`shared/src/flows/totp.rs`): nothing is sent. Start: the user's
+/// factors (phones: Query; app: GetItem; no policy read, since the app is bound), the challenge
+/// item (a transaction of 1, after the open-sessions Query). Code: the challenge and the app
+/// (2 GetItem), the user's failure budget taken and given back and the attempt (3
+/// UpdateItem), the completion (a transaction of 3: challenge, step used, app) and its audit
+/// event (a transaction of 2). Counted by `sign_in_calls.rs` on moto, 2026-11-30.
+const APP_SIGN_IN: SignIn = SignIn {
+    what: "by authenticator app",
+    get_items: 1.0 + 2.0,
+    queries: 2.0,
+    update_items: 3.0,
+    put_items: 0.0,
+    transaction_items: 1.0 + 5.0,
+    texts: 0.0,
+};
+
+impl SignIn {
+    /// Read and write request units of one sign-in.
+    fn units(&self) -> (f64, f64) {
+        let rru = self.get_items + self.queries;
+        let wru = self.update_items + self.put_items + 2.0 * self.transaction_items;
+        (rru, wru)
+    }
+
+    /// What 1000 sign-ins cost, line by line, with `gb_s` of Lambda duration and `n`
+    /// invocations per sign-in.
+    fn costs_per_1000(&self, gb_s: f64, n: f64) -> [(&'static str, f64); 7] {
+        let (rru, wru) = self.units();
+        let per = 1000.0;
+        [
+            ("Lambda duration (arm64)", gb_s * LAMBDA_ARM_PER_GB_S * per),
+            ("Lambda requests", n * LAMBDA_PER_REQUEST * per),
+            ("HTTP API requests", n * HTTP_API_PER_REQUEST * per),
+            ("DynamoDB reads", rru * DDB_PER_RRU * per),
+            ("DynamoDB writes", wru * DDB_PER_WRU * per),
+            (
+                "SMS texts (US), base price",
+                self.texts * SMS_US_PER_MESSAGE * per,
+            ),
+            (
+                "SMS carriers' fees (US)",
+                self.texts * SMS_US_CARRIER_FEE * per,
+            ),
+        ]
+    }
+}
+
+/// Both steps run on the `challenge` function (1024 MB). Neither route is in the benchmark's
+/// rows; each is billed at the warm p50 of the measured 1024 MB route that makes one DynamoDB
+/// call (phone-edits `GET /v1/mfa/phones`): a lower bound, since a sign-in step makes 3 to 9
+/// calls. The sensitivity line says what 20 ms more per step would add.
+const SIGN_IN_INVOCATIONS: &[(&str, &str)] = &[
+    ("challenge start", "phone-edits GET phones"),
+    ("challenge code", "phone-edits GET phones"),
+];
+
+/// The cost of 1000 sign-ins by text and by authenticator app, over measured durations (row
+/// label → (configured MB, warm p50 ms)); the function's own memory (1024 MB) is billed.
+pub fn sign_in_model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
+    const CHALLENGE_MB: f64 = 1024.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n== cost model per 1000 sign-ins (durations: warm p50 of mode {mode}, a lower bound) =="
+    );
+    let mut gb_s = 0.0;
+    for (what, row) in SIGN_IN_INVOCATIONS {
+        match measured.get(row) {
+            Some((_, p50)) => {
+                let billed_ms = p50.ceil();
+                let g = CHALLENGE_MB / 1024.0 * billed_ms / 1000.0;
+                gb_s += g;
+                let _ = writeln!(
+                    s,
+                    "  invocation {what:<17} {CHALLENGE_MB:>5.0} MB x {billed_ms:>5.0} ms = {g:.6} GB-s   (from \"{row}\")"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  invocation {what:<17} not measured in this run, billed as 0 ms"
+                );
+            }
+        }
+    }
+    let n = SIGN_IN_INVOCATIONS.len() as f64;
+    let per = 1000.0;
+    let mut totals = Vec::new();
+    for f in [&SMS_SIGN_IN, &APP_SIGN_IN] {
+        let (rru, wru) = f.units();
+        let lines = f.costs_per_1000(gb_s, n);
+        let total: f64 = lines.iter().map(|(_, c)| c).sum();
+        let _ = writeln!(
+            s,
+            "  sign-in {}: {n:.0} invocations, {rru:.0} RRU ({:.0} GetItem + {:.0} Query), {wru:.0} WRU \
+             ({:.0} UpdateItem + {:.0} PutItem + {:.0} transaction items x 2), {:.0} text",
+            f.what,
+            f.get_items,
+            f.queries,
+            f.update_items,
+            f.put_items,
+            f.transaction_items,
+            f.texts
+        );
+        for (what, cost) in &lines {
+            let _ = writeln!(s, "    {what:<26} ${cost:>9.5}");
+        }
+        let _ = writeln!(s, "    {:<26} ${total:>9.5}", "total");
+        totals.push(total);
+    }
+    let (sms, app) = (totals[0], totals[1]);
+    let _ = writeln!(
+        s,
+        "  an app sign-in costs {:.2} % of a text sign-in (${app:.5} against ${sms:.5} per 1000); \
+         without its text, a text sign-in would cost ${:.5}",
+        app / sms * 100.0,
+        sms - SMS_SIGN_IN.texts * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE) * per
+    );
+    let _ = writeln!(
+        s,
+        "  sensitivity: 20 ms more per step (1024 MB) adds ${:.5} per 1000 sign-ins, either way",
+        n * 1.0 * 0.02 * LAMBDA_ARM_PER_GB_S * per
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model over the duration the README quotes (TLS + CPU share, 2026-11-30: phone-edits
+    /// GET phones 2.08 ms at 1024 MB); `cargo test -p mfa-bench -- --nocapture` prints it.
+    #[test]
+    fn an_app_sign_in_sends_no_text_and_costs_a_small_fraction_of_one_by_text() {
+        let measured = BTreeMap::from([("phone-edits GET phones", (1024, 2.08))]);
+        let out = sign_in_model("tls+cpu-share", &measured);
+        println!("{out}");
+        let total =
+            |f: &SignIn| -> f64 { f.costs_per_1000(0.006, 2.0).iter().map(|(_, c)| c).sum() };
+        assert_eq!(APP_SIGN_IN.texts, 0.0);
+        assert_eq!(SMS_SIGN_IN.texts, 1.0);
+        let (app, sms) = (total(&APP_SIGN_IN), total(&SMS_SIGN_IN));
+        assert!(app > 0.0 && app < sms / 100.0, "app {app}, sms {sms}");
+        assert!(out.contains("an app sign-in costs"), "{out}");
+    }
+}

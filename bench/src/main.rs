@@ -630,6 +630,7 @@ async fn run(a: &Args) -> Result<(), String> {
         }
     }
     print!("{}", cost::model(&a.mode, &durations));
+    print!("{}", cost::sign_in_model(&a.mode, &durations));
     Ok(())
 }
 

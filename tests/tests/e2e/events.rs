@@ -103,8 +103,10 @@ fn example_path(r: &Route) -> (String, BTreeMap<&'static str, &'static str>) {
 fn body(r: &Route) -> Option<Value> {
     let last = segments(r.template).last().copied().unwrap();
     let body = match (r.method, last) {
+        // Both factors, so that the authenticator app's setup event is allowed too.
         ("PUT", "mfa-policy") => {
-            json!({"enabled": true, "include_in_signup": true, "enforcement": "optional"})
+            json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
+                "factors": ["sms", "totp"]})
         }
         ("PUT", "mfa-availability") => json!({"available": true}),
         ("PUT", "{user_id}") => {
@@ -119,7 +121,8 @@ fn body(r: &Route) -> Option<Value> {
         }
         ("PUT", "{phone_id}") => json!({"password": "pw", "phone_number": "+14155550102"}),
         ("PATCH", "{phone_id}") => json!({"label": "Work", "primary": true}),
-        ("DELETE", "{phone_id}") => json!({"password": "pw"}),
+        ("DELETE", "{phone_id}" | "totp") => json!({"password": "pw"}),
+        ("POST", "totp") => json!({"password": "pw", "label": "Phone"}),
         _ => return None,
     };
     Some(body)

@@ -191,6 +191,8 @@ fn only_the_signer_holds_the_signing_key_and_the_proof_header_is_allowed() {
         ("/v1/mfa/phones/{phone_id}", "put"),
         ("/v1/mfa/phones/{phone_id}", "delete"),
         ("/v1/mfa/recovery-codes", "post"),
+        ("/v1/mfa/totp", "post"),
+        ("/v1/mfa/totp", "delete"),
     ] {
         let op = &spec["paths"][path][method];
         let text = format!("{:?}", op["parameters"]);
@@ -201,4 +203,83 @@ fn only_the_signer_holds_the_signing_key_and_the_proof_header_is_allowed() {
             "{method} {path}: {forbidden}"
         );
     }
+}
+
+/// Authenticator apps (contract v2): the key that their secrets are sealed under is read by
+/// exactly the three functions that need it (phone-edits sets an app up, code-verify checks its
+/// first code, challenge signs in with it), each naming that one secret and no other, and only
+/// those three are told its id. No function reads secrets by wildcard.
+#[test]
+fn only_three_functions_read_the_totp_sealing_key() {
+    let t = load("template.yaml");
+    let secret = &t["Resources"]["TotpKeySecret"];
+    assert_eq!(
+        secret["Type"].as_str(),
+        Some("AWS::SecretsManager::Secret"),
+        "{secret:?}"
+    );
+    assert_eq!(secret["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(secret["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let want: BTreeSet<&str> = [
+        "PhoneEditsFunction",
+        "CodeVerifyFunction",
+        "ChallengeFunction",
+    ]
+    .into_iter()
+    .collect();
+    let (mut readers, mut told) = (BTreeSet::new(), BTreeSet::new());
+    for (name, res) in t["Resources"].as_hash().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let statements = res["Properties"]["Policies"][0]["Statement"]
+            .as_vec()
+            .unwrap();
+        for s in statements {
+            let action = format!("{:?}", s["Action"]);
+            let resource = format!("{:?}", s["Resource"]);
+            if s["Effect"].as_str() != Some("Allow") {
+                continue;
+            }
+            assert!(
+                !(action.contains("secretsmanager") && resource.contains('*')),
+                "{name}: reads secrets by wildcard: {s:?}"
+            );
+            assert!(
+                !action.contains("secretsmanager:*") && !action.contains("\"*\""),
+                "{name}: a wildcard action: {s:?}"
+            );
+            if resource.contains("TotpKeySecret") {
+                assert_eq!(
+                    s["Action"].as_str(),
+                    Some("secretsmanager:GetSecretValue"),
+                    "{name}: only reads the sealing key: {s:?}"
+                );
+                // yaml_rust2 reads `!Ref X` as the plain string X.
+                assert_eq!(
+                    s["Resource"].as_str(),
+                    Some("TotpKeySecret"),
+                    "{name}: the sealing key in a statement of its own: {s:?}"
+                );
+                readers.insert(name);
+            }
+        }
+        let env = format!("{:?}", res["Properties"]["Environment"]);
+        if env.contains("MFA_TOTP_SECRET_ID") {
+            assert_eq!(
+                res["Properties"]["Environment"]["Variables"]["MFA_TOTP_SECRET_ID"].as_str(),
+                Some("TotpKeySecret"),
+                "{name}: {env}"
+            );
+            told.insert(name);
+        }
+    }
+    assert_eq!(readers, want, "who may read TotpKeySecret");
+    assert_eq!(told, want, "who is given MFA_TOTP_SECRET_ID");
+    let globals = format!("{:?}", t["Globals"]);
+    assert!(
+        !globals.contains("MFA_TOTP_SECRET_ID") && !globals.contains("TotpKeySecret"),
+        "the sealing key's id is not a global: {globals}"
+    );
 }

@@ -46,7 +46,7 @@ async fn sign_in(s: &LocalServer, t: &Tenant, number: &str) -> Reply {
 
 /// What a platform's login does with an assertion: the key by `kid` from the JWKS, the
 /// signature, `exp`.
-async fn verify(s: &LocalServer, assertion: &str) -> Result<Value, String> {
+pub(crate) async fn verify(s: &LocalServer, assertion: &str) -> Result<Value, String> {
     let jwks = s.call("GET", "/v1/mfa/jwks.json", None, None).await;
     assert_eq!(jwks.status, 200, "{jwks:?}");
     let kid = jsonwebtoken::decode_header(assertion)
