@@ -153,9 +153,10 @@ fn check_open(svc: &Service, e: &Enrollment) -> Result<(), MfaError> {
 }
 
 /// `429 too_many_attempts` for an app session whose attempts are spent: nothing is ever
-/// resent, so the user may start a new setup or challenge at once.
+/// resent, so the user may start a new setup or challenge at once (`Retry-After` is at least 1
+/// second, as every 429 of the contract).
 fn used_up() -> MfaError {
-    MfaError::TooManyAttempts { retry_after: 0 }
+    MfaError::TooManyAttempts { retry_after: 1 }
 }
 
 /// Why the store refused an attempt or a completion the first read allowed: read again.

@@ -510,13 +510,13 @@ async fn wrong_app_codes_share_the_users_failure_budget(store: Arc<dyn Store>) {
         challenge::verify(&w.svc, &c, &id, wrong(&w))
             .await
             .unwrap_err(),
-        MfaError::TooManyAttempts { retry_after: 0 }
+        MfaError::TooManyAttempts { retry_after: 1 }
     );
     assert_eq!(
         challenge::verify(&w.svc, &c, &id, app_code(&w, &secret, 1))
             .await
             .unwrap_err(),
-        MfaError::TooManyAttempts { retry_after: 0 },
+        MfaError::TooManyAttempts { retry_after: 1 },
         "a burned challenge takes no more guesses, right or wrong"
     );
     assert_eq!(audited(&w, &c, "code.locked").await, 1);
