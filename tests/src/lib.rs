@@ -773,6 +773,38 @@ impl Tenant {
             .await
     }
 
+    /// [`Tenant::set_up`] in an application whose policy allows authenticator apps beside
+    /// texts (`factors: ["sms", "totp"]`).
+    pub async fn with_apps(s: &LocalServer, enforcement: &str) -> Tenant {
+        let t = Tenant::set_up(s, enforcement).await;
+        let r = s
+            .call(
+                "PUT",
+                &format!("/v1/admin/applications/{}/mfa-policy", t.app),
+                Some(&t.admin),
+                Some(json!({"enabled": true, "include_in_signup": true,
+                            "enforcement": enforcement, "factors": ["sms", "totp"]})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json["factors"], json!(["sms", "totp"]), "{r:?}");
+        t
+    }
+
+    /// `POST /v1/mfa/totp` with the password (and `label`): the setup's `201`. For a user with
+    /// no factor yet, who needs no step-up proof.
+    pub async fn begin_app(&self, s: &LocalServer, label: Option<&str>) -> Reply {
+        let mut body = json!({"password": self.password});
+        if let Some(l) = label {
+            body["label"] = json!(l);
+        }
+        let r = s
+            .call("POST", "/v1/mfa/totp", Some(&self.user_token), Some(body))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r
+    }
+
     /// Start with the password: the new enrollment's id.
     pub async fn start(&self, s: &LocalServer) -> String {
         let r = s

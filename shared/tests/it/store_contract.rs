@@ -587,10 +587,7 @@ async fn user_overview_is_what_the_single_reads_give(store: &dyn Store) {
     );
     // Recovery codes, one used; an enrollment pending at its code step.
     let codes = hashes("ov", 3);
-    store
-        .replace_recovery_codes(ns.owner(), &codes, NOW)
-        .await
-        .unwrap();
+    set_codes(store, &ns, &codes).await;
     assert!(
         store
             .consume_recovery_code(ns.owner(), &codes[1])
@@ -1803,12 +1800,7 @@ async fn remove_phone_of_the_last_phone_drops_recovery_codes(store: &dyn Store) 
     let ns = ns();
     let p = add(store, &ns, &num(1), NOW).await;
     let codes = hashes("last", 4);
-    assert!(
-        store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(set_codes(store, &ns, &codes).await);
     assert!(
         store
             .consume_recovery_code(ns.owner(), &codes[0])
@@ -1912,12 +1904,7 @@ async fn reset_user_of_a_user_with_nothing_is_empty(store: &dyn Store) {
 async fn replace_recovery_codes_needs_a_factor(store: &dyn Store) {
     let ns = ns();
     let codes = hashes("n", 3);
-    assert!(
-        !store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(!set_codes(store, &ns, &codes).await);
     assert_eq!(count_codes(store, &ns).await, 0);
     assert!(
         !store
@@ -1926,36 +1913,16 @@ async fn replace_recovery_codes_needs_a_factor(store: &dyn Store) {
             .unwrap()
     );
     add(store, &ns, &num(1), NOW).await;
-    assert!(
-        store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(set_codes(store, &ns, &codes).await);
     assert_eq!(count_codes(store, &ns).await, 3);
     // A user whose only factor is an authenticator app.
     let ns = self::ns();
     let app = bind_app(store, &ns, true, 1, NOW).await;
-    assert!(
-        store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(set_codes(store, &ns, &codes).await);
     assert_eq!(count_codes(store, &ns).await, 3);
     // Once it is gone, no set can be made.
-    assert!(
-        store
-            .remove_app(ns.owner(), &app.authenticator_id, 0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(drop_app(store, &ns, &app.authenticator_id, 0).await);
+    assert!(!set_codes(store, &ns, &codes).await);
     assert_eq!(count_codes(store, &ns).await, 0);
 }
 
@@ -1963,10 +1930,7 @@ async fn replace_recovery_codes_replaces_the_whole_set(store: &dyn Store) {
     let ns = ns();
     add(store, &ns, &num(1), NOW).await;
     let old = hashes("old", 4);
-    store
-        .replace_recovery_codes(ns.owner(), &old, NOW)
-        .await
-        .unwrap();
+    set_codes(store, &ns, &old).await;
     assert!(
         store
             .consume_recovery_code(ns.owner(), &old[0])
@@ -2004,12 +1968,7 @@ async fn a_duplicated_recovery_hash_is_one_code(store: &dyn Store) {
     add(store, &ns, &num(1), NOW).await;
     let h = "dup".to_owned();
     let set = vec![h.clone(), "other".to_owned(), h.clone()];
-    assert!(
-        store
-            .replace_recovery_codes(ns.owner(), &set, NOW)
-            .await
-            .unwrap()
-    );
+    assert!(set_codes(store, &ns, &set).await);
     assert_eq!(count_codes(store, &ns).await, 2);
     assert!(store.consume_recovery_code(ns.owner(), &h).await.unwrap());
     assert!(!store.consume_recovery_code(ns.owner(), &h).await.unwrap());
@@ -2020,10 +1979,7 @@ async fn consume_recovery_code_is_true_exactly_once(store: &dyn Store) {
     let ns = ns();
     add(store, &ns, &num(1), NOW).await;
     let codes = hashes("once", 2);
-    store
-        .replace_recovery_codes(ns.owner(), &codes, NOW)
-        .await
-        .unwrap();
+    set_codes(store, &ns, &codes).await;
     let use_it = || store.consume_recovery_code(ns.owner(), &codes[0]);
     let (a, b, c, d) = tokio::join!(use_it(), use_it(), use_it(), use_it());
     let wins = [a, b, c, d]
@@ -2058,10 +2014,7 @@ async fn count_recovery_codes_counts_unused_only(store: &dyn Store) {
     assert_eq!(count_codes(store, &ns).await, 0);
     add(store, &ns, &num(1), NOW).await;
     let codes = hashes("c", 10);
-    store
-        .replace_recovery_codes(ns.owner(), &codes, NOW)
-        .await
-        .unwrap();
+    set_codes(store, &ns, &codes).await;
     assert_eq!(count_codes(store, &ns).await, 10);
     for (i, code) in codes.iter().enumerate().take(3) {
         store.consume_recovery_code(ns.owner(), code).await.unwrap();
@@ -2686,6 +2639,19 @@ async fn bind_app(
     bound(&e, at)
 }
 
+/// Replaces the user's recovery codes by `codes` at [`NOW`]: whether the store took them.
+async fn set_codes(store: &dyn Store, ns: &Ns, codes: &[String]) -> bool {
+    store
+        .replace_recovery_codes(ns.owner(), codes, NOW)
+        .await
+        .unwrap()
+}
+
+/// Removes the user's app `id`, seeing `phones` phones: whether the removal held.
+async fn drop_app(store: &dyn Store, ns: &Ns, id: &AuthenticatorId, phones: u32) -> bool {
+    store.remove_app(ns.owner(), id, phones).await.unwrap()
+}
+
 async fn app(store: &dyn Store, ns: &Ns) -> Option<AuthenticatorRecord> {
     store.get_app(ns.owner()).await.unwrap()
 }
@@ -2929,12 +2895,7 @@ async fn an_app_sign_in_completes_only_while_its_app_is_bound(store: &dyn Store)
     assert_eq!(reread(store, &stale).await.unwrap().step, Step::Code);
     // Removed meanwhile.
     let stale = app_sign_in(store, &ns, &second, NOW).await;
-    assert!(
-        store
-            .remove_app(ns.owner(), &second.authenticator_id, 0)
-            .await
-            .unwrap()
-    );
+    assert!(drop_app(store, &ns, &second.authenticator_id, 0).await);
     assert_eq!(
         complete(store, &stale, 5, NOW.plus_secs(60)).await,
         AppCompletion::FactorsChanged
@@ -2955,12 +2916,7 @@ async fn remove_app_releases_the_app_and_the_last_factor_takes_the_recovery_code
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .remove_app(ns.owner(), &a.authenticator_id, 1)
-            .await
-            .unwrap()
-    );
+    assert!(drop_app(store, &ns, &a.authenticator_id, 1).await);
     assert_eq!(app(store, &ns).await, None);
     assert_eq!(count_codes(store, &ns).await, 3);
     assert_eq!(phones(store, &ns).await.len(), 1);
@@ -2968,18 +2924,8 @@ async fn remove_app_releases_the_app_and_the_last_factor_takes_the_recovery_code
     let ns = self::ns();
     let a = bind_app(store, &ns, true, 0, NOW).await;
     let codes = hashes("gone", 3);
-    assert!(
-        store
-            .replace_recovery_codes(ns.owner(), &codes, NOW)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .remove_app(ns.owner(), &a.authenticator_id, 0)
-            .await
-            .unwrap()
-    );
+    assert!(set_codes(store, &ns, &codes).await);
+    assert!(drop_app(store, &ns, &a.authenticator_id, 0).await);
     assert_eq!(app(store, &ns).await, None);
     assert_eq!(count_codes(store, &ns).await, 0);
     assert!(
@@ -3008,23 +2954,18 @@ async fn remove_app_refuses_when_the_factors_changed(store: &dyn Store) {
     // A phone was added since the flow looked: not the last factor any more.
     add_beside_app(store, &ns, &num(1), NOW).await;
     let id = &a.authenticator_id;
-    assert!(!store.remove_app(ns.owner(), id, 0).await.unwrap());
-    assert!(!store.remove_app(ns.owner(), id, 2).await.unwrap());
+    assert!(!drop_app(store, &ns, id, 0).await);
+    assert!(!drop_app(store, &ns, id, 2).await);
     // An unknown app, or another user's.
     let unknown = AuthenticatorId::generate().unwrap();
-    assert!(!store.remove_app(ns.owner(), &unknown, 1).await.unwrap());
+    assert!(!drop_app(store, &ns, &unknown, 1).await);
     assert!(!store.remove_app(ns.of(&ns.other), id, 0).await.unwrap());
     // Replaced since: the old one is not removed.
     let b = bind_app(store, &ns, false, 1, NOW).await;
-    assert!(!store.remove_app(ns.owner(), id, 1).await.unwrap());
+    assert!(!drop_app(store, &ns, id, 1).await);
     assert_eq!(app(store, &ns).await, Some(b.clone()));
     assert_eq!(count_codes(store, &ns).await, 2);
-    assert!(
-        store
-            .remove_app(ns.owner(), &b.authenticator_id, 1)
-            .await
-            .unwrap()
-    );
+    assert!(drop_app(store, &ns, &b.authenticator_id, 1).await);
     assert_eq!(count_codes(store, &ns).await, 2);
 }
 
@@ -3077,12 +3018,7 @@ async fn a_phone_removal_counts_the_app(store: &dyn Store) {
         app_seen: true,
         ..removal(store, &ns, &p, None).await
     };
-    assert!(
-        store
-            .remove_app(ns.owner(), &a.authenticator_id, 1)
-            .await
-            .unwrap()
-    );
+    assert!(drop_app(store, &ns, &a.authenticator_id, 1).await);
     assert_eq!(count_codes(store, &ns).await, 3);
     assert!(!store.remove_phone(ns.owner(), &stale).await.unwrap());
     assert_eq!(count_codes(store, &ns).await, 3);

@@ -407,72 +407,40 @@ async fn last_phone_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
             seen: phones.clone(),
             promote: None,
         };
-        let set = hashes(&format!("r{round}"));
-        let (s1, s2, a1, a2, u1, u2) = (
-            store.clone(),
-            store.clone(),
-            app.clone(),
-            app.clone(),
-            user.clone(),
-            user.clone(),
-        );
-        let set2 = set.clone();
-        let made = tokio::spawn(async move {
-            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
-                .await
-                .unwrap()
-        });
-        let removed = tokio::spawn(async move {
-            s2.remove_phone(Owner::new(&a2, &u2), &removal)
-                .await
-                .unwrap()
-        });
-        let (made, removed) = (made.await.unwrap(), removed.await.unwrap());
-        assert!(removed, "round {round}: the removal is as seen");
-        assert_eq!(
-            store
-                .count_recovery_codes(Owner::new(&app, &user))
-                .await
-                .unwrap(),
-            0,
-            "round {round}: set made {made}, yet codes survived the last phone"
-        );
-        assert!(
-            !store
-                .consume_recovery_code(Owner::new(&app, &user), &set[0])
-                .await
-                .unwrap()
-        );
+        let removal = std::sync::Arc::new(removal);
+        no_code_survives(
+            &store,
+            &user,
+            &format!("r{round}"),
+            move |s, owner_app, owner_user| {
+                Box::pin(async move {
+                    s.remove_phone(Owner::new(&owner_app, &owner_user), &removal)
+                        .await
+                        .unwrap()
+                })
+            },
+        )
+        .await;
     }
 
     // The admin reset likewise.
     for round in 0..rounds {
         let user = fresh_user();
         add_phone(&store, &user, SessionKind::Enroll).await;
-        let set = hashes(&format!("z{round}"));
-        let (s1, s2, a1, a2, u1, u2) = (
-            store.clone(),
-            store.clone(),
-            app.clone(),
-            app.clone(),
-            user.clone(),
-            user.clone(),
-        );
-        let set2 = set.clone();
-        let made = tokio::spawn(async move {
-            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
-                .await
-                .unwrap()
-        });
-        let reset = tokio::spawn(async move { s2.reset_user(Owner::new(&a2, &u2)).await.unwrap() });
-        let (_, _) = (made.await.unwrap(), reset.await.unwrap());
-        assert_eq!(
-            store
-                .count_recovery_codes(Owner::new(&app, &user))
-                .await
-                .unwrap(),
-            0
-        );
+        no_code_survives(
+            &store,
+            &user,
+            &format!("z{round}"),
+            |s, owner_app, owner_user| {
+                Box::pin(async move {
+                    s.reset_user(Owner::new(&owner_app, &owner_user))
+                        .await
+                        .unwrap();
+                    true
+                })
+            },
+        )
+        .await;
         assert!(
             store
                 .list_phones(Owner::new(&app, &user))
@@ -934,42 +902,20 @@ async fn last_factor_and_recovery_codes(store: Arc<dyn Store>, rounds: usize) {
     for round in 0..rounds {
         let user = fresh_user();
         let bound = bind_app(&store, &user, 0).await;
-        let set = hashes(&format!("t{round}"));
-        let (s1, s2, a1, a2, u1, u2) = (
-            store.clone(),
-            store.clone(),
-            app.clone(),
-            app.clone(),
-            user.clone(),
-            user.clone(),
-        );
-        let set2 = set.clone();
-        let made = tokio::spawn(async move {
-            s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
-                .await
-                .unwrap()
-        });
-        let removed = tokio::spawn(async move {
-            s2.remove_app(Owner::new(&a2, &u2), &bound.authenticator_id, 0)
-                .await
-                .unwrap()
-        });
-        let (made, removed) = (made.await.unwrap(), removed.await.unwrap());
-        assert!(removed, "round {round}: the removal is as seen");
-        assert_eq!(
-            store
-                .count_recovery_codes(Owner::new(&app, &user))
-                .await
-                .unwrap(),
-            0,
-            "round {round}: set made {made}, yet codes survived the last factor"
-        );
-        assert!(
-            !store
-                .consume_recovery_code(Owner::new(&app, &user), &set[0])
-                .await
-                .unwrap()
-        );
+        let id = bound.authenticator_id.clone();
+        no_code_survives(
+            &store,
+            &user,
+            &format!("t{round}"),
+            move |s, owner_app, owner_user| {
+                Box::pin(async move {
+                    s.remove_app(Owner::new(&owner_app, &owner_user), &id, 0)
+                        .await
+                        .unwrap()
+                })
+            },
+        )
+        .await;
     }
     // The last phone and the app removed together, each seeing the other: exactly one goes,
     // and the user keeps a factor and the codes.
@@ -1087,4 +1033,50 @@ async fn a_first_factor_is_bound_once_on_memory() {
 #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
 async fn a_first_factor_is_bound_once_on_moto() {
     first_factor_once(moto().await, 6).await;
+}
+
+/// A removal of the last factor, as a task: true when it held.
+type Removed = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// A new recovery set (`tag`'s) made while `remove` takes `user`'s last factor: whatever the
+/// order, the removal holds and no code of the set (or of any other) survives it.
+async fn no_code_survives(
+    store: &Arc<dyn Store>,
+    user: &UserId,
+    tag: &str,
+    remove: impl FnOnce(Arc<dyn Store>, AppId, UserId) -> Removed + Send + 'static,
+) {
+    let app = app();
+    let set = hashes(tag);
+    let (s1, s2, a1, a2, u1, u2) = (
+        store.clone(),
+        store.clone(),
+        app.clone(),
+        app.clone(),
+        user.clone(),
+        user.clone(),
+    );
+    let set2 = set.clone();
+    let made = tokio::spawn(async move {
+        s1.replace_recovery_codes(Owner::new(&a1, &u1), &set2, NOW)
+            .await
+            .unwrap()
+    });
+    let removed = tokio::spawn(remove(s2, a2, u2));
+    let (made, removed) = (made.await.unwrap(), removed.await.unwrap());
+    assert!(removed, "{tag}: the removal is as seen");
+    assert_eq!(
+        store
+            .count_recovery_codes(Owner::new(&app, user))
+            .await
+            .unwrap(),
+        0,
+        "{tag}: set made {made}, yet codes survived the last factor"
+    );
+    assert!(
+        !store
+            .consume_recovery_code(Owner::new(&app, user), &set[0])
+            .await
+            .unwrap()
+    );
 }

@@ -296,28 +296,8 @@ async fn an_authenticator_apps_secret_is_only_ever_stored_sealed() {
         log_file: Some(log.clone()),
         ..Launch::default()
     });
-    let t = Tenant::set_up(&s, "optional").await;
-    let r = s
-        .call(
-            "PUT",
-            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
-            Some(&t.admin),
-            Some(
-                json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
-                        "factors": ["sms", "totp"]}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = s
-        .call(
-            "POST",
-            "/v1/mfa/totp",
-            Some(&t.user_token),
-            Some(json!({"password": t.password, "label": "Phone app"})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
+    let t = Tenant::with_apps(&s, "optional").await;
+    let r = t.begin_app(&s, Some("Phone app")).await;
     let secret_b32 = r.json["secret"].as_str().unwrap().to_owned();
     let id = r.json["enrollment_id"].as_str().unwrap().to_owned();
     let bytes = data_encoding::BASE32_NOPAD

@@ -65,31 +65,10 @@ async fn pyotp_walk(s: &LocalServer) {
     );
     assert!(!version.is_empty(), "no pyotp version");
 
-    let t = Tenant::set_up(s, "optional").await;
-    let r = s
-        .call(
-            "PUT",
-            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
-            Some(&t.admin),
-            Some(
-                json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
-                "factors": ["sms", "totp"]}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.json["factors"], json!(["sms", "totp"]), "{r:?}");
+    let t = Tenant::with_apps(s, "optional").await;
 
     // Set up: the user has no factor yet, so the password alone (no step-up).
-    let r = s
-        .call(
-            "POST",
-            "/v1/mfa/totp",
-            Some(&t.user_token),
-            Some(json!({"password": t.password, "label": "Phone"})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
+    let r = t.begin_app(s, Some("Phone")).await;
     assert_eq!(r.json["purpose"], "totp", "{r:?}");
     let id = r.json["enrollment_id"].as_str().unwrap().to_owned();
     let secret = r.json["secret"].as_str().unwrap().to_owned();

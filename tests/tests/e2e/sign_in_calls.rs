@@ -130,28 +130,8 @@ async fn dynamodb_calls_of_a_sign_in_by_text_and_by_app_on_moto() {
     println!("sms start: {sms_start:?}\nsms code:  {sms_code:?}");
 
     // By app: a user whose one factor is an authenticator app.
-    let t = Tenant::set_up(&s, "optional").await;
-    let r = s
-        .call(
-            "PUT",
-            &format!("/v1/admin/applications/{}/mfa-policy", t.app),
-            Some(&t.admin),
-            Some(
-                json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
-                "factors": ["sms", "totp"]}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = s
-        .call(
-            "POST",
-            "/v1/mfa/totp",
-            Some(&t.user_token),
-            Some(json!({"password": t.password})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
+    let t = Tenant::with_apps(&s, "optional").await;
+    let r = t.begin_app(&s, None).await;
     let uri = r.json["otpauth_uri"].as_str().unwrap().to_owned();
     let setup = r.json["enrollment_id"].as_str().unwrap().to_owned();
     let r = t.code(&s, &setup, &next_app_code(&uri, "0")).await;
