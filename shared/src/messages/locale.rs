@@ -1,13 +1,18 @@
 //! [`Locale`], a BCP 47 language tag, and [`Lang`], the languages the messages are written in.
 //!
 //! The tag is checked by hand against the RFC 5646 `langtag` production (and its
-//! `privateuse` form). Why not a crate: `language-tags` and ICU4X `icu_locale_core` both fit,
-//! but neither is in this workspace's lock file or local registry cache, and all the service
-//! needs is "well-formed, and which language": the check below is ~100 lines with no
-//! dependency and no tables, and adds nothing a Lambda would notice. Not accepted: the 26
-//! grandfathered tags of RFC 5646 (`i-klingon`, `en-GB-oed`, ...), which are deprecated.
-//! Stricter than the grammar in one place: the primary language has 2 or 3 letters (the 4 and
-//! 5-8 letter forms are reserved and unassigned), so `english` is refused.
+//! `privateuse` form). Why not a crate: ICU4X `icu_locale_core` 2.4 is already in this crate's
+//! dependency graph (through `url` → `idna`), so it would add no crate, and it too splits on
+//! `-` only and takes 2-3 letter languages; but it parses *Unicode* BCP 47 locale identifiers
+//! (UTS #35), which refuse tags RFC 5646 calls well-formed: extlang (`zh-yue-HK`) and
+//! private-use tags (`x-...`). `language-tags` 0.3.2 (tiny, no dependencies, last released in
+//! 2021) parses RFC 5646 but is not in the lock file, and accepts `english` (5-8 letter
+//! languages). The service only needs "well-formed, and which language": the check below is
+//! ~100 lines with no tables and no dependency, and its tests list the cases.
+//!
+//! Stricter than the grammar in two places: the primary language has 2 or 3 letters (the 4 and
+//! 5-8 letter forms are reserved and never assigned), so `english` is refused; and the 26
+//! grandfathered tags (`i-klingon`, `en-GB-oed`, ...), deprecated since RFC 4646, are refused.
 //! Well-formed, not "valid": subtags are not checked against the IANA registry, so `xx` is
 //! accepted (and speaks English, see [`Lang::resolve`]).
 
