@@ -198,9 +198,11 @@ pub fn enrolled_email(voice: &Voice, to: &str, number: &PhoneNumber, at: UnixTim
     let when_label = phrase(voice.lang, "label_when");
     let next = phrase(voice.lang, "enrolled_next");
     let advice = phrase(voice.lang, "enrolled_advice");
-    let text = format!("{intro}\n\n{phone}: {masked}\n{when_label}: {when}\n\n{next}\n\n{advice}");
+    let sep = phrase(voice.lang, "label_separator");
+    let text =
+        format!("{intro}\n\n{phone}{sep}{masked}\n{when_label}{sep}{when}\n\n{next}\n\n{advice}");
     let html = format!(
-        "<p>{}</p><p>{}: <strong>{}</strong><br>{}: {}</p><p>{}</p><p>{}</p>",
+        "<p>{}</p><p>{}{s}<strong>{}</strong><br>{}{s}{}</p><p>{}</p><p>{}</p>",
         escape_html(&intro),
         escape_html(phone),
         escape_html(&masked),
@@ -208,6 +210,7 @@ pub fn enrolled_email(voice: &Voice, to: &str, number: &PhoneNumber, at: UnixTim
         escape_html(&when),
         escape_html(next),
         escape_html(advice),
+        s = escape_html(sep),
     );
     Email {
         to: to.to_owned(),
@@ -231,19 +234,21 @@ fn notice(
     let when = at.rfc3339();
     let mut text = format!("{what}\n\n");
     let mut html = format!("<p>{}</p><p>", escape_html(&what));
+    let sep = phrase(voice.lang, "label_separator");
+    let sep_html = escape_html(sep);
     for (key, value) in lines {
         let label = phrase(voice.lang, key);
-        text.push_str(&format!("{label}: {value}\n"));
+        text.push_str(&format!("{label}{sep}{value}\n"));
         html.push_str(&format!(
-            "{}: <strong>{}</strong><br>",
+            "{}{sep_html}<strong>{}</strong><br>",
             escape_html(label),
             escape_html(value)
         ));
     }
     let when_label = phrase(voice.lang, "label_when");
-    text.push_str(&format!("{when_label}: {when}\n\n"));
+    text.push_str(&format!("{when_label}{sep}{when}\n\n"));
     html.push_str(&format!(
-        "{}: {}</p>",
+        "{}{sep_html}{}</p>",
         escape_html(when_label),
         escape_html(&when)
     ));

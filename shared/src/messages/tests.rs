@@ -318,7 +318,7 @@ fn every_email_in_every_language_names_the_app_and_escapes_html() {
     );
     assert!(ja.subject.contains("2段階認証がリセットされました"));
     assert!(
-        ja.text.contains("削除された電話番号: なし") && ja.text.contains("認証アプリの削除: はい")
+        ja.text.contains("削除された電話番号：なし") && ja.text.contains("認証アプリの削除：はい")
     );
     let es = recovery_code_used_email(
         &Voice {
