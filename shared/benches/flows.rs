@@ -156,6 +156,8 @@ fn change(enforcement: Enforcement) -> policy::PolicyChange {
         enforcement,
         allowed_countries: None,
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     }
 }
 

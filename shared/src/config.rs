@@ -64,6 +64,9 @@ pub enum ConfigError {
     },
 }
 
+/// The longest code lifetime (`MFA_CODE_TTL_SECONDS`): an hour.
+pub const MAX_CODE_TTL_SECS: u64 = 3600;
+
 /// Reads variables through a lookup function so that tests need not touch the process env.
 pub struct EnvSource<F: Fn(&str) -> Option<String>>(pub F);
 
@@ -126,6 +129,19 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
             skip_secs: "MFA_SKIP_SECONDS",
             max_phones_per_user: "MFA_MAX_PHONES_PER_USER",
             audit_retention_days: "MFA_AUDIT_RETENTION_DAYS",
+        })
+        .and_then(|l| {
+            // A code text says its lifetime in minutes and must fit one SMS segment in every
+            // language (`messages`): at most an hour, which is also as long as a code sent by
+            // text should live.
+            if l.code_ttl_secs > MAX_CODE_TTL_SECS {
+                return Err(ConfigError::Invalid {
+                    name: "MFA_CODE_TTL_SECONDS",
+                    expected: "a whole number from 1 to 3600",
+                    value: l.code_ttl_secs.to_string(),
+                });
+            }
+            Ok(l)
         })
     }
 
@@ -231,6 +247,9 @@ mod tests {
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
         let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "0")]).limits().unwrap_err();
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
+        let err = env(&[("MFA_CODE_TTL_SECONDS", "3601")]).limits().unwrap_err();
+        assert!(err.to_string().contains("MFA_CODE_TTL_SECONDS"), "{err}");
+        assert!(env(&[("MFA_CODE_TTL_SECONDS", "3600")]).limits().is_ok());
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct PolicyChange {
     /// `None`: leave the factors as they are; otherwise a non-empty list in
     /// [`Factor::ALL`](crate::types::Factor::ALL)'s order, without repeats.
     pub factors: Option<Vec<crate::types::Factor>>,
+    /// `None`: leave it; `Some(None)`: back to the default (the application id).
+    pub display_name: Option<Option<crate::types::DisplayName>>,
+    /// `None`: leave it; `Some(None)`: no WebOTP line.
+    pub webotp_domain: Option<Option<crate::types::WebOtpDomain>>,
 }
 
 /// Applies an admin's change. `if_match` makes it conditional on the version the admin saw.
@@ -69,6 +73,14 @@ pub async fn update(
                 .factors
                 .clone()
                 .unwrap_or_else(|| current.factors.clone()),
+            display_name: change
+                .display_name
+                .clone()
+                .unwrap_or_else(|| current.display_name.clone()),
+            webotp_domain: change
+                .webotp_domain
+                .clone()
+                .unwrap_or_else(|| current.webotp_domain.clone()),
             version: current.version + 1,
             updated_at: Some(svc.clock.now()),
             updated_by: Some(actor.to_owned()),
@@ -130,6 +142,8 @@ pub fn settings_json(p: &Policy) -> serde_json::Value {
         "enforcement": p.enforcement,
         "allowed_countries": p.allowed_countries.as_ref().map(|l| l.iter().map(CountryCode::as_str).collect::<Vec<_>>()),
         "factors": p.factors,
+        "display_name": p.name(),
+        "webotp_domain": p.webotp_domain,
         "version": p.version,
     })
 }

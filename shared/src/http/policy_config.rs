@@ -10,7 +10,9 @@ use super::{context, double_option, parse_body, serve, with_status};
 use crate::error::MfaError;
 use crate::flows::{admin, audit, policy, users};
 use crate::service::Service;
-use crate::types::{AppId, CountryCode, Enforcement, Factor, Policy, UserId};
+use crate::types::{
+    AppId, CountryCode, DisplayName, Enforcement, Factor, Policy, UserId, WebOtpDomain,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,10 @@ struct PolicyBody {
     allowed_countries: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "super::present")]
     factors: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    webotp_domain: Option<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +111,22 @@ fn parse_countries(
     Ok(Some(Some(out)))
 }
 
+/// An optional, nullable field: absent (`None`), `null` (`Some(None)`) or a value `parse`
+/// accepts; a refusal names the field and says why.
+fn parse_nullable<T>(
+    value: Option<Option<String>>,
+    field: &str,
+    parse: impl Fn(&str) -> Result<T, &'static str>,
+) -> Result<Option<Option<T>>, MfaError> {
+    match value {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(v)) => parse(&v)
+            .map(|t| Some(Some(t)))
+            .map_err(|why| MfaError::InvalidRequest(format!("`{field}` {why}."))),
+    }
+}
+
 /// `factors`: a non-empty subset of `["sms", "totp"]` (repeats are one), kept in that order.
 fn parse_factors(list: Vec<String>) -> Result<Vec<Factor>, MfaError> {
     let mut out = Vec::new();
@@ -144,6 +166,8 @@ async fn put_policy(
         enforcement,
         allowed_countries: parse_countries(body.allowed_countries)?,
         factors: body.factors.map(parse_factors).transpose()?,
+        display_name: parse_nullable(body.display_name, "display_name", DisplayName::parse)?,
+        webotp_domain: parse_nullable(body.webotp_domain, "webotp_domain", WebOtpDomain::parse)?,
     };
     let p = policy::update(svc, app, change, if_match(req)?, actor).await?;
     Ok(policy_json(&p))

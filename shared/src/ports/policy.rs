@@ -11,12 +11,14 @@ use crate::types::{AppId, Policy};
 /// - policy never configured is none;
 /// - a second first write of a policy loses;
 /// - put_policy with a stale version is refused (the stored policy stays);
-/// - policy factors read back as written.
+/// - policy factors read back as written;
+/// - policy message settings read back as written.
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// The application's policy as last written.
     /// - policy never configured is none;
-    /// - policy factors read back as written.
+    /// - policy factors read back as written;
+    /// - policy message settings read back as written.
     async fn get_policy(&self, app: &AppId) -> Result<Option<Policy>, PortError>;
     /// Writes `policy` only if the stored version is still `expected_version` (0: none).
     /// Returns false when someone else wrote first.

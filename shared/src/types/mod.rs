@@ -10,5 +10,5 @@ pub mod time;
 pub use code::Code;
 pub use ids::{AppId, AuthenticatorId, EnrollmentId, Owner, PhoneId, UserId};
 pub use phone::{CountryCode, PhoneNumber};
-pub use policy::{Enforcement, Factor, Policy};
+pub use policy::{DisplayName, Enforcement, Factor, Policy, WebOtpDomain};
 pub use time::UnixTime;

@@ -58,6 +58,71 @@ impl Factor {
     }
 }
 
+/// The application's name as texts and emails show it (contract v2, "Messages"): 1-30
+/// characters, no control characters or line breaks, no leading or trailing spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 30;
+
+    /// Why a name is refused is said in the admin API's message (`display_name`).
+    pub fn parse(s: &str) -> Result<DisplayName, &'static str> {
+        let n = s.chars().count();
+        if n == 0 || n > Self::MAX_CHARS {
+            return Err("must be 1 to 30 characters");
+        }
+        // Control characters include \n, \r, \t and U+0085; U+2028/2029 are line breaks too.
+        if s.chars()
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            return Err("must not contain control characters or line breaks");
+        }
+        if s.trim() != s {
+            return Err("must not start or end with a space");
+        }
+        Ok(DisplayName(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The host name of the page that asks the browser for the texted code (WebOTP): lower-case
+/// ASCII labels of letters, digits and inner hyphens, at least two, 253 characters at most.
+/// No scheme, path, port, user or trailing dot; an internationalised name is given in its
+/// `xn--` form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct WebOtpDomain(String);
+
+impl WebOtpDomain {
+    pub fn parse(s: &str) -> Result<WebOtpDomain, &'static str> {
+        if s.contains("://") || s.contains(['/', ':', '@', '?', '#']) {
+            return Err("must be a host name only, without a scheme, port or path");
+        }
+        let lower = s.to_ascii_lowercase();
+        let labels: Vec<&str> = lower.split('.').collect();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if lower.len() > 253 || labels.len() < 2 || !labels.iter().all(|l| label_ok(l)) {
+            return Err("must be a host name such as login.example.com");
+        }
+        Ok(WebOtpDomain(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The stored policy. `version` 0 means never configured (the defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -74,6 +139,10 @@ pub struct Policy {
     /// The second factors new enrollments and challenges may use: never empty, in
     /// [`Factor::ALL`]'s order, without repeats. Factors already bound keep working for sign-in.
     pub factors: Vec<Factor>,
+    /// The name texts and emails give the application; `None`: its id.
+    pub display_name: Option<DisplayName>,
+    /// When set, every code text ends with `@{domain} #{code}` (WebOTP autofill).
+    pub webotp_domain: Option<WebOtpDomain>,
     pub version: u64,
     pub updated_at: Option<UnixTime>,
     pub updated_by: Option<String>,
@@ -90,6 +159,8 @@ impl Policy {
             enforcement: Enforcement::Optional,
             allowed_countries: None,
             factors: vec![Factor::Sms],
+            display_name: None,
+            webotp_domain: None,
             version: 0,
             updated_at: None,
             updated_by: None,
@@ -99,6 +170,13 @@ impl Policy {
     /// MFA is in force for users: the operator made it available and the admin enabled it.
     pub fn in_force(&self) -> bool {
         self.available && self.enabled
+    }
+
+    /// The name texts and emails give the application: its display name, or else its id.
+    pub fn name(&self) -> &str {
+        self.display_name
+            .as_ref()
+            .map_or(self.app_id.as_str(), DisplayName::as_str)
     }
 
     /// Whether new enrollments and challenges may use `factor`.
@@ -112,6 +190,68 @@ impl Policy {
             (None, _) => true,
             (Some(list), Some(r)) => list.contains(r),
             (Some(_), None) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_short_single_lines() {
+        for ok in [
+            "Acme Travel",
+            "A",
+            &"x".repeat(30),
+            "Café Ñandú",
+            "アクメ旅行",
+            "€€€",
+        ] {
+            assert_eq!(DisplayName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            &"x".repeat(31),
+            "Acme\nTravel",
+            "Acme\r",
+            "Acme\u{2028}Travel",
+            "Acme\u{85}",
+            "Acme\u{0}",
+            "Acme\tTravel",
+            " Acme",
+            "Acme ",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webotp_domains_are_host_names_only() {
+        for (given, stored) in [
+            ("login.acme.example", "login.acme.example"),
+            ("Login.Acme.Example", "login.acme.example"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("a-b.c1.example", "a-b.c1.example"),
+        ] {
+            assert_eq!(WebOtpDomain::parse(given).unwrap().as_str(), stored);
+        }
+        for bad in [
+            "https://login.acme.example",
+            "login.acme.example/path",
+            "login.acme.example:443",
+            "user@login.acme.example",
+            "localhost",
+            "login..acme",
+            "-login.acme.example",
+            "login-.acme.example",
+            "login.acme.example.",
+            "bücher.example",
+            "login acme.example",
+            "",
+            &format!("{}.example", "a".repeat(64)),
+        ] {
+            assert!(WebOtpDomain::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

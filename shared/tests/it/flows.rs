@@ -536,6 +536,8 @@ async fn withdrawing_availability_turns_mfa_off() {
         enforcement: Enforcement::Optional,
         allowed_countries: None,
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     };
     assert_eq!(
         policy::update(&w.svc, &w.app, change, None, "admin")
@@ -555,6 +557,8 @@ async fn if_match_protects_against_lost_updates() {
         enforcement: Enforcement::Required,
         allowed_countries: None,
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     };
     let p = policy::update(&w.svc, &w.app, change.clone(), Some(v), "admin")
         .await
@@ -579,6 +583,8 @@ async fn allowed_countries_are_enforced() {
             mfa_shared::types::CountryCode::parse("GB").unwrap(),
         ])),
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

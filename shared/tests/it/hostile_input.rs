@@ -145,6 +145,8 @@ impl World {
             enforcement: Enforcement::Optional,
             allowed_countries: None,
             factors: Some(vec![Factor::Sms, Factor::Totp]),
+            display_name: None,
+            webotp_domain: None,
         };
         policy::update(&svc, &app, change, None, "admin")
             .await

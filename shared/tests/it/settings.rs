@@ -49,6 +49,8 @@ impl World {
             enforcement,
             allowed_countries: None,
             factors: None,
+            display_name: None,
+            webotp_domain: None,
         };
         policy::update(&self.svc, &self.app, change, None, "admin@acme")
             .await

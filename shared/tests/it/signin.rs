@@ -337,6 +337,8 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
         enforcement: Enforcement::Optional,
         allowed_countries: None,
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     };
     policy::update(&w.svc, &c.app, change, None, "admin")
         .await

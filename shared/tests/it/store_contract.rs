@@ -27,8 +27,8 @@ use mfa_shared::ports::{
 use mfa_shared::totp::Sealed;
 use mfa_shared::types::ids::{CodeId, SessionId};
 use mfa_shared::types::{
-    AppId, AuthenticatorId, CountryCode, Enforcement, EnrollmentId, Factor, Owner, PhoneId,
-    PhoneNumber, Policy, UnixTime, UserId,
+    AppId, AuthenticatorId, CountryCode, DisplayName, Enforcement, EnrollmentId, Factor, Owner,
+    PhoneId, PhoneNumber, Policy, UnixTime, UserId, WebOtpDomain,
 };
 use tokio::sync::OnceCell;
 
@@ -116,6 +116,7 @@ contract!(
     a_second_first_write_of_a_policy_loses,
     put_policy_with_a_stale_version_is_refused,
     policy_factors_read_back_as_written,
+    policy_message_settings_read_back_as_written,
     // users and skips
     put_user_replaces_the_record,
     put_skip_replaces_the_end,
@@ -435,6 +436,8 @@ fn policy(app: &AppId, version: u64, by: &str) -> Policy {
             CountryCode::parse("GB").unwrap(),
         ]),
         factors: vec![Factor::Sms],
+        display_name: None,
+        webotp_domain: None,
         version,
         updated_at: Some(NOW.plus_secs(version)),
         updated_by: Some(by.to_owned()),
@@ -488,6 +491,23 @@ async fn policy_factors_read_back_as_written(store: &dyn Store) {
     };
     assert!(store.put_policy(&app_only, 1).await.unwrap());
     assert_eq!(store.get_policy(&ns.app).await.unwrap(), Some(app_only));
+}
+
+async fn policy_message_settings_read_back_as_written(store: &dyn Store) {
+    let ns = ns();
+    let named = Policy {
+        display_name: Some(DisplayName::parse("Acme Travel – Café <b>").unwrap()),
+        webotp_domain: Some(WebOtpDomain::parse("login.acme.example").unwrap()),
+        ..policy(&ns.app, 1, "a")
+    };
+    assert!(store.put_policy(&named, 0).await.unwrap());
+    assert_eq!(store.get_policy(&ns.app).await.unwrap(), Some(named));
+    // Cleared: back to the defaults (the id as the name, no WebOTP line).
+    let cleared = policy(&ns.app, 2, "b");
+    assert!(store.put_policy(&cleared, 1).await.unwrap());
+    let read = store.get_policy(&ns.app).await.unwrap().unwrap();
+    assert_eq!(read, cleared);
+    assert_eq!(read.name(), ns.app.as_str());
 }
 
 // ---------------------------------------------------------------------------------------------

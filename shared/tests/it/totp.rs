@@ -73,6 +73,8 @@ async fn set_policy(w: &World, enforcement: Enforcement, factors: &[Factor]) {
         enforcement,
         allowed_countries: None,
         factors: Some(factors.to_vec()),
+        display_name: None,
+        webotp_domain: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

@@ -215,3 +215,9 @@ pub(super) const TOTP_STEP: &str = "totp_step";
 
 /// The policy's second factors: a list of `"sms"` / `"totp"` (absent: `["sms"]`).
 pub(super) const FACTORS: &str = "factors";
+
+pub(super) const DISPLAY_NAME: &str = "display_name";
+
+pub(super) const WEBOTP_DOMAIN: &str = "webotp_domain";
+
+pub(super) const LOCALE: &str = "locale";

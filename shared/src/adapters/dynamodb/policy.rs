@@ -5,12 +5,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::PortError;
 use crate::ports::PolicyStore;
-use crate::types::{AppId, CountryCode, Enforcement, Factor, Policy};
+use crate::types::{AppId, CountryCode, DisplayName, Enforcement, Factor, Policy, WebOtpDomain};
 
 use super::item::{
-    ALLOWED_COUNTRIES, APP_ID, AVAILABLE, ENABLED, ENFORCEMENT, FACTORS, INCLUDE_IN_SIGNUP,
-    UPDATED_AT, UPDATED_BY, VERSION, get_bool, get_n, get_s, malformed, n, opt_s, opt_t, parse_id,
-    s, t,
+    ALLOWED_COUNTRIES, APP_ID, AVAILABLE, DISPLAY_NAME, ENABLED, ENFORCEMENT, FACTORS,
+    INCLUDE_IN_SIGNUP, UPDATED_AT, UPDATED_BY, VERSION, WEBOTP_DOMAIN, get_bool, get_n, get_s,
+    malformed, n, opt_s, opt_t, parse_id, s, t,
 };
 use super::keys::{PK, SK_POLICY, app_pk, key};
 use super::request::Expr;
@@ -38,6 +38,12 @@ pub fn policy_to_item(p: &Policy) -> Item {
         FACTORS.into(),
         AttributeValue::L(p.factors.iter().map(|f| s(f.as_str())).collect()),
     );
+    if let Some(name) = &p.display_name {
+        item.insert(DISPLAY_NAME.into(), s(name.as_str()));
+    }
+    if let Some(domain) = &p.webotp_domain {
+        item.insert(WEBOTP_DOMAIN.into(), s(domain.as_str()));
+    }
     item.insert(VERSION.into(), n(p.version));
     if let Some(at) = p.updated_at {
         item.insert(UPDATED_AT.into(), t(at));
@@ -80,6 +86,12 @@ pub fn policy_from_item(item: &Item) -> Result<Policy, PortError> {
             .ok_or_else(|| malformed(W, ENFORCEMENT))?,
         allowed_countries,
         factors,
+        display_name: opt_s(item, DISPLAY_NAME)
+            .map(|v| DisplayName::parse(&v).map_err(|_| malformed(W, DISPLAY_NAME)))
+            .transpose()?,
+        webotp_domain: opt_s(item, WEBOTP_DOMAIN)
+            .map(|v| WebOtpDomain::parse(&v).map_err(|_| malformed(W, WEBOTP_DOMAIN)))
+            .transpose()?,
         version: get_n(item, W, VERSION)?,
         updated_at: opt_t(item, W, UPDATED_AT)?,
         updated_by: opt_s(item, UPDATED_BY),

@@ -141,6 +141,8 @@ pub async fn set_policy(
         enforcement,
         allowed_countries: None,
         factors: None,
+        display_name: None,
+        webotp_domain: None,
     };
     policy::update(svc, app, change, None, "admin")
         .await
