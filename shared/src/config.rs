@@ -247,7 +247,9 @@ mod tests {
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
         let err = env(&[("MFA_CODE_MAX_ATTEMPTS", "0")]).limits().unwrap_err();
         assert!(err.to_string().contains("MFA_CODE_MAX_ATTEMPTS"), "{err}");
-        let err = env(&[("MFA_CODE_TTL_SECONDS", "3601")]).limits().unwrap_err();
+        let err = env(&[("MFA_CODE_TTL_SECONDS", "3601")])
+            .limits()
+            .unwrap_err();
         assert!(err.to_string().contains("MFA_CODE_TTL_SECONDS"), "{err}");
         assert!(env(&[("MFA_CODE_TTL_SECONDS", "3600")]).limits().is_ok());
     }

@@ -5,6 +5,7 @@
 //! - [`flows`]: the product's flows as plain async functions over those ports.
 //! - [`http`]: the Lambda handlers (API Gateway HTTP API v2 events in, JSON out) and the one
 //!   function that maps a domain error to an HTTP answer.
+//! - [`messages`]: the words of every text and email, per language, under the app's display name.
 //! - [`metrics`]: counts for the operators (CloudWatch Embedded Metric Format on Lambda).
 //! - [`adapters`]: DynamoDB, SNS, SES v2 and Secrets Manager, plus in-memory and console ones.
 //!
@@ -17,6 +18,7 @@ pub mod error;
 pub mod flows;
 pub mod http;
 pub mod logging;
+pub mod messages;
 pub mod metrics;
 pub mod ports;
 pub mod service;

@@ -271,14 +271,19 @@ async fn a_never_configured_app_answers_the_default_policy() {
     let h = H::new();
     let a = h.admin("GET", POLICY, None).await;
     let p = a.ok(200);
-    let shape = "allowed_countries app_id available enabled enforcement factors \
-                 include_in_signup updated_at updated_by version";
+    let shape = "allowed_countries app_id available display_name enabled enforcement factors \
+                 include_in_signup updated_at updated_by version webotp_domain";
     assert_eq!(keys(p), shape);
     assert_eq!(p["app_id"], APP);
     assert_eq!(p["available"], false);
     assert_eq!(p["enabled"], false);
     assert_eq!(p["include_in_signup"], false);
     assert_eq!(p["factors"], serde_json::json!(["sms"]));
+    assert_eq!(
+        p["display_name"], APP,
+        "the default name is the application's id"
+    );
+    assert_eq!(p["webotp_domain"], Value::Null);
     assert_eq!(p["enforcement"], "optional");
     assert_eq!(p["allowed_countries"], Value::Null);
     assert_eq!(p["version"], 0);

@@ -332,10 +332,13 @@ impl World {
                     ("enforcement", Enforcement, true),
                     ("allowed_countries", Countries, false),
                     ("factors", Factors, false),
+                    ("display_name", DisplayName, false),
+                    ("webotp_domain", Domain, false),
                 ],
                 good: json!({"enabled": true, "include_in_signup": true,
                              "enforcement": "required", "allowed_countries": ["US", "GB"],
-                             "factors": ["totp", "sms"]}),
+                             "factors": ["totp", "sms"], "display_name": "Acme Travel",
+                             "webotp_domain": "login.acme.example"}),
                 empty_ok: false,
                 errors: &["mfa_not_available", "version_conflict"],
             },
@@ -666,6 +669,10 @@ enum Kind {
     Factors,
     /// A challenge's `factor`: `"sms"` or `"totp"`.
     FactorName,
+    /// The policy's `display_name`: 1-30 characters on one line (`null` resets it).
+    DisplayName,
+    /// The policy's `webotp_domain`: a host name (`null` clears it).
+    Domain,
 }
 
 impl Kind {
@@ -678,7 +685,7 @@ impl Kind {
                 v.is_string()
             }
             Factors => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
-            Label | PhoneRef => v.is_string() || v.is_null(),
+            Label | PhoneRef | DisplayName | Domain => v.is_string() || v.is_null(),
             Bool => v.is_boolean(),
             TrueOnly => v.is_boolean() || v.is_null(),
             Countries => {
@@ -1274,7 +1281,12 @@ fn hostile_cases(route: &Route) -> Vec<Case> {
         }
         if !matches!(
             kind,
-            Kind::Label | Kind::PhoneRef | Kind::TrueOnly | Kind::Countries
+            Kind::Label
+                | Kind::PhoneRef
+                | Kind::TrueOnly
+                | Kind::Countries
+                | Kind::DisplayName
+                | Kind::Domain
         ) {
             wrong.push(("null", Value::Null));
         }
@@ -1587,6 +1599,54 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                     format!("{v}")
                 };
                 out.push((what, v, named.clone()));
+            }
+        }
+        Kind::DisplayName => {
+            for v in [
+                String::new(),
+                "x".repeat(31),
+                "é".repeat(31),
+                "Acme\nTravel".into(),
+                "Acme\r\nTravel".into(),
+                "Acme\u{2028}Travel".into(),
+                "Acme\u{85}".into(),
+                "Acme\0".into(),
+                "a\u{1b}[31mred".into(),
+                " Acme".into(),
+                "Acme\t".into(),
+                big("x"),
+            ] {
+                let what = if v.len() > 80 {
+                    format!("{} bytes", v.len())
+                } else {
+                    format!("{v:?}")
+                };
+                out.push((what, json!(v), named.clone()));
+            }
+        }
+        Kind::Domain => {
+            for v in [
+                "https://login.acme.example".to_owned(),
+                "login.acme.example/otp".into(),
+                "login.acme.example:443".into(),
+                "user@login.acme.example".into(),
+                "login.acme.example.".into(),
+                "localhost".into(),
+                "login..acme.example".into(),
+                "-login.acme.example".into(),
+                "bücher.example".into(),
+                fullwidth("login.acme.example"),
+                "login acme.example".into(),
+                "login.acme.example\0".into(),
+                String::new(),
+                big("a."),
+            ] {
+                let what = if v.len() > 80 {
+                    format!("{} bytes", v.len())
+                } else {
+                    format!("{v:?}")
+                };
+                out.push((what, json!(v), named.clone()));
             }
         }
         Kind::FactorName => {
