@@ -107,6 +107,7 @@ impl World {
             email,
             true,
             self.cheap_hash.clone(),
+            None,
         )
         .await
         .unwrap();

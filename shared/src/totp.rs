@@ -68,10 +68,16 @@ impl TotpSecret {
     }
 
     /// The `otpauth://totp/{issuer}:{account}?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`
-    /// URI that apps scan as a QR code. The label's parts and the issuer are percent-encoded.
+    /// URI that apps scan as a QR code. The label's parts and the issuer are percent-encoded:
+    /// everything but RFC 3986's unreserved characters (so `:` `@` `&` `?` `#` and spaces are).
     pub fn otpauth_uri(&self, issuer: &str, account: &str) -> String {
-        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-        let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+        const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let enc = |s: &str| utf8_percent_encode(s, RESERVED).to_string();
         format!(
             "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits=6&period=30",
             enc(issuer),
@@ -379,7 +385,7 @@ mod tests {
         assert_eq!(secret.base32(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         assert_eq!(
             secret.otpauth_uri("Acme Travel", "ada@example.com"),
-            "otpauth://totp/Acme%20Travel:ada%40example%2Ecom?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Travel&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/Acme%20Travel:ada%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Travel&algorithm=SHA1&digits=6&period=30"
         );
         assert_eq!(TotpSecret::generate().unwrap().base32().len(), 32);
     }

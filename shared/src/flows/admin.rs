@@ -4,12 +4,12 @@
 use serde_json::json;
 
 use crate::error::MfaError;
+use crate::messages;
 use crate::service::Service;
 use crate::types::{AppId, Owner, UserId};
 
 use super::audit::{self, Action};
 use super::enrollment::notify_user;
-use super::notify;
 
 /// `DELETE /v1/admin/applications/{app}/users/{user}/mfa`, by `actor`. Idempotent: a user with
 /// nothing to reset is answered the same, and still audited.
@@ -19,8 +19,8 @@ pub async fn reset(svc: &Service, app: &AppId, user: &UserId, actor: &str) -> Re
     let now = svc.clock.now();
     let numbers: Vec<_> = removed.phones.iter().map(|p| p.number.clone()).collect();
     let app_removed = removed.app.is_some();
-    let notification = notify_user(svc, app, user, Action::MfaReset, |name, to| {
-        notify::reset_email(name, to, &numbers, app_removed, now)
+    let notification = notify_user(svc, app, user, Action::MfaReset, |voice, to| {
+        messages::reset_email(voice, to, &numbers, app_removed, now)
     })
     .await;
     let details = json!({

@@ -17,9 +17,9 @@ use crate::service::Service;
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{Code, PhoneNumber, UnixTime};
 
+use super::Caller;
 use super::audit::{self, Action};
 use super::guards::{self, TextBudget};
-use super::{Caller, notify};
 
 /// The purpose a code is hashed under: a challenge's code never verifies an enrollment, nor
 /// the reverse, even if the digits match. The strings are bound into stored hashes.
@@ -183,13 +183,16 @@ pub(crate) async fn send_with_budget(
         }),
         replaces: text.replaces,
     };
+    // The application's name and WebOTP domain, and the user's language, as they are now.
+    let speaker = super::voice::for_text(svc, c.owner()).await;
+    let speaker = budget.give_back_on_err(svc, speaker).await?;
     let begun = svc.store.begin_send(e, &send).await.map_err(MfaError::from);
     let Some(previous) = budget.give_back_on_err(svc, begun).await? else {
         budget.give_back(svc).await;
         return Err(explain_refused_send(svc, c, &e.id, text.cooldown).await);
     };
     let number = text.number;
-    let body = notify::code_text(&svc.settings.app_name, &code, svc.limits.code_ttl_secs);
+    let body = speaker.code_text(&code, svc.limits.code_ttl_secs);
     match svc.sms.send_sms(&number, &body).await {
         Err(err) if err.is_outcome_unknown() => {
             tracing::warn!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, error = %err.0, "SMS send outcome unknown: counted as sent");

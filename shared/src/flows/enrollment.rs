@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::crypto::verify_password;
 use crate::error::MfaError;
+use crate::messages;
 use crate::metrics::Metric;
 use crate::ports::{
     Completion, Enrollment, PendingCode, PhoneChange, PhoneRecord, SessionKind, Step,
@@ -24,7 +25,7 @@ pub use super::code::{MaskedPhone, Resent};
 use super::factors::Factors;
 use super::guards;
 use super::status::PhoneView;
-use super::{Caller, notify, policy};
+use super::{Caller, policy};
 
 /// `201` of Start.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -400,13 +401,13 @@ async fn complete(
     };
     audit::user(svc, c, action, details).await;
 
-    let confirmation_email = notify_user(svc, &c.app, &c.user, action, |name, to| {
+    let confirmation_email = notify_user(svc, &c.app, &c.user, action, |voice, to| {
         match (&e.kind, &replaced) {
             (SessionKind::Replace(_), Some(old)) => {
-                notify::phone_replaced_email(name, to, old, &phone.number, now)
+                messages::phone_replaced_email(voice, to, old, &phone.number, now)
             }
-            (SessionKind::Add, _) => notify::phone_added_email(name, to, &phone.number, now),
-            _ => notify::enrolled_email(name, to, &phone.number, now),
+            (SessionKind::Add, _) => messages::phone_added_email(voice, to, &phone.number, now),
+            _ => messages::enrolled_email(voice, to, &phone.number, now),
         }
     })
     .await;
@@ -425,7 +426,7 @@ pub(crate) async fn notify_user(
     app: &AppId,
     user: &UserId,
     about: Action,
-    make: impl FnOnce(&str, &str) -> crate::ports::Email,
+    make: impl FnOnce(&messages::Voice, &str) -> crate::ports::Email,
 ) -> &'static str {
     let record = match svc.store.get_user(Owner { app, user }).await {
         Ok(Some(record)) => record,
@@ -438,7 +439,9 @@ pub(crate) async fn notify_user(
             return notification_failed(svc, app, user, about, "user_unreadable").await;
         }
     };
-    let email = make(&svc.settings.app_name, &record.email);
+    let policy = super::voice::policy_for_email(svc, app).await;
+    let speaker = super::voice::Speaker::new(&policy, Some(&record));
+    let email = make(&speaker.voice(), &record.email);
     match svc.email.send_email(&email).await {
         Ok(()) => "sent",
         Err(err) => {

@@ -9,7 +9,6 @@ pub mod cooldown;
 pub mod enrollment;
 pub mod factors;
 pub mod guards;
-pub mod notify;
 pub mod phones;
 pub mod policy;
 pub mod recovery;
@@ -17,6 +16,7 @@ pub mod status;
 pub mod stepup;
 pub mod totp;
 pub mod users;
+pub mod voice;
 
 use crate::types::{AppId, Owner, UserId};
 

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::error::MfaError;
+use crate::messages;
 use crate::ports::{PhoneRecord, Removal, SessionKind, display_order};
 use crate::service::Service;
 use crate::types::{Factor, PhoneId, PhoneNumber};
@@ -14,7 +15,7 @@ use super::code::{self, Text};
 use super::enrollment::{self, CodeSent, check_password, clean_label, notify_user};
 use super::factors::Factors;
 use super::status::PhoneView;
-use super::{Caller, notify, policy};
+use super::{Caller, policy};
 
 /// The user's phones, primary first, then oldest first (in the order first verified: a
 /// replaced phone keeps its place).
@@ -204,8 +205,8 @@ pub async fn remove(
     let details = json!({ "phone_id": id, "masked": phone.number.masked(), "unenrolled": last, "promoted": promote });
     audit::user(svc, c, Action::PhoneRemoved, details).await;
     let now = svc.clock.now();
-    notify_user(svc, &c.app, &c.user, Action::PhoneRemoved, |name, to| {
-        notify::phone_removed_email(name, to, &phone.number, last, now)
+    notify_user(svc, &c.app, &c.user, Action::PhoneRemoved, |voice, to| {
+        messages::phone_removed_email(voice, to, &phone.number, last, now)
     })
     .await;
     Ok(())

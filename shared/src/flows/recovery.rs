@@ -6,16 +6,17 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::MfaError;
+use crate::messages;
 use crate::metrics::Metric;
 use crate::service::Service;
 use crate::types::UnixTime;
 
+use super::Caller;
 use super::audit::{self, Action};
 use super::challenge::{self, Assertion};
 use super::enrollment::{check_password, notify_user};
 use super::factors::Factors;
 use super::guards;
-use super::{Caller, notify};
 
 /// Codes per set.
 pub const SET_SIZE: usize = 10;
@@ -96,7 +97,7 @@ pub async fn create(svc: &Service, c: &Caller, password: String) -> Result<NewSe
         &c.app,
         &c.user,
         Action::RecoveryCodesCreated,
-        |name, to| notify::recovery_codes_created_email(name, to, now),
+        |voice, to| messages::recovery_codes_created_email(voice, to, now),
     )
     .await;
     Ok(NewSet { codes })
@@ -194,7 +195,7 @@ pub async fn redeem(svc: &Service, c: &Caller, input: &str) -> Result<Recovered,
         &c.app,
         &c.user,
         Action::RecoveryCodeUsed,
-        |name, to| notify::recovery_code_used_email(name, to, remaining, now),
+        |voice, to| messages::recovery_code_used_email(voice, to, remaining, now),
     )
     .await;
     Ok(Recovered {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::MfaError;
+use crate::messages;
 use crate::metrics::Metric;
 use crate::ports::{
     AppCodeUse, AppCompletion, AppSetup, AuthenticatorRecord, Enrollment, SessionKind, Step,
@@ -31,7 +32,7 @@ use super::enrollment::{self, check_password, clean_label, notify_user};
 use super::factors::Factors;
 use super::guards::{self, Taken};
 use super::status::AppView;
-use super::{Caller, notify, policy};
+use super::{Caller, policy};
 
 /// `201` of `POST /v1/mfa/totp`: the secret, shown this once.
 #[derive(Clone, Serialize, PartialEq, Eq)]
@@ -104,7 +105,7 @@ pub async fn begin(
     label: Option<String>,
 ) -> Result<SetupStarted, MfaError> {
     let label = clean_label(label)?;
-    let (_, user) = enrollment::may_enroll(svc, c, password, Factor::Totp).await?;
+    let (policy, user) = enrollment::may_enroll(svc, c, password, Factor::Totp).await?;
     let keys = keys(svc)?;
     let first = !Factors::of(svc, c).await?.any();
     let authenticator = AuthenticatorId::generate()?;
@@ -128,7 +129,8 @@ pub async fn begin(
         enrollment_id: id,
         purpose: "totp",
         secret: secret.base32(),
-        otpauth_uri: secret.otpauth_uri(&svc.settings.app_name, &user.email),
+        // The issuer apps show beside the code: the application's display name.
+        otpauth_uri: secret.otpauth_uri(policy.name(), &user.email),
         expires_at: e.expires_at,
     })
 }
@@ -296,8 +298,8 @@ pub(crate) async fn complete_setup(
     });
     audit::user(svc, c, action, details).await;
     let label = setup.label.clone();
-    let confirmation_email = notify_user(svc, &c.app, &c.user, action, |name, to| {
-        notify::app_added_email(name, to, label.as_deref(), first, replaced, now)
+    let confirmation_email = notify_user(svc, &c.app, &c.user, action, |voice, to| {
+        messages::app_added_email(voice, to, label.as_deref(), first, replaced, now)
     })
     .await;
     Ok(AppCompleted {
@@ -341,8 +343,8 @@ pub async fn remove(svc: &Service, c: &Caller, password: String) -> Result<(), M
     });
     audit::user(svc, c, Action::AppRemoved, details).await;
     let now = svc.clock.now();
-    notify_user(svc, &c.app, &c.user, Action::AppRemoved, |name, to| {
-        notify::app_removed_email(name, to, app.label.as_deref(), last, now)
+    notify_user(svc, &c.app, &c.user, Action::AppRemoved, |voice, to| {
+        messages::app_removed_email(voice, to, app.label.as_deref(), last, now)
     })
     .await;
     Ok(())

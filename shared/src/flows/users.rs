@@ -34,6 +34,7 @@ pub async fn put(
     email: String,
     email_verified: bool,
     password_hash: String,
+    locale: Option<crate::messages::Locale>,
 ) -> Result<UserRecord, MfaError> {
     check_email(&email)?;
     if !is_argon2_phc(&password_hash) {
@@ -47,6 +48,7 @@ pub async fn put(
         email,
         email_verified,
         password_hash,
+        locale,
         updated_at: svc.clock.now(),
     };
     svc.store.put_user(&record).await?;

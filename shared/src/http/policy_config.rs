@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{context, double_option, parse_body, serve, with_status};
 use crate::error::MfaError;
 use crate::flows::{admin, audit, policy, users};
+use crate::messages::Locale;
 use crate::service::Service;
 use crate::types::{
     AppId, CountryCode, DisplayName, Enforcement, Factor, Policy, UserId, WebOtpDomain,
@@ -42,6 +43,9 @@ struct UserBody {
     email: String,
     email_verified: bool,
     password_hash: String,
+    /// BCP 47 (`es`, `pt-BR`); absent or `null`: English.
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 /// The policy as the admin API shows it.
@@ -200,6 +204,17 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                         MfaError::InvalidRequest("The user id in the path is not valid.".into())
                     })?;
                     let body: UserBody = parse_body(req)?;
+                    let locale = body
+                        .locale
+                        .map(|l| {
+                            Locale::parse(&l).map_err(|_| {
+                                MfaError::InvalidRequest(
+                                    "`locale` must be a BCP 47 language tag such as \"es\" or \"pt-BR\"."
+                                        .into(),
+                                )
+                            })
+                        })
+                        .transpose()?;
                     let u = users::put(
                         svc,
                         &app,
@@ -207,6 +222,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                         body.email,
                         body.email_verified,
                         body.password_hash,
+                        locale,
                     )
                     .await?;
                     Ok((
@@ -216,6 +232,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                             "user_id": u.user_id,
                             "email": u.email,
                             "email_verified": u.email_verified,
+                            "locale": u.locale,
                             "updated_at": u.updated_at,
                         }),
                     ))

@@ -15,6 +15,8 @@ pub struct UserRecord {
     pub email_verified: bool,
     /// An argon2 PHC string. Never logged: `Debug` leaves it out.
     pub password_hash: String,
+    /// The language texts and emails speak to the user in (BCP 47; `None`: English).
+    pub locale: Option<crate::messages::Locale>,
     pub updated_at: UnixTime,
 }
 

@@ -154,7 +154,7 @@ impl World {
         for user in [ADA, BOB] {
             let email = format!("{user}@example.com");
             let user = UserId::parse(user).unwrap();
-            users::put(&svc, &app, &user, email, true, hash("pw"))
+            users::put(&svc, &app, &user, email, true, hash("pw"), None)
                 .await
                 .unwrap();
         }

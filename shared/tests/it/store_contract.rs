@@ -522,6 +522,7 @@ async fn put_user_replaces_the_record(store: &dyn Store) {
         email: "a@example.com".into(),
         email_verified: false,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
         updated_at: NOW,
     };
     store.put_user(&u).await.unwrap();
@@ -582,6 +583,7 @@ async fn user_overview_is_what_the_single_reads_give(store: &dyn Store) {
         email: "u@example.com".into(),
         email_verified: true,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
         updated_at: NOW,
     };
     store.put_user(&profile).await.unwrap();
@@ -1865,6 +1867,7 @@ async fn reset_user_removes_everything_and_returns_the_phones(store: &dyn Store)
         email: "u@example.com".into(),
         email_verified: true,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
         updated_at: NOW,
     };
     store.put_user(&user).await.unwrap();

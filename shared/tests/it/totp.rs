@@ -149,11 +149,12 @@ async fn an_app_set_up_with_its_code_signs_in_with_amr_otp(store: Arc<dyn Store>
     let started = begin(&w, &c, Some("Phone app")).await;
     assert_eq!(started.purpose, "totp");
     assert_eq!(started.secret.len(), 32, "20 bytes in base32, no padding");
-    let issuer = "MFA"; // Settings::default().app_name
+    // The issuer is the application's name: its id until a display name is set.
+    let issuer = w.app.as_str();
     assert_eq!(
         started.otpauth_uri,
         format!(
-            "otpauth://totp/{issuer}:ada%40example%2Ecom?secret={}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
+            "otpauth://totp/{issuer}:ada%40example.com?secret={}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
             started.secret
         )
     );

@@ -271,6 +271,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
         email: "u@example.com".into(),
         email_verified: true,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
         updated_at: NOW,
     })
     .await

@@ -118,6 +118,7 @@ fn user_round_trips() {
         email: "a@example.com".into(),
         email_verified: true,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
         updated_at: UnixTime(5),
     };
     let item = user_to_item(&u);

@@ -8,8 +8,9 @@ use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::{
-    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, NUMBER, PASSWORD_HASH, TOTP_ID, UNTIL,
-    UPDATED_AT, USED_BY, USER_ID, get_bool, get_s, get_t, n, opt_n, parse_id, s, t,
+    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, LOCALE, NUMBER, PASSWORD_HASH, TOTP_ID,
+    UNTIL, UPDATED_AT, USED_BY, USER_ID, get_bool, get_s, get_t, malformed, n, opt_n, opt_s,
+    parse_id, s, t,
 };
 use super::keys::{
     ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_PROFILE,
@@ -35,6 +36,9 @@ pub fn user_to_item(u: &UserRecord) -> Item {
         AttributeValue::Bool(u.email_verified),
     );
     item.insert(PASSWORD_HASH.into(), s(u.password_hash.as_str()));
+    if let Some(locale) = &u.locale {
+        item.insert(LOCALE.into(), s(locale.as_str()));
+    }
     item.insert(UPDATED_AT.into(), t(u.updated_at));
     item
 }
@@ -48,6 +52,9 @@ pub fn user_from_item(item: &Item) -> Result<UserRecord, PortError> {
         email: get_s(item, W, EMAIL)?.to_owned(),
         email_verified: get_bool(item, W, EMAIL_VERIFIED)?,
         password_hash: get_s(item, W, PASSWORD_HASH)?.to_owned(),
+        locale: opt_s(item, LOCALE)
+            .map(|l| crate::messages::Locale::parse(&l).map_err(|_| malformed(W, LOCALE)))
+            .transpose()?,
         updated_at: get_t(item, W, UPDATED_AT)?,
     })
 }

@@ -162,6 +162,25 @@ impl World {
     /// User `id` of application `app` (which may be another tenant than [`World::app`]),
     /// provisioned with [`PASSWORD`], signing in from `ip`.
     pub async fn provision(&self, app: &AppId, id: &str, ip: &str, email_verified: bool) -> Caller {
+        self.provision_in(app, id, ip, email_verified, None).await
+    }
+
+    /// User `id` of the application, speaking `locale` (BCP 47), with [`PASSWORD`] and a
+    /// verified email.
+    pub async fn user_speaking(&self, id: &str, locale: &str) -> Caller {
+        let locale = mfa_shared::messages::Locale::parse(locale).unwrap();
+        self.provision_in(&self.app.clone(), id, "198.51.100.7", true, Some(locale))
+            .await
+    }
+
+    async fn provision_in(
+        &self,
+        app: &AppId,
+        id: &str,
+        ip: &str,
+        email_verified: bool,
+        locale: Option<mfa_shared::messages::Locale>,
+    ) -> Caller {
         let user = UserId::parse(id).unwrap();
         users::put(
             &self.svc,
@@ -170,6 +189,7 @@ impl World {
             format!("{id}@example.com"),
             email_verified,
             hash(PASSWORD),
+            locale,
         )
         .await
         .unwrap();
