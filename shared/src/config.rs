@@ -148,7 +148,6 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
     pub fn settings(&self) -> Settings {
         let d = Settings::default();
         Settings {
-            app_name: self.optional("MFA_APP_NAME").unwrap_or(d.app_name),
             sender_email: self.optional("MFA_SENDER_EMAIL").unwrap_or(d.sender_email),
             sms_sender_id: self.optional("MFA_SMS_SENDER_ID"),
             issuer: self.optional("MFA_ISSUER").unwrap_or(d.issuer),
@@ -159,11 +158,10 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
     }
 }
 
-/// What the messages say and who they come from.
+/// Who messages come from, and the assertions' issuer. The name a message gives the application is
+/// its policy's display name (see [`crate::flows::voice`]), not a deployment setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Named in texts and emails (`MFA_APP_NAME`).
-    pub app_name: String,
     /// The SES sender identity (`MFA_SENDER_EMAIL`).
     pub sender_email: String,
     /// Optional alphanumeric SMS sender id where the country allows it (`MFA_SMS_SENDER_ID`).
@@ -178,7 +176,6 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            app_name: "MFA".to_owned(),
             sender_email: "no-reply@mfa.example.com".to_owned(),
             sms_sender_id: None,
             issuer: "mfa".to_owned(),

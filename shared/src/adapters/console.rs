@@ -23,6 +23,9 @@ pub struct OutboxEmail {
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// The HTML alternative: kept for tests, not in `GET /_local/outbox` (the contract's shape).
+    #[serde(skip)]
+    pub html: String,
     pub sent_at: UnixTime,
 }
 
@@ -115,6 +118,7 @@ impl EmailSender for ConsoleOutbox {
             to: email.to.clone(),
             subject: email.subject.clone(),
             text: email.text.clone(),
+            html: email.html.clone(),
             sent_at: self.clock.now(),
         });
         Ok(())

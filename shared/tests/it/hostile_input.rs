@@ -361,9 +361,10 @@ impl World {
                     ("email", Email, true),
                     ("email_verified", Bool, true),
                     ("password_hash", Hash, true),
+                    ("locale", LocaleTag, false),
                 ],
                 good: json!({"email": "carol@example.com", "email_verified": true,
-                             "password_hash": hash("pw")}),
+                             "password_hash": hash("pw"), "locale": "pt-BR"}),
                 empty_ok: false,
                 errors: &[],
             },
@@ -673,6 +674,8 @@ enum Kind {
     DisplayName,
     /// The policy's `webotp_domain`: a host name (`null` clears it).
     Domain,
+    /// A user's `locale`: a BCP 47 tag (`null`: none).
+    LocaleTag,
 }
 
 impl Kind {
@@ -685,7 +688,7 @@ impl Kind {
                 v.is_string()
             }
             Factors => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
-            Label | PhoneRef | DisplayName | Domain => v.is_string() || v.is_null(),
+            Label | PhoneRef | DisplayName | Domain | LocaleTag => v.is_string() || v.is_null(),
             Bool => v.is_boolean(),
             TrueOnly => v.is_boolean() || v.is_null(),
             Countries => {
@@ -1287,6 +1290,7 @@ fn hostile_cases(route: &Route) -> Vec<Case> {
                 | Kind::Countries
                 | Kind::DisplayName
                 | Kind::Domain
+                | Kind::LocaleTag
         ) {
             wrong.push(("null", Value::Null));
         }
@@ -1640,6 +1644,30 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 "login.acme.example\0".into(),
                 String::new(),
                 big("a."),
+            ] {
+                let what = if v.len() > 80 {
+                    format!("{} bytes", v.len())
+                } else {
+                    format!("{v:?}")
+                };
+                out.push((what, json!(v), named.clone()));
+            }
+        }
+        Kind::LocaleTag => {
+            for v in [
+                "en_US".to_owned(),
+                String::new(),
+                "e".into(),
+                "english".into(),
+                "es-".into(),
+                "es--MX".into(),
+                "es MX".into(),
+                "es\0".into(),
+                " es".into(),
+                fullwidth("es"),
+                "e\u{301}s".into(),
+                format!("en-{}", "a".repeat(40)),
+                big("x"),
             ] {
                 let what = if v.len() > 80 {
                     format!("{} bytes", v.len())

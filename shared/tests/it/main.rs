@@ -11,6 +11,7 @@ mod faults;
 mod flows;
 mod handlers;
 mod hostile_input;
+mod messages;
 mod phone_metadata;
 mod refusals;
 mod settings;
