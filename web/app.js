@@ -5,7 +5,9 @@
 // a code from the authenticator app, or a recovery code gives an assertion that the change
 // carries in the MFA-Assertion header. An authenticator app's QR code is drawn by lean-qr
 // (web/vendor/, pinned, loaded on first use); the "Sign in" card runs the second step of a
-// sign-in and shows the assertion's claims.
+// sign-in and shows the assertion's claims. Where the browser supports WebOTP, a texted code's
+// field asks it for the code (the text's last line `@domain #code`, with the policy's
+// webotp_domain); typing it by hand always works.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -114,6 +116,13 @@ function renderPolicy(p) {
   const factors = p.factors || ["sms"];
   $("factor-sms").checked = factors.includes("sms");
   $("factor-totp").checked = factors.includes("totp");
+  // Texts and emails (issue 17): the name they give the application and the WebOTP domain.
+  // A service older than them has no `display_name`: the fields are then not shown. The name
+  // shown by default is the app id, the placeholder; an empty field saves the default.
+  $("messages").hidden = !("display_name" in p);
+  $("display-name").placeholder = p.app_id || state.adminApp || "";
+  $("display-name").value = p.display_name && p.display_name !== p.app_id ? p.display_name : "";
+  $("webotp-domain").value = p.webotp_domain || "";
   syncPolicyFields();
   const who = p.updated_by ? ` by ${p.updated_by}` : "";
   const when = p.updated_at ? ` on ${new Date(p.updated_at).toLocaleString()}` : "";
@@ -134,6 +143,8 @@ $("policy-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   show($("policy-error"), "");
   show($("factors-error"), "");
+  show($("display-name-error"), "");
+  show($("webotp-domain-error"), "");
   const factors = ["sms", "totp"].filter((f) => $(`factor-${f}`).checked);
   if (!$("factors").hidden && factors.length === 0) {
     show($("factors-error"), "Choose at least one method: users need a way to get their codes.");
@@ -145,15 +156,33 @@ $("policy-form").addEventListener("submit", async (ev) => {
     enforcement: $("required").checked ? "required" : "optional",
   };
   if (!$("factors").hidden) body.factors = factors;
+  if (!$("messages").hidden) {
+    // null resets the name to the app id and clears the domain.
+    body.display_name = $("display-name").value.trim() || null;
+    body.webotp_domain = $("webotp-domain").value.trim() || null;
+  }
   if (state.policy && state.policy.allowed_countries) body.allowed_countries = state.policy.allowed_countries;
   const r = await api("PUT", policyPath(), body, state.adminToken, { "If-Match": String(state.policy ? state.policy.version : 0) });
   if (r.status === 412) {
     show($("policy-error"), `${message(r)} The current settings are shown again.`);
     return loadPolicy();
   }
-  if (!ok(r)) return show($("policy-error"), message(r));
+  if (!ok(r)) {
+    const field = policyField(r);
+    if (field) $(field).focus();
+    return show($(field ? `${field}-error` : "policy-error"), message(r));
+  }
   renderPolicy(r.json);
 });
+
+// The policy field a 400 names (its message names the field), if it is one of the form's.
+function policyField(r) {
+  if (r.status !== 400) return null;
+  const named = `${r.json.field || ""} ${r.json.message || ""}`;
+  if (/display_name/.test(named)) return "display-name";
+  if (/webotp_domain/.test(named)) return "webotp-domain";
+  return null;
+}
 
 async function setAvailable(available) {
   show($("operator-error"), "");
@@ -169,12 +198,15 @@ $("withdraw").addEventListener("click", () => setAvailable(false));
 $("user-signin").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   show($("user-signin-error"), "");
-  const r = await api("POST", "/_local/sign-in", {
+  const body = {
     app_id: $("user-app").value.trim(),
     user_id: $("user-id").value.trim(),
     email: $("user-email").value.trim(),
     password: $("user-password").value,
-  });
+  };
+  // The user's language for texts and emails (the admin user PUT's `locale`); unset, English.
+  if ($("user-locale").value) body.locale = $("user-locale").value;
+  const r = await api("POST", "/_local/sign-in", body);
   if (!ok(r)) return show($("user-signin-error"), message(r));
   state.token = r.json.token;
   $("user-signin").hidden = true;
@@ -223,6 +255,7 @@ function chosenMethod() {
 // ---------------------------------------------------------------- the enrollment flow
 
 function step(name) {
+  stopAskingForCode();
   $("flow").hidden = false;
   $("flow").querySelectorAll("[data-step]").forEach((el) => { el.hidden = el.dataset.step !== name; });
   clearErrors($("flow"));
@@ -277,6 +310,36 @@ function codeSent(answer) {
   $("code").value = "";
   step("code");
   countdown($("resend"), answer.resend_available_at);
+  askBrowserForCode($("code"));
+}
+
+// ---------------------------------------------------------------- WebOTP: the browser reads the code
+
+// Where the browser implements WebOTP (Chrome on Android, Safari), a texted code's field asks it
+// for the code: the text's last line `@domain #code` names this page's domain when the policy
+// sets webotp_domain. The answer fills the field and submits it as Verify would; nothing waits
+// for it, so the code can always be typed. One request at a time: a new screen aborts it.
+let otpRequest = null;
+
+function askBrowserForCode(input) {
+  stopAskingForCode();
+  if (!("OTPCredential" in window)) return;
+  const request = new AbortController();
+  otpRequest = request;
+  navigator.credentials.get({ otp: { transport: ["sms"] }, signal: request.signal })
+    .then((otp) => {
+      if (otpRequest !== request || !otp || !otp.code) return;
+      otpRequest = null;
+      if (input.closest("[hidden]")) return; // the screen changed meanwhile
+      input.value = otp.code;
+      input.form.requestSubmit();
+    })
+    .catch(() => {}); // aborted, refused or timed out: the code is typed by hand
+}
+
+function stopAskingForCode() {
+  if (otpRequest) otpRequest.abort();
+  otpRequest = null;
 }
 
 // "Send a new code" (or `label`) stays disabled, counting the seconds, until `until` (then, or
@@ -321,6 +384,7 @@ document.querySelector('[data-step="code"]').addEventListener("submit", async (e
     $("success-text").textContent = `${r.json.phone.masked} will receive your sign-in codes.${email}`;
     step("success");
   } else {
+    stopAskingForCode();
     $("flow").hidden = true;
     await refreshStatus();
   }
@@ -558,6 +622,9 @@ function stepUpMode(mode) {
   $("step-up-totp").hidden = mode !== "totp";
   $("step-up-recovery").hidden = mode !== "recovery";
   $(STEP_UP_FIELD[mode]).focus();
+  // Back to the texted code with one on its way: ask again; otherwise stop asking.
+  if (mode === "sms" && state.stepUp.challengeId) askBrowserForCode($("step-up-code"));
+  else stopAskingForCode();
 }
 
 // Starts a challenge for the authenticator app (nothing is sent; the app shows the code).
@@ -580,6 +647,7 @@ function finishStepUp(done) {
   const s = state.stepUp;
   state.stepUp = null;
   stopCountdown($("step-up-resend"));
+  stopAskingForCode();
   $("step-up").hidden = true;
   $("settings-actions").hidden = false;
   if (s) s.resolve(done);
@@ -603,7 +671,10 @@ async function sendChallenge() {
   s.challengeId = r.json.challenge_id;
   $("step-up-sent-to").textContent = `We texted a code to ${r.json.phone.masked}.`;
   countdown($("step-up-resend"), r.json.resend_available_at);
-  if (s.mode === "sms") $("step-up-code").focus();
+  if (s.mode === "sms") {
+    $("step-up-code").focus();
+    askBrowserForCode($("step-up-code"));
+  }
 }
 
 $("step-up-phone").addEventListener("change", sendChallenge);
@@ -836,6 +907,7 @@ function renderSignIn() {
 }
 
 function resetSignIn() {
+  stopAskingForCode();
   state.signIn = null;
   clearErrors($("mfa-signin"));
   $("signin-code-fields").hidden = true;
@@ -862,6 +934,7 @@ $("signin-start").addEventListener("click", async () => {
     : `We texted a code to ${r.json.phone ? r.json.phone.masked : "your phone"}.`;
   $("signin-code-fields").hidden = false;
   $("signin-code").focus();
+  if (factor === "sms") askBrowserForCode($("signin-code"));
 });
 
 // The claims of a compact JWS, decoded (base64url JSON). The page shows them; trusting them is
@@ -906,6 +979,7 @@ $("mfa-signin").addEventListener("submit", async (ev) => {
     return [dt, dd];
   }));
   state.signIn = null;
+  stopAskingForCode();
   $("signin-code-fields").hidden = true;
   $("signin-result").hidden = false;
   $("signin-result-title").focus();

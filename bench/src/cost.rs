@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use mfa_shared::messages::{self, Lang, Voice, sms};
+use mfa_shared::types::Code;
+
 /// aws.amazon.com/lambda/pricing: Arm (Graviton2), first 7.5 billion GB-s per month.
 const LAMBDA_ARM_PER_GB_S: f64 = 0.000_013_333_4;
 /// aws.amazon.com/lambda/pricing: requests, any architecture.
@@ -19,7 +22,7 @@ const DDB_PER_RRU: f64 = 0.125 / 1e6;
 /// aws.amazon.com/dynamodb/pricing/on-demand: one write request unit.
 const DDB_PER_WRU: f64 = 0.625 / 1e6;
 /// aws.amazon.com/end-user-messaging/pricing: outbound SMS to the United States, the AWS
-/// base price per message part.
+/// base price per message part (segment): a text of two segments is billed twice.
 const SMS_US_PER_MESSAGE: f64 = 0.005_81;
 /// The US carriers' pass-through fee per message part, which AWS bills with every text to a
 /// US number on top of the base price (listed with the End User Messaging prices: about
@@ -43,6 +46,113 @@ const PUT_ITEMS: f64 = 2.0;
 const TRANSACTION_ITEMS: f64 = 4.0 + 2.0;
 const TEXTS: f64 = 1.0;
 const EMAILS: f64 = 1.0;
+
+/// The text the model bills: the code text in English under the default display name (the
+/// `app_id`; the reference page's `app-demo`), with the default code lifetime
+/// (`MFA_CODE_TTL_SECONDS` 600) and no WebOTP line.
+const BILLED_APP: &str = "app-demo";
+const BILLED_TTL_SECS: u64 = 600;
+/// The contract's worst case for the segment budget (issue 17): a 30-character display name, a
+/// 40-character WebOTP domain, the longest code lifetime (an hour).
+const NAME_30: &str = "Acme Travel International Grou";
+const DOMAIN_40: &str = "auth.acme-travel-international-group.com";
+const LONGEST_TTL_SECS: u64 = 3600;
+
+/// The code text in `lang` under `app`, as `messages` renders it.
+fn code_text(lang: Lang, app: &str, ttl_secs: u64, domain: Option<&str>) -> String {
+    #[allow(clippy::expect_used)]
+    let code = Code::parse("123456").expect("six digits are a code");
+    messages::code_text(&Voice { app, lang }, &code, ttl_secs, domain)
+}
+
+/// The segments of that text, as `messages::sms` counts them.
+fn code_text_segments(lang: Lang, app: &str, ttl_secs: u64, domain: Option<&str>) -> sms::Segments {
+    sms::segments(&code_text(lang, app, ttl_secs, domain))
+}
+
+/// Segments billed per code text: the English text under the default name, no WebOTP line.
+fn segments_per_text() -> f64 {
+    code_text_segments(Lang::En, BILLED_APP, BILLED_TTL_SECS, None).parts as f64
+}
+
+/// `""` when the code text is in the full wording, `", short wording"` when `code_text` fell
+/// back to the shorter one. The wordings are told apart by length: the full one under `app`
+/// is as long as under a one-letter name (which is always in the full wording without the
+/// WebOTP line; the test checks it fits) plus the name's extra letters and the WebOTP line.
+/// `app` and `domain` are ASCII letters here, one unit each in either alphabet.
+fn wording(lang: Lang, app: &str, ttl_secs: u64, domain: Option<&str>) -> &'static str {
+    let one_letter = code_text_segments(lang, "A", ttl_secs, None).units;
+    let line = domain.map_or(0, |d| "\n@ #123456".len() + d.len());
+    let full = one_letter - 1 + app.len() + line;
+    if code_text_segments(lang, app, ttl_secs, domain).units == full {
+        ""
+    } else {
+        ", short wording"
+    }
+}
+
+fn describe(s: sms::Segments) -> String {
+    let (alphabet, unit) = match s.encoding {
+        sms::Encoding::Gsm7 => ("GSM-7", "septets"),
+        sms::Encoding::Ucs2 => ("UCS-2", "UTF-16 units"),
+    };
+    let plural = if s.parts == 1 { "" } else { "s" };
+    format!(
+        "{} segment{plural} ({alphabet}, {} {unit})",
+        s.parts, s.units
+    )
+}
+
+/// What the texts are billed as: the English code text the models bill, and what a Japanese
+/// text with the WebOTP line costs instead.
+fn segments_line() -> String {
+    let en = code_text_segments(Lang::En, BILLED_APP, BILLED_TTL_SECS, None);
+    let ja = code_text_segments(
+        Lang::Ja,
+        BILLED_APP,
+        BILLED_TTL_SECS,
+        Some("login.acme.example"),
+    );
+    format!(
+        "  each text is billed per segment: the English code text (name \"{BILLED_APP}\", {} min, no WebOTP line) is {};\n  \
+         a Japanese one with the WebOTP line \"@login.acme.example #123456\" is {}: ${:.5} per text instead of ${:.5}\n",
+        BILLED_TTL_SECS / 60,
+        describe(en),
+        describe(ja),
+        ja.parts as f64 * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE),
+        en.parts as f64 * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE),
+    )
+}
+
+/// The segments of every language's code text (Markdown, as the README shows it): as billed
+/// (the default name, no WebOTP line), and at the contract's worst case without and with the
+/// WebOTP line.
+pub fn segments_table() -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| language | name `{BILLED_APP}`, {} min, no WebOTP line | 30-character name, {} min, no WebOTP line | 30-character name, {} min, 40-character WebOTP domain |",
+        BILLED_TTL_SECS / 60,
+        LONGEST_TTL_SECS / 60,
+        LONGEST_TTL_SECS / 60
+    );
+    let _ = writeln!(s, "| --- | --- | --- | --- |");
+    for lang in Lang::ALL {
+        let plain = code_text_segments(lang, NAME_30, LONGEST_TTL_SECS, None);
+        let with_line = code_text_segments(lang, NAME_30, LONGEST_TTL_SECS, Some(DOMAIN_40));
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {}{} | {}{} |",
+            lang.tag(),
+            describe(code_text_segments(lang, BILLED_APP, BILLED_TTL_SECS, None)),
+            describe(plain),
+            wording(lang, NAME_30, LONGEST_TTL_SECS, None),
+            describe(with_line),
+            wording(lang, NAME_30, LONGEST_TTL_SECS, Some(DOMAIN_40)),
+        );
+    }
+    s
+}
 
 /// The invocations of one enrollment: (what, the benchmark row whose warm p50 bills it).
 /// Status (after sign-in, the prompt), Start (the password), phone, code: the screens of
@@ -86,6 +196,7 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
         );
     }
     let n = INVOCATIONS.len() as f64;
+    let parts = segments_per_text();
     let rru = GET_ITEMS + QUERIES;
     let wru = UPDATE_ITEMS + PUT_ITEMS + 2.0 * TRANSACTION_ITEMS;
     let per = 1000.0;
@@ -98,18 +209,22 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
         ("SES emails", EMAILS * SES_PER_EMAIL * per),
         (
             "SMS texts (US), base price",
-            TEXTS * SMS_US_PER_MESSAGE * per,
+            TEXTS * parts * SMS_US_PER_MESSAGE * per,
         ),
-        ("SMS carriers' fees (US)", TEXTS * SMS_US_CARRIER_FEE * per),
+        (
+            "SMS carriers' fees (US)",
+            TEXTS * parts * SMS_US_CARRIER_FEE * per,
+        ),
     ];
     let _ = writeln!(
         s,
         "  per enrollment: {n:.0} invocations, {gb_s:.6} GB-s, {rru:.0} RRU ({GET_ITEMS:.0} GetItem + {QUERIES:.0} Query, \
          strongly consistent, <= 4 KB), {wru:.0} WRU ({UPDATE_ITEMS:.0} UpdateItem + {PUT_ITEMS:.0} PutItem + \
-         {TRANSACTION_ITEMS:.0} transaction items x 2), {TEXTS:.0} text, {EMAILS:.0} email"
+         {TRANSACTION_ITEMS:.0} transaction items x 2), {TEXTS:.0} text of {parts:.0} segment(s), {EMAILS:.0} email"
     );
+    s.push_str(&segments_line());
     let total: f64 = lines.iter().map(|(_, c)| c).sum();
-    let sms = TEXTS * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE) * per;
+    let sms = TEXTS * parts * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE) * per;
     for (what, cost) in &lines {
         let _ = writeln!(
             s,
@@ -126,7 +241,7 @@ pub fn model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> String {
          (${SMS_US_PER_MESSAGE} + ${SMS_US_CARRIER_FEE} carriers' fee) (budget <= 2 %: {})",
         if share <= 2.0 { "met" } else { "MISSED" }
     );
-    let base_only = not_sms / (not_sms + TEXTS * SMS_US_PER_MESSAGE * per) * 100.0;
+    let base_only = not_sms / (not_sms + TEXTS * parts * SMS_US_PER_MESSAGE * per) * 100.0;
     let _ = writeln!(
         s,
         "  at the base price alone (${SMS_US_PER_MESSAGE} a text, no carriers' fee): not SMS = {base_only:.2} %"
@@ -209,6 +324,7 @@ impl SignIn {
     fn costs_per_1000(&self, gb_s: f64, n: f64) -> [(&'static str, f64); 7] {
         let (rru, wru) = self.units();
         let per = 1000.0;
+        let parts = segments_per_text();
         [
             ("Lambda duration (arm64)", gb_s * LAMBDA_ARM_PER_GB_S * per),
             ("Lambda requests", n * LAMBDA_PER_REQUEST * per),
@@ -217,11 +333,11 @@ impl SignIn {
             ("DynamoDB writes", wru * DDB_PER_WRU * per),
             (
                 "SMS texts (US), base price",
-                self.texts * SMS_US_PER_MESSAGE * per,
+                self.texts * parts * SMS_US_PER_MESSAGE * per,
             ),
             (
                 "SMS carriers' fees (US)",
-                self.texts * SMS_US_CARRIER_FEE * per,
+                self.texts * parts * SMS_US_CARRIER_FEE * per,
             ),
         ]
     }
@@ -275,14 +391,15 @@ pub fn sign_in_model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> Strin
         let _ = writeln!(
             s,
             "  sign-in {}: {n:.0} invocations, {rru:.0} RRU ({:.0} GetItem + {:.0} Query), {wru:.0} WRU \
-             ({:.0} UpdateItem + {:.0} PutItem + {:.0} transaction items x 2), {:.0} text",
+             ({:.0} UpdateItem + {:.0} PutItem + {:.0} transaction items x 2), {:.0} text(s) of {:.0} segment(s)",
             f.what,
             f.get_items,
             f.queries,
             f.update_items,
             f.put_items,
             f.transaction_items,
-            f.texts
+            f.texts,
+            segments_per_text()
         );
         for (what, cost) in &lines {
             let _ = writeln!(s, "    {what:<26} ${cost:>9.5}");
@@ -296,7 +413,10 @@ pub fn sign_in_model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> Strin
         "  an app sign-in costs {:.2} % of a text sign-in (${app:.5} against ${sms:.5} per 1000); \
          without its text, a text sign-in would cost ${:.5}",
         app / sms * 100.0,
-        sms - SMS_SIGN_IN.texts * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE) * per
+        sms - SMS_SIGN_IN.texts
+            * segments_per_text()
+            * (SMS_US_PER_MESSAGE + SMS_US_CARRIER_FEE)
+            * per
     );
     let _ = writeln!(
         s,
@@ -309,6 +429,59 @@ pub fn sign_in_model(mode: &str, measured: &BTreeMap<&str, (u32, f64)>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The enrollment model over the durations the README quotes (TLS + CPU share,
+    /// 2026-11-30: status 5.34 ms and Start 48.60 ms at 1024 MB, phone 1.88 ms and code 2.03 ms
+    /// at 256 MB); `cargo test -p mfa-bench -- --nocapture` prints it.
+    #[test]
+    fn an_enrollment_bills_its_text_by_segments() {
+        let measured = BTreeMap::from([
+            ("enrollment-start GET status", (1024, 5.34)),
+            ("enrollment-start POST start", (1024, 48.60)),
+            ("phone-submit unknown id", (256, 1.88)),
+            ("code-verify unknown id", (256, 2.03)),
+        ]);
+        let out = model("tls+cpu-share", &measured);
+        println!("{out}");
+        assert_eq!(
+            segments_per_text(),
+            1.0,
+            "the billed English text is one segment"
+        );
+        assert!(out.contains("1 segment (GSM-7"), "{out}");
+        assert!(
+            out.contains("is 2 segments (UCS-2"),
+            "a Japanese text with the WebOTP line: {out}"
+        );
+    }
+
+    /// Every language's code text, as `messages` renders and counts it: the README's table.
+    #[test]
+    fn segments_per_language() {
+        let table = segments_table();
+        println!("{table}");
+        for lang in Lang::ALL {
+            let one_letter = code_text(lang, "A", LONGEST_TTL_SECS, None);
+            assert!(
+                messages::within_budget(lang, &one_letter, false),
+                "{}",
+                lang.tag()
+            );
+            let worst = code_text_segments(lang, NAME_30, LONGEST_TTL_SECS, Some(DOMAIN_40));
+            let plain = code_text_segments(lang, NAME_30, LONGEST_TTL_SECS, None);
+            if lang.is_latin() {
+                assert_eq!(
+                    (worst.encoding, worst.parts),
+                    (sms::Encoding::Gsm7, 1),
+                    "{}",
+                    lang.tag()
+                );
+            } else {
+                assert_eq!(plain.parts, 1, "{}", lang.tag());
+                assert!(worst.parts <= 2, "{}", lang.tag());
+            }
+        }
+    }
 
     /// The model over the duration the README quotes (TLS + CPU share, 2026-11-30: phone-edits
     /// GET phones 2.08 ms at 1024 MB); `cargo test -p mfa-bench -- --nocapture` prints it.

@@ -631,6 +631,11 @@ async fn run(a: &Args) -> Result<(), String> {
     }
     print!("{}", cost::model(&a.mode, &durations));
     print!("{}", cost::sign_in_model(&a.mode, &durations));
+    // What the texts are billed as: every language's code text, in segments.
+    print!(
+        "\n== code texts in segments (mfa_shared::messages) ==\n{}",
+        cost::segments_table()
+    );
     Ok(())
 }
 

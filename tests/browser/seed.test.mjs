@@ -1,7 +1,10 @@
 // The seed, clicked through the reference web page in headless Chromium (Debian's package,
 // driven by playwright-core) against a fresh mfa-local on the embedded default:
-//   the admin makes MFA required → the user sees the enrollment without Skip → completes it
-//   with the code read from /_local/outbox → adds a second phone in settings, after a step-up by
+//   the admin makes MFA required, names the application in texts ("Acme Travel") and sets a
+//   WebOTP domain (a scheme is refused at the field) → the user, signed in in Spanish, sees the
+//   enrollment without Skip → the text in /_local/outbox is Spanish, names Acme Travel and ends
+//   with the WebOTP line → the code field asked the browser for the code (a stand-in for WebOTP,
+//   which headless Chromium cannot receive) and its answer completes the enrollment → adds a second phone in settings, after a step-up by
 //   a texted code → makes it primary → creates recovery codes and removes the first phone (the
 //   same step-up, still fresh) → signs in again, has lost the phone, steps up with a recovery
 //   code (twice: a refused proof runs the step-up again) and replaces the number.
@@ -39,13 +42,57 @@ test("the seed, clicked through the reference page", async (t) => {
   await admin.getByText(/Version \d+, saved by admin@/).waitFor();
   await shot(admin, "admin-mfa-required");
 
+  // Texts and emails: the application's name and the WebOTP domain. A URL is not a host name:
+  // the service refuses it and the page shows its message at the field.
+  const displayName = admin.getByLabel("Display name");
+  const domainField = admin.getByLabel(/WebOTP domain/);
+  assert.equal(await displayName.getAttribute("placeholder"), app, "the default name is the app id");
+  assert.equal(await displayName.inputValue(), "");
+  await displayName.fill("Acme Travel");
+  await domainField.fill("https://login.acme.example/");
+  await admin.getByRole("button", { name: "Save" }).click();
+  await admin.locator("#webotp-domain-error").getByText(/webotp_domain/).waitFor();
+  assert.equal(await domainField.getAttribute("aria-invalid"), "true");
+  assert.equal(await admin.locator("#policy-error").textContent(), "");
+  await shot(admin, "admin-messages-error");
+  await domainField.fill("login.acme.example");
+  await admin.getByRole("button", { name: "Save" }).click();
+  await admin.locator("#webotp-domain-error:empty").waitFor({ state: "attached" });
+  await admin.getByText(/Version \d+, saved by admin@/).waitFor();
+  await admin.reload();
+  await admin.getByLabel("Application id").first().fill(app);
+  await admin.getByRole("button", { name: "Sign in" }).first().click();
+  await admin.getByText(/Version \d+, saved by admin@/).waitFor();
+  assert.equal(await displayName.inputValue(), "Acme Travel", "the saved name is shown again");
+  assert.equal(await domainField.inputValue(), "login.acme.example");
+  await shot(admin, "admin-messages");
+
   // ---- the end user, at phone width
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  // WebOTP stand-in: headless Chromium has no SMS to read, so navigator.credentials.get() is
+  // replaced by one that records each request (its options, whether it was aborted) and lets the
+  // test answer it, as the browser would with the code of the text's `@domain #code` line.
+  await ctx.addInitScript(() => {
+    window.OTPCredential = function OTPCredential() {};
+    window.otpRequests = [];
+    Object.defineProperty(navigator.credentials, "get", {
+      value: (options) => new Promise((resolve, reject) => {
+        const request = { transport: options.otp && options.otp.transport, aborted: false, resolve };
+        window.otpRequests.push(request);
+        options.signal.addEventListener("abort", () => {
+          request.aborted = true;
+          reject(new DOMException("The request was aborted.", "AbortError"));
+        });
+      }),
+    });
+  });
   const user = await ctx.newPage();
+  const otpRequests = () => user.evaluate(() => window.otpRequests.map((r) => ({ transport: r.transport, aborted: r.aborted })));
   await user.goto(`${base}/`);
   await user.getByRole("button", { name: "End user" }).click();
   await user.locator("#user-app").fill(app);
   await user.locator("#user-id").fill("ada");
+  await user.getByLabel("Language of texts and emails").selectOption("es");
   await user.locator("#user-signin").getByRole("button", { name: "Sign in" }).click();
 
   await user.getByRole("heading", { name: "Add extra protection to your account" }).waitFor();
@@ -77,8 +124,19 @@ test("the seed, clicked through the reference page", async (t) => {
   assert.ok(await user.getByRole("button", { name: /Send a new code/ }).isDisabled(), "resend waits for resend_available_at");
   assert.match(await user.locator("#code-sent-to").textContent(), /\+1••••••0123/);
   await shot(user, "user-4-code");
-  await code.fill(await lastCode(base, "+14155550123"));
-  await user.getByRole("button", { name: "Verify" }).click();
+  // The text: Spanish, from Acme Travel, its last line the WebOTP one with the code.
+  const enrollCode = await lastCode(base, "+14155550123");
+  const outbox = await (await fetch(`${base}/_local/outbox`)).json();
+  const text = outbox.sms.filter((m) => m.to === "+14155550123").at(-1).body;
+  assert.match(text, /codigo|código/i, `a Spanish text: ${text}`);
+  assert.match(text, /Acme Travel/, "the text names the display name");
+  assert.doesNotMatch(text, /\bcode\b/i, "no English wording");
+  assert.equal(text.split("\n").at(-1), `@login.acme.example #${enrollCode}`, "the last line is the WebOTP line");
+  // The code field asked the browser for the code; its answer fills the field and submits it.
+  let asked = await otpRequests();
+  assert.equal(asked.length, 1, "one request, when the code field was shown");
+  assert.deepEqual(asked[0], { transport: ["sms"], aborted: false });
+  await user.evaluate((c) => window.otpRequests.at(-1).resolve({ type: "otp", id: "", code: c }), enrollCode);
   await user.getByRole("heading", { name: "Your account is protected" }).waitFor();
   await shot(user, "user-5-success");
 
@@ -120,9 +178,12 @@ test("the seed, clicked through the reference page", async (t) => {
   await user.locator("#step-up-code-error").getByText(/Attempts left: 4/).waitFor();
   assert.equal(await stepUpCode.getAttribute("aria-invalid"), "true");
   await stepUpCode.fill(stepUpSms);
+  asked = await otpRequests();
+  assert.deepEqual(asked.at(-1), { transport: ["sms"], aborted: false }, "the step-up's code field asks too");
   await user.locator("#step-up-verify").click();
   await user.locator("#action-password").waitFor();
   assert.ok(await stepUp.isHidden());
+  assert.ok((await otpRequests()).slice(1).every((r) => r.aborted), "typed: the request is aborted with its screen");
 
   await user.locator("#action-password").fill("correct horse battery");
   await user.locator("#action-number").fill("+44 7400 123456");

@@ -86,14 +86,21 @@ pub struct SignIn {
     user_id: String,
     email: String,
     password: String,
+    /// The user's language for texts and emails (BCP 47, `es`, `pt-BR`), passed to the admin
+    /// user `PUT` as it is, which checks it; absent, none is set (English).
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 /// `POST /_local/sign-in` (local only): the platform's sign-up and sign-in in one step. The user
 /// is created or replaced through the admin route (`PUT .../users/{user_id}`, email verified,
-/// the password hashed with argon2id as a platform would store it), then gets a user token.
+/// the password hashed with argon2id as a platform would store it, and the `locale` if one is
+/// given), then gets a user token.
 pub async fn sign_in(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
     let Ok(b) = serde_json::from_slice::<SignIn>(&body) else {
-        return invalid("Send {\"app_id\", \"user_id\", \"email\", \"password\"}.");
+        return invalid(
+            "Send {\"app_id\", \"user_id\", \"email\", \"password\"} and optionally \"locale\".",
+        );
     };
     let (app, user) = (b.app_id.trim().to_owned(), b.user_id.trim().to_owned());
     if app.is_empty() || user.is_empty() || b.email.trim().is_empty() {
@@ -108,8 +115,12 @@ pub async fn sign_in(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
         Some(Ok(h)) => h,
         _ => return invalid("The password could not be hashed."),
     };
-    let body = json!({ "email": b.email.trim(), "email_verified": true, "password_hash": hash })
-        .to_string();
+    let mut body =
+        json!({ "email": b.email.trim(), "email_verified": true, "password_hash": hash });
+    if let Some(locale) = b.locale.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        body["locale"] = json!(locale);
+    }
+    let body = body.to_string();
     let path = format!("/v1/admin/applications/{app}/users/{user}");
     let event = event::api_gateway_v2_event(Incoming {
         method: "PUT",

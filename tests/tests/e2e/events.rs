@@ -103,14 +103,17 @@ fn example_path(r: &Route) -> (String, BTreeMap<&'static str, &'static str>) {
 fn body(r: &Route) -> Option<Value> {
     let last = segments(r.template).last().copied().unwrap();
     let body = match (r.method, last) {
-        // Both factors, so that the authenticator app's setup event is allowed too.
+        // Both factors, so that the authenticator app's setup event is allowed too; the name
+        // texts and emails give the application, and the WebOTP domain of its code texts.
         ("PUT", "mfa-policy") => {
             json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
-                "factors": ["sms", "totp"]})
+                "factors": ["sms", "totp"], "display_name": "Acme Travel",
+                "webotp_domain": "login.acme.example"})
         }
         ("PUT", "mfa-availability") => json!({"available": true}),
         ("PUT", "{user_id}") => {
-            json!({"email": "ada@example.com", "email_verified": true, "password_hash": PASSWORD_HASH})
+            json!({"email": "ada@example.com", "email_verified": true,
+                "password_hash": PASSWORD_HASH, "locale": "es"})
         }
         ("POST", "enrollments" | "recovery-codes") => json!({"password": "pw"}),
         ("POST", "phone") => json!({"phone_number": "+14155550100"}),
