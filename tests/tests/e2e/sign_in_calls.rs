@@ -157,7 +157,7 @@ async fn dynamodb_calls_of_a_sign_in_by_text_and_by_app_on_moto() {
         (sms_start, sms_code),
         (
             counts(&[
-                ("GetItem", 1),
+                ("GetItem", 3),
                 ("Query", 2),
                 ("TransactWriteItems", 1),
                 ("TransactWriteItems items", 1),
