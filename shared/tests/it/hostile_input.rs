@@ -1446,6 +1446,15 @@ impl Req {
     }
 }
 
+/// A hostile string as a case's name: itself (debug-quoted), or its length when long.
+fn describe(v: &str) -> String {
+    if v.len() > 80 {
+        format!("{} bytes", v.len())
+    } else {
+        format!("{v:?}")
+    }
+}
+
 /// Hostile values of a field's own type, and what each must answer.
 fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, Expect)> {
     let s = good.as_str().unwrap_or_default();
@@ -1546,12 +1555,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 big("x"),
                 big("٣"),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::Enforcement => {
@@ -1620,12 +1624,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 "Acme\t".into(),
                 big("x"),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::Domain => {
@@ -1645,12 +1644,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 String::new(),
                 big("a."),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::LocaleTag => {
@@ -1669,12 +1663,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 format!("en-{}", "a".repeat(40)),
                 big("x"),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::FactorName => {
@@ -1689,12 +1678,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 "tоtp".into(), // Cyrillic о
                 big("t"),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::Email => {
@@ -1708,12 +1692,7 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 String::new(),
                 format!("{}@example.com", big("x")),
             ] {
-                let what = if v.len() > 80 {
-                    format!("{} bytes", v.len())
-                } else {
-                    format!("{v:?}")
-                };
-                out.push((what, json!(v), named.clone()));
+                out.push((describe(&v), json!(v), named.clone()));
             }
         }
         Kind::Hash => {

@@ -17,27 +17,8 @@ use mfa_shared::types::{Code, DisplayName, Enforcement, WebOtpDomain};
 
 use crate::kit::{self, PASSWORD, T0, World, unique};
 
-/// Each case, once per store.
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::*;
-
-            #[tokio::test]
-            async fn on_memory() {
-                super::$case(Arc::new(MemoryStore::new())).await;
-            }
-
-            #[tokio::test]
-            #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
-            async fn on_moto() {
-                super::$case(kit::emulators::moto("mfa-messages").await).await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+kit::on_both!(
+    "mfa-messages",
     a_spanish_user_reads_spanish_under_the_display_name,
     a_japanese_user_reads_japanese_and_the_webotp_line,
     locales_fall_back_from_region_to_language_to_english,

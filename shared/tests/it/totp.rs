@@ -9,7 +9,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use data_encoding::BASE32_NOPAD;
 use mfa_shared::MfaError;
-use mfa_shared::adapters::memory::MemoryStore;
 use mfa_shared::config::Limits;
 use mfa_shared::flows::{
     Caller, admin, audit, challenge, enrollment, phones, policy, recovery, status, totp,
@@ -22,27 +21,8 @@ use serde_json::Value;
 
 use crate::kit::{self, PASSWORD, T0, World, unique};
 
-/// Each case, once per store.
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::*;
-
-            #[tokio::test]
-            async fn on_memory() {
-                super::$case(Arc::new(MemoryStore::new())).await;
-            }
-
-            #[tokio::test]
-            #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
-            async fn on_moto() {
-                super::$case(kit::emulators::moto("mfa-totp").await).await;
-            }
-        }
-    )*};
-}
-
-on_both!(
+kit::on_both!(
+    "mfa-totp",
     an_app_set_up_with_its_code_signs_in_with_amr_otp,
     each_step_is_accepted_once_and_only_one_step_either_side,
     the_policy_decides_new_apps_but_a_bound_app_keeps_signing_in,

@@ -24,6 +24,30 @@ use mfa_shared::types::ids::ChallengeId;
 use mfa_shared::types::{AppId, Code, Enforcement, EnrollmentId, PhoneNumber, UserId};
 use mfa_shared::{MfaError, Service};
 
+/// Each case (`async fn case(store: Arc<dyn Store>)`), once per store: a module per case with
+/// `on_memory`, and `on_moto` on a fresh table named after `prefix` (ignored unless
+/// `MFA_TEST_MOTO_URL` names a moto server: tests/run.sh runs it).
+macro_rules! on_both {
+    ($prefix:literal, $($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test]
+            async fn on_memory() {
+                super::$case(std::sync::Arc::new(
+                    mfa_shared::adapters::memory::MemoryStore::new(),
+                ))
+                .await;
+            }
+
+            #[tokio::test]
+            #[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+            async fn on_moto() {
+                super::$case($crate::kit::emulators::moto($prefix).await).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
 pub const T0: i64 = 1_800_000_000;
 pub const PASSWORD: &str = "correct horse battery";
 pub const NUMBER: &str = "+14155550123";
