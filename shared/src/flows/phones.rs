@@ -25,18 +25,22 @@ pub async fn list(svc: &Service, c: &Caller) -> Result<Vec<PhoneView>, MfaError>
     Ok(phones.iter().map(PhoneView::from).collect())
 }
 
+/// The phone `id` among `phones`; `404 phone_not_found` when it is not the user's.
+fn pick(phones: &[PhoneRecord], id: &PhoneId) -> Result<PhoneRecord, MfaError> {
+    phones
+        .iter()
+        .find(|p| &p.phone_id == id)
+        .cloned()
+        .ok_or(MfaError::PhoneNotFound)
+}
+
 async fn find(
     svc: &Service,
     c: &Caller,
     id: &PhoneId,
 ) -> Result<(PhoneRecord, Vec<PhoneRecord>), MfaError> {
     let phones = svc.store.list_phones(c.owner()).await?;
-    let phone = phones
-        .iter()
-        .find(|p| &p.phone_id == id)
-        .cloned()
-        .ok_or(MfaError::PhoneNotFound)?;
-    Ok((phone, phones))
+    Ok((pick(&phones, id)?, phones))
 }
 
 /// Starts an add or a replace: policy, password, then the number's checks; texts the code.
@@ -172,8 +176,10 @@ pub async fn remove(
     password: String,
 ) -> Result<(), MfaError> {
     check_password(svc, c, password).await?;
-    let (phone, mut phones) = find(svc, c, id).await?;
-    let app_seen = svc.store.get_app(c.owner()).await?.is_some();
+    // The phones and the app, read at once (the app decides whether this is the last factor).
+    let Factors { mut phones, app } = Factors::of(svc, c).await?;
+    let phone = pick(&phones, id)?;
+    let app_seen = app.is_some();
     let policy = policy::get(svc, &c.app).await?;
     let last = phones.len() == 1 && !app_seen;
     if last && policy.in_force() && policy.enforcement.is_required() {
