@@ -9,10 +9,11 @@ use async_trait::async_trait;
 
 use crate::error::PortError;
 use crate::ports::{
-    AppCodeUse, AppCompletion, AuditEvent, AuditPage, AuditQuery, AuditStore, AuthenticatorRecord,
-    AuthenticatorStore, CodeUse, Completion, Counted, CounterStore, Enrollment, NewSend,
-    PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore, Removal, ResetFactors,
-    SessionStore, Store, UserOverview, UserRecord, UserStore, Window,
+    Adoption, AppCodeUse, AppCompletion, AuditEvent, AuditPage, AuditQuery, AuditStore,
+    AuthenticatorRecord, AuthenticatorStore, CodeUse, Completion, Counted, CounterStore,
+    Enrollment, Grace, NewSend, PhoneChange, PhoneRecord, PhoneStore, PolicyStore, RecoveryStore,
+    Removal, ResetFactors, SessionStore, StatsStore, Store, UserOverview, UserRecord, UserStore,
+    Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, Policy, UnixTime};
@@ -135,7 +136,8 @@ forward! {
         user_overview(owner: Owner<'_>) -> UserOverview;
         put_user(user: &UserRecord) -> ();
         get_skip(owner: Owner<'_>) -> Option<UnixTime>;
-        put_skip(owner: Owner<'_>, until: UnixTime) -> ();
+        put_skip(owner: Owner<'_>, now: UnixTime, until: UnixTime) -> ();
+        start_grace(owner: Owner<'_>, grace: Grace) -> Grace;
         reset_user(owner: Owner<'_>) -> ResetFactors;
     }
     SessionStore {
@@ -172,5 +174,9 @@ forward! {
         counter_take[key](key: &str, window: Window, now: UnixTime) -> Counted;
         counter_give_back[key](key: &str, window_start: UnixTime) -> ();
         counter_block[key](key: &str, until: UnixTime) -> ();
+    }
+    StatsStore {
+        adoption(app: &AppId, now: UnixTime) -> Adoption;
+        count_text(owner: Owner<'_>, now: UnixTime) -> ();
     }
 }

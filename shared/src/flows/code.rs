@@ -203,6 +203,12 @@ pub(crate) async fn send_with_budget(
     }
     tracing::info!(app_id = %c.app, user_id = %c.user, enrollment_id = %e.id, phone = %number, "code sent");
     svc.count(&c.app, Metric::TextSent);
+    // The adoption figures' text count. The text is out: a failure here must not fail the
+    // answer (a retrying client would get a second text), so it is logged and the figure is
+    // one short.
+    if let Err(err) = svc.store.count_text(c.owner(), now).await {
+        tracing::error!(app_id = %c.app, user_id = %c.user, error = %err.0, "could not count a text in the adoption figures");
+    }
     Ok(Sent {
         number,
         expires_at: pending.expires_at,

@@ -342,6 +342,7 @@ async fn complete(
                 phone: phone.clone(),
                 number_tag: new_tag,
                 seen_count: u32::try_from(phones.len()).unwrap_or(u32::MAX),
+                app_seen: app.is_some(),
             };
             (change, phone, None)
         }

@@ -12,6 +12,7 @@ pub mod guards;
 pub mod phones;
 pub mod policy;
 pub mod recovery;
+pub mod stats;
 pub mod status;
 pub mod stepup;
 pub mod totp;

@@ -81,6 +81,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         app,
         skip,
         recovery_codes_remaining,
+        grace: _,
     } = overview;
     crate::ports::display_order(&mut phones);
     let skipped_until = skip.filter(|t| *t > now);
@@ -121,8 +122,9 @@ pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
     if super::factors::Factors::of(svc, c).await?.any() {
         return Err(MfaError::AlreadyEnrolled);
     }
-    let until = svc.clock.now().plus_secs(svc.limits.skip_secs);
-    svc.store.put_skip(c.owner(), until).await?;
+    let now = svc.clock.now();
+    let until = now.plus_secs(svc.limits.skip_secs);
+    svc.store.put_skip(c.owner(), now, until).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, "enrollment skipped");
     Ok(until)
 }

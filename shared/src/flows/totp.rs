@@ -19,7 +19,8 @@ use crate::error::MfaError;
 use crate::messages;
 use crate::metrics::Metric;
 use crate::ports::{
-    AppCodeUse, AppCompletion, AppSetup, AuthenticatorRecord, Enrollment, SessionKind, Step,
+    AppCodeUse, AppCompletion, AppSetup, AppSetupSeen, AuthenticatorRecord, Enrollment,
+    SessionKind, Step,
 };
 use crate::service::Service;
 use crate::totp::{self, SealingKeys, TotpSecret};
@@ -239,6 +240,7 @@ async fn commit(
     e: &Enrollment,
     m: Matched,
     reseal: Option<&totp::Sealed>,
+    seen: Option<&AppSetupSeen>,
     factors_changed: MfaError,
 ) -> Result<(), MfaError> {
     let done = svc
@@ -249,6 +251,7 @@ async fn commit(
             step_remembered_until: remembered_until(m.step),
             now: m.now,
             reseal,
+            seen,
         })
         .await?;
     match done {
@@ -279,8 +282,20 @@ pub(crate) async fn complete_setup(
     let before = Factors::of(svc, c).await?;
     let m = check_guess(svc, c, e, &secret, &guess).await?;
     let now = m.now;
-    // A first setup meeting a factor bound meanwhile: the user is enrolled already.
-    commit(svc, c, e, m, None, MfaError::AlreadyEnrolled).await?;
+    // A first setup meeting a factor bound meanwhile: the user is enrolled already. Any other
+    // setup binds only over the factors just read (whether it adds or replaces an app is
+    // counted in the same write); a change in between answers 409 conflict, and the code may
+    // be sent again.
+    let seen = AppSetupSeen {
+        phones: u32::try_from(before.phones.len()).unwrap_or(u32::MAX),
+        app: before.app.as_ref().map(|a| a.authenticator_id.clone()),
+    };
+    let changed = if setup.first {
+        MfaError::AlreadyEnrolled
+    } else {
+        MfaError::Conflict
+    };
+    commit(svc, c, e, m, None, Some(&seen), changed).await?;
 
     let replaced = before.app.is_some();
     let first = !before.any();
@@ -399,7 +414,16 @@ pub(crate) async fn verify_sign_in(
     let m = check_guess(svc, c, e, &secret, &guess).await?;
     // Sign the assertion before the code is spent, so a signing failure leaves it usable.
     let assertion = challenge::assert(svc, c, "otp")?;
-    commit(svc, c, e, m, reseal.as_ref(), MfaError::ChallengeNotFound).await?;
+    commit(
+        svc,
+        c,
+        e,
+        m,
+        reseal.as_ref(),
+        None,
+        MfaError::ChallengeNotFound,
+    )
+    .await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, challenge_id = %id, "second factor verified");
     audit::user(
         svc,

@@ -1,5 +1,6 @@
 //! `policy-config` (admin API, IAM-authorized): the application's MFA policy, the operator's
-//! availability switch, user provisioning, the admin reset and the audit log.
+//! availability switch, user provisioning, the admin reset, the audit log and the adoption
+//! figures.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{context, double_option, parse_body, serve, with_status};
 use crate::error::MfaError;
-use crate::flows::{admin, audit, policy, users};
+use crate::flows::{admin, audit, policy, stats, users};
 use crate::messages::Locale;
 use crate::service::Service;
 use crate::types::{
@@ -191,6 +192,10 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                 (Method::PUT, ["v1", "admin", "applications", app, "mfa-policy"]) => {
                     let app = app_from_path(app)?;
                     Ok((200, put_policy(svc, req, &app, &actor).await?))
+                }
+                (Method::GET, ["v1", "admin", "applications", app, "mfa-stats"]) => {
+                    let app = app_from_path(app)?;
+                    Ok((200, json!(stats::adoption(svc, &app).await?)))
                 }
                 (Method::PUT, ["v1", "admin", "applications", app, "mfa-availability"]) => {
                     let app = app_from_path(app)?;

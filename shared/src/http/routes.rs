@@ -89,6 +89,7 @@ pub const ROUTES: &[Route] = {
         route("PUT",    "/v1/admin/applications/{app_id}/users/{user_id}",     PolicyConfig,    Admin),
         route("DELETE", "/v1/admin/applications/{app_id}/users/{user_id}/mfa", PolicyConfig,    Admin),
         route("GET",    "/v1/admin/applications/{app_id}/audit-events",        PolicyConfig,    Admin),
+        route("GET",    "/v1/admin/applications/{app_id}/mfa-stats",           PolicyConfig,    Admin),
         route("GET",    "/v1/mfa/status",                                      EnrollmentStart, User),
         route("POST",   "/v1/mfa/skip",                                        EnrollmentStart, User),
         route("POST",   "/v1/mfa/enrollments",                                 EnrollmentStart, User),

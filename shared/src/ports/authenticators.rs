@@ -32,6 +32,17 @@ pub struct AppCodeUse<'a> {
     /// For a sign-in whose secret was sealed under an old key: the secret sealed again under
     /// the current one, stored in the same write (a key rotation completes as apps are used).
     pub reseal: Option<&'a Sealed>,
+    /// For a setup that is not `first`: the factors the flow read just before, which the
+    /// write requires unchanged (whether it adds an app or replaces one is counted in it).
+    pub seen: Option<&'a AppSetupSeen>,
+}
+
+/// What a setup's completion saw of the user's factors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSetupSeen {
+    pub phones: u32,
+    /// The app bound, if any (the one the setup replaces).
+    pub app: Option<crate::types::AuthenticatorId>,
 }
 
 /// What committing an app code did.

@@ -16,10 +16,13 @@ pub mod phones;
 pub mod policy;
 pub mod recovery;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditStore};
-pub use authenticators::{AppCodeUse, AppCompletion, AuthenticatorRecord, AuthenticatorStore};
+pub use authenticators::{
+    AppCodeUse, AppCompletion, AppSetupSeen, AuthenticatorRecord, AuthenticatorStore,
+};
 pub use counters::{Counted, CounterStore, Window};
 pub use phones::{PhoneRecord, PhoneStore, Removal, display_order};
 pub use policy::PolicyStore;
@@ -28,14 +31,15 @@ pub use sessions::{
     AppSetup, CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode,
     PhoneChange, SessionKind, SessionStore, Step,
 };
-pub use users::{ResetFactors, UserOverview, UserRecord, UserStore};
+pub use stats::{Adoption, FactorDelta, FactorsHeld, StatsStore};
+pub use users::{Grace, ResetFactors, UserOverview, UserRecord, UserStore};
 
-/// The service's table, in domain terms: the sum of the eight aggregates' stores.
+/// The service's table, in domain terms: the sum of the nine aggregates' stores.
 ///
 /// Each aggregate's trait lists its guarantees, one a line, in the words of the case of
 /// `shared/tests/it/store_contract.rs` that checks it on every store (in memory, and DynamoDB on
 /// moto and on dynoxide). Times are the caller's `now`; what has expired is refused even
-/// while DynamoDB's TTL has not deleted it. Any type with all eight is a `Store`, so the flows
+/// while DynamoDB's TTL has not deleted it. Any type with all nine is a `Store`, so the flows
 /// keep one `Arc<dyn Store>`.
 pub trait Store:
     PolicyStore
@@ -46,6 +50,7 @@ pub trait Store:
     + RecoveryStore
     + AuditStore
     + CounterStore
+    + StatsStore
 {
 }
 
@@ -58,6 +63,7 @@ impl<T> Store for T where
         + RecoveryStore
         + AuditStore
         + CounterStore
+        + StatsStore
         + ?Sized
 {
 }

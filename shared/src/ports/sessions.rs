@@ -220,11 +220,14 @@ pub struct NewSend {
 pub enum PhoneChange {
     /// A new phone (the first, or another from settings). `seen_count` is how many phones the
     /// user had when the flow checked: the write fails if that changed meanwhile, so the limit
-    /// and "the first phone is primary" hold under concurrent adds.
+    /// and "the first phone is primary" hold under concurrent adds. A first phone
+    /// (`seen_count` 0) also holds only while the user's app is still as `app_seen` says
+    /// (whether it enrolls the user is counted in the same write).
     Add {
         phone: PhoneRecord,
         number_tag: String,
         seen_count: u32,
+        app_seen: bool,
     },
     /// A new number for an existing phone (make-before-break: the old number stayed in force
     /// until now). The write fails unless the phone still has `old_number`.

@@ -45,6 +45,17 @@ pub struct UserOverview {
     /// How many unused recovery codes the user has (as
     /// [`RecoveryStore::count_recovery_codes`](super::RecoveryStore::count_recovery_codes)).
     pub recovery_codes_remaining: u32,
+    /// The user's enrollment grace, once one has started (as [`UserStore::start_grace`]).
+    pub grace: Option<Grace>,
+}
+
+/// A user's enrollment grace under `required` (contract v2): it starts the first time status
+/// prompts them, and its end is fixed then. A later policy may shorten it (the flow takes the
+/// earlier end), never lengthen it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace {
+    pub started_at: UnixTime,
+    pub ends_at: UnixTime,
 }
 
 /// The factors an admin reset removed.
@@ -60,6 +71,7 @@ pub struct ResetFactors {
 /// Its guarantees, each the name of a case of `shared/tests/it/store_contract.rs`:
 /// - put_user replaces the record (another user's is not found);
 /// - put_skip replaces the end;
+/// - start_grace keeps the first grace;
 /// - user_overview is what the single reads give (another user's items are not in it);
 /// - reset_user removes everything and returns the phones;
 /// - reset_user of a user with nothing is empty;
@@ -77,9 +89,21 @@ pub trait UserStore: Send + Sync {
     /// The end of the user's skip as stored (the caller compares it with now).
     /// - put_skip replaces the end.
     async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError>;
+    /// Stores the end of a skip taken at `now`, and counts the skip in the adoption figures
+    /// (in the same write).
     /// - put_skip replaces the end.
-    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError>;
-    /// The admin reset: removes every phone, number claim, authenticator app, enrollment and
+    async fn put_skip(
+        &self,
+        owner: Owner<'_>,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), PortError>;
+    /// Starts the user's grace with `grace` unless one has started already (one write that
+    /// keeps the stored one: concurrent first prompts agree). Returns the grace in force. A
+    /// reset leaves it: a user reset under `required` does not get a second grace.
+    /// - start_grace keeps the first grace.
+    async fn start_grace(&self, owner: Owner<'_>, grace: Grace) -> Result<Grace, PortError>;
+    /// The admin reset (the adoption counts move in the same writes): removes every phone, number claim, authenticator app, enrollment and
     /// challenge (pending codes with them) and every recovery code of the user. Returns the
     /// factors removed.
     /// - reset_user removes everything and returns the phones (in list order; the profile

@@ -1750,6 +1750,7 @@ fn every_route_that_takes_a_body_is_covered() {
         "GET /v1/admin/applications/{app_id}/mfa-policy",
         "DELETE /v1/admin/applications/{app_id}/users/{user_id}/mfa",
         "GET /v1/admin/applications/{app_id}/audit-events",
+        "GET /v1/admin/applications/{app_id}/mfa-stats",
         "GET /v1/mfa/status",
         "GET /v1/mfa/phones",
         "GET /v1/mfa/jwks.json",

@@ -313,6 +313,7 @@ fn add_change(phone: &PhoneRecord, seen_count: u32) -> PhoneChange {
         phone: phone.clone(),
         number_tag: tag(&phone.number),
         seen_count,
+        app_seen: false,
     }
 }
 
@@ -539,11 +540,11 @@ async fn put_skip_replaces_the_end(store: &dyn Store) {
     let ns = ns();
     assert_eq!(store.get_skip(ns.owner()).await.unwrap(), None);
     store
-        .put_skip(ns.owner(), NOW.plus_secs(100))
+        .put_skip(ns.owner(), NOW, NOW.plus_secs(100))
         .await
         .unwrap();
     store
-        .put_skip(ns.owner(), NOW.plus_secs(200))
+        .put_skip(ns.owner(), NOW, NOW.plus_secs(200))
         .await
         .unwrap();
     assert_eq!(
@@ -564,6 +565,7 @@ async fn four_reads(store: &dyn Store, app: &AppId, user: &UserId) -> UserOvervi
             .count_recovery_codes(Owner { app, user })
             .await
             .unwrap(),
+        grace: None,
     }
 }
 
@@ -588,7 +590,7 @@ async fn user_overview_is_what_the_single_reads_give(store: &dyn Store) {
     };
     store.put_user(&profile).await.unwrap();
     store
-        .put_skip(ns.owner(), NOW.plus_secs(600))
+        .put_skip(ns.owner(), NOW, NOW.plus_secs(600))
         .await
         .unwrap();
     // Three phones (with their number claims), the first replaced after the others were
@@ -636,7 +638,7 @@ async fn user_overview_is_what_the_single_reads_give(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .put_skip(ns.of(&ns.other), NOW.plus_secs(900))
+        .put_skip(ns.of(&ns.other), NOW, NOW.plus_secs(900))
         .await
         .unwrap();
     let (done, _) = try_add_for(store, &ns, &ns.other, &num(6), NOW).await;
@@ -2620,6 +2622,7 @@ fn app_use(session: &Enrollment, step: i64, now: UnixTime) -> AppCodeUse<'_> {
         step_remembered_until: now.plus_secs(90),
         now,
         reseal: None,
+        seen: None,
     }
 }
 
@@ -3003,9 +3006,15 @@ async fn add_beside_app(
     let seen = phones(store, ns).await.len() as u32;
     let (e, code_id) = at_code(store, ns, SessionKind::Add, number, at).await;
     let phone = new_phone(number, seen == 0, at);
+    let change = PhoneChange::Add {
+        phone: phone.clone(),
+        number_tag: tag(&phone.number),
+        seen_count: seen,
+        app_seen: app(store, ns).await.is_some(),
+    };
     assert_eq!(
         store
-            .complete_enrollment(e.code_use(&code_id, at), &add_change(&phone, seen))
+            .complete_enrollment(e.code_use(&code_id, at), &change)
             .await
             .unwrap(),
         Completion::Done

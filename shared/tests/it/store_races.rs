@@ -120,6 +120,7 @@ async fn add_phone(store: &Arc<dyn Store>, user: &UserId, purpose: SessionKind) 
         phone,
         number_tag: tag(&number),
         seen_count: phones.len() as u32,
+        app_seen: false,
     };
     store
         .complete_enrollment(e.code_use(&code, NOW), &change)
@@ -706,6 +707,7 @@ async fn enroll_adds_only_the_first(store: Arc<dyn Store>) {
         phone,
         number_tag: tag(&number),
         seen_count: 1,
+        app_seen: false,
     };
     assert_eq!(
         store
@@ -878,6 +880,7 @@ fn app_use(session: &Enrollment, i: i64, now: UnixTime) -> AppCodeUse<'_> {
         step_remembered_until: now.plus_secs(90),
         now,
         reseal: None,
+        seen: None,
     }
 }
 
@@ -1000,6 +1003,7 @@ async fn first_factor_once(store: Arc<dyn Store>, rounds: usize) {
             },
             number_tag: tag(&number),
             seen_count: 0,
+            app_seen: false,
         };
         let (s1, s2) = (store.clone(), store.clone());
         let bound =

@@ -398,6 +398,7 @@ async fn a_sealed_secret_moved_to_another_user_does_not_open(store: Arc<dyn Stor
             step_remembered_until: UnixTime((step + 3) * 30),
             now,
             reseal: None,
+            seen: None,
         })
         .await
         .unwrap();

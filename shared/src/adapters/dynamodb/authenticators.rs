@@ -4,11 +4,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
+use super::stats::tx_factors;
 use crate::error::PortError;
 use crate::ports::{
     AppCodeUse, AppCompletion, AuthenticatorRecord, AuthenticatorStore, Enrollment, SessionKind,
     Step,
 };
+use crate::ports::{FactorDelta, FactorsHeld};
 use crate::types::{AppId, AuthenticatorId, Owner, UnixTime, UserId};
 
 use super::item::{
@@ -160,6 +162,7 @@ impl AuthenticatorStore for DynamoStore {
         // a first setup only while the user has no phone and no app), or used by a sign-in
         // (only while that app is still bound).
         let mut px = Expr::default();
+        let mut counted = None;
         let (update, condition) = match &session.kind {
             SessionKind::AppSetup(setup) => {
                 let mut set = vec![
@@ -189,10 +192,30 @@ impl AuthenticatorStore for DynamoStore {
                     None => remove.push(px.name(TOTP_LABEL)),
                 }
                 let update = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
-                let condition = setup.first.then(|| {
+                // Any other setup binds over the factors as the flow read them.
+                let (condition, before) = if setup.first {
                     let no_phone = count_is(&mut px, 0);
-                    format!("({no_phone}) AND {}", app_is(&mut px, false))
-                });
+                    let none = format!("({no_phone}) AND {}", app_is(&mut px, false));
+                    (Some(none), Some(FactorsHeld::default()))
+                } else if let Some(seen) = code.seen {
+                    let phones = count_is(&mut px, seen.phones);
+                    let app = match &seen.app {
+                        Some(id) => format!(
+                            "{} = {}",
+                            px.name(TOTP_ID),
+                            px.value("seen_app", s(id.as_str()))
+                        ),
+                        None => app_is(&mut px, false),
+                    };
+                    let held = FactorsHeld {
+                        phone: seen.phones > 0,
+                        app: seen.app.is_some(),
+                    };
+                    (Some(format!("({phones}) AND {app}")), Some(held))
+                } else {
+                    (None, None)
+                };
+                counted = before.map(|b| FactorDelta::between(b, FactorsHeld { app: true, ..b }));
                 (update, condition)
             }
             SessionKind::AppSignIn(id) => {
@@ -223,7 +246,11 @@ impl AuthenticatorStore for DynamoStore {
             &px,
         )?;
 
-        let codes = match self.transact(OP, vec![complete, step, bind]).await? {
+        let mut items = vec![complete, step, bind];
+        if let Some(delta) = counted {
+            items.extend(tx_factors(OP, table, session.owner(), delta)?);
+        }
+        let codes = match self.transact(OP, items).await? {
             Tx::Done => return Ok(AppCompletion::Done),
             Tx::Cancelled(codes) => codes,
         };
@@ -276,7 +303,13 @@ impl AuthenticatorStore for DynamoStore {
             &condition,
             &x,
         )?;
-        self.remove_factor(OP, &pk, phones_seen == 0, vec![unbind])
-            .await
+        let phone = phones_seen > 0;
+        let delta = FactorDelta::between(
+            FactorsHeld { phone, app: true },
+            FactorsHeld { phone, app: false },
+        );
+        let mut items = vec![unbind];
+        items.extend(tx_factors(OP, self.table.as_str(), owner, delta)?);
+        self.remove_factor(OP, &pk, phones_seen == 0, items).await
     }
 }

@@ -43,6 +43,9 @@ pub(super) const SK_PROFILE: &str = "PROFILE";
 
 pub(super) const SK_SKIP: &str = "SKIP";
 
+/// A user's enrollment grace (no TTL: it outlives its end, so that it never starts twice).
+pub(super) const SK_GRACE: &str = "GRACE";
+
 pub(super) const SK_COUNTER: &str = "COUNTER";
 
 pub(super) const SK_PHONES: &str = "PHONES";

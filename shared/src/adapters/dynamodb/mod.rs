@@ -6,6 +6,7 @@
 //! | policy | `APP#{app}` | `POLICY` | none | `version` |
 //! | user | `USER#{app}#{user}` | `PROFILE` | none | |
 //! | skip | `USER#{app}#{user}` | `SKIP` | the skip's end | |
+//! | enrollment grace | `USER#{app}#{user}` | `GRACE` | none | `started_at`, `ends_at` set only if absent |
 //! | phone | `USER#{app}#{user}` | `PHONE#{phone_id}` | none | `number`, `primary` |
 //! | number claim | `USER#{app}#{user}` | `NUMBER#{number_tag}` | none | |
 //! | phone count and authenticator app | `USER#{app}#{user}` | `PHONES` | none | `count`, `totp_id` |
@@ -16,6 +17,8 @@
 //! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later | `write_token`, `refused` |
 //! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` | |
 //! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` | |
+//! | adoption totals | `STATS#{app}#{shard}` | `TOTAL` | none | moved only inside the transaction of the change they count |
+//! | skips of a day, texts of an hour | `STATS#{app}#{shard}` | `SKIPS#{day}`, `TEXTS#{hour}` | a day after no window reaches them | |
 //!
 //! Attributes that make retried writes harmless: a counter, an enrollment or challenge carries
 //! `write_token` (the random token of its last counting or completing write, which a retried
@@ -83,6 +86,7 @@ mod policy;
 mod recovery;
 mod request;
 mod sessions;
+mod stats;
 mod transact;
 mod users;
 

@@ -81,6 +81,7 @@ fn add(phone: &PhoneRecord, tag: &str, seen_count: u32) -> PhoneChange {
         phone: phone.clone(),
         number_tag: tag.into(),
         seen_count,
+        app_seen: false,
     }
 }
 
@@ -276,7 +277,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     })
     .await
     .unwrap();
-    db.put_skip(Owner::new(&app, &user), NOW.plus_secs(60))
+    db.put_skip(Owner::new(&app, &user), NOW, NOW.plus_secs(60))
         .await
         .unwrap();
     let skip = db.get("t", raw(SK_SKIP.into())).await.unwrap().unwrap();

@@ -3,8 +3,10 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
+use super::stats::tx_factors;
 use crate::error::PortError;
 use crate::ports::{AuthenticatorRecord, PhoneRecord, PhoneStore, Removal};
+use crate::ports::{FactorDelta, FactorsHeld};
 use crate::totp::Sealed;
 use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, UnixTime, UserId};
 
@@ -349,6 +351,14 @@ impl PhoneStore for DynamoStore {
                 app_seen,
             )?,
         ];
+        if removal.is_last_phone() {
+            let app = removal.app_seen;
+            let delta = FactorDelta::between(
+                FactorsHeld { phone: true, app },
+                FactorsHeld { phone: false, app },
+            );
+            items.extend(tx_factors(OP, table, owner, delta)?);
+        }
         for other in removal.seen.iter().filter(|p| &p.phone_id != removed) {
             items.push(if Some(&other.phone_id) == promote {
                 primary_update(OP, table, app, user, &other.phone_id, false, true)?

@@ -3,11 +3,13 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use super::stats::tx_factors;
 use crate::error::PortError;
 use crate::ports::{
     AppSetup, CodeUse, Completion, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PendingCode,
     PhoneChange, SessionKind, SessionStore, Step,
 };
+use crate::ports::{FactorDelta, FactorsHeld};
 use crate::totp::Sealed;
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, AuthenticatorId, Owner, PhoneId, UserId};
@@ -441,6 +443,7 @@ impl SessionStore for DynamoStore {
                 phone,
                 number_tag,
                 seen_count,
+                app_seen,
             } => {
                 // (1) the phone, (2) its number's claim, (3) the count, still as seen.
                 items.push(tx_put(
@@ -460,13 +463,23 @@ impl SessionStore for DynamoStore {
                 // The first phone's enrollment adds only to a user with none (a second Start
                 // begun before the first completed must not add a phone as the first).
                 // Nor to a user with an authenticator app: the first factor is bound.
+                // A first phone also pins the app as seen: whether it enrolls the user is
+                // counted in this transaction.
                 let (seen, app_seen) = if enrollment.kind == SessionKind::Enroll {
                     (0, Some(false))
                 } else {
-                    (*seen_count, None)
+                    (*seen_count, (*seen_count == 0).then_some(*app_seen))
                 };
                 items.push(tx_count(OP, table, app, user, seen, 1, app_seen)?);
                 (collision_item, number_item, phones_item) = (Some(1), 2, 3);
+                if seen == 0 {
+                    let app = app_seen.unwrap_or(false);
+                    let delta = FactorDelta::between(
+                        FactorsHeld { phone: false, app },
+                        FactorsHeld { phone: true, app },
+                    );
+                    items.extend(tx_factors(OP, table, enrollment.owner(), delta)?);
+                }
             }
             PhoneChange::Replace {
                 phone_id,

@@ -4,21 +4,26 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::error::PortError;
-use crate::ports::{PhoneRecord, UserOverview, UserRecord, UserStore};
+use crate::ports::{
+    FactorDelta, FactorsHeld, Grace, PhoneRecord, UserOverview, UserRecord, UserStore,
+};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::{
-    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, GENERATION, LOCALE, NUMBER, PASSWORD_HASH, TOTP_ID,
-    UNTIL, UPDATED_AT, USED_BY, USER_ID, get_bool, get_s, get_t, malformed, n, opt_n, opt_s,
-    parse_id, s, t,
+    APP_ID, COUNT, EMAIL, EMAIL_VERIFIED, ENDS_AT, GENERATION, LOCALE, NUMBER, PASSWORD_HASH,
+    STARTED_AT, TOTP_ID, UNTIL, UPDATED_AT, USED_BY, USER_ID, get_bool, get_s, get_t, malformed, n,
+    opt_n, opt_s, parse_id, s, t,
 };
 use super::keys::{
-    ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_PHONES, SK_PROFILE,
-    SK_RECOVERY_SET, SK_SKIP, TTL, key, user_pk,
+    ENROLLMENT_PREFIX, NUMBER_PREFIX, PHONE_PREFIX, PK, RECOVERY_PREFIX, SK, SK_GRACE, SK_PHONES,
+    SK_PROFILE, SK_RECOVERY_SET, SK_SKIP, TTL, key, user_pk,
 };
 use super::phones::{app_from_item, app_is, in_list_order, placed_phone};
-use super::request::{Expr, Page, Query};
-use super::transact::{MAX_TRANSACTION_ITEMS, Tx, cancelled_err, lost_race, tx_delete};
+use super::request::{Expr, Page, Query, UpdateReq, Updated};
+use super::stats::{tx_factors, tx_skip, tx_user_created};
+use super::transact::{
+    MAX_TRANSACTION_ITEMS, Tx, cancelled_err, condition_failed, lost_race, tx_delete, tx_put,
+};
 use super::{DynamoStore, Item};
 
 /// How many times `reset_user` and `replace_recovery_codes` start over when concurrent
@@ -67,6 +72,15 @@ pub fn skip_to_item(app: &AppId, user: &UserId, until: UnixTime) -> Item {
     item
 }
 
+/// The grace a grace item holds.
+fn grace_from_item(item: &Item) -> Result<Grace, PortError> {
+    const W: &str = "grace";
+    Ok(Grace {
+        started_at: get_t(item, W, STARTED_AT)?,
+        ends_at: get_t(item, W, ENDS_AT)?,
+    })
+}
+
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn get_user(&self, owner: Owner<'_>) -> Result<Option<UserRecord>, PortError> {
@@ -91,6 +105,8 @@ impl UserStore for DynamoStore {
                 overview.user = Some(user_from_item(item)?);
             } else if sk == SK_SKIP {
                 overview.skip = Some(get_t(item, "skip", UNTIL)?);
+            } else if sk == SK_GRACE {
+                overview.grace = Some(grace_from_item(item)?);
             } else if sk.starts_with(PHONE_PREFIX) {
                 placed.push(placed_phone(item)?);
             } else if sk == SK_PHONES {
@@ -110,8 +126,25 @@ impl UserStore for DynamoStore {
         Ok(overview)
     }
 
+    /// A new user is put with the count of users moved, in one transaction; an existing one
+    /// is replaced alone (a retry after a lost answer finds the user and counts nothing).
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
-        self.put("put_user", user_to_item(user)).await
+        const OP: &str = "put_user";
+        let table = self.table.as_str();
+        let mut x = Expr::default();
+        let absent = format!("attribute_not_exists({})", x.name(PK));
+        let owner = Owner::new(&user.app_id, &user.user_id);
+        let items = vec![
+            tx_put(OP, table, user_to_item(user), Some(&absent), &x)?,
+            tx_user_created(OP, table, owner)?,
+        ];
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(()),
+            Tx::Cancelled(codes) if condition_failed(&codes, 0) => {
+                self.put(OP, user_to_item(user)).await
+            }
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
+        }
     }
 
     async fn get_skip(&self, owner: Owner<'_>) -> Result<Option<UnixTime>, PortError> {
@@ -124,9 +157,58 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError> {
-        self.put("put_skip", skip_to_item(owner.app, owner.user, until))
-            .await
+    async fn put_skip(
+        &self,
+        owner: Owner<'_>,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), PortError> {
+        const OP: &str = "put_skip";
+        let table = self.table.as_str();
+        let items = vec![
+            tx_put(
+                OP,
+                table,
+                skip_to_item(owner.app, owner.user, until),
+                None,
+                &Expr::default(),
+            )?,
+            tx_skip(OP, table, owner, now)?,
+        ];
+        match self.transact(OP, items).await? {
+            Tx::Done => Ok(()),
+            Tx::Cancelled(codes) => Err(cancelled_err(OP, &codes)),
+        }
+    }
+
+    /// One update that sets the grace only where none is, and answers what is stored.
+    async fn start_grace(&self, owner: Owner<'_>, grace: Grace) -> Result<Grace, PortError> {
+        let mut x = Expr::default();
+        let update = format!(
+            "SET {started} = if_not_exists({started}, {s}), {ends} = if_not_exists({ends}, {e})",
+            started = x.name(STARTED_AT),
+            s = x.value("started", t(grace.started_at)),
+            ends = x.name(ENDS_AT),
+            e = x.value("ends", t(grace.ends_at)),
+        );
+        // Always true: the update decides with if_not_exists, and this keeps one builder.
+        let condition = format!(
+            "attribute_not_exists({pk}) OR attribute_exists({pk})",
+            pk = x.name(PK)
+        );
+        let request = UpdateReq::new(
+            key(user_pk(owner.app, owner.user), SK_GRACE),
+            update,
+            condition,
+            x,
+        )
+        .returning(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        match self.update("start_grace", request).await? {
+            Updated::Applied(Some(item)) => grace_from_item(&item),
+            Updated::Applied(None) | Updated::Refused(_) => Err(PortError::new(
+                "dynamodb start_grace: the grace was not returned",
+            )),
+        }
     }
 
     async fn reset_user(&self, owner: Owner<'_>) -> Result<crate::ports::ResetFactors, PortError> {
@@ -144,6 +226,7 @@ impl UserStore for DynamoStore {
             // moves it). A lost race starts over from a fresh read.
             let mut count_item = None;
             let mut app_seen = None;
+            let mut held = FactorsHeld::default();
             let mut phone_items = Vec::new();
             let mut other_items = Vec::new();
             let mut set_seen = None;
@@ -158,6 +241,10 @@ impl UserStore for DynamoStore {
                         None => format!("attribute_not_exists({})", x.name(COUNT)),
                     };
                     app_seen = app_from_item(&item)?;
+                    held = FactorsHeld {
+                        phone: opt_n::<u32>(&item, "phone count", COUNT)?.unwrap_or(0) > 0,
+                        app: app_seen.is_some(),
+                    };
                     let app = match &app_seen {
                         Some(a) => format!(
                             "{} = {}",
@@ -226,8 +313,17 @@ impl UserStore for DynamoStore {
             // One transaction in any real case (at most 5 phones and their claims, 3 live
             // enrollments or challenges and a few finished ones, ten recovery codes); more
             // items go in chunks, the count, the set and the phones first.
+            // The adoption counts move with the count item's delete (in its chunk).
+            let stats_item = tx_factors(
+                OP,
+                table,
+                owner,
+                FactorDelta::between(held, FactorsHeld::default()),
+            )?
+            .map(|op| (op, None));
             let ops: Vec<(TransactWriteItem, Option<(UnixTime, PhoneRecord)>)> = count_item
                 .into_iter()
+                .chain(stats_item)
                 .chain(std::iter::once(set_item))
                 .chain(phone_items)
                 .chain(other_items)

@@ -58,6 +58,15 @@ impl AuthenticatorStore for MemoryStore {
                 if setup.first && s.has_factor(&key) {
                     return Ok(AppCompletion::FactorsChanged);
                 }
+                // Any other setup needs the factors as the flow saw them (as DynamoDB's
+                // condition does).
+                if let Some(seen) = code.seen.filter(|_| !setup.first) {
+                    let phones = s.phones.get(&key).map_or(0, Vec::len);
+                    let app = s.apps.get(&key).map(|a| &a.authenticator_id);
+                    if phones != seen.phones as usize || app != seen.app.as_ref() {
+                        return Ok(AppCompletion::FactorsChanged);
+                    }
+                }
                 // Binds the app, replacing a previous one.
                 AuthenticatorRecord {
                     authenticator_id: setup.authenticator.clone(),
@@ -79,7 +88,9 @@ impl AuthenticatorStore for MemoryStore {
             }
             _ => return Ok(AppCompletion::SessionGone),
         };
+        let before = s.held(&key);
         s.apps.insert(key.clone(), app);
+        s.factors_moved(&key, before);
         s.steps_used
             .entry(key)
             .or_default()
@@ -103,7 +114,9 @@ impl AuthenticatorStore for MemoryStore {
         if !bound || phones != phones_seen as usize {
             return Ok(false);
         }
+        let before = s.held(&key);
         s.apps.remove(&key);
+        s.factors_moved(&key, before);
         if phones == 0 {
             // The last factor: the recovery codes go in the same step.
             s.recovery.remove(&key);

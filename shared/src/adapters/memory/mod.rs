@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use crate::error::PortError;
 use crate::ports::{
     AuditEvent, AuditPage, AuditQuery, AuditStore, AuthenticatorRecord, Completion, Counted,
-    CounterStore, Enrollment, MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord, PhoneStore,
-    PolicyStore, RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord, UserStore,
-    Window,
+    CounterStore, Enrollment, Grace, MAX_LIVE_ENROLLMENTS, NewSend, PhoneChange, PhoneRecord,
+    PhoneStore, PolicyStore, RecoveryStore, Removal, SessionStore, Step, UserOverview, UserRecord,
+    UserStore, Window,
 };
 use crate::types::ids::{CodeId, SessionId};
 use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
@@ -25,6 +25,7 @@ use crate::types::{AppId, Owner, PhoneId, Policy, UnixTime, UserId};
 mod authenticators;
 mod phones;
 mod sessions;
+mod stats;
 
 type UserKey = (AppId, UserId);
 
@@ -93,6 +94,10 @@ struct State {
     /// The authenticator-app steps each user has used: step → until when it is remembered.
     steps_used: HashMap<UserKey, HashMap<i64, UnixTime>>,
     counters: HashMap<String, Counter>,
+    /// Each user's enrollment grace, once started (never swept: it outlives its end).
+    graces: HashMap<UserKey, Grace>,
+    /// The adoption figures by application.
+    stats: stats::Stats,
     /// Writes since the last sweep.
     writes: u64,
 }
@@ -116,6 +121,7 @@ impl State {
             steps.retain(|_, until| *until > now);
         }
         self.steps_used.retain(|_, steps| !steps.is_empty());
+        self.sweep_stats(now);
     }
 
     /// Whether the user has a factor: a phone or an authenticator app.
@@ -135,6 +141,7 @@ impl State {
             + self.apps.len()
             + self.steps_used.values().map(HashMap::len).sum::<usize>()
             + self.counters.len()
+            + self.graces.len()
     }
 }
 
@@ -212,13 +219,19 @@ impl UserStore for MemoryStore {
             app: s.apps.get(&key).cloned(),
             skip: s.skips.get(&key).copied(),
             recovery_codes_remaining: u32::try_from(codes).unwrap_or(u32::MAX),
+            grace: s.graces.get(&key).copied(),
         })
     }
 
     async fn put_user(&self, user: &UserRecord) -> Result<(), PortError> {
-        self.lock()?
+        let mut s = self.lock()?;
+        let created = s
             .users
-            .insert((user.app_id.clone(), user.user_id.clone()), user.clone());
+            .insert((user.app_id.clone(), user.user_id.clone()), user.clone())
+            .is_none();
+        if created {
+            s.user_created(&user.app_id);
+        }
         Ok(())
     }
 
@@ -226,14 +239,27 @@ impl UserStore for MemoryStore {
         Ok(self.lock()?.skips.get(&user_key(owner)).copied())
     }
 
-    async fn put_skip(&self, owner: Owner<'_>, until: UnixTime) -> Result<(), PortError> {
-        self.lock()?.skips.insert(user_key(owner), until);
+    async fn put_skip(
+        &self,
+        owner: Owner<'_>,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), PortError> {
+        let mut s = self.lock()?;
+        s.wrote(now);
+        s.skips.insert(user_key(owner), until);
+        s.skip_counted(owner.app, now);
         Ok(())
+    }
+
+    async fn start_grace(&self, owner: Owner<'_>, grace: Grace) -> Result<Grace, PortError> {
+        Ok(*self.lock()?.graces.entry(user_key(owner)).or_insert(grace))
     }
 
     async fn reset_user(&self, owner: Owner<'_>) -> Result<crate::ports::ResetFactors, PortError> {
         let mut s = self.lock()?;
         let key = user_key(owner);
+        let before = s.held(&key);
         let removed = s.phones.remove(&key).unwrap_or_default();
         s.number_tags.remove(&key);
         s.recovery.remove(&key);
@@ -241,6 +267,7 @@ impl UserStore for MemoryStore {
         let app = s.apps.remove(&key);
         s.enrollments
             .retain(|(a, u, _), _| !(a == owner.app && u == owner.user));
+        s.factors_moved(&key, before);
         Ok(crate::ports::ResetFactors {
             phones: removed,
             app,

@@ -70,6 +70,7 @@ impl PhoneStore for MemoryStore {
             // The last factor: the recovery codes go in the same step.
             s.recovery.remove(&key);
         }
+        let before = s.held(&key);
         if let Some(list) = s.phones.get_mut(&key) {
             list.retain(|p| p.phone_id != removal.phone.phone_id);
             if let Some(promote) = &removal.promote {
@@ -83,6 +84,7 @@ impl PhoneStore for MemoryStore {
         if let Some(tags) = s.number_tags.get_mut(&key) {
             tags.remove(&removal.number_tag);
         }
+        s.factors_moved(&key, before);
         Ok(true)
     }
 }

@@ -138,23 +138,33 @@ impl SessionStore for MemoryStore {
                 phone,
                 number_tag,
                 seen_count,
+                app_seen,
             } => {
                 // An enrollment of the first phone never adds to a user who has one (a second
                 // Start begun before the first completed).
                 // Nor to a user with an authenticator app (the first factor is bound).
+                let has_app = s.apps.contains_key(&owner_key);
                 if enrollment.kind == crate::ports::SessionKind::Enroll
-                    && (!phones.is_empty() || s.apps.contains_key(&owner_key))
+                    && (!phones.is_empty() || has_app)
                 {
                     return Ok(Completion::PhonesChanged);
                 }
-                if phones.len() != *seen_count as usize {
+                // A first phone also needs the app as seen (as DynamoDB's condition does).
+                if phones.len() != *seen_count as usize
+                    || (*seen_count == 0 && has_app != *app_seen)
+                {
                     return Ok(Completion::PhonesChanged);
                 }
+                let before = s.held(&owner_key);
                 s.number_tags
                     .entry(owner_key.clone())
                     .or_default()
                     .insert(number_tag.clone(), phone.phone_id.clone());
-                s.phones.entry(owner_key).or_default().push(phone.clone());
+                s.phones
+                    .entry(owner_key.clone())
+                    .or_default()
+                    .push(phone.clone());
+                s.factors_moved(&owner_key, before);
             }
             PhoneChange::Challenge { phone_id, number } => {
                 if !phones
