@@ -7,7 +7,9 @@
 // (web/vendor/, pinned, loaded on first use); the "Sign in" card runs the second step of a
 // sign-in and shows the assertion's claims. Where the browser supports WebOTP, a texted code's
 // field asks it for the code (the text's last line `@domain #code`, with the policy's
-// webotp_domain); typing it by hand always works.
+// webotp_domain); typing it by hand always works. The admin console has two tabs: Policy, and
+// Adoption (the figures of GET .../mfa-stats); a Save that makes MFA required first says, in a
+// <dialog>, how many users it will prompt and whether they may Skip during a grace period.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -92,7 +94,35 @@ $("admin-signin").addEventListener("submit", async (ev) => {
   state.adminToken = r.json.token;
   state.adminApp = app;
   $("admin-console").hidden = false;
+  selectTab($("tab-policy"), false);
   await loadPolicy();
+});
+
+// ---------------------------------------------------------------- admin: the tabs
+
+// The WAI-ARIA tabs pattern: one tab in the tab order, arrows (and Home, End) move between them
+// and open the one they reach. Opening Adoption reads the figures again.
+const tabs = () => [...document.querySelectorAll('#admin-console [role="tab"]')];
+
+function selectTab(tab, focus = true) {
+  for (const t of tabs()) {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(t.getAttribute("aria-controls")).hidden = !on;
+  }
+  if (focus) tab.focus();
+  if (tab.id === "tab-adoption") loadStats();
+}
+
+tabs().forEach((t, i, all) => {
+  t.addEventListener("click", () => selectTab(t));
+  t.addEventListener("keydown", (ev) => {
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: all.length - 1 }[ev.key];
+    if (to === undefined) return;
+    ev.preventDefault();
+    selectTab(all[(to + all.length) % all.length]);
+  });
 });
 
 const policyPath = () => `/v1/admin/applications/${encodeURIComponent(state.adminApp)}/mfa-policy`;
@@ -123,6 +153,11 @@ function renderPolicy(p) {
   $("display-name").placeholder = p.app_id || state.adminApp || "";
   $("display-name").value = p.display_name && p.display_name !== p.app_id ? p.display_name : "";
   $("webotp-domain").value = p.webotp_domain || "";
+  // The grace period (issue 18): a service older than it has no `grace_period_days`, and the
+  // field is then not shown (nor sent).
+  state.hasGrace = typeof p.grace_period_days === "number";
+  $("grace-period").value = state.hasGrace ? String(p.grace_period_days) : "0";
+  show($("grace-period-error"), "");
   syncPolicyFields();
   const who = p.updated_by ? ` by ${p.updated_by}` : "";
   const when = p.updated_at ? ` on ${new Date(p.updated_at).toLocaleString()}` : "";
@@ -135,20 +170,44 @@ function syncPolicyFields() {
   $("include").disabled = !$("enabled").checked;
   $("enforcement").hidden = !$("include").checked;
   if ($("include").checked && !$("optional").checked && !$("required").checked) $("optional").checked = true;
+  $("grace-fields").hidden = !state.hasGrace;
+  $("required-hint").textContent = state.hasGrace ? "no Skip, or Skip only during the grace period" : "no Skip";
 }
 $("enabled").addEventListener("change", syncPolicyFields);
 $("include").addEventListener("change", syncPolicyFields);
 
+// One Save at a time: a second click while the first asks or sends does nothing.
 $("policy-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  if (state.saving) return;
+  state.saving = true;
+  try {
+    await savePolicy();
+  } finally {
+    state.saving = false;
+  }
+});
+
+async function savePolicy() {
   show($("policy-error"), "");
   show($("factors-error"), "");
   show($("display-name-error"), "");
   show($("webotp-domain-error"), "");
   const factors = ["sms", "totp"].filter((f) => $(`factor-${f}`).checked);
+  show($("grace-period-error"), "");
+  $("policy-status").textContent = "";
   if (!$("factors").hidden && factors.length === 0) {
     show($("factors-error"), "Choose at least one method: users need a way to get their codes.");
     return $("factor-sms").focus();
+  }
+  let grace = null;
+  if (state.hasGrace) {
+    const raw = $("grace-period").value.trim();
+    grace = /^[0-9]{1,2}$/.test(raw) ? Number(raw) : NaN;
+    if (!(grace >= 0 && grace <= 90)) {
+      show($("grace-period-error"), "Enter a whole number of days from 0 to 90.");
+      return $("grace-period").focus();
+    }
   }
   const body = {
     enabled: $("enabled").checked,
@@ -161,7 +220,16 @@ $("policy-form").addEventListener("submit", async (ev) => {
     body.display_name = $("display-name").value.trim() || null;
     body.webotp_domain = $("webotp-domain").value.trim() || null;
   }
+  if (state.hasGrace) body.grace_period_days = grace;
   if (state.policy && state.policy.allowed_countries) body.allowed_countries = state.policy.allowed_countries;
+  // A change to Required (from optional, or from not prompting at all) first says whom it will
+  // prompt; Cancel saves nothing.
+  if (prompting(body, "required") && !prompting(state.policy, "required")) {
+    if (!(await confirmRequired(grace || 0))) {
+      $("policy-status").textContent = "Not saved: the policy is unchanged.";
+      return;
+    }
+  }
   const r = await api("PUT", policyPath(), body, state.adminToken, { "If-Match": String(state.policy ? state.policy.version : 0) });
   if (r.status === 412) {
     show($("policy-error"), `${message(r)} The current settings are shown again.`);
@@ -173,7 +241,115 @@ $("policy-form").addEventListener("submit", async (ev) => {
     return show($(field ? `${field}-error` : "policy-error"), message(r));
   }
   renderPolicy(r.json);
-});
+  loadStats();
+}
+
+// Whether a policy (saved, or about to be) shows the enrollment screens with that enforcement.
+const prompting = (p, enforcement) => !!p && p.enabled && p.include_in_signup && p.enforcement === enforcement;
+
+const count = (n) => Number(n).toLocaleString();
+const users = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
+
+// The confirmation before Required: N = users − enrolled, read now from mfa-stats, prompted
+// with a grace period of `days` or at once without Skip. Resolves true on "Make MFA required".
+async function confirmRequired(days) {
+  const stats = await loadStats();
+  const dialog = $("required-confirm");
+  let text;
+  if (stats) {
+    const n = notEnrolled(stats);
+    const who = n > 0
+      ? `${users(n)} without MFA (of ${count(stats.users)}) will be prompted to set it up`
+      : stats.users === 0
+        ? "There are no users yet: every user who signs up will be prompted to set it up"
+        : "Every user has MFA already: users who sign up from now on will be prompted to set it up";
+    text = days > 0
+      ? `${who} with a grace period of ${days} ${days === 1 ? "day" : "days"}: they may Skip until it ends, then not.`
+      : `${who} immediately, without Skip.`;
+  } else {
+    text = days > 0
+      ? `Every user without MFA will be prompted to set it up with a grace period of ${days} ${days === 1 ? "day" : "days"}: they may Skip until it ends, then not.`
+      : "Every user without MFA will be prompted to set it up immediately, without Skip.";
+  }
+  $("required-confirm-text").textContent = text;
+  $("required-confirm-hint").textContent = days > 0
+    ? "Each user's grace period starts the first time they are asked under Required."
+    : "Users who cannot set it up right away will not be able to continue until they do.";
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+  });
+}
+
+// ---------------------------------------------------------------- admin: adoption figures
+
+const statsPath = () => `/v1/admin/applications/${encodeURIComponent(state.adminApp)}/mfa-stats`;
+// Users without a factor, never negative (users provisioned before the figures were kept are
+// not in `users` but may be enrolled).
+const notEnrolled = (s) => Math.max(0, s.users - s.enrolled);
+
+// Reads the figures and draws them; the figures, or null when the service did not give them.
+async function loadStats() {
+  if (!state.adminToken) return null;
+  const app = state.adminApp;
+  $("adoption").setAttribute("aria-busy", "true");
+  const r = await api("GET", statsPath(), undefined, state.adminToken);
+  if (app !== state.adminApp) return null;
+  $("adoption").setAttribute("aria-busy", "false");
+  if (!ok(r)) {
+    show($("adoption-error"), message(r));
+    return null;
+  }
+  show($("adoption-error"), "");
+  renderStats(r.json);
+  return r.json;
+}
+
+// A whole percentage that never rounds to all (100%) or none (0%) when that is not so.
+function percent(part, whole) {
+  if (whole <= 0) return "0%";
+  if (part >= whole) return "100%";
+  const p = Math.round((100 * part) / whole);
+  if (p >= 100) return ">99%";
+  if (p <= 0 && part > 0) return "<1%";
+  return `${p}%`;
+}
+
+function renderStats(s) {
+  const off = notEnrolled(s);
+  const total = s.enrolled + off;
+  const pct = percent(s.enrolled, total);
+  const headline = s.users === 0 && s.enrolled === 0
+    ? "No users yet."
+    : `${count(s.enrolled)} of ${users(s.users)} ${s.enrolled === 1 && s.users === 1 ? "has" : "have"} MFA (${pct})`;
+  $("adoption-summary").textContent = headline;
+  const bar = $("adoption-bar");
+  bar.setAttribute("aria-label", `${headline}${s.users ? `; ${count(off)} not yet` : ""}`);
+  // The width is set through the CSSOM, which the page's style-src 'self' allows.
+  $("adoption-bar-on").style.width = `${total ? (100 * s.enrolled) / total : 0}%`;
+  $("adoption-enrolled").textContent = count(s.enrolled);
+  $("adoption-not-enrolled").textContent = count(off);
+  $("adoption-sms").textContent = count(s.enrolled_by_factor.sms);
+  $("adoption-totp").textContent = count(s.enrolled_by_factor.totp);
+  $("adoption-skips").textContent = count(s.skips_last_7_days);
+  const meter = $("texts-meter");
+  const limit = Math.max(1, s.texts_per_day_limit);
+  meter.max = limit;
+  meter.value = Math.min(s.texts_last_24h, limit);
+  meter.low = limit * 0.5;
+  meter.high = limit * 0.8;
+  meter.optimum = 0;
+  const textsLine = `${count(s.texts_last_24h)} of ${count(s.texts_per_day_limit)} allowed a day (${percent(s.texts_last_24h, s.texts_per_day_limit)})`;
+  meter.setAttribute("aria-valuetext", textsLine);
+  meter.textContent = textsLine;
+  $("texts-summary").textContent = s.texts_last_24h >= s.texts_per_day_limit
+    ? `${textsLine}: the limit is reached, texts are refused until the count falls.`
+    : textsLine;
+  $("adoption-as-of").textContent = `As of ${new Date(s.as_of).toLocaleString()}.`;
+}
+
+$("adoption-refresh").addEventListener("click", loadStats);
 
 // The policy field a 400 names (its message names the field), if it is one of the form's.
 function policyField(r) {
@@ -181,6 +357,7 @@ function policyField(r) {
   const named = `${r.json.field || ""} ${r.json.message || ""}`;
   if (/display_name/.test(named)) return "display-name";
   if (/webotp_domain/.test(named)) return "webotp-domain";
+  if (/grace_period_days/.test(named)) return "grace-period";
   return null;
 }
 
@@ -223,6 +400,7 @@ async function refreshStatus() {
     $("settings").hidden = true;
     $("mfa-signin").hidden = true;
     $("skip").hidden = !s.can_skip;
+    renderDeadline(s);
     renderPrompt();
     step("prompt");
   } else {
@@ -244,6 +422,21 @@ function renderPrompt() {
       : "Each time you sign in on a new device, we will text a 6-digit code to your phone.";
   $("prompt-methods").hidden = !(sms && totp);
   if (!(sms && totp)) $("method-sms").checked = true;
+}
+
+// Under Required with a grace period, the date by which the user must set MFA up (the
+// status's `enroll_by`), in the user's language: "Set up by 12 December". Skip stays while
+// the service offers it (`can_skip`); when the grace is over it offers neither.
+function renderDeadline(s) {
+  const by = s.enroll_by ? new Date(s.enroll_by) : null;
+  $("prompt-deadline").hidden = !by || Number.isNaN(by.getTime());
+  if ($("prompt-deadline").hidden) return;
+  const opts = { day: "numeric", month: "long" };
+  if (by.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
+  $("prompt-deadline-date").textContent = `Set up by ${by.toLocaleDateString(undefined, opts)}.`;
+  $("prompt-deadline-more").textContent = s.can_skip
+    ? "Until then you can skip it for now; after that, you will need it to continue."
+    : "";
 }
 
 function chosenMethod() {

@@ -39,6 +39,10 @@ test("the seed, clicked through the reference page", async (t) => {
   await admin.getByLabel("Include MFA setup after the create-account flow").check();
   await admin.getByLabel("Required").check();
   await admin.getByRole("button", { name: "Save" }).click();
+  // A change to Required asks first; no user yet, so nobody is prompted now.
+  const confirmRequired = admin.getByRole("dialog", { name: "Ask users without MFA to set it up?" });
+  await confirmRequired.getByText(/There are no users yet/).waitFor();
+  await confirmRequired.getByRole("button", { name: "Make MFA required" }).click();
   await admin.getByText(/Version \d+, saved by admin@/).waitFor();
   await shot(admin, "admin-mfa-required");
 
