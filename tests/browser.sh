@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The browser test: the reference web page (web/, served by mfa-local at /) clicked through the
-# seed (tests/browser/seed.test.mjs) and the authenticator-app walk (totp.test.mjs) in headless
+# seed (tests/browser/seed.test.mjs), the authenticator-app walk (totp.test.mjs) and the rollout
+# (rollout.test.mjs: adoption figures, Required confirmed, the grace deadline) in headless
 # Chromium, driven by playwright-core. Installs what is missing: Debian's
 # `chromium` package (apt, as root) and the pinned npm packages (tests/browser/package-lock.json).
 # Uses the mfa-local binary named by MFA_LOCAL_BIN (default target/debug/mfa-local, which the
@@ -26,7 +27,7 @@ if [ "$(cat tests/browser/node_modules/.lock-sha 2>/dev/null)" != "$want" ]; the
 fi
 
 [ -x "${MFA_LOCAL_BIN:-target/debug/mfa-local}" ] || cargo build -p mfa-local
-# Both files, one after the other (each starts its own mfa-local), in one TAP report whose
+# The files, one after the other (each starts its own mfa-local), in one TAP report whose
 # "# pass"/"# fail" totals tests/run.sh reads.
 MFA_LOCAL_BIN="${MFA_LOCAL_BIN:-target/debug/mfa-local}" node --test --test-concurrency=1 --test-reporter=tap \
-  tests/browser/seed.test.mjs tests/browser/totp.test.mjs
+  tests/browser/seed.test.mjs tests/browser/totp.test.mjs tests/browser/rollout.test.mjs

@@ -1,7 +1,7 @@
 // What the browser tests share: a fresh mfa-local on a free port, Debian's Chromium, the local
 // outbox, and the screenshots under docs/screens/.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdirSync, openSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -26,13 +26,13 @@ function freePort() {
 }
 
 /// A fresh mfa-local on the embedded default; its log (stderr) goes to target/<logName>, read on a
-/// failure.
-export async function startLocal(logName = "browser-mfa-local.log") {
+/// failure. `env` adds to (or overrides) this process's environment, e.g. a limit.
+export async function startLocal(logName = "browser-mfa-local.log", env = {}) {
   mkdirSync(screens, { recursive: true });
   const port = await freePort();
   mkdirSync(join(root, "target"), { recursive: true });
   const log = openSync(join(root, "target", logName), "w");
-  const child = spawn(bin, ["--port", String(port)], { stdio: ["ignore", "pipe", log] });
+  const child = spawn(bin, ["--port", String(port)], { stdio: ["ignore", "pipe", log], env: { ...process.env, ...env } });
   await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${bin} did not start within 60 s`)), 60_000);
     child.once("exit", (code) => fail(new Error(`${bin} exited with ${code}`)));
@@ -52,4 +52,15 @@ export async function lastCode(base, number) {
   return code[1];
 }
 
-export const shot = (page, name) => page.screenshot({ path: join(screens, `${name}.png`), fullPage: true });
+/// The whole page; `{ fullPage: false }` for what the viewport shows (a modal dialog over it).
+export const shot = (page, name, { fullPage = true } = {}) => page.screenshot({ path: join(screens, `${name}.png`), fullPage });
+
+/// The argon2id PHC string of `password` (`mfa-local hash-password`), to provision users through
+/// the admin API as a platform would.
+export const hashPassword = (password) =>
+  execFileSync(bin, ["hash-password"], { input: password, encoding: "utf8" }).trim();
+
+/// A local JWT (`mfa-local token`): a user's (`app` set) or an admin's (`scope` "mfa:admin").
+export const localToken = (user, { app, scope } = {}) =>
+  execFileSync(bin, ["token", "--user", user, ...(app ? ["--app", app] : []), ...(scope ? ["--scope", scope] : [])],
+    { encoding: "utf8" }).trim();
