@@ -407,6 +407,10 @@ async function refreshStatus() {
     $("flow").hidden = true;
     state.recoveryRemaining = typeof s.recovery_codes_remaining === "number" ? s.recovery_codes_remaining : null;
     renderPhones(s.phones);
+    // Skipped during a grace period: settings recall the deadline.
+    const by = deadline(s);
+    $("settings-deadline").hidden = !by || s.enrolled;
+    $("settings-deadline").textContent = by ? `Your account needs MFA: set it up by ${by}.` : "";
     renderTotp();
     renderSignIn();
   }
@@ -424,16 +428,24 @@ function renderPrompt() {
   if (!(sms && totp)) $("method-sms").checked = true;
 }
 
+// The status's `enroll_by` as the user reads a date: the day and the month in words in their
+// language ("12 December", "December 12"), the year only when it is not this one; or null.
+function deadline(s) {
+  const by = s.enroll_by ? new Date(s.enroll_by) : null;
+  if (!by || Number.isNaN(by.getTime())) return null;
+  const opts = { day: "numeric", month: "long" };
+  if (by.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
+  return by.toLocaleDateString(undefined, opts);
+}
+
 // Under Required with a grace period, the date by which the user must set MFA up (the
 // status's `enroll_by`), in the user's language: "Set up by 12 December". Skip stays while
 // the service offers it (`can_skip`); when the grace is over it offers neither.
 function renderDeadline(s) {
-  const by = s.enroll_by ? new Date(s.enroll_by) : null;
-  $("prompt-deadline").hidden = !by || Number.isNaN(by.getTime());
-  if ($("prompt-deadline").hidden) return;
-  const opts = { day: "numeric", month: "long" };
-  if (by.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
-  $("prompt-deadline-date").textContent = `Set up by ${by.toLocaleDateString(undefined, opts)}.`;
+  const by = deadline(s);
+  $("prompt-deadline").hidden = !by;
+  if (!by) return;
+  $("prompt-deadline-date").textContent = `Set up by ${by}.`;
   $("prompt-deadline-more").textContent = s.can_skip
     ? "Until then you can skip it for now; after that, you will need it to continue."
     : "";
