@@ -272,7 +272,7 @@ async fn a_never_configured_app_answers_the_default_policy() {
     let a = h.admin("GET", POLICY, None).await;
     let p = a.ok(200);
     let shape = "allowed_countries app_id available display_name enabled enforcement factors \
-                 include_in_signup updated_at updated_by version webotp_domain";
+                 grace_period_days include_in_signup updated_at updated_by version webotp_domain";
     assert_eq!(keys(p), shape);
     assert_eq!(p["app_id"], APP);
     assert_eq!(p["available"], false);
@@ -284,6 +284,7 @@ async fn a_never_configured_app_answers_the_default_policy() {
         "the default name is the application's id"
     );
     assert_eq!(p["webotp_domain"], Value::Null);
+    assert_eq!(p["grace_period_days"], 0);
     assert_eq!(p["enforcement"], "optional");
     assert_eq!(p["allowed_countries"], Value::Null);
     assert_eq!(p["version"], 0);
@@ -462,6 +463,82 @@ async fn skip_is_refused_when_disabled_or_required() {
     let s = h.status().await;
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["can_skip"], false);
+}
+
+#[tokio::test]
+async fn the_grace_period_is_set_kept_and_checked_by_the_admin_api() {
+    let h = H::optional().await; // version 2
+    assert_eq!(
+        h.admin("GET", POLICY, None).await.ok(200)["grace_period_days"],
+        0
+    );
+    let mut body = policy(true, true, "required");
+    body["grace_period_days"] = json!(14);
+    let p = h.put_policy(&body).await.ok(200).clone();
+    assert_eq!(
+        (&p["grace_period_days"], &p["version"]),
+        (&json!(14), &json!(3))
+    );
+    assert_eq!(h.admin("GET", POLICY, None).await.ok(200), &p);
+    // Absent keeps it, like `factors`; 0 and 90 are the bounds.
+    let p = h
+        .put_policy(&policy(true, true, "optional"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(p["grace_period_days"], 14);
+    for days in [0, 90] {
+        body["grace_period_days"] = json!(days);
+        assert_eq!(h.put_policy(&body).await.ok(200)["grace_period_days"], days);
+    }
+    for bad in [
+        json!(91),
+        json!(-1),
+        json!(65_536),
+        json!(1.5),
+        json!(14.0),
+        json!(null),
+        json!("14"),
+        json!(true),
+        json!([14]),
+    ] {
+        body["grace_period_days"] = bad.clone();
+        let msg = h.put_policy(&body).await.err(400, "invalid_request");
+        assert!(msg.contains("grace_period_days"), "{bad}: {msg}");
+    }
+    let p = h.admin("GET", POLICY, None).await;
+    assert_eq!(
+        (&p.ok(200)["grace_period_days"], &p.json["version"]),
+        (&json!(90), &json!(6))
+    );
+    // The audit log says each change of the grace period apart, and only those.
+    let path = format!("/v1/admin/applications/{APP}/audit-events");
+    let events = h.admin("GET", &path, None).await.ok(200)["events"].clone();
+    let changes: Vec<Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "policy.updated")
+        .map(|e| e["details"]["grace_period_days"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!({"from": 0, "to": 90}),
+            json!({"from": 14, "to": 0}),
+            Value::Null,
+            json!({"from": 0, "to": 14}),
+            Value::Null,
+        ]
+    );
+    let newest = &events[0]["details"];
+    assert_eq!(
+        (
+            &newest["old"]["grace_period_days"],
+            &newest["new"]["grace_period_days"]
+        ),
+        (&json!(0), &json!(90))
+    );
 }
 
 // ---------------------------------------------------------------- start
