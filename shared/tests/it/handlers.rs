@@ -431,7 +431,7 @@ async fn user_claims_need_both_sub_and_app_id() {
 async fn skip_postpones_the_prompt_for_seven_days() {
     let h = H::optional().await;
     let s = h.status().await;
-    let shape = "can_skip email_verified enabled enforcement enrolled factors phones prompt recovery_codes_remaining skipped_until totp";
+    let shape = "can_skip email_verified enabled enforcement enroll_by enrolled factors phones prompt recovery_codes_remaining skipped_until totp";
     assert_eq!(keys(&s), shape);
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["enabled"], true);
@@ -463,6 +463,36 @@ async fn skip_is_refused_when_disabled_or_required() {
     let s = h.status().await;
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["can_skip"], false);
+}
+
+#[tokio::test]
+async fn under_required_a_grace_shows_enroll_by_and_skip_lasts_until_it() {
+    let h = H::with_policy(json!({"enabled": true, "include_in_signup": true,
+        "enforcement": "required", "grace_period_days": 3}))
+    .await;
+    let s = h.status().await;
+    let end = rfc3339(T0 + 3 * 86_400);
+    assert_eq!(
+        (&s["prompt"], &s["can_skip"], &s["enroll_by"]),
+        (&json!("enroll"), &json!(true), &json!(end))
+    );
+    // Seven days asked for, three left: the skip ends with the grace.
+    let a = h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None).await;
+    assert_eq!(a.ok(200), &json!({ "skipped_until": end }));
+    let s = h.status().await;
+    assert_eq!(
+        (&s["prompt"], &s["skipped_until"]),
+        (&json!("none"), &json!(end))
+    );
+    h.clock.advance(3 * 86_400);
+    let s = h.status().await;
+    assert_eq!(
+        (&s["prompt"], &s["can_skip"], &s["enroll_by"]),
+        (&json!("enroll"), &json!(false), &Value::Null)
+    );
+    h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None)
+        .await
+        .err(403, "enrollment_required");
 }
 
 #[tokio::test]

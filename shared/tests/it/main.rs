@@ -9,6 +9,7 @@ mod kit;
 mod abuse;
 mod faults;
 mod flows;
+mod grace;
 mod handlers;
 mod hostile_input;
 mod messages;
