@@ -29,6 +29,7 @@ kit::on_both!(
     concurrent_first_statuses_start_one_grace,
     an_admin_reset_keeps_the_grace,
     a_status_that_does_not_prompt_starts_nothing,
+    a_failed_grace_write_answers_503_and_a_later_prompt_starts_it,
 );
 
 const DAY: i64 = 86_400;
@@ -360,4 +361,23 @@ async fn a_status_that_does_not_prompt_starts_nothing(store: Arc<dyn Store>) {
         assert_eq!(seen(&w, c).await, ("enroll", true, Some(at(T0 + 14 * DAY))));
     }
     assert_eq!(stored(&w, &ada).await, None);
+}
+
+async fn a_failed_grace_write_answers_503_and_a_later_prompt_starts_it(store: Arc<dyn Store>) {
+    let w = world(store, Required, 14).await;
+    let c = w.user("ada").await;
+    w.store.fail("start_grace");
+    let err = status::status(&w.svc, &c).await.unwrap_err();
+    assert_eq!(err.status(), 503, "{err:?}");
+    let err = status::skip(&w.svc, &c).await.unwrap_err();
+    assert_eq!(err.status(), 503, "{err:?}");
+    w.store.heal();
+    assert_eq!(stored(&w, &c).await, None);
+    assert_eq!(w.svc.store.get_skip(c.owner()).await.unwrap(), None);
+    assert_eq!(started_events(&w, &c).await, Vec::<Value>::new());
+    // Nothing was started, so the next prompt starts the grace, from then.
+    to(&w, T0 + 60);
+    let end = T0 + 60 + 14 * DAY;
+    assert_eq!(seen(&w, &c).await, ("enroll", true, Some(at(end))));
+    assert_eq!(started_events(&w, &c).await.len(), 1);
 }
