@@ -326,7 +326,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
                         "admin",
                         "applications",
                         _,
-                        "mfa-policy" | "mfa-availability" | "audit-events",
+                        "mfa-policy" | "mfa-availability" | "audit-events" | "mfa-stats",
                     ],
                 )
                 | (_, ["v1", "admin", "applications", _, "users", _])

@@ -1042,6 +1042,32 @@ async fn phones_in_settings_over_the_handler() {
 }
 
 #[tokio::test]
+async fn the_adoption_figures_over_the_handler() {
+    let (h, id) = H::at_code_step().await;
+    let stats = format!("/v1/admin/applications/{APP}/mfa-stats");
+    let before = h.admin("GET", &stats, None).await;
+    assert_eq!(before.ok(200)["enrolled"], 0);
+    h.code(&id, &h.last_code()).await.ok(200);
+    let after = h.admin("GET", &stats, None).await;
+    assert_eq!(
+        after.ok(200),
+        &json!({
+            "users": 1,
+            "enrolled": 1,
+            "enrolled_by_factor": {"sms": 1, "totp": 0},
+            "skips_last_7_days": 0,
+            "texts_last_24h": 1,
+            "texts_per_day_limit": Limits::default().texts_per_app_per_day,
+            "as_of": rfc3339(T0),
+        })
+    );
+    // Read-only: another method is refused; a user token is not an admin.
+    assert_eq!(h.admin("POST", &stats, Some("{}")).await.status, 405);
+    let as_user = h.user(PolicyConfig, "GET", &stats, None).await;
+    assert!(matches!(as_user.status, 401 | 403), "{}", as_user.status);
+}
+
+#[tokio::test]
 async fn admin_reset_and_audit_events_over_the_handler() {
     let (h, id) = H::at_code_step().await;
     h.code(&id, &h.last_code()).await.ok(200);

@@ -7,6 +7,7 @@
 mod kit;
 
 mod abuse;
+mod adoption;
 mod faults;
 mod flows;
 mod grace;

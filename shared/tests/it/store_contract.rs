@@ -190,7 +190,20 @@ contract!(
     counter_take_opens_a_new_window_after_the_old_one,
     counter_block_refuses_until_its_end_first_once,
     counter_give_back_only_to_its_window,
+    // adoption figures and the grace
+    adoption_counts_users_created_not_replaced,
+    adoption_follows_factors_through_add_remove_and_reset,
+    adoption_counts_skips_and_texts_in_their_windows,
+    adoption_is_another_applications_own,
+    start_grace_keeps_the_first_grace,
 );
+
+mod adoption;
+use adoption::{
+    adoption_counts_skips_and_texts_in_their_windows, adoption_counts_users_created_not_replaced,
+    adoption_follows_factors_through_add_remove_and_reset, adoption_is_another_applications_own,
+    start_grace_keeps_the_first_grace,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: a namespace per case, and the steps the flows take.

@@ -489,3 +489,70 @@ async fn recovery_sks(db: &DynamoStore, app: &AppId, user: &UserId) -> Vec<Strin
         .filter(|sk| sk.starts_with(RECOVERY_PREFIX))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn adoption_counts_are_spread_over_shard_items_and_stay_exact_under_concurrency() {
+    use super::stats::{STATS_SHARDS, shard_of, stats_pk};
+    use crate::ports::StatsStore;
+
+    let db = std::sync::Arc::new(store().await);
+    let app = AppId::parse("app-shards").unwrap();
+    // 64 users provisioned at once (each twice, racing with itself), each then enrolled.
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        for _ in 0..2 {
+            let (db, app) = (db.clone(), app.clone());
+            tasks.push(tokio::spawn(async move {
+                let user = UserId::parse(&format!("user-{i}")).unwrap();
+                db.put_user(&UserRecord {
+                    app_id: app.clone(),
+                    user_id: user.clone(),
+                    email: format!("user-{i}@example.com"),
+                    email_verified: true,
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                    locale: None,
+                    updated_at: NOW,
+                })
+                .await
+                .unwrap();
+                let ph = phone("+14155550101");
+                let (e, code) =
+                    at_code(&db, &app, &user, SessionKind::Enroll, "+14155550101").await;
+                db.complete_enrollment(e.code_use(&code, NOW), &add(&ph, "tag-a", 0))
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    let mut done = 0;
+    for task in tasks {
+        // Of a user's two enrollments, one adds the first phone; the other meets it.
+        done += usize::from(task.await.unwrap() == Completion::Done);
+    }
+    assert_eq!(done, 64);
+    let figures = db.adoption(&app, NOW).await.unwrap();
+    assert_eq!((figures.users, figures.enrolled, figures.sms), (64, 64, 64));
+
+    // The counts live in many shard items, none holding more than its users' share.
+    let mut shards_used = 0;
+    for shard in 0..STATS_SHARDS {
+        let items = db
+            .query_partition("test", stats_pk(&app, shard))
+            .await
+            .unwrap();
+        let users_here = (0..64)
+            .filter(|i| shard_of(&UserId::parse(&format!("user-{i}")).unwrap()) == shard)
+            .count();
+        if users_here == 0 {
+            assert!(items.is_empty(), "shard {shard}: {items:?}");
+            continue;
+        }
+        shards_used += 1;
+        assert_eq!(items.len(), 1, "one TOTAL item: {items:?}");
+        assert_eq!(items[0].get("users"), Some(&n(users_here)));
+        assert_eq!(items[0].get("enrolled"), Some(&n(users_here)));
+        assert!(!items[0].contains_key(TTL), "totals never expire");
+    }
+    assert!(shards_used > STATS_SHARDS / 2, "{shards_used} shards used");
+}
