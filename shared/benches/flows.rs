@@ -159,6 +159,7 @@ fn change(enforcement: Enforcement) -> policy::PolicyChange {
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     }
 }
 

@@ -55,11 +55,12 @@ pub enum Action {
     AvailabilityChanged,
     MfaReset,
     NotificationFailed,
+    GraceStarted,
 }
 
 impl Action {
     /// Every action, for checks.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::EnrollmentCompleted,
         Action::PhoneAdded,
         Action::PhoneReplaced,
@@ -78,6 +79,7 @@ impl Action {
         Action::AvailabilityChanged,
         Action::MfaReset,
         Action::NotificationFailed,
+        Action::GraceStarted,
     ];
 
     /// The action as stored and answered.
@@ -101,6 +103,7 @@ impl Action {
             Action::AvailabilityChanged => "availability.changed",
             Action::MfaReset => "mfa.reset",
             Action::NotificationFailed => "notification.failed",
+            Action::GraceStarted => "grace.started",
         }
     }
 
@@ -144,6 +147,39 @@ pub async fn user(svc: &Service, c: &Caller, action: Action, details: Value) {
     record(svc, &c.app, c.user.as_str(), Some(&c.user), action, details).await;
 }
 
+/// Like [`user`], for an event that happens once per user and `at` however many requests
+/// report it (concurrent requests that each saw it happen): its id is made from the action,
+/// the user and `at` instead of the wall clock and randomness, and the store keeps one event
+/// per id. Within its second it sorts by that id, not by when it was written.
+pub async fn user_once(svc: &Service, c: &Caller, action: Action, at: UnixTime, details: Value) {
+    let id = once_id(action, &c.app, &c.user, at);
+    let user = Some(&c.user);
+    append(svc, &c.app, c.user.as_str(), user, action, details, at, id).await;
+}
+
+/// The id of [`user_once`]'s event: `at`'s second, then 12 bytes of SHA-256 over the action,
+/// the application and the user, in [`event_id`]'s shape.
+fn once_id(action: Action, app: &AppId, user: &UserId, at: UnixTime) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(action.as_str())
+        .chain_update([0])
+        .chain_update(app.as_str())
+        .chain_update([0])
+        .chain_update(user.as_str())
+        .finalize();
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&digest[..8]);
+    let mut low = [0u8; 4];
+    low.copy_from_slice(&digest[8..12]);
+    format!(
+        "{:012}-{:020}-{:08x}",
+        at.0.max(0),
+        u64::from_be_bytes(high),
+        u32::from_be_bytes(low)
+    )
+}
+
 /// What the service itself did about `user` (the actor is `"system"`).
 pub async fn system(svc: &Service, app: &AppId, user: &UserId, action: Action, details: Value) {
     record(svc, app, "system", Some(user), action, details).await;
@@ -161,9 +197,23 @@ pub async fn record(
     details: Value,
 ) {
     let at = svc.clock.now();
+    append(svc, app, actor, user, action, details, at, event_id(at)).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn append(
+    svc: &Service,
+    app: &AppId,
+    actor: &str,
+    user: Option<&UserId>,
+    action: Action,
+    details: Value,
+    at: UnixTime,
+    id: String,
+) {
     let event = AuditEvent {
         app_id: app.clone(),
-        id: event_id(at),
+        id,
         at,
         actor: actor.to_owned(),
         action: action.as_str().to_owned(),
@@ -286,6 +336,7 @@ mod tests {
                 "availability.changed",
                 "mfa.reset",
                 "notification.failed",
+                "grace.started",
             ]
         );
         let blocked: Vec<_> = Action::ALL
@@ -302,6 +353,21 @@ mod tests {
             serde_json::json!({ "about": Action::MfaReset }).to_string(),
             r#"{"about":"mfa.reset"}"#
         );
+    }
+
+    #[test]
+    fn once_ids_are_one_per_action_user_and_second() {
+        let app = AppId::parse("acme").unwrap();
+        let ada = UserId::parse("ada").unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        let at = UnixTime(1_800_000_000);
+        let id = once_id(Action::GraceStarted, &app, &ada, at);
+        assert_eq!(id, once_id(Action::GraceStarted, &app, &ada, at));
+        assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
+        assert_ne!(id, once_id(Action::GraceStarted, &app, &bob, at));
+        assert_ne!(id, once_id(Action::MfaReset, &app, &ada, at));
+        assert!(id < once_id(Action::GraceStarted, &app, &ada, UnixTime(at.0 + 1)));
+        assert!(event_id(UnixTime(at.0 - 1)) < id);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod code;
 pub mod cooldown;
 pub mod enrollment;
 pub mod factors;
+pub mod grace;
 pub mod guards;
 pub mod phones;
 pub mod policy;

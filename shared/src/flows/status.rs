@@ -7,7 +7,7 @@ use crate::ports::{AuthenticatorRecord, PhoneRecord, UserOverview};
 use crate::service::Service;
 use crate::types::{Enforcement, Factor, PhoneId, UnixTime};
 
-use super::{Caller, policy};
+use super::{Caller, grace, policy};
 
 /// A phone as responses show it: masked.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -60,6 +60,8 @@ pub struct Status {
     pub prompt: &'static str,
     pub can_skip: bool,
     pub skipped_until: Option<UnixTime>,
+    /// Under `required`, the end of the user's grace while it runs (Skip works until then).
+    pub enroll_by: Option<UnixTime>,
     pub phones: Vec<PhoneView>,
     /// The factors the policy allows for new enrollments and challenges.
     pub factors: Vec<Factor>,
@@ -81,7 +83,7 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
         app,
         skip,
         recovery_codes_remaining,
-        grace: _,
+        grace,
     } = overview;
     crate::ports::display_order(&mut phones);
     let skipped_until = skip.filter(|t| *t > now);
@@ -89,20 +91,26 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let enabled = policy.in_force();
     let enrolled = !phones.is_empty() || app.is_some();
     let email_verified = user.is_some_and(|u| u.email_verified);
-    let required = policy.enforcement == Enforcement::Required;
+    let user = grace::User {
+        enrolled,
+        email_verified,
+        grace,
+    };
+    let standing = grace::standing(svc, c, &policy, user, now).await?;
     let prompt = enabled
         && policy.include_in_signup
         && !enrolled
         && email_verified
-        && (required || skipped_until.is_none());
+        && !standing.skip_in_force(skipped_until, now);
     Ok(Status {
         enabled,
         enforcement: policy.enforcement,
         enrolled,
         email_verified,
         prompt: if prompt { "enroll" } else { "none" },
-        can_skip: enabled && !required && !enrolled,
+        can_skip: enabled && !enrolled && standing.skip_allowed(),
         skipped_until,
+        enroll_by: standing.enroll_by,
         phones: phones.iter().map(PhoneView::from).collect(),
         factors: policy.factors.clone(),
         totp: app.as_ref().map(AppView::from),
@@ -110,20 +118,29 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     })
 }
 
-/// `POST /v1/mfa/skip`: postpones the prompt (7 days by default).
+/// `POST /v1/mfa/skip`: postpones the prompt (7 days by default); under `required`, only
+/// during the user's grace and never past its end.
 pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
-    let policy = policy::get(svc, &c.app).await?;
+    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
+    let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), overview)?;
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
     }
-    if policy.enforcement == Enforcement::Required {
+    let now = svc.clock.now();
+    let enrolled = !overview.phones.is_empty() || overview.app.is_some();
+    let user = grace::User {
+        enrolled,
+        email_verified: overview.user.is_some_and(|u| u.email_verified),
+        grace: overview.grace,
+    };
+    let standing = grace::standing(svc, c, &policy, user, now).await?;
+    if !standing.skip_allowed() {
         return Err(MfaError::EnrollmentRequired);
     }
-    if super::factors::Factors::of(svc, c).await?.any() {
+    if enrolled {
         return Err(MfaError::AlreadyEnrolled);
     }
-    let now = svc.clock.now();
-    let until = now.plus_secs(svc.limits.skip_secs);
+    let until = standing.skip_end(now, svc.limits.skip_secs);
     svc.store.put_skip(c.owner(), now, until).await?;
     tracing::info!(app_id = %c.app, user_id = %c.user, "enrollment skipped");
     Ok(until)

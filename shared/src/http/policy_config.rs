@@ -30,6 +30,51 @@ struct PolicyBody {
     display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     webotp_domain: Option<Option<String>>,
+    /// Absent keeps the current value; `null` is refused like any other non-number.
+    #[serde(default, deserialize_with = "super::present")]
+    grace_period_days: Option<GraceDays>,
+}
+
+/// `grace_period_days`: a whole number from 0 to 90. Anything else is refused with a message
+/// that names the rule and never repeats the value (serde's own would quote it).
+struct GraceDays(u16);
+
+impl<'de> Deserialize<'de> for GraceDays {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Days;
+        impl serde::de::Visitor<'_> for Days {
+            type Value = GraceDays;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number of days from 0 to 90")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<GraceDays, E> {
+                u16::try_from(v)
+                    .ok()
+                    .filter(|d| *d <= Policy::MAX_GRACE_PERIOD_DAYS)
+                    .map(GraceDays)
+                    .ok_or_else(|| E::custom(RULE))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<GraceDays, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(RULE))
+                    .and_then(|v| self.visit_u64(v))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<GraceDays, E> {
+                Err(E::custom(RULE))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<GraceDays, E> {
+                Err(E::custom(RULE))
+            }
+        }
+        const RULE: &str = "must be a whole number of days from 0 to 90";
+        // Not `deserialize_u16`: serde_json would quote a string it refuses.
+        de.deserialize_any(Days)
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,6 +218,7 @@ async fn put_policy(
         factors: body.factors.map(parse_factors).transpose()?,
         display_name: parse_nullable(body.display_name, "display_name", DisplayName::parse)?,
         webotp_domain: parse_nullable(body.webotp_domain, "webotp_domain", WebOtpDomain::parse)?,
+        grace_period_days: body.grace_period_days.map(|d| d.0),
     };
     let p = policy::update(svc, app, change, if_match(req)?, actor).await?;
     Ok(policy_json(&p))

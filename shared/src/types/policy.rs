@@ -143,12 +143,19 @@ pub struct Policy {
     pub display_name: Option<DisplayName>,
     /// When set, every code text ends with `@{domain} #{code}` (WebOTP autofill).
     pub webotp_domain: Option<WebOtpDomain>,
+    /// Under `required`, the days a user who is not enrolled may still Skip, counted from the
+    /// first time status prompted them (contract v2, "Rolling MFA out"): 0 to
+    /// [`Policy::MAX_GRACE_PERIOD_DAYS`], 0 for none. See [`crate::flows::grace`].
+    pub grace_period_days: u16,
     pub version: u64,
     pub updated_at: Option<UnixTime>,
     pub updated_by: Option<String>,
 }
 
 impl Policy {
+    /// The longest grace period an admin may set, in days.
+    pub const MAX_GRACE_PERIOD_DAYS: u16 = 90;
+
     /// What an application that was never configured answers.
     pub fn default_for(app_id: AppId) -> Policy {
         Policy {
@@ -161,6 +168,7 @@ impl Policy {
             factors: vec![Factor::Sms],
             display_name: None,
             webotp_domain: None,
+            grace_period_days: 0,
             version: 0,
             updated_at: None,
             updated_by: None,

@@ -32,6 +32,7 @@ async fn world(store: Arc<dyn Store>) -> World {
         factors: Some(vec![Factor::Sms, Factor::Totp]),
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

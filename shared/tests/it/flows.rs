@@ -538,6 +538,7 @@ async fn withdrawing_availability_turns_mfa_off() {
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     assert_eq!(
         policy::update(&w.svc, &w.app, change, None, "admin")
@@ -559,6 +560,7 @@ async fn if_match_protects_against_lost_updates() {
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     let p = policy::update(&w.svc, &w.app, change.clone(), Some(v), "admin")
         .await
@@ -585,6 +587,7 @@ async fn allowed_countries_are_enforced() {
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

@@ -272,7 +272,7 @@ async fn a_never_configured_app_answers_the_default_policy() {
     let a = h.admin("GET", POLICY, None).await;
     let p = a.ok(200);
     let shape = "allowed_countries app_id available display_name enabled enforcement factors \
-                 include_in_signup updated_at updated_by version webotp_domain";
+                 grace_period_days include_in_signup updated_at updated_by version webotp_domain";
     assert_eq!(keys(p), shape);
     assert_eq!(p["app_id"], APP);
     assert_eq!(p["available"], false);
@@ -284,6 +284,7 @@ async fn a_never_configured_app_answers_the_default_policy() {
         "the default name is the application's id"
     );
     assert_eq!(p["webotp_domain"], Value::Null);
+    assert_eq!(p["grace_period_days"], 0);
     assert_eq!(p["enforcement"], "optional");
     assert_eq!(p["allowed_countries"], Value::Null);
     assert_eq!(p["version"], 0);
@@ -430,7 +431,7 @@ async fn user_claims_need_both_sub_and_app_id() {
 async fn skip_postpones_the_prompt_for_seven_days() {
     let h = H::optional().await;
     let s = h.status().await;
-    let shape = "can_skip email_verified enabled enforcement enrolled factors phones prompt recovery_codes_remaining skipped_until totp";
+    let shape = "can_skip email_verified enabled enforcement enroll_by enrolled factors phones prompt recovery_codes_remaining skipped_until totp";
     assert_eq!(keys(&s), shape);
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["enabled"], true);
@@ -462,6 +463,112 @@ async fn skip_is_refused_when_disabled_or_required() {
     let s = h.status().await;
     assert_eq!(s["prompt"], "enroll");
     assert_eq!(s["can_skip"], false);
+}
+
+#[tokio::test]
+async fn under_required_a_grace_shows_enroll_by_and_skip_lasts_until_it() {
+    let h = H::with_policy(json!({"enabled": true, "include_in_signup": true,
+        "enforcement": "required", "grace_period_days": 3}))
+    .await;
+    let s = h.status().await;
+    let end = rfc3339(T0 + 3 * 86_400);
+    assert_eq!(
+        (&s["prompt"], &s["can_skip"], &s["enroll_by"]),
+        (&json!("enroll"), &json!(true), &json!(end))
+    );
+    // Seven days asked for, three left: the skip ends with the grace.
+    let a = h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None).await;
+    assert_eq!(a.ok(200), &json!({ "skipped_until": end }));
+    let s = h.status().await;
+    assert_eq!(
+        (&s["prompt"], &s["skipped_until"]),
+        (&json!("none"), &json!(end))
+    );
+    h.clock.advance(3 * 86_400);
+    let s = h.status().await;
+    assert_eq!(
+        (&s["prompt"], &s["can_skip"], &s["enroll_by"]),
+        (&json!("enroll"), &json!(false), &Value::Null)
+    );
+    h.user(EnrollmentStart, "POST", "/v1/mfa/skip", None)
+        .await
+        .err(403, "enrollment_required");
+}
+
+#[tokio::test]
+async fn the_grace_period_is_set_kept_and_checked_by_the_admin_api() {
+    let h = H::optional().await; // version 2
+    assert_eq!(
+        h.admin("GET", POLICY, None).await.ok(200)["grace_period_days"],
+        0
+    );
+    let mut body = policy(true, true, "required");
+    body["grace_period_days"] = json!(14);
+    let p = h.put_policy(&body).await.ok(200).clone();
+    assert_eq!(
+        (&p["grace_period_days"], &p["version"]),
+        (&json!(14), &json!(3))
+    );
+    assert_eq!(h.admin("GET", POLICY, None).await.ok(200), &p);
+    // Absent keeps it, like `factors`; 0 and 90 are the bounds.
+    let p = h
+        .put_policy(&policy(true, true, "optional"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(p["grace_period_days"], 14);
+    for days in [0, 90] {
+        body["grace_period_days"] = json!(days);
+        assert_eq!(h.put_policy(&body).await.ok(200)["grace_period_days"], days);
+    }
+    for bad in [
+        json!(91),
+        json!(-1),
+        json!(65_536),
+        json!(1.5),
+        json!(14.0),
+        json!(null),
+        json!("14"),
+        json!(true),
+        json!([14]),
+    ] {
+        body["grace_period_days"] = bad.clone();
+        let msg = h.put_policy(&body).await.err(400, "invalid_request");
+        assert!(msg.contains("grace_period_days"), "{bad}: {msg}");
+    }
+    let p = h.admin("GET", POLICY, None).await;
+    assert_eq!(
+        (&p.ok(200)["grace_period_days"], &p.json["version"]),
+        (&json!(90), &json!(6))
+    );
+    // The audit log says each change of the grace period apart, and only those.
+    let path = format!("/v1/admin/applications/{APP}/audit-events");
+    let events = h.admin("GET", &path, None).await.ok(200)["events"].clone();
+    let changes: Vec<Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "policy.updated")
+        .map(|e| e["details"]["grace_period_days"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!({"from": 0, "to": 90}),
+            json!({"from": 14, "to": 0}),
+            Value::Null,
+            json!({"from": 0, "to": 14}),
+            Value::Null,
+        ]
+    );
+    let newest = &events[0]["details"];
+    assert_eq!(
+        (
+            &newest["old"]["grace_period_days"],
+            &newest["new"]["grace_period_days"]
+        ),
+        (&json!(0), &json!(90))
+    );
 }
 
 // ---------------------------------------------------------------- start

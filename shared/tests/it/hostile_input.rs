@@ -147,6 +147,7 @@ impl World {
             factors: Some(vec![Factor::Sms, Factor::Totp]),
             display_name: None,
             webotp_domain: None,
+            grace_period_days: None,
         };
         policy::update(&svc, &app, change, None, "admin")
             .await
@@ -334,11 +335,12 @@ impl World {
                     ("factors", Factors, false),
                     ("display_name", DisplayName, false),
                     ("webotp_domain", Domain, false),
+                    ("grace_period_days", GraceDays, false),
                 ],
                 good: json!({"enabled": true, "include_in_signup": true,
                              "enforcement": "required", "allowed_countries": ["US", "GB"],
                              "factors": ["totp", "sms"], "display_name": "Acme Travel",
-                             "webotp_domain": "login.acme.example"}),
+                             "webotp_domain": "login.acme.example", "grace_period_days": 14}),
                 empty_ok: false,
                 errors: &["mfa_not_available", "version_conflict"],
             },
@@ -676,6 +678,8 @@ enum Kind {
     Domain,
     /// A user's `locale`: a BCP 47 tag (`null`: none).
     LocaleTag,
+    /// The policy's `grace_period_days`: a whole number from 0 to 90 (`null` refused).
+    GraceDays,
 }
 
 impl Kind {
@@ -690,6 +694,8 @@ impl Kind {
             Factors => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             Label | PhoneRef | DisplayName | Domain | LocaleTag => v.is_string() || v.is_null(),
             Bool => v.is_boolean(),
+            // Out of range is as wrong as another type: the parser refuses both alike.
+            GraceDays => v.as_u64().is_some_and(|d| d <= 90),
             TrueOnly => v.is_boolean() || v.is_null(),
             Countries => {
                 v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
@@ -1310,6 +1316,13 @@ fn hostile_cases(route: &Route) -> Vec<Case> {
                 ("a nested list", json!([["sms"]])),
                 ("an object", json!({"sms": true})),
             ]),
+            Kind::GraceDays => wrong.extend([
+                ("the string \"14\"", json!("14")),
+                ("a string of six digits", json!("123456")),
+                ("a float", json!(14.5)),
+                ("a float in exponent form", json!(1e300)),
+                ("a negative number", json!(-123456)),
+            ]),
             Kind::Countries => wrong.extend([
                 ("a string", json!("US")),
                 ("a number in the list", json!([1])),
@@ -1729,6 +1742,22 @@ fn hostile_values(field: &str, kind: Kind, good: &Value) -> Vec<(String, Value, 
                 big("ph_"),
             ] {
                 out.push((format!("{v:?}"), json!(v), gone.clone()));
+            }
+        }
+        Kind::GraceDays => {
+            for v in [
+                json!(91),
+                json!(-1),
+                json!(65_536 + 14),
+                json!(4_294_967_296_u64),
+                json!(u64::MAX),
+                json!(i64::MIN),
+                json!(14.0),
+                json!(-0.0),
+                json!(0.5),
+                json!(123_456),
+            ] {
+                out.push((describe(&v.to_string()), v, named.clone()));
             }
         }
         Kind::TrueOnly => out.push(("false".into(), json!(false), named.clone())),

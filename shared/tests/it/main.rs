@@ -10,6 +10,7 @@ mod abuse;
 mod adoption;
 mod faults;
 mod flows;
+mod grace;
 mod handlers;
 mod hostile_input;
 mod messages;

@@ -37,6 +37,7 @@ async fn world(store: Arc<dyn Store>, name: Option<&str>, domain: Option<&str>) 
         factors: None,
         display_name: Some(name.map(|n| DisplayName::parse(n).unwrap())),
         webotp_domain: Some(domain.map(|d| WebOtpDomain::parse(d).unwrap())),
+        grace_period_days: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

@@ -51,6 +51,7 @@ impl World {
             factors: None,
             display_name: None,
             webotp_domain: None,
+            grace_period_days: None,
         };
         policy::update(&self.svc, &self.app, change, None, "admin@acme")
             .await

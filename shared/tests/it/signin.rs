@@ -339,6 +339,7 @@ async fn a_challenge_resend_does_not_depend_on_the_policy() {
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     policy::update(&w.svc, &c.app, change, None, "admin")
         .await

@@ -452,6 +452,7 @@ fn policy(app: &AppId, version: u64, by: &str) -> Policy {
         factors: vec![Factor::Sms],
         display_name: None,
         webotp_domain: None,
+        grace_period_days: 30,
         version,
         updated_at: Some(NOW.plus_secs(version)),
         updated_by: Some(by.to_owned()),

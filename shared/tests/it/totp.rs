@@ -55,6 +55,7 @@ async fn set_policy(w: &World, enforcement: Enforcement, factors: &[Factor]) {
         factors: Some(factors.to_vec()),
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     policy::update(&w.svc, &w.app, change, None, "admin")
         .await

@@ -104,11 +104,12 @@ fn body(r: &Route) -> Option<Value> {
     let last = segments(r.template).last().copied().unwrap();
     let body = match (r.method, last) {
         // Both factors, so that the authenticator app's setup event is allowed too; the name
-        // texts and emails give the application, and the WebOTP domain of its code texts.
+        // texts and emails give the application, the WebOTP domain of its code texts, and the
+        // grace period a later switch to required gives.
         ("PUT", "mfa-policy") => {
             json!({"enabled": true, "include_in_signup": true, "enforcement": "optional",
                 "factors": ["sms", "totp"], "display_name": "Acme Travel",
-                "webotp_domain": "login.acme.example"})
+                "webotp_domain": "login.acme.example", "grace_period_days": 14})
         }
         ("PUT", "mfa-availability") => json!({"available": true}),
         ("PUT", "{user_id}") => {

@@ -222,4 +222,7 @@ pub(super) const DISPLAY_NAME: &str = "display_name";
 
 pub(super) const WEBOTP_DOMAIN: &str = "webotp_domain";
 
+/// The policy's grace period in days (absent on items written before it existed: 0).
+pub(super) const GRACE_PERIOD_DAYS: &str = "grace_period_days";
+
 pub(super) const LOCALE: &str = "locale";

@@ -66,6 +66,19 @@ fn send(code: &PendingCode, now: UnixTime) -> NewSend {
     }
 }
 
+/// A user with a verified email (the hash is a well-formed PHC string nothing checks here).
+fn user_record(app: &AppId, user: &UserId) -> UserRecord {
+    UserRecord {
+        app_id: app.clone(),
+        user_id: user.clone(),
+        email: format!("{user}@example.com"),
+        email_verified: true,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        locale: None,
+        updated_at: NOW,
+    }
+}
+
 fn phone(number: &str) -> PhoneRecord {
     PhoneRecord {
         phone_id: PhoneId::generate().unwrap(),
@@ -266,17 +279,7 @@ async fn number_claims_and_the_phone_count_are_items_of_the_user() {
     );
 
     // The reset leaves the profile and the skip, and no other item.
-    db.put_user(&UserRecord {
-        app_id: app.clone(),
-        user_id: user.clone(),
-        email: "u@example.com".into(),
-        email_verified: true,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        locale: None,
-        updated_at: NOW,
-    })
-    .await
-    .unwrap();
+    db.put_user(&user_record(&app, &user)).await.unwrap();
     db.put_skip(Owner::new(&app, &user), NOW, NOW.plus_secs(60))
         .await
         .unwrap();
@@ -505,17 +508,7 @@ async fn adoption_counts_are_spread_over_shard_items_and_stay_exact_under_concur
             let (db, app) = (db.clone(), app.clone());
             tasks.push(tokio::spawn(async move {
                 let user = UserId::parse(&format!("user-{i}")).unwrap();
-                db.put_user(&UserRecord {
-                    app_id: app.clone(),
-                    user_id: user.clone(),
-                    email: format!("user-{i}@example.com"),
-                    email_verified: true,
-                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-                    locale: None,
-                    updated_at: NOW,
-                })
-                .await
-                .unwrap();
+                db.put_user(&user_record(&app, &user)).await.unwrap();
                 let ph = phone("+14155550101");
                 let (e, code) =
                     at_code(&db, &app, &user, SessionKind::Enroll, "+14155550101").await;

@@ -9,8 +9,8 @@ use crate::types::{AppId, CountryCode, DisplayName, Enforcement, Factor, Policy,
 
 use super::item::{
     ALLOWED_COUNTRIES, APP_ID, AVAILABLE, DISPLAY_NAME, ENABLED, ENFORCEMENT, FACTORS,
-    INCLUDE_IN_SIGNUP, UPDATED_AT, UPDATED_BY, VERSION, WEBOTP_DOMAIN, get_bool, get_n, get_s,
-    malformed, n, opt_s, opt_t, parse_id, s, t,
+    GRACE_PERIOD_DAYS, INCLUDE_IN_SIGNUP, UPDATED_AT, UPDATED_BY, VERSION, WEBOTP_DOMAIN, get_bool,
+    get_n, get_s, malformed, n, opt_n, opt_s, opt_t, parse_id, s, t,
 };
 use super::keys::{PK, SK_POLICY, app_pk, key};
 use super::request::Expr;
@@ -44,6 +44,7 @@ pub fn policy_to_item(p: &Policy) -> Item {
     if let Some(domain) = &p.webotp_domain {
         item.insert(WEBOTP_DOMAIN.into(), s(domain.as_str()));
     }
+    item.insert(GRACE_PERIOD_DAYS.into(), n(p.grace_period_days));
     item.insert(VERSION.into(), n(p.version));
     if let Some(at) = p.updated_at {
         item.insert(UPDATED_AT.into(), t(at));
@@ -92,6 +93,12 @@ pub fn policy_from_item(item: &Item) -> Result<Policy, PortError> {
         webotp_domain: opt_s(item, WEBOTP_DOMAIN)
             .map(|v| WebOtpDomain::parse(&v).map_err(|_| malformed(W, WEBOTP_DOMAIN)))
             .transpose()?,
+        // A policy written before grace periods existed has none.
+        grace_period_days: match opt_n::<u16>(item, W, GRACE_PERIOD_DAYS)? {
+            None => 0,
+            Some(d) if d <= Policy::MAX_GRACE_PERIOD_DAYS => d,
+            Some(_) => return Err(malformed(W, GRACE_PERIOD_DAYS)),
+        },
         version: get_n(item, W, VERSION)?,
         updated_at: opt_t(item, W, UPDATED_AT)?,
         updated_by: opt_s(item, UPDATED_BY),
@@ -121,5 +128,32 @@ impl PolicyStore for DynamoStore {
         };
         self.put_if("put_policy", policy_to_item(policy), &condition, &x)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            grace_period_days: 30,
+            ..Policy::default_for(AppId::parse("acme").unwrap())
+        }
+    }
+
+    #[test]
+    fn the_grace_period_round_trips_and_old_items_have_none() {
+        let p = policy();
+        let mut item = policy_to_item(&p);
+        assert_eq!(item.get(GRACE_PERIOD_DAYS), Some(&n(30)));
+        assert_eq!(policy_from_item(&item).unwrap(), p);
+        // Written before grace periods existed.
+        item.remove(GRACE_PERIOD_DAYS);
+        assert_eq!(policy_from_item(&item).unwrap().grace_period_days, 0);
+        for bad in [n(91), n(-1), n(1.5), s("30")] {
+            item.insert(GRACE_PERIOD_DAYS.into(), bad);
+            assert!(policy_from_item(&item).is_err());
+        }
     }
 }

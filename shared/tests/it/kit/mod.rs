@@ -167,6 +167,7 @@ pub async fn set_policy(
         factors: None,
         display_name: None,
         webotp_domain: None,
+        grace_period_days: None,
     };
     policy::update(svc, app, change, None, "admin")
         .await
