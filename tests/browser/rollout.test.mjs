@@ -8,7 +8,8 @@
 //   then "with a grace period of 14 days"; Cancel saves nothing (read back through the admin
 //   API); confirmed, it saves → Cy, not enrolled, sees "Set up by <14 days from now>" and Skip,
 //   the date from her status's enroll_by; her skip counts on the Adoption tab, read again when
-//   the tab is opened.
+//   the tab is opened → the admin shortens the grace to 0 days: Cy's prompt is back without
+//   Skip or date.
 // The screens are saved under docs/screens/ (the README shows them).
 //
 //   MFA_LOCAL_BIN=target/debug/mfa-local node --test tests/browser/rollout.test.mjs
@@ -254,7 +255,7 @@ test("rolling MFA out: the adoption figures, Required confirmed with a grace per
   await skip.click();
   assert.equal((await cySkip).status(), 200, "Skip works during the grace period");
   // Skipped, she reaches settings, which recall the deadline.
-  await user.locator("#settings").getByText(`Your account needs MFA: set up by ${dayMonth(by)}.`, { exact: true }).waitFor();
+  await user.locator("#settings").getByText(`Your account needs MFA: set it up by ${dayMonth(by)}.`, { exact: true }).waitFor();
   assert.ok(await prompt.isHidden());
 
   // ---- the Adoption tab, opened again, reads the figures again: Cy's skip counts
@@ -262,4 +263,19 @@ test("rolling MFA out: the adoption figures, Required confirmed with a grace per
   await panel.getByText("Skips in the last 7 days: 2").waitFor();
   await panel.getByText(headline, { exact: true }).waitFor();
   assert.equal((await stats()).skips_last_7_days, 2);
+
+  // ---- the grace over: a policy change shortens a running grace (never lengthens it), so a
+  // grace of 0 days ends Cy's now. The prompt is back, without Skip and without a date.
+  await policyTab.click();
+  await grace.fill("0");
+  await admin.getByRole("button", { name: "Save" }).click();
+  await admin.getByText(/Version 5, saved by admin@/).waitFor();
+  assert.equal(await dialog.isVisible(), false, "Required already: nothing to confirm");
+  assert.equal((await policy()).grace_period_days, 0);
+  status = await signIn("cy");
+  assert.deepEqual([status.prompt, status.can_skip, status.enroll_by], ["enroll", false, null]);
+  await prompt.waitFor();
+  assert.ok(await skip.isHidden(), "no Skip once the grace is over");
+  assert.ok(await user.locator("#prompt-deadline").isHidden(), "no date once the grace is over");
+  assert.equal(await user.getByText(/Set up by/).count(), 0);
 });
