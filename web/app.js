@@ -250,7 +250,8 @@ const prompting = (p, enforcement) => !!p && p.enabled && p.include_in_signup &&
 const count = (n) => Number(n).toLocaleString();
 const users = (n) => `${count(n)} ${n === 1 ? "user" : "users"}`;
 
-// The confirmation before Required: N = users − enrolled, read now from mfa-stats, prompted
+// The confirmation before Required: up to N = users − enrolled (the figures do not count
+// unverified emails, which are never prompted), read now from mfa-stats, prompted
 // with a grace period of `days` or at once without Skip. Resolves true on "Make MFA required".
 async function confirmRequired(days) {
   const stats = await loadStats();
@@ -259,7 +260,7 @@ async function confirmRequired(days) {
   if (stats) {
     const n = notEnrolled(stats);
     const who = n > 0
-      ? `${users(n)} without MFA (of ${count(stats.users)}) will be prompted to set it up`
+      ? `Up to ${users(n)} without MFA (of ${count(stats.users)}) will be prompted to set it up`
       : stats.users === 0
         ? "There are no users yet: every user who signs up will be prompted to set it up"
         : "Every user has MFA already: users who sign up from now on will be prompted to set it up";
@@ -273,8 +274,8 @@ async function confirmRequired(days) {
   }
   $("required-confirm-text").textContent = text;
   $("required-confirm-hint").textContent = days > 0
-    ? "Each user's grace period starts the first time they are asked under Required."
-    : "Users who cannot set it up right away will not be able to continue until they do.";
+    ? "Only users with a verified email are asked. Each user's grace period starts the first time they are asked under Required."
+    : "Only users with a verified email are asked. Users who cannot set it up right away will not be able to continue until they do.";
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) => {

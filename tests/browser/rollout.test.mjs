@@ -181,7 +181,7 @@ test("rolling MFA out: the adoption figures, Required confirmed with a grace per
   await admin.getByRole("button", { name: "Save" }).click();
   await dialog.waitFor();
   assert.equal(await dialog.locator("#required-confirm-text").textContent(),
-    `${unenrolled} users without MFA (of ${api.users}) will be prompted to set it up immediately, without Skip.`);
+    `Up to ${unenrolled} users without MFA (of ${api.users}) will be prompted to set it up immediately, without Skip.`);
   await dialog.getByRole("button", { name: "Cancel" }).click();
   await dialog.waitFor({ state: "hidden" });
 
@@ -190,7 +190,7 @@ test("rolling MFA out: the adoption figures, Required confirmed with a grace per
   await dialog.waitFor();
   await admin.evaluate(() => document.getElementById("enforcement").scrollIntoView());
   const asked = await dialog.locator("#required-confirm-text").textContent();
-  assert.equal(asked, `${unenrolled} users without MFA (of ${api.users}) will be prompted to set it up with a grace period of ${GRACE_DAYS} days: they may Skip until it ends, then not.`);
+  assert.equal(asked, `Up to ${unenrolled} users without MFA (of ${api.users}) will be prompted to set it up with a grace period of ${GRACE_DAYS} days: they may Skip until it ends, then not.`);
   assert.match(asked, /\b4 users\b.*\bgrace period of 14 days\b/);
   await shot(admin, "admin-required-confirm", { fullPage: false });
 
