@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_phones_per_user: u32,
     /// How long audit events are kept (`MFA_AUDIT_RETENTION_DAYS`, a year by default).
     pub audit_retention_days: u64,
+    /// How long a warm instance keeps an application's policy (`MFA_POLICY_CACHE_SECONDS`, 5
+    /// by default, at most [`MAX_POLICY_CACHE_SECS`], 0 for none): see [`crate::policy_cache`].
+    pub policy_cache_secs: u64,
 }
 
 /// The password lockout window and lock length (15 minutes, fixed by the contract).
@@ -47,6 +50,7 @@ impl Default for Limits {
             skip_secs: 7 * 24 * 3600,
             max_phones_per_user: 5,
             audit_retention_days: 365,
+            policy_cache_secs: 5,
         }
     }
 }
@@ -66,6 +70,10 @@ pub enum ConfigError {
 
 /// The longest code lifetime (`MFA_CODE_TTL_SECONDS`): an hour.
 pub const MAX_CODE_TTL_SECS: u64 = 3600;
+
+/// The longest a warm instance keeps a policy (`MFA_POLICY_CACHE_SECONDS`): the contract's
+/// "a few seconds".
+pub const MAX_POLICY_CACHE_SECS: u64 = 10;
 
 /// Reads variables through a lookup function so that tests need not touch the process env.
 pub struct EnvSource<F: Fn(&str) -> Option<String>>(pub F);
@@ -111,7 +119,7 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         // Each limit from its variable, or its default where the variable is unset.
         macro_rules! limits {
             ($($field:ident: $var:literal,)*) => {
-                Limits { $($field: self.number($var, d.$field)?,)* }
+                Limits { $($field: self.number($var, d.$field)?,)* ..d.clone() }
             };
         }
         Ok(limits! {
@@ -142,6 +150,27 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
                 });
             }
             Ok(l)
+        })
+        .and_then(|l| {
+            // 0 is allowed here (no cache), unlike the limits above.
+            let name = "MFA_POLICY_CACHE_SECONDS";
+            let policy_cache_secs = match self.optional(name) {
+                None => d.policy_cache_secs,
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= MAX_POLICY_CACHE_SECS)
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        expected: "a whole number of seconds from 0 to 10",
+                        value: v,
+                    })?,
+            };
+            Ok(Limits {
+                policy_cache_secs,
+                ..l
+            })
         })
     }
 

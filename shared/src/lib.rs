@@ -20,6 +20,7 @@ pub mod http;
 pub mod logging;
 pub mod messages;
 pub mod metrics;
+pub mod policy_cache;
 pub mod ports;
 pub mod service;
 pub mod signing;

@@ -30,6 +30,8 @@ pub struct Service {
     pub app_keys: Option<Arc<crate::totp::SealingKeys>>,
     pub limits: Limits,
     pub settings: Settings,
+    /// The policies this instance read in the last few seconds (`limits.policy_cache_secs`).
+    pub policy_cache: Arc<crate::policy_cache::PolicyCache>,
 }
 
 impl Service {
@@ -63,6 +65,9 @@ impl Service {
             signing: Some(signing),
             assertion_keys: Arc::new(assertion_keys),
             app_keys: Some(Arc::new(crate::totp::SealingKeys::random()?)),
+            policy_cache: Arc::new(crate::policy_cache::PolicyCache::new(
+                limits.policy_cache_secs,
+            )),
             limits,
             settings,
         };

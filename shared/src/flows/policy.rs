@@ -14,8 +14,21 @@ pub const GRACE_DAYS_RULE: &str =
 /// A concurrent writer without `If-Match` is retried this many times before giving up.
 const WRITE_TRIES: usize = 5;
 
-/// The stored policy, or the defaults for an application never configured.
+/// The policy a user's request runs under: as this instance read or saved it in the last few
+/// seconds ([`crate::policy_cache`]), else read now (and kept).
 pub async fn get(svc: &Service, app: &AppId) -> Result<Policy, MfaError> {
+    let now = svc.clock.now();
+    if let Some(p) = svc.policy_cache.get(app, now) {
+        return Ok(p);
+    }
+    let p = get_fresh(svc, app).await?;
+    svc.policy_cache.put(&p, now);
+    Ok(p)
+}
+
+/// The stored policy, or the defaults for an application never configured: read now (the
+/// admin API shows what is saved, never a cached copy).
+pub async fn get_fresh(svc: &Service, app: &AppId) -> Result<Policy, MfaError> {
     Ok(svc
         .store
         .get_policy(app)
@@ -62,7 +75,7 @@ pub async fn update(
         ));
     }
     for _ in 0..WRITE_TRIES {
-        let current = get(svc, app).await?;
+        let current = get_fresh(svc, app).await?;
         if !current.available {
             return Err(MfaError::MfaNotAvailable);
         }
@@ -102,6 +115,8 @@ pub async fn update(
             ..current.clone()
         };
         if svc.store.put_policy(&next, current.version).await? {
+            // This instance's next request runs under it at once; others within the TTL.
+            svc.policy_cache.put(&next, svc.clock.now());
             tracing::info!(app_id = %app, version = next.version, "policy updated");
             let mut details =
                 json!({ "old": settings_json(&current), "new": settings_json(&next) });
@@ -114,7 +129,7 @@ pub async fn update(
             return Ok(next);
         }
         if if_match.is_some() {
-            let now = get(svc, app).await?;
+            let now = get_fresh(svc, app).await?;
             return Err(MfaError::VersionConflict {
                 current: now.version,
             });
@@ -133,7 +148,7 @@ pub async fn set_availability(
     actor: &str,
 ) -> Result<Policy, MfaError> {
     for _ in 0..WRITE_TRIES {
-        let current = get(svc, app).await?;
+        let current = get_fresh(svc, app).await?;
         let mut next = current.clone();
         next.available = available;
         if !available {
@@ -144,6 +159,7 @@ pub async fn set_availability(
         next.updated_at = Some(svc.clock.now());
         next.updated_by = Some(actor.to_owned());
         if svc.store.put_policy(&next, current.version).await? {
+            svc.policy_cache.put(&next, svc.clock.now());
             tracing::info!(app_id = %app, available, version = next.version, "availability changed");
             let details = json!({ "old": settings_json(&current), "new": settings_json(&next) });
             audit::record(svc, app, actor, None, Action::AvailabilityChanged, details).await;

@@ -233,7 +233,7 @@ pub async fn handle(svc: &Service, req: Request) -> Response<Body> {
             match (method, segs.as_slice()) {
                 (Method::GET, ["v1", "admin", "applications", app, "mfa-policy"]) => {
                     let app = app_from_path(app)?;
-                    Ok((200, policy_json(&policy::get(svc, &app).await?)))
+                    Ok((200, policy_json(&policy::get_fresh(svc, &app).await?)))
                 }
                 (Method::PUT, ["v1", "admin", "applications", app, "mfa-policy"]) => {
                     let app = app_from_path(app)?;

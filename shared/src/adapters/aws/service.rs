@@ -117,6 +117,9 @@ pub async fn service_from_sdk_config<S: SmsClient, E: EmailClient>(
         signing,
         assertion_keys: Arc::new(AssertionKeys::new(own, Some(published))),
         app_keys,
+        policy_cache: Arc::new(crate::policy_cache::PolicyCache::new(
+            limits.policy_cache_secs,
+        )),
         limits,
         settings,
     })

@@ -79,6 +79,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 mod audit;
 mod authenticators;
 mod counters;
+pub mod footprint;
 mod item;
 mod keys;
 mod phones;
