@@ -224,31 +224,53 @@ impl MfaError {
     }
 }
 
-/// A port failed (DynamoDB, SNS, SES, Secrets Manager, the OS RNG). The detail is for logs.
-///
-/// `.1` is true when the outcome is unknown: the request was sent and its answer was lost
-/// (a timeout or a broken response after dispatch), so the other side may have acted on it.
-/// A caller that would undo or refund work on failure must not do so then (an SNS text that
-/// may have been delivered counts as sent). Connect failures and service errors are known
-/// failures: nothing was done.
+/// A port failed (DynamoDB, SNS, SES, Secrets Manager, the OS RNG). `.0`, the detail, is for
+/// logs; `.1` says what kind of failure it was, which decides whether work may be undone.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct PortError(pub String, pub bool);
+pub struct PortError(pub String, pub PortErrorKind);
+
+/// What a caller may conclude from a [`PortError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// A known failure: the other side did nothing (a connect failure, a service's refusal).
+    Failed,
+    /// The request was sent and its answer was lost (a timeout or a broken response after
+    /// dispatch), so the other side may have acted on it. A caller that would undo or refund
+    /// work on failure must not do so then (an SNS text that may have been delivered counts
+    /// as sent).
+    OutcomeUnknown,
+    /// The service refused the request because the account is over its rate quota (SNS's
+    /// `Throttling`), after the SDK's own retries. Nothing was done, as with
+    /// [`PortErrorKind::Failed`], but the request itself was fine: trying again shortly is the
+    /// remedy, so it is answered `503` with `Retry-After`, not as a bad request.
+    Throttled,
+}
 
 impl PortError {
     /// A failure whose outcome is known: the other side did nothing.
     pub fn new(e: impl std::fmt::Display) -> PortError {
-        PortError(e.to_string(), false)
+        PortError(e.to_string(), PortErrorKind::Failed)
     }
 
     /// A request that was sent but whose answer was lost: it may have taken effect.
     pub fn outcome_unknown(e: impl std::fmt::Display) -> PortError {
-        PortError(e.to_string(), true)
+        PortError(e.to_string(), PortErrorKind::OutcomeUnknown)
+    }
+
+    /// A request the service refused for a rate quota: nothing was done; retry shortly.
+    pub fn throttled(e: impl std::fmt::Display) -> PortError {
+        PortError(e.to_string(), PortErrorKind::Throttled)
     }
 
     /// Whether the request may have taken effect (see [`PortError::outcome_unknown`]).
     pub fn is_outcome_unknown(&self) -> bool {
-        self.1
+        self.1 == PortErrorKind::OutcomeUnknown
+    }
+
+    /// Whether the service throttled the request (see [`PortError::throttled`]).
+    pub fn is_throttled(&self) -> bool {
+        self.1 == PortErrorKind::Throttled
     }
 }
 

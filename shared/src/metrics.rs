@@ -23,8 +23,12 @@ pub const NAMESPACE: &str = "MfaService";
 pub enum Metric {
     /// A text with a code was handed to SNS.
     TextSent,
-    /// SNS refused or failed a text (the user got `502 sms_send_failed`).
+    /// SNS refused or failed a text (the user got `502 sms_send_failed`), or its outcome is
+    /// unknown (counted as sent). Not a throttled text: that is [`Metric::SmsThrottled`].
     SmsSendError,
+    /// SNS throttled a text (the account's SMS rate quota, after the SDK's retries): the user
+    /// got `503 service_unavailable` with `Retry-After` and every budget unit back.
+    SmsThrottled,
     /// SES refused or failed an email (the change it reported stands).
     EmailSendError,
     /// A right code (enrollment, sign-in challenge or recovery code).
@@ -76,6 +80,7 @@ impl Metric {
         match self {
             Metric::TextSent => "TextsSent",
             Metric::SmsSendError => "SmsSendErrors",
+            Metric::SmsThrottled => "SmsThrottled",
             Metric::EmailSendError => "EmailSendErrors",
             Metric::VerificationOk => "VerificationsOk",
             Metric::VerificationFailed => "VerificationsFailed",

@@ -53,6 +53,9 @@ pub enum Fault {
     DynamoTransactionCanceledByConflict,
     /// SNS's `Throttling` (400, query protocol XML).
     SnsThrottled,
+    /// SNS's `InvalidParameter` (400, query protocol XML): a refusal of the request itself,
+    /// which the SDK does not retry.
+    SnsInvalidParameter,
     /// A bare 500 from any service.
     ServerError,
     /// The call is forwarded (moto applies it) and its answer is then held for
@@ -346,6 +349,11 @@ fn fault_response(fault: Fault, body: &str) -> Option<(StatusCode, &'static str,
             StatusCode::BAD_REQUEST,
             "text/xml",
             "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>",
+        ),
+        Fault::SnsInvalidParameter => (
+            StatusCode::BAD_REQUEST,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code><Message>Invalid parameter: PhoneNumber Reason: not a reachable number</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>",
         ),
         Fault::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,

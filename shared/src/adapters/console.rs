@@ -43,6 +43,8 @@ pub struct ConsoleOutbox {
     clock: Arc<dyn Clock>,
     /// Tests switch texts or emails off to see how the flows survive a provider outage.
     sms_failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Tests make texts answer as a throttled SNS does (the account's SMS rate quota).
+    sms_throttled: Arc<std::sync::atomic::AtomicBool>,
     email_failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -52,6 +54,7 @@ impl ConsoleOutbox {
             outbox: Arc::default(),
             clock,
             sms_failing: Arc::default(),
+            sms_throttled: Arc::default(),
             email_failing: Arc::default(),
         }
     }
@@ -64,6 +67,12 @@ impl ConsoleOutbox {
     pub fn set_sms_failing(&self, failing: bool) {
         self.sms_failing
             .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every text fail as a throttled SNS publish does (true), or work again (false).
+    pub fn set_sms_throttled(&self, throttled: bool) {
+        self.sms_throttled
+            .store(throttled, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes every email fail (true) or work again (false).
@@ -90,6 +99,9 @@ impl ConsoleOutbox {
 impl SmsSender for ConsoleOutbox {
     async fn send_sms(&self, to: &PhoneNumber, body: &str) -> Result<(), PortError> {
         self.check("sms")?;
+        if self.sms_throttled.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::throttled("console sms throttled"));
+        }
         // The console is the developer's phone: the code is shown, the number masked.
         println!("[sms to {}] {body}", to.masked());
         let mut o = self

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
-use aws_sdk_sns::error::SdkError;
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::adapters::aws::error_detail;
@@ -60,12 +61,33 @@ impl SmsSender for SnsSms {
             let message = format!("sns publish to {}: {detail}", to.masked());
             if outcome_unknown(&e) {
                 PortError::outcome_unknown(message)
+            } else if throttled(&e) {
+                PortError::throttled(message)
             } else {
                 PortError::new(message)
             }
         })?;
         Ok(())
     }
+}
+
+/// Whether an SNS error code says the account's request rate was exceeded: the codes SNS and
+/// the SDK's retry classifier use for throttling. `PublishError` has no variant for them (they
+/// arrive as `Unhandled` with this code); its `KmsThrottlingException` (`KMSThrottling`) is
+/// KMS throttling SNS for an encrypted topic, which a text to a number never meets, and is not
+/// the SMS rate quota.
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "ThrottledException"
+    )
+}
+
+/// Whether SNS refused the publish for the account's rate (after the SDK's retries).
+fn throttled<R>(e: &SdkError<PublishError, R>) -> bool {
+    e.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(is_throttling_code)
 }
 
 /// Whether SNS may have accepted the text although the call failed: the request was sent and
@@ -111,6 +133,52 @@ mod tests {
         )));
         let throttled = std::io::Error::other("Throttling");
         assert!(!outcome_unknown(&E::service_error(throttled, ())));
+    }
+
+    /// SNS's throttling answers are told apart from its refusals by their error code, read from
+    /// the query protocol's XML as the SDK parses it.
+    #[test]
+    fn throttling_codes_are_throttled_and_other_refusals_are_not() {
+        for code in ["Throttling", "ThrottlingException", "ThrottledException"] {
+            assert!(is_throttling_code(code), "{code}");
+        }
+        for code in [
+            "KMSThrottling",
+            "KMSThrottlingException",
+            "InvalidParameter",
+            "InvalidParameterValue",
+            "AuthorizationError",
+            "InternalError",
+            "throttling",
+            "",
+        ] {
+            assert!(!is_throttling_code(code), "{code}");
+        }
+    }
+
+    /// The whole mapping, on SDK errors built as the SDK builds them from an answer.
+    #[test]
+    fn a_throttled_publish_is_a_throttled_port_error() {
+        use aws_smithy_types::error::ErrorMetadata;
+        let service_error = |code: &str| {
+            let meta = ErrorMetadata::builder()
+                .code(code)
+                .message("Rate exceeded")
+                .build();
+            SdkError::<PublishError, ()>::service_error(PublishError::generic(meta), ())
+        };
+        assert!(throttled(&service_error("Throttling")));
+        assert!(throttled(&service_error("ThrottledException")));
+        assert!(!throttled(&service_error("InvalidParameter")));
+        let kms = SdkError::<PublishError, ()>::service_error(
+            PublishError::KmsThrottlingException(
+                aws_sdk_sns::types::error::KmsThrottlingException::builder()
+                    .message("KMS is throttled")
+                    .build(),
+            ),
+            (),
+        );
+        assert!(!throttled(&kms));
     }
 
     #[test]

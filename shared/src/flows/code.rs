@@ -139,7 +139,8 @@ pub(crate) async fn send(
 
 /// [`send`] with the text budget already taken (a challenge takes it before its item is
 /// created): records the new code and texts it. A text SNS refused (a known failure) undoes
-/// the send and gives the budget back (`502 sms_send_failed`). A text whose outcome is unknown
+/// the send and gives the budget back (`502 sms_send_failed`; throttled: `503
+/// service_unavailable` with `Retry-After`). A text whose outcome is unknown
 /// (the request went out and its answer was lost: it may have been delivered) counts as sent:
 /// the code stays pending, the units stay taken and the answer is `202`, so that a retrying
 /// client meets the cooldown and the send limits instead of a fresh, free text.
@@ -216,8 +217,19 @@ pub(crate) async fn send_with_budget(
     })
 }
 
-/// A text SNS certainly did not send: the send is undone (the earlier code, if any, is
-/// pending again) and every budget unit given back.
+/// Seconds a client is told to wait after SNS throttled its text (`Retry-After`). SNS's SMS
+/// rate quota is a per-second rate (20 texts/s by default) and the SDK has already retried the
+/// publish with backoff (up to 1 s) before this answer: a throttle that outlasted that is
+/// an account-wide burst, which usually clears within a second or two. 2 s lets it clear
+/// without having a person wait long, and a client that retries at once would only meet the
+/// same quota.
+pub const SMS_THROTTLED_RETRY_AFTER_SECS: u64 = 2;
+
+/// A text SNS certainly did not send (refused, or throttled): the send is undone (the earlier
+/// code, if any, is pending again) and every budget unit given back. A refusal answers
+/// `502 sms_send_failed` and counts `SmsSendErrors`; a throttled publish answers
+/// `503 service_unavailable` with `Retry-After` and counts `SmsThrottled`: the number was
+/// fine, the account's SMS rate quota was not.
 async fn undo_failed_send(
     svc: &Service,
     c: &Caller,
@@ -226,13 +238,22 @@ async fn undo_failed_send(
     budget: TextBudget,
     err: &PortError,
 ) -> MfaError {
-    tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %previous.id, phone = %failed.number, error = %err.0, "SMS send failed");
-    svc.count(&c.app, Metric::SmsSendError);
+    let answer = if err.is_throttled() {
+        tracing::warn!(app_id = %c.app, user_id = %c.user, enrollment_id = %previous.id, phone = %failed.number, error = %err.0, "SMS send throttled");
+        svc.count(&c.app, Metric::SmsThrottled);
+        MfaError::ServiceUnavailable {
+            retry_after: SMS_THROTTLED_RETRY_AFTER_SECS,
+        }
+    } else {
+        tracing::error!(app_id = %c.app, user_id = %c.user, enrollment_id = %previous.id, phone = %failed.number, error = %err.0, "SMS send failed");
+        svc.count(&c.app, Metric::SmsSendError);
+        MfaError::SmsSendFailed
+    };
     if let Err(undo) = svc.store.undo_send(previous, &failed.code_id).await {
         tracing::error!(enrollment_id = %previous.id, error = %undo.0, "could not undo a failed send");
     }
     budget.give_back(svc).await;
-    MfaError::SmsSendFailed
+    answer
 }
 
 /// Why the store refused a send that the first read allowed: read again and check again.

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use mfa_shared::MfaError;
 use mfa_shared::config::Limits;
-use mfa_shared::flows::{Caller, audit, enrollment, recovery};
+use mfa_shared::flows::{Caller, audit, challenge, enrollment, recovery};
 use mfa_shared::metrics::{Metric, Reason};
 use mfa_shared::types::{EnrollmentId, PhoneId, UserId};
 
@@ -310,4 +310,89 @@ fn ids_are_128_random_bits_that_never_repeat_or_follow_a_pattern() {
         .filter(|p| p[0].as_bytes()[..4] == p[1].as_bytes()[..4])
         .count();
     assert!(shared < 5, "{shared} consecutive ids share a 16-bit prefix");
+}
+
+/// SNS throttling (the account's SMS rate quota, after the SDK's retries): `503` with
+/// `Retry-After`, not `502 sms_send_failed`, since the number was fine.
+fn throttled(e: &MfaError) -> bool {
+    *e == MfaError::ServiceUnavailable {
+        retry_after: mfa_shared::flows::code::SMS_THROTTLED_RETRY_AFTER_SECS,
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_text_answers_503_gives_every_budget_back_and_counts_sms_throttled() {
+    // Every text budget at two: the first text and one more, then each refuses.
+    let (w, c) = ada(limits_with(|l| {
+        l.texts_per_user_per_day = 2;
+        l.texts_per_number_per_hour = 2;
+        l.texts_per_ip_per_hour = 2;
+        l.max_sends_per_enrollment = 2;
+    }))
+    .await;
+    let id = w.at_code(&c).await;
+    w.advance(30);
+    w.outbox.set_sms_throttled(true);
+    for _ in 0..3 {
+        let err = enrollment::resend(&w.svc, &c, &id).await.unwrap_err();
+        assert!(throttled(&err), "{err:?}");
+        assert_eq!(err.status(), 503);
+        assert_eq!(err.retry_after(), Some(2));
+        // And on the phone step, the same number again (a corrected number).
+        let err = w.phone(&c, &id, NUMBER).await.unwrap_err();
+        assert!(throttled(&err), "{err:?}");
+    }
+    w.outbox.set_sms_throttled(false);
+    assert_eq!(w.texts(), 1);
+    let m = &w.metrics;
+    assert_eq!(m.total(Metric::SmsThrottled), 6);
+    assert_eq!(
+        m.total(Metric::SmsSendError),
+        0,
+        "a throttle is not a send error"
+    );
+    assert_eq!(m.total(Metric::TextSent), 1);
+    // Six throttled texts cost nothing: the second text of every budget goes right away (no
+    // cooldown was restarted), and its code completes the enrollment.
+    let resent = enrollment::resend(&w.svc, &c, &id).await.unwrap();
+    assert_eq!(resent.attempts_remaining, 5);
+    assert_eq!(w.texts(), 2);
+    assert!(w.verify(&c, &id, &w.last_code()).await.is_ok());
+    assert!(w.enrolled(&c).await);
+    // The counts hold exactly the two texts sent and none of the throttled: a third is refused.
+    w.advance(30);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert!(matches!(err, MfaError::RateLimited { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_throttled_resend_leaves_the_earlier_code_pending_and_the_enrollment_usable() {
+    let (w, c) = ada(Limits::default()).await;
+    let id = w.at_code(&c).await;
+    let earlier = w.last_code();
+    w.advance(30);
+    w.outbox.set_sms_throttled(true);
+    let err = enrollment::resend(&w.svc, &c, &id).await.unwrap_err();
+    assert!(throttled(&err), "{err:?}");
+    w.outbox.set_sms_throttled(false);
+    // The send was undone: the earlier code is the pending one again, and completes.
+    let done = w.verify(&c, &id, &earlier).await.unwrap();
+    assert_eq!(done.confirmation_email, "sent");
+    assert!(w.enrolled(&c).await);
+}
+
+#[tokio::test]
+async fn a_throttled_challenge_text_answers_503_and_the_retry_goes_at_once() {
+    let (w, c) = ada(limits_with(|l| l.texts_per_user_per_day = 2)).await;
+    w.enroll(&c, NUMBER, None).await;
+    w.advance(30);
+    w.outbox.set_sms_throttled(true);
+    let err = challenge::start(&w.svc, &c, None).await.unwrap_err();
+    assert!(throttled(&err), "{err:?}");
+    w.outbox.set_sms_throttled(false);
+    // No cooldown, no unit spent: the second text of the day goes now and signs in.
+    let sent = challenge::start(&w.svc, &c, None).await.unwrap();
+    w.sign_in(&c, &sent.challenge_id, w.code()).await.unwrap();
+    assert_eq!(w.metrics.total(Metric::SmsThrottled), 1);
+    assert_eq!(w.metrics.total(Metric::SmsSendError), 0);
 }

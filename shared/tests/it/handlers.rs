@@ -917,6 +917,23 @@ async fn a_failed_text_answers_502_and_the_enrollment_stays_usable() {
     );
 }
 
+#[tokio::test]
+async fn a_throttled_text_answers_503_with_retry_after_and_the_enrollment_stays_usable() {
+    let h = H::optional().await;
+    let id = h.start().await;
+    h.outbox.set_sms_throttled(true);
+    let a = h.phone(&id, PHONE).await;
+    a.err(503, "service_unavailable");
+    assert_eq!(a.header("retry-after"), Some("2"), "{a:?}");
+    assert_eq!(a.json["retry_after"], 2, "{a:?}");
+    h.outbox.set_sms_throttled(false);
+    h.phone(&id, PHONE).await.ok(202);
+    assert_eq!(
+        h.code(&id, &h.last_code()).await.ok(200)["step"],
+        "complete"
+    );
+}
+
 // ---------------------------------------------------------------- phones in settings
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! Faults over the real wire: DynamoDB and SNS throttling through a fault-injecting proxy in
-//! front of moto (the SDK's own retries included), a Lambda function whose secret cannot be
-//! read at cold start, and conditional-write races on both backends, whose losers get a 4xx.
+//! Faults over the real wire: DynamoDB and SNS throttling (SNS's answered `503` with
+//! `Retry-After`, its refusals `502`) through a fault-injecting proxy in front of moto (the
+//! SDK's own retries included), a Lambda function whose secret cannot be read at cold start, and conditional-write races on both backends, whose losers get a 4xx.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
@@ -118,16 +118,30 @@ async fn a_throttled_completion_is_retryable_with_the_same_code() {
     assert_eq!(phones.json["phones"].as_array().unwrap().len(), 1);
 }
 
+/// How many EMF documents of `metric` the server printed.
+fn emf_count(s: &LocalServer, metric: &str) -> usize {
+    s.stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == metric)
+        .count()
+}
+
+/// SNS throttles every attempt (the account's SMS rate quota): after the SDK's own retries,
+/// `503 service_unavailable` with `Retry-After`, not `502` as if the number were bad; the send
+/// is undone and the one text of the day given back, and `SmsThrottled` counts it.
 #[tokio::test]
 #[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
-async fn a_throttled_sns_answers_502_counts_nothing_and_the_retry_works() {
+async fn a_throttled_sns_answers_503_with_retry_after_counts_nothing_and_the_retry_works() {
     let (s, proxy) = behind_proxy("SNS", &[("MFA_TEXTS_PER_USER_PER_DAY", "1")]);
     let t = Tenant::set_up(&s, "optional").await;
     let id = t.start(&s).await;
     let number = unique_number();
     proxy.fail("Publish", None, Fault::SnsThrottled);
     let r = t.phone(&s, &id, &number).await;
-    assert_eq!((r.status, r.error()), (502, "sms_send_failed"), "{r:?}");
+    assert_eq!((r.status, r.error()), (503, "service_unavailable"), "{r:?}");
+    assert_eq!(retry_after(&r), 2);
+    assert_eq!(r.json["retry_after"], 2, "{r:?}");
     assert_eq!(proxy.failed("Publish"), ATTEMPTS);
     proxy.heal();
     // Not counted against the one-text budget nor the enrollment's sends.
@@ -136,6 +150,31 @@ async fn a_throttled_sns_answers_502_counts_nothing_and_the_retry_works() {
     assert_eq!(r.json["attempts_remaining"], 5);
     let code = s.last_code(&number).await;
     assert_eq!(t.code(&s, &id, &code).await.status, 200);
+    assert_eq!(emf_count(&s, "SmsThrottled"), 1);
+    assert_eq!(emf_count(&s, "SmsSendErrors"), 0);
+}
+
+/// SNS refuses the publish itself (not a throttle): `502 sms_send_failed` after one attempt,
+/// the send undone, counted as an SMS send error.
+#[tokio::test]
+#[ignore = "needs moto_server: run by tests/run.sh (sets MFA_TEST_MOTO_URL)"]
+async fn an_sns_refusal_answers_502_counts_nothing_and_the_retry_works() {
+    let (s, proxy) = behind_proxy("SNS", &[("MFA_TEXTS_PER_USER_PER_DAY", "1")]);
+    let t = Tenant::set_up(&s, "optional").await;
+    let id = t.start(&s).await;
+    let number = unique_number();
+    proxy.fail("Publish", None, Fault::SnsInvalidParameter);
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!((r.status, r.error()), (502, "sms_send_failed"), "{r:?}");
+    assert!(r.headers.get("retry-after").is_none(), "{r:?}");
+    assert_eq!(proxy.failed("Publish"), 1, "a refusal is not retried");
+    proxy.heal();
+    let r = t.phone(&s, &id, &number).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let code = s.last_code(&number).await;
+    assert_eq!(t.code(&s, &id, &code).await.status, 200);
+    assert_eq!(emf_count(&s, "SmsSendErrors"), 1);
+    assert_eq!(emf_count(&s, "SmsThrottled"), 0);
 }
 
 /// SNS took the publish, but its answer never came back (every attempt forwarded, then held

@@ -70,7 +70,7 @@ fn dimension<'a>(alarm: &'a Yaml, name: &str) -> Option<&'a Yaml> {
 }
 
 #[test]
-fn alarms_watch_sms_failures_spend_the_app_budget_and_5xx_rates() {
+fn alarms_watch_sms_failures_throttling_spend_the_app_budget_and_5xx_rates() {
     let t = template();
     let all = alarms(&t);
     let own = |metric: Metric| {
@@ -81,6 +81,9 @@ fn alarms_watch_sms_failures_spend_the_app_budget_and_5xx_rates() {
     let sms = own(Metric::SmsSendError);
     assert_eq!(sms["Namespace"].as_str(), Some(NAMESPACE));
     assert!(dimension(sms, "Service").is_some());
+    let throttled = own(Metric::SmsThrottled);
+    assert_eq!(throttled["Namespace"].as_str(), Some(NAMESPACE));
+    assert!(dimension(throttled, "Service").is_some());
     let budget = own(Metric::RateLimited(Reason::TextsPerApp));
     assert_eq!(budget["Namespace"].as_str(), Some(NAMESPACE));
     assert_eq!(
@@ -354,4 +357,77 @@ fn env_json_example_sets_each_functions_variables() {
         stray.is_empty(),
         "env.json.example: not functions of template.yaml: {stray:?}"
     );
+}
+
+// ---------------------------------------------------------------- texting functions' concurrency
+
+/// Whether `y` holds, anywhere, an IAM statement allowing `sns:Publish`.
+fn allows_publish(y: &Yaml) -> bool {
+    match y {
+        Yaml::Hash(h) => {
+            let publish = |a: &Yaml| a.as_str() == Some("sns:Publish");
+            let action = &y["Action"];
+            (y["Effect"].as_str() == Some("Allow")
+                && (publish(action) || action.as_vec().is_some_and(|v| v.iter().any(publish))))
+                || h.values().any(allows_publish)
+        }
+        Yaml::Array(v) => v.iter().any(allows_publish),
+        _ => false,
+    }
+}
+
+/// Each function that may publish texts has a reserved-concurrency parameter, unreserved by
+/// default (-1), wired to it through a condition that drops the property at -1: the four
+/// texting functions, and only they.
+#[test]
+fn texting_functions_have_reserved_concurrency_parameters_unreserved_by_default() {
+    let t = template();
+    let expected: BTreeSet<(&str, &str)> = [
+        ("phone-submit", "PhoneSubmitReservedConcurrency"),
+        ("code-verify", "CodeVerifyReservedConcurrency"),
+        ("challenge", "ChallengeReservedConcurrency"),
+        ("phone-edits", "PhoneEditsReservedConcurrency"),
+    ]
+    .into();
+    let mut found = BTreeSet::new();
+    for (_, res) in t["Resources"].as_hash().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let reserved = &res["Properties"]["ReservedConcurrentExecutions"];
+        if !allows_publish(&res["Properties"]["Policies"]) {
+            assert!(
+                reserved.is_badvalue(),
+                "{binary} sends no text: {reserved:?}"
+            );
+            continue;
+        }
+        // `!If [Condition, !Ref Parameter, !Ref AWS::NoValue]` (the tags are not kept).
+        let parts = reserved
+            .as_vec()
+            .unwrap_or_else(|| panic!("{binary}: no reserved concurrency: {reserved:?}"));
+        let (condition, parameter) = (parts[0].as_str().unwrap(), parts[1].as_str().unwrap());
+        assert_eq!(parts[2].as_str(), Some("AWS::NoValue"), "{binary}");
+        let p = &t["Parameters"][parameter];
+        assert_eq!(p["Type"].as_str(), Some("Number"), "{parameter}");
+        assert_eq!(
+            p["Default"].as_i64(),
+            Some(-1),
+            "{parameter}: unreserved by default"
+        );
+        let description = p["Description"].as_str().unwrap();
+        assert!(
+            description.contains("SMS rate quota") && description.contains(binary),
+            "{parameter} says how to size it: {description}"
+        );
+        // The condition holds exactly when the parameter is not -1.
+        let not_equals = &t["Conditions"][condition][0];
+        assert_eq!(not_equals[0].as_str(), Some(parameter), "{condition}");
+        assert_eq!(not_equals[1].as_str(), Some("-1"), "{condition}");
+        found.insert((binary, parameter));
+    }
+    assert_eq!(found, expected);
 }
