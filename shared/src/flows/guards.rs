@@ -1,7 +1,9 @@
 //! The contract's counters: password lockout, failed codes per user, and the text budgets.
 //! Each takes its unit before the guarded work runs, so that concurrent requests can never
 //! get more tries than the limit; units are given back when the work turns out not to count
-//! (a right password, a right code, a text that could not be sent).
+//! (a right password, a right code, a text that could not be sent). The application's daily
+//! text budget is spread over several counters ([`TEXT_BUDGET_SHARDS`]), so that a big
+//! tenant's texts do not all meet on one item.
 
 use crate::config::PASSWORD_WINDOW_SECS;
 use crate::error::MfaError;
@@ -71,8 +73,9 @@ pub enum CounterKey<'a> {
     TextsPerNumber(&'a str),
     /// `txt-ip#{bucket}`: texts per client per hour, by [`ip_bucket`].
     TextsPerIp(&'a str),
-    /// `txt-app#{app}`: texts per application per day.
-    TextsPerApp(&'a AppId),
+    /// `txt-app#{app}#{shard}`: texts per application per day, one of the
+    /// [`TEXT_BUDGET_SHARDS`] counters the budget is spread over.
+    TextsPerApp(&'a AppId, u32),
     /// `chl-cool#{app}#{user}`: the cooldown between a user's challenge texts.
     ChallengeCooldown(&'a Caller),
 }
@@ -86,7 +89,7 @@ impl CounterKey<'_> {
             CounterKey::TextsPerUser(c) => format!("txt-user#{}#{}", c.app, c.user),
             CounterKey::TextsPerNumber(tag) => format!("txt-num#{tag}"),
             CounterKey::TextsPerIp(bucket) => format!("txt-ip#{bucket}"),
-            CounterKey::TextsPerApp(app) => format!("txt-app#{app}"),
+            CounterKey::TextsPerApp(app, shard) => format!("txt-app#{app}#{shard}"),
             CounterKey::ChallengeCooldown(c) => format!("chl-cool#{}#{}", c.app, c.user),
         }
     }
@@ -118,6 +121,70 @@ pub(super) async fn take(
             Counted::Limited { until, first } => Take::Refused(Refused { until, first }),
         },
     )
+}
+
+/// How many counters an application's daily text budget is spread over, at most (never more
+/// than the limit, so that no counter has 0).
+///
+/// Why 32: every text of a tenant takes a unit of its budget, one conditional UpdateItem of
+/// a small item (1 write unit), and one item takes about 1,000 write units a second. At the
+/// design peak of one tenant (issue 19: 2,000 enrollments and 5,000 SMS sign-ins a second)
+/// that is about 7,000 takes a second: at least 7 counters, and 32 run each near 220 a
+/// second (about a fifth of the limit), leaving room for resends, bursts above the peak and
+/// the walks of a nearly spent budget. More would only lengthen the walk of a refused text
+/// (up to one take per counter).
+pub const TEXT_BUDGET_SHARDS: u32 = 32;
+
+/// How many counters a daily budget of `limit` texts is spread over: [`TEXT_BUDGET_SHARDS`],
+/// fewer for a smaller budget (one unit each at least), one for a budget of 0 (refusing all).
+pub fn text_budget_shards(limit: u32) -> u32 {
+    TEXT_BUDGET_SHARDS.min(limit).max(1)
+}
+
+/// Shard `shard`'s part of a daily limit spread over `shards` counters: the limit divided,
+/// the remainder one each to the first shards, so that the parts sum to the limit.
+fn shard_limit(limit: u32, shards: u32, shard: u32) -> u32 {
+    limit / shards + u32::from(shard < limit % shards)
+}
+
+/// Asks the application's daily text budget for one unit.
+///
+/// The budget `limit` is spread over [`text_budget_shards`] counters `txt-app#{app}#{k}`
+/// whose limits sum to `limit` ([`shard_limit`]), so that no counter carries every text of a
+/// big tenant. A take starts at a random counter and walks the others in order until one
+/// takes: it is refused only when every counter refuses, so every unit stays reachable, and
+/// the budget is never exceeded, even under concurrency (each counter guards its own part in
+/// its conditional write). Each counter's window opens at its own first unit, as any
+/// counter's does. The unit taken carries its counter's key, so a give-back returns it there.
+///
+/// A refusal's `until` (the answer's `Retry-After`) is the earliest end among the refusing
+/// counters' windows: when a unit may come back. It is `first` when any counter answered its
+/// first refusal, so the audit of the block is written at most once per counter window (up
+/// to one per counter and day, where a single counter wrote one a day: concurrent walks may
+/// each meet another counter's first refusal), and at least once: the counter filled last
+/// refuses nothing before every counter is full, so its first refusal falls in a walk that
+/// every counter refuses (unless a unit came back meanwhile). The metric counts every
+/// refused text, as before. The former single counter `txt-app#{app}` is no longer read: no
+/// deployment older than the shards exists.
+async fn take_app_text(svc: &Service, app: &AppId, limit: u32) -> Result<Take, MfaError> {
+    let shards = text_budget_shards(limit);
+    let start = getrandom::u32().unwrap_or(0) % shards;
+    let mut refused = Refused {
+        until: UnixTime(i64::MAX),
+        first: false,
+    };
+    for i in 0..shards {
+        let shard = (start + i) % shards;
+        let key = CounterKey::TextsPerApp(app, shard);
+        match take(svc, key, shard_limit(limit, shards, shard), 86_400).await? {
+            Take::Taken(t) => return Ok(Take::Taken(t)),
+            Take::Refused(r) => {
+                refused.until = refused.until.min(r.until);
+                refused.first |= r.first;
+            }
+        }
+    }
+    Ok(Take::Refused(refused))
 }
 
 /// Takes a password attempt: `429 too_many_attempts` while locked or at the limit.
@@ -239,8 +306,10 @@ pub async fn take_text_budget(
     let l = &svc.limits;
     let number_tag = (to == Recipient::Unproven).then(|| svc.keys.number_tag(number));
     let ip = ip_bucket(&c.source_ip);
+    // Each budget's counter; `None` for the application's, spread over counters (see
+    // [`take_app_text`]).
     let mut budgets = vec![(
-        CounterKey::TextsPerUser(c),
+        Some(CounterKey::TextsPerUser(c)),
         l.texts_per_user_per_day,
         86_400,
         "texts per user per day",
@@ -248,7 +317,7 @@ pub async fn take_text_budget(
     )];
     if let Some(tag) = &number_tag {
         budgets.push((
-            CounterKey::TextsPerNumber(tag),
+            Some(CounterKey::TextsPerNumber(tag)),
             l.texts_per_number_per_hour,
             3600,
             "texts per phone number per hour",
@@ -256,14 +325,14 @@ pub async fn take_text_budget(
         ));
     }
     budgets.push((
-        CounterKey::TextsPerIp(&ip),
+        Some(CounterKey::TextsPerIp(&ip)),
         l.texts_per_ip_per_hour,
         3600,
         "texts per client IP per hour",
         Reason::TextsPerIp,
     ));
     budgets.push((
-        CounterKey::TextsPerApp(&c.app),
+        None,
         l.texts_per_app_per_day,
         86_400,
         "texts per application per day",
@@ -271,7 +340,11 @@ pub async fn take_text_budget(
     ));
     let mut taken = Vec::with_capacity(budgets.len());
     for (key, limit, window, name, reason) in budgets {
-        match take(svc, key, limit, window).await {
+        let took = match key {
+            Some(key) => take(svc, key, limit, window).await,
+            None => take_app_text(svc, &c.app, limit).await,
+        };
+        match took {
             Ok(Take::Taken(t)) => taken.push(t),
             Ok(Take::Refused(refused)) => {
                 let until = refused.until;
@@ -347,12 +420,30 @@ mod tests {
                 CounterKey::TextsPerIp("198.51.100.7"),
                 "txt-ip#198.51.100.7",
             ),
-            (CounterKey::TextsPerApp(&c.app), "txt-app#app1"),
+            (CounterKey::TextsPerApp(&c.app, 0), "txt-app#app1#0"),
+            (CounterKey::TextsPerApp(&c.app, 31), "txt-app#app1#31"),
             (CounterKey::ChallengeCooldown(&c), "chl-cool#app1#u1"),
         ];
         for (key, stored) in keys {
             assert_eq!(key.key(), stored);
         }
+    }
+
+    #[test]
+    fn the_application_budget_parts_sum_to_the_limit_and_none_is_empty() {
+        for limit in [1, 2, 7, 31, 32, 33, 40, 10_000, 1_000_003] {
+            let shards = text_budget_shards(limit);
+            let parts: Vec<u32> = (0..shards).map(|k| shard_limit(limit, shards, k)).collect();
+            assert_eq!(parts.iter().sum::<u32>(), limit, "{limit}: {parts:?}");
+            assert!(parts.iter().all(|p| *p >= 1), "{limit}: {parts:?}");
+            // Even: no part more than one above another.
+            assert!(parts.iter().max().unwrap() - parts.iter().min().unwrap() <= 1);
+        }
+        assert_eq!(shard_limit(40, 32, 7), 2);
+        assert_eq!(shard_limit(40, 32, 8), 1);
+        // A budget of 0: one counter, refusing every text.
+        assert_eq!(text_budget_shards(0), 1);
+        assert_eq!(shard_limit(0, 1, 0), 0);
     }
 
     #[test]

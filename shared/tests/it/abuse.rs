@@ -1,10 +1,11 @@
 //! Budgets a stranger cannot spend, texts whose outcome is unknown, and notifications that
-//! fail before the email (issue 13), over the in-memory store with a fixed clock.
+//! fail before the email (issue 13), over the in-memory store with a fixed clock; and the
+//! application's daily text budget spread over counters (issue 19), on memory and moto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use crate::kit::{NUMBER, World, ada, limits_with, set_policy, world};
+use crate::kit::{self, NUMBER, T0, World, ada, limits_with, set_policy, unique, world};
 use async_trait::async_trait;
 use mfa_shared::MfaError;
 use mfa_shared::adapters::console::ConsoleOutbox;
@@ -12,7 +13,7 @@ use mfa_shared::config::Limits;
 use mfa_shared::error::PortError;
 use mfa_shared::flows::{Caller, audit, challenge, enrollment, policy};
 use mfa_shared::metrics::{Metric, Reason};
-use mfa_shared::ports::SmsSender;
+use mfa_shared::ports::{SmsSender, Store};
 use mfa_shared::types::{AppId, Enforcement, PhoneNumber};
 
 /// A user of another application (tenant) with MFA enabled.
@@ -263,4 +264,130 @@ async fn an_add_with_no_factor_yet_enrolls_the_first_phone() {
         .unwrap();
     assert!(done.phone.primary);
     assert!(w.enrolled(&c).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application's daily text budget, spread over counters (issue 19).
+
+kit::on_both!(
+    "mfa-app-budget",
+    the_application_budget_holds_exactly_under_concurrent_sends,
+    a_text_that_failed_gives_one_unit_back_to_the_application_budget,
+    every_unit_of_a_small_or_uneven_application_budget_is_reachable,
+);
+
+const APP_BUDGET: &str = "texts per application per day";
+
+/// A fresh application on `store` whose budget is `per_day` texts a day (every other limit
+/// the default).
+async fn budget_world(store: Arc<dyn Store>, per_day: u32) -> World {
+    let limits = limits_with(|l| l.texts_per_app_per_day = per_day);
+    let w = kit::deployment(store, limits, T0, &unique("app")).await;
+    set_policy(&w.svc, &w.app, true, true, Enforcement::Optional).await;
+    w
+}
+
+/// User `i` at the code step's door: an enrollment started, from an IP and for a number of
+/// their own, so that only the application's budget is shared.
+async fn newcomer(w: &World, i: usize) -> (Caller, mfa_shared::types::EnrollmentId, String) {
+    let ip = format!("198.51.{}.{}", 100 + i / 200, 1 + i % 200);
+    let c = w.user_at(&format!("user-{i}"), &ip).await;
+    let id = w.start(&c).await;
+    (c, id, format!("+1415555{:04}", 2000 + i))
+}
+
+fn is_app_refusal(r: &Result<enrollment::CodeSent, MfaError>) -> bool {
+    matches!(r, Err(MfaError::RateLimited { limit, .. }) if *limit == APP_BUDGET)
+}
+
+async fn the_application_budget_holds_exactly_under_concurrent_sends(store: Arc<dyn Store>) {
+    const LIMIT: u32 = 7;
+    const SENDS: usize = 20;
+    let w = Arc::new(budget_world(store, LIMIT).await);
+    let mut ready = Vec::new();
+    for i in 0..SENDS {
+        ready.push(newcomer(&w, i).await);
+    }
+    let tasks: Vec<_> = ready
+        .into_iter()
+        .map(|(c, id, number)| {
+            let w = w.clone();
+            tokio::spawn(async move { w.phone(&c, &id, &number).await })
+        })
+        .collect();
+    let (mut sent, mut refused) = (0, 0);
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.is_ok() {
+            sent += 1;
+        } else {
+            assert!(is_app_refusal(&r), "{r:?}");
+            // Every counter's window opened at this (fixed) second: a day until any unit.
+            assert!(
+                matches!(
+                    r,
+                    Err(MfaError::RateLimited {
+                        retry_after: 86_400,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!((sent, refused), (LIMIT as usize, SENDS - LIMIT as usize));
+    assert_eq!(w.texts(), LIMIT as usize);
+    // Every refusal counted; audited at least once, at most once per counter window.
+    assert_eq!(
+        w.metrics.total(Metric::RateLimited(Reason::TextsPerApp)),
+        refused
+    );
+    let log = audit::list(&w.svc, &w.app, None, 100, None).await.unwrap();
+    let blocked = log
+        .events
+        .iter()
+        .filter(|e| e.action == "rate_limit.blocked")
+        .count();
+    assert!((1..=LIMIT as usize).contains(&blocked), "{blocked} audited");
+}
+
+async fn a_text_that_failed_gives_one_unit_back_to_the_application_budget(store: Arc<dyn Store>) {
+    const LIMIT: usize = 7;
+    let w = budget_world(store, LIMIT as u32).await;
+    for i in 0..LIMIT - 1 {
+        let (c, id, number) = newcomer(&w, i).await;
+        w.phone(&c, &id, &number).await.unwrap();
+    }
+    // The last unit is taken by a text SNS refuses, and given back.
+    let (c, id, number) = newcomer(&w, LIMIT - 1).await;
+    w.outbox.set_sms_failing(true);
+    let failed = w.phone(&c, &id, &number).await;
+    w.outbox.set_sms_failing(false);
+    assert!(failed.is_err() && !is_app_refusal(&failed), "{failed:?}");
+    assert_eq!(w.texts(), LIMIT - 1);
+    // Exactly one unit came back: that text goes out now, and the next one is refused.
+    w.phone(&c, &id, &number).await.unwrap();
+    assert_eq!(w.texts(), LIMIT);
+    let (c, id, number) = newcomer(&w, LIMIT).await;
+    let over = w.phone(&c, &id, &number).await;
+    assert!(is_app_refusal(&over), "{over:?}");
+    assert_eq!(w.texts(), LIMIT);
+}
+
+async fn every_unit_of_a_small_or_uneven_application_budget_is_reachable(store: Arc<dyn Store>) {
+    // 3: fewer units than counters (three counters of one); 40: counters of 2 and of 1. Each
+    // unit is found wherever the walk starts, and the one after the last is refused.
+    for limit in [3, 40] {
+        let w = budget_world(store.clone(), limit).await;
+        for i in 0..limit as usize {
+            let (c, id, number) = newcomer(&w, i).await;
+            let r = w.phone(&c, &id, &number).await;
+            assert!(r.is_ok(), "text {} of {limit}: {r:?}", i + 1);
+        }
+        let (c, id, number) = newcomer(&w, limit as usize).await;
+        let over = w.phone(&c, &id, &number).await;
+        assert!(is_app_refusal(&over), "{over:?}");
+        assert_eq!(w.texts(), limit as usize);
+    }
 }

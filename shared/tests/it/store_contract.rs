@@ -184,6 +184,7 @@ contract!(
     list_audit_per_user,
     list_audit_hides_expired_events,
     list_audit_is_per_application,
+    list_audit_pages_every_event_once_newest_first,
     an_event_appended_twice_is_one_event,
     // counters
     counter_take_refuses_at_the_limit_first_once,
@@ -2280,6 +2281,83 @@ async fn list_audit_is_per_application(store: &dyn Store) {
         .await
         .unwrap();
     assert!(page.events.is_empty());
+}
+
+async fn list_audit_pages_every_event_once_newest_first(store: &dyn Store) {
+    // Three pages' worth and more, at distinct times, appended out of order: on DynamoDB they
+    // land in many of the application log's shards, which a page reads and merges.
+    const LIMIT: u32 = 6;
+    let ns = ns();
+    let mut live = Vec::new();
+    let mut expired = Vec::new();
+    for i in 0..22u64 {
+        let user = match i % 3 {
+            0 => None,
+            1 => Some(&ns.user),
+            _ => Some(&ns.other),
+        };
+        let e = event(&ns.app, i, user);
+        // Four expire before the listing: the oldest, the newest and two between.
+        if [0, 5, 13, 21].contains(&i) {
+            expired.push(AuditEvent {
+                expires_at: NOW.plus_secs(100),
+                ..e
+            });
+        } else {
+            live.push(e);
+        }
+    }
+    assert_eq!(live.len(), 3 * LIMIT as usize);
+    let shards: std::collections::BTreeSet<u32> = live
+        .iter()
+        .map(|e| mfa_shared::adapters::dynamodb::audit_shard_of(&e.id))
+        .collect();
+    assert!(
+        shards.len() > 8,
+        "the events land in {} shards",
+        shards.len()
+    );
+    let all: Vec<&AuditEvent> = live.iter().chain(&expired).collect();
+    // Every 7th of 22 (coprime): each once, far from time order.
+    for k in 0..all.len() {
+        store.append_audit(all[k * 7 % all.len()]).await.unwrap();
+    }
+    let now = NOW.plus_secs(100);
+    let mut listed: Vec<AuditEvent> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_audit(&AuditQuery {
+                app: &ns.app,
+                user: None,
+                limit: LIMIT,
+                after: after.as_deref(),
+                now,
+            })
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.events.len() <= LIMIT as usize);
+        listed.extend(page.events.iter().cloned());
+        match page.next_after {
+            Some(next) => {
+                assert_eq!(
+                    page.events.len(),
+                    LIMIT as usize,
+                    "a page before the last is full"
+                );
+                assert_eq!(Some(&next), page.events.last().map(|e| &e.id));
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    // Every live event exactly once, newest first; the last page ends at the oldest live one.
+    let newest_first: Vec<AuditEvent> = live.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    assert_eq!(pages, 3);
 }
 
 async fn an_event_appended_twice_is_one_event(store: &dyn Store) {

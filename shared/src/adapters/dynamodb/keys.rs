@@ -29,11 +29,9 @@ pub(super) fn counter_pk(key: &str) -> String {
     format!("COUNTER#{key}")
 }
 
-pub(super) fn audit_pk(app: &AppId) -> String {
-    format!("AUDIT#{app}")
-}
-
-pub(super) fn user_audit_pk(app: &AppId, user: &UserId) -> String {
+/// The partition of one user's audit events (the application's are sharded: see
+/// [`audit_shard_pk`](super::audit_shard_pk)).
+pub fn user_audit_pk(app: &AppId, user: &UserId) -> String {
     format!("AUDIT#{app}#USER#{user}")
 }
 

@@ -15,7 +15,7 @@
 //! | recovery code | `USER#{app}#{user}` | `RECOVERY#{keyed hash}` | none | `used_by`, `used_at` once used |
 //! | recovery set | `USER#{app}#{user}` | `RECOVERY_SET` | none | `generation` |
 //! | counter | `COUNTER#{key}` | `COUNTER` | window end or block end, the later | `write_token`, `refused` |
-//! | audit event | `AUDIT#{app}` | `{event id}` | `expires_at` | |
+//! | audit event | `AUDIT#{app}#{shard}`, shard 0–63 by a hash of the id | `{event id}` | `expires_at` | |
 //! | audit event, by user | `AUDIT#{app}#USER#{user}` | `{event id}` | `expires_at` | |
 //! | adoption totals | `STATS#{app}#{shard}` | `TOTAL` | none | moved only inside the transaction of the change they count |
 //! | skips of a day, texts of an hour | `STATS#{app}#{shard}` | `SKIPS#{day}`, `TEXTS#{hour}` | a day after no window reaches them | |
@@ -43,9 +43,12 @@
 //! and the update of the app on the phone count item (bound or replaced by a setup, its
 //! `totp_last_used_at` moved by a sign-in only while `totp_id` is the app signed in with). A phone item's `first_verified_at` (set when it is
 //! added, left by a replace) places it in the user's list. Ids never hold `#`, so the key prefixes never
-//! collide. An audit event is written twice (one transaction): under the application and,
-//! when it names a user, under that user, so that both listings are one query, newest first
-//! (event ids sort by time). A sign-in challenge is an enrollment item with purpose
+//! collide. An audit event is written twice (one transaction): under the application, in the
+//! shard partition of its id ([`AUDIT_SHARDS`] of them, so that one big tenant's events do
+//! not meet in one partition: see `audit.rs`), and, when it names a user, under that user; a
+//! user's listing is one query and the application's one query per shard merged, both newest
+//! first (event ids sort by time). The former unsharded `AUDIT#{app}` is no longer read: no
+//! deployment older than the shards exists. A sign-in challenge is an enrollment item with purpose
 //! `challenge` (and the phone in `replace_phone_id`, as for a replace); its completion is a
 //! transaction with a ConditionCheck that the phone still carries the number the code went to.
 //! Creating one ends (deletes) the user's oldest open ones beyond [`MAX_LIVE_ENROLLMENTS`](crate::ports::MAX_LIVE_ENROLLMENTS) and
@@ -91,7 +94,8 @@ mod stats;
 mod transact;
 mod users;
 
-pub use keys::{PK, SK, TTL};
+pub use audit::{AUDIT_SHARDS, audit_shard_of, audit_shard_pk};
+pub use keys::{PK, SK, TTL, user_audit_pk};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

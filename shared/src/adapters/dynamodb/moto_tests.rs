@@ -22,7 +22,7 @@ use super::item::{
 };
 use super::keys::{
     RECOVERY_PREFIX, SK, SK_COUNTER, SK_PHONES, SK_PROFILE, SK_RECOVERY_SET, SK_SKIP, TTL,
-    audit_pk, counter_pk, key, number_sk, phone_sk, recovery_sk, user_audit_pk, user_pk,
+    counter_pk, key, number_sk, phone_sk, recovery_sk, user_audit_pk, user_pk,
 };
 use super::sessions::enrollment_key;
 use super::{DynamoStore, Item};
@@ -371,7 +371,8 @@ async fn an_audit_event_is_written_under_the_app_and_its_user_with_its_ttl() {
         expires_at: NOW.plus_secs(86_400),
     };
     db.append_audit(&event).await.unwrap();
-    for pk in [audit_pk(&app), user_audit_pk(&app, &user)] {
+    let shard = super::audit::audit_shard_pk(&app, super::audit::audit_shard_of(&event.id));
+    for pk in [shard, user_audit_pk(&app, &user)] {
         let item = db
             .get("t", key(pk, event.id.clone()))
             .await
@@ -548,4 +549,74 @@ async fn adoption_counts_are_spread_over_shard_items_and_stay_exact_under_concur
         assert!(!items[0].contains_key(TTL), "totals never expire");
     }
     assert!(shards_used > STATS_SHARDS / 2, "{shards_used} shards used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run by tests/run.sh with MFA_TEST_MOTO_URL"]
+async fn audit_events_are_spread_over_shard_partitions_and_the_users_stay_in_theirs() {
+    use super::audit::{AUDIT_SHARDS, audit_shard_of, audit_shard_pk};
+
+    let (db, app, user) = user_of("app-audit-shards").await;
+    let event = |i: u64, user: Option<&UserId>| AuditEvent {
+        app_id: app.clone(),
+        id: format!(
+            "{:012}-{:020}-{:08x}",
+            NOW.plus_secs(i).0,
+            i * 1_000_003,
+            i * 2_654_435_761 % (1 << 32)
+        ),
+        at: NOW.plus_secs(i),
+        actor: "system".into(),
+        action: format!("action.{i}"),
+        user_id: user.cloned(),
+        outcome: "ok".into(),
+        details: "{}".into(),
+        expires_at: NOW.plus_secs(86_400),
+    };
+    // 24 events of the user and 8 of nobody in particular.
+    let events: Vec<AuditEvent> = (0..32)
+        .map(|i| event(i, (i % 4 != 0).then_some(&user)))
+        .collect();
+    for e in &events {
+        db.append_audit(e).await.unwrap();
+    }
+    // Each application copy is in its id's shard partition, and nowhere else among them.
+    let mut used = 0;
+    let mut found = 0;
+    for shard in 0..AUDIT_SHARDS {
+        let items = db
+            .query_partition("test", audit_shard_pk(&app, shard))
+            .await
+            .unwrap();
+        used += usize::from(!items.is_empty());
+        found += items.len();
+        for item in &items {
+            let e = audit_from_item(item).unwrap();
+            assert_eq!(audit_shard_of(&e.id), shard);
+            assert!(events.contains(&e), "{e:?}");
+        }
+    }
+    assert_eq!(found, events.len());
+    assert!(
+        used > 1,
+        "the copies are spread: {used} shard partitions used"
+    );
+    // Nothing under the former unsharded partition.
+    let old = db
+        .query_partition("test", format!("AUDIT#{app}"))
+        .await
+        .unwrap();
+    assert!(old.is_empty(), "{old:?}");
+    // The user's copies stay together in the user's partition, newest first when listed.
+    let mine = db
+        .query_partition("test", user_audit_pk(&app, &user))
+        .await
+        .unwrap();
+    let mine: Vec<AuditEvent> = mine.iter().map(|i| audit_from_item(i).unwrap()).collect();
+    let want: Vec<AuditEvent> = events
+        .iter()
+        .filter(|e| e.user_id.is_some())
+        .cloned()
+        .collect();
+    assert_eq!(mine, want);
 }

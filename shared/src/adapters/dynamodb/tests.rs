@@ -14,7 +14,7 @@ use crate::types::{
 };
 
 use super::Item;
-use super::audit::{audit_from_item, audit_to_items};
+use super::audit::{AUDIT_SHARDS, audit_from_item, audit_shard_of, audit_to_items};
 use super::authenticators::used_step_item;
 use super::counters::{CounterState, counter_from_item, counter_to_item};
 use super::item::{
@@ -319,7 +319,8 @@ fn audit_event_is_written_under_the_app_and_its_user() {
     let e = event("001800000000-x", Some(user()));
     let items = audit_to_items(&e);
     assert_eq!(items.len(), 2);
-    assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+    let shard = audit_shard_of("001800000000-x");
+    assert_eq!(str_of(&items[0], PK), format!("AUDIT#app-1#{shard}"));
     assert_eq!(str_of(&items[1], PK), "AUDIT#app-1#USER#auth0|u1");
     for item in &items {
         assert_eq!(str_of(item, SK), "001800000000-x");
@@ -330,13 +331,45 @@ fn audit_event_is_written_under_the_app_and_its_user() {
     let e = event("001800000000-y", None);
     let items = audit_to_items(&e);
     assert_eq!(items.len(), 1);
-    assert_eq!(str_of(&items[0], PK), "AUDIT#app-1");
+    let shard = audit_shard_of("001800000000-y");
+    assert_eq!(str_of(&items[0], PK), format!("AUDIT#app-1#{shard}"));
     assert!(!items[0].contains_key(USER_ID));
     assert_eq!(audit_from_item(&items[0]).unwrap(), e);
     let mut bad = items[0].clone();
     bad.remove(ACTOR);
     let err = audit_from_item(&bad).unwrap_err();
     assert!(err.0.contains(&format!("`{ACTOR}`")), "{}", err.0);
+}
+
+#[test]
+fn audit_events_spread_over_every_shard_and_keep_theirs() {
+    // Ids as the flows make them: the second, the nanoseconds, then a random salt.
+    let mut seen = vec![0u32; AUDIT_SHARDS as usize];
+    let mut salt: u32 = 12_345;
+    for i in 0..6_400u64 {
+        salt = salt.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let id = format!(
+            "{:012}-{:020}-{salt:08x}",
+            1_800_000_000 + i / 100,
+            1_800_000_000_000_000_000u64 + i * 7_919
+        );
+        let shard = audit_shard_of(&id);
+        assert_eq!(shard, audit_shard_of(&id.clone()));
+        seen[shard as usize] += 1;
+    }
+    // Every shard takes a share near 100: none hot, none unused.
+    assert!(seen.iter().all(|n| (50..=150).contains(n)), "{seen:?}");
+    // The same spread for ids that differ only in the clock (a salt that failed to 0).
+    let mut seen = vec![0u32; AUDIT_SHARDS as usize];
+    for i in 0..6_400u64 {
+        let id = format!(
+            "{:012}-{:020}-00000000",
+            1_800_000_000 + i / 100,
+            i * 1_000_003
+        );
+        seen[audit_shard_of(&id) as usize] += 1;
+    }
+    assert!(seen.iter().all(|n| (40..=160).contains(n)), "{seen:?}");
 }
 
 #[test]
