@@ -8,6 +8,7 @@ mod kit;
 
 mod abuse;
 mod adoption;
+mod capacity;
 mod faults;
 mod flows;
 mod grace;

@@ -12,7 +12,8 @@
 use crate::ports::{AuditEvent, Enrollment, PhoneChange, Removal, SessionKind};
 use crate::types::{AppId, Owner, UserId};
 
-use super::keys::{app_pk, audit_pk, counter_pk, user_audit_pk, user_pk};
+use super::audit::{AUDIT_SHARDS, audit_shard_of, audit_shard_pk};
+use super::keys::{app_pk, counter_pk, user_audit_pk, user_pk};
 use super::stats::{STATS_SHARDS, shard_of, stats_pk};
 
 /// One request's share of one partition.
@@ -252,27 +253,31 @@ impl Footprint {
     /// transaction then).
     pub fn append_audit(e: &AuditEvent) -> Footprint {
         let mut f = Footprint::default();
+        let shard = audit_shard_pk(&e.app_id, audit_shard_of(e.id.as_str()));
         match &e.user_id {
             Some(user) => {
-                f.tx(&audit_pk(&e.app_id), 1)
-                    .tx(&user_audit_pk(&e.app_id, user), 1);
+                f.tx(&shard, 1).tx(&user_audit_pk(&e.app_id, user), 1);
             }
             None => {
-                f.write("PutItem", audit_pk(&e.app_id));
+                f.write("PutItem", shard);
             }
         }
         f
     }
 
+    /// A page of the log: the user's partition, or a query of every application shard.
     pub fn list_audit(app: &AppId, user: Option<&UserId>) -> Footprint {
         let mut f = Footprint::default();
-        f.read(
-            "Query",
-            match user {
-                Some(u) => user_audit_pk(app, u),
-                None => audit_pk(app),
-            },
-        );
+        match user {
+            Some(u) => {
+                f.read("Query", user_audit_pk(app, u));
+            }
+            None => {
+                for shard in 0..AUDIT_SHARDS {
+                    f.read("Query", audit_shard_pk(app, shard));
+                }
+            }
+        }
         f
     }
 

@@ -86,7 +86,9 @@ struct State {
     phones: HashMap<UserKey, Vec<PhoneRecord>>,
     /// Number claims: tag → the phone holding that number.
     number_tags: HashMap<UserKey, HashMap<String, PhoneId>>,
-    audit: Vec<AuditEvent>,
+    /// Audit events by application and id (the id is the event's key, as DynamoDB's sort
+    /// key: appending it again replaces it).
+    audit: HashMap<(AppId, String), AuditEvent>,
     recovery: HashMap<UserKey, Vec<String>>,
     enrollments: HashMap<(AppId, UserId, SessionId), Enrollment>,
     /// Each user's authenticator app (at most one).
@@ -116,7 +118,7 @@ impl State {
         self.enrollments.retain(|_, e| e.is_live(now));
         self.counters.retain(|_, c| c.expires_at() > now);
         self.skips.retain(|_, until| *until > now);
-        self.audit.retain(|e| e.expires_at > now);
+        self.audit.retain(|_, e| e.expires_at > now);
         for steps in self.steps_used.values_mut() {
             steps.retain(|_, until| *until > now);
         }
@@ -324,15 +326,8 @@ impl AuditStore for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), PortError> {
         let mut s = self.lock()?;
         s.wrote(event.at);
-        // The id is the event's key (DynamoDB's sort key): appending it again replaces it.
-        match s
-            .audit
-            .iter()
-            .rposition(|e| e.id == event.id && e.app_id == event.app_id)
-        {
-            Some(i) => s.audit[i] = event.clone(),
-            None => s.audit.push(event.clone()),
-        }
+        s.audit
+            .insert((event.app_id.clone(), event.id.clone()), event.clone());
         Ok(())
     }
 
@@ -341,7 +336,7 @@ impl AuditStore for MemoryStore {
         let q = query;
         let mut events: Vec<&AuditEvent> = s
             .audit
-            .iter()
+            .values()
             .filter(|e| &e.app_id == q.app && e.expires_at > q.now)
             .filter(|e| q.user.is_none_or(|u| e.user_id.as_ref() == Some(u)))
             .filter(|e| q.after.is_none_or(|a| e.id.as_str() < a))
