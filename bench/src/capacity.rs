@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+
 use argon2::password_hash::PasswordHasher;
 use async_trait::async_trait;
 use clap::Parser;
@@ -313,12 +314,60 @@ fn quotas(sim: &Sim, emails: u64, seconds: f64) -> Vec<(String, f64, f64)> {
     ]
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args = Args::parse();
+/// Read and write units recorded so far, over every partition.
+fn units(recorder: &RecordingStore) -> (f64, f64) {
+    recorder
+        .loads()
+        .values()
+        .fold((0.0, 0.0), |(r, w), l| (r + l.read_units, w + l.write_units))
+}
+
+/// What one kind of flow cost, per flow, over the recorded peak.
+struct PerFlow {
+    what: &'static str,
+    flows: u64,
+    read_units: f64,
+    write_units: f64,
+    texts: u64,
+    emails: u64,
+    lambda_ms: f64,
+}
+
+/// What the recorder, the phone and the mailbox have counted: snapshots before and after a
+/// batch of flows give what the batch cost.
+struct Meter<'a> {
+    recorder: &'a RecordingStore,
+    phone: &'a Phone,
+    mailbox: &'a Mailbox,
+}
+
+impl Meter<'_> {
+    fn snapshot(&self) -> (f64, f64, u64, u64) {
+        let (r, w) = units(self.recorder);
+        let texts = self.phone.sent.lock().map(|n| *n).unwrap_or(0);
+        let emails = self.mailbox.0.lock().map(|n| *n).unwrap_or(0);
+        (r, w, texts, emails)
+    }
+
+    fn since(&self, before: (f64, f64, u64, u64), what: &'static str, flows: u64, ms: f64) -> PerFlow {
+        let (r, w, t, e) = self.snapshot();
+        PerFlow {
+            what,
+            flows,
+            read_units: r - before.0,
+            write_units: w - before.1,
+            texts: t - before.2,
+            emails: e - before.3,
+            lambda_ms: ms,
+        }
+    }
+}
+
+/// Runs the scenario and returns its report; its last line is the hottest partition.
+async fn simulate(args: &Args) -> String {
+    use std::fmt::Write as _;
     let began = Instant::now();
-    let t0 = 1_800_000_000;
-    let clock = Arc::new(FixedClock::at(t0));
+    let clock = Arc::new(FixedClock::at(1_800_000_000));
     let limits = Limits {
         // The scenario is the tenant's legitimate peak: its own budgets set to fit it.
         texts_per_app_per_day: u32::MAX / 2,
@@ -326,9 +375,8 @@ async fn main() {
         policy_cache_secs: args.policy_cache_secs,
         ..Limits::default()
     };
-    let settings = Settings::default();
     let (mut base, _outbox) =
-        Service::in_memory(limits, settings, clock.clone()).expect("the service");
+        Service::in_memory(limits, Settings::default(), clock.clone()).expect("the service");
     let recorder = Arc::new(RecordingStore::new(Arc::new(MemoryStore::new())));
     recorder.record(false);
     let phone = Arc::new(Phone::default());
@@ -338,13 +386,14 @@ async fn main() {
     base.email = mailbox.clone();
 
     // Little's law over the measured warm p50s: the warm sandboxes the peak keeps busy.
-    let per_sec = |n: u32| f64::from(n);
-    let busy_ms = per_sec(args.enrollments) * (MS_STATUS + MS_START + MS_PHONE + MS_CODE)
-        + (per_sec(args.sms_sign_ins)
-            + per_sec(args.app_sign_ins)
-            + per_sec(args.small_tenants * args.small_sign_ins))
-            * 2.0
-            * MS_CHALLENGE;
+    let rate = |n: u32| f64::from(n);
+    let enroll_ms = MS_STATUS + MS_START + MS_PHONE + MS_CODE;
+    let sign_in_ms = 2.0 * MS_CHALLENGE;
+    let busy_ms = rate(args.enrollments) * enroll_ms
+        + (rate(args.sms_sign_ins)
+            + rate(args.app_sign_ins)
+            + rate(args.small_tenants * args.small_sign_ins))
+            * sign_in_ms;
     let instances = ((busy_ms / 1000.0).ceil() as usize).max(1);
     let mut sim = Sim {
         instances: (0..instances)
@@ -413,21 +462,46 @@ async fn main() {
     fn take<T>(v: &mut Vec<T>, k: u32) -> Vec<T> {
         v.drain(..(k as usize).min(v.len())).collect()
     }
+    let meter = Meter {
+        recorder: &recorder,
+        phone: &phone,
+        mailbox: &mailbox,
+    };
+    let mut per_flow: Vec<PerFlow> = Vec::new();
+    let mut add = |p: PerFlow| match per_flow.iter_mut().find(|q| q.what == p.what) {
+        Some(q) => {
+            q.flows += p.flows;
+            q.read_units += p.read_units;
+            q.write_units += p.write_units;
+            q.texts += p.texts;
+            q.emails += p.emails;
+        }
+        None => per_flow.push(p),
+    };
     for _ in 0..args.seconds {
         clock.advance(1);
-        for (i, c) in take(&mut newcomers, args.enrollments)
-            .into_iter()
-            .enumerate()
-        {
+        let before = meter.snapshot();
+        let batch = take(&mut newcomers, args.enrollments);
+        let count = batch.len() as u64;
+        for (i, c) in batch.into_iter().enumerate() {
             status::status(sim.on("status"), &c).await.expect("status");
             enroll_by_text(&mut sim, &c, 2_000_000 + i as u64).await;
         }
-        for c in take(&mut texters, args.sms_sign_ins) {
+        add(meter.since(before, "enrollment by text (status, Start, phone, code)", count, enroll_ms));
+        let before = meter.snapshot();
+        let batch = take(&mut texters, args.sms_sign_ins);
+        let count = batch.len() as u64;
+        for c in batch {
             sign_in_by_text(&mut sim, &c).await;
         }
-        for (c, secret) in take(&mut app_users, args.app_sign_ins) {
+        add(meter.since(before, "sign-in by text (challenge, code)", count, sign_in_ms));
+        let before = meter.snapshot();
+        let batch = take(&mut app_users, args.app_sign_ins);
+        let count = batch.len() as u64;
+        for (c, secret) in batch {
             sign_in_by_app(&mut sim, &c, &secret).await;
         }
+        add(meter.since(before, "sign-in by app (challenge, code)", count, sign_in_ms));
         for c in take(&mut small, args.small_tenants * args.small_sign_ins) {
             sign_in_by_text(&mut sim, &c).await;
         }
@@ -436,43 +510,102 @@ async fn main() {
     let secs = f64::from(args.seconds);
     let emails = mailbox.0.lock().map(|n| *n).unwrap_or(0);
 
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "== capacity: {BIG} ({} enrollments/s, {} SMS sign-ins/s, {} app sign-ins/s) beside {} small tenants ({} SMS sign-in/s each)",
-        args.enrollments,
-        args.sms_sign_ins,
-        args.app_sign_ins,
-        args.small_tenants,
-        args.small_sign_ins
+        args.enrollments, args.sms_sign_ins, args.app_sign_ins, args.small_tenants, args.small_sign_ins
     );
-    println!(
+    let _ = writeln!(
+        out,
         "   {} s simulated after {:.1} s of set-up; {instances} Lambda instances (Little's law over the warm p50s), policy cache {} s",
         args.seconds,
         set_up.as_secs_f64(),
         args.policy_cache_secs
     );
+    let _ = writeln!(out, "== per flow (DynamoDB units as the adapter would spend them; Lambda at the measured warm p50s)");
+    for p in per_flow.iter().filter(|p| p.flows > 0) {
+        let f = p.flows as f64;
+        let _ = writeln!(
+            out,
+            "   {:<50} {:>5.1} read units {:>5.1} write units {:>4.2} SNS {:>4.2} SES {:>6.1} ms Lambda",
+            p.what,
+            p.read_units / f,
+            p.write_units / f,
+            p.texts as f64 / f,
+            p.emails as f64 / f,
+            p.lambda_ms
+        );
+    }
     let rows = hottest(&recorder.loads(), secs);
-    println!(
-        "== the {} hottest partitions (units a second; limits {PARTITION_WRITES:.0} writes, {PARTITION_READS:.0} reads)",
-        args.top
-    );
-    println!(
-        "   {:<44} {:>10} {:>10} {:>11} {:>9}",
-        "partition key", "writes/s", "reads/s", "requests/s", "of limit"
-    );
+    let _ = writeln!(out, "== the {} hottest partitions (units a second; limits {PARTITION_WRITES:.0} writes, {PARTITION_READS:.0} reads)", args.top);
+    let _ = writeln!(out, "   {:<44} {:>10} {:>10} {:>11} {:>9}", "partition key", "writes/s", "reads/s", "requests/s", "of limit");
     for (pk, w, r, q) in rows.iter().take(args.top) {
         let share = (w / PARTITION_WRITES).max(r / PARTITION_READS) * 100.0;
-        println!("   {pk:<44} {w:>10.0} {r:>10.0} {q:>11.0} {share:>8.0}%");
+        let _ = writeln!(out, "   {pk:<44} {w:>10.0} {r:>10.0} {q:>11.0} {share:>8.0}%");
     }
-    println!("== beyond DynamoDB (needed, against the default quota)");
+    let _ = writeln!(out, "== beyond DynamoDB (needed, against the default quota)");
     for (what, need, quota) in quotas(&sim, emails, secs) {
-        let verdict = if need <= quota {
-            "within"
-        } else {
-            "OVER: raise it"
-        };
-        println!("   {what:<32} {need:>10.1}  default {quota:>8.0}  {verdict}");
+        let verdict = if need <= quota { "within" } else { "OVER: raise it" };
+        let _ = writeln!(out, "   {what:<32} {need:>10.1}  default {quota:>8.0}  {verdict}");
     }
-    println!("   (ran in {:.1} s)", began.elapsed().as_secs_f64());
+    let _ = writeln!(out, "   (ran in {:.1} s)", began.elapsed().as_secs_f64());
     let (w, r) = rows.first().map_or((0.0, 0.0), |(_, w, r, _)| (*w, *r));
-    println!("hottest partition: {w:.0} writes/s, {r:.0} reads/s (limits 1000 / 3000)");
+    let _ = write!(out, "hottest partition: {w:.0} writes/s, {r:.0} reads/s (limits 1000 / 3000)");
+    out
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    println!("{}", simulate(&Args::parse()).await);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(policy_cache_secs: u64) -> Args {
+        Args::parse_from([
+            "capacity",
+            "--enrollments=4",
+            "--sms-sign-ins=6",
+            "--app-sign-ins=6",
+            "--small-tenants=3",
+            "--seconds=2",
+            &format!("--policy-cache-secs={policy_cache_secs}"),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_small_scenario_reports_its_hottest_partition_last() {
+        let report = simulate(&small(5)).await;
+        let last = report.lines().last().unwrap();
+        let re = regex_lite::Regex::new(
+            r"^hottest partition: \d+ writes/s, \d+ reads/s \(limits 1000 / 3000\)$",
+        )
+        .unwrap();
+        assert!(re.is_match(last), "{last}");
+        // Every flow was run and counted: one text and one email per enrollment, one text per
+        // sign-in by text, none by app.
+        assert!(report.contains("enrollment by text"), "{report}");
+        let line = |what: &str| report.lines().find(|l| l.contains(what)).unwrap().to_owned();
+        assert!(line("enrollment by text").contains("1.00 SNS 1.00 SES"), "{report}");
+        assert!(line("sign-in by text").contains("1.00 SNS 0.00 SES"), "{report}");
+        assert!(line("sign-in by app").contains("0.00 SNS 0.00 SES"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn the_policy_cache_takes_the_policy_reads_off_the_hot_list() {
+        // Without the cache every request reads the tenant's policy item; with it, each
+        // instance reads it once in the TTL.
+        let reads = |report: &str| -> f64 {
+            report
+                .lines()
+                .find(|l| l.trim_start().starts_with("APP#big-tenant "))
+                .map_or(0.0, |l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        };
+        let uncached = simulate(&Args { top: 100, ..small(0) }).await;
+        let cached = simulate(&Args { top: 100, ..small(5) }).await;
+        assert!(reads(&uncached) > 10.0 * reads(&cached).max(1.0), "{uncached}\n{cached}");
+    }
 }
