@@ -9,10 +9,12 @@
 //! sandbox is; requests go to the instances in turn. The number of instances is Little's law over
 //! the functions' measured warm p50s (README, "Size and speed").
 
+// A benchmark tool, not a request path: a scenario that cannot run stops with the reason.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
 
 use argon2::password_hash::PasswordHasher;
 use async_trait::async_trait;
@@ -37,6 +39,8 @@ const SNS_SMS_PER_SEC: f64 = 20.0;
 const SES_SENDS_PER_SEC: f64 = 14.0;
 const LAMBDA_CONCURRENCY: f64 = 1000.0;
 const HTTP_API_RPS: f64 = 10_000.0;
+/// An on-demand table's default maximum throughput (per table, each of reads and writes).
+const TABLE_UNITS_PER_SEC: f64 = 40_000.0;
 /// Warm p50 per invocation (ms, TLS + CPU share; README "Size and speed"), by route.
 const MS_STATUS: f64 = 5.34;
 const MS_START: f64 = 48.6;
@@ -284,8 +288,15 @@ fn hottest(loads: &HashMap<String, Load>, seconds: f64) -> Vec<(String, f64, f64
     rows
 }
 
-/// What the scenario needs of SNS, SES, Lambda and API Gateway, against their defaults.
-fn quotas(sim: &Sim, emails: u64, seconds: f64) -> Vec<(String, f64, f64)> {
+/// What the scenario needs of the table, SNS, SES, Lambda and API Gateway, against their
+/// defaults.
+fn quotas(
+    sim: &Sim,
+    recorder: &RecordingStore,
+    emails: u64,
+    seconds: f64,
+) -> Vec<(String, f64, f64)> {
+    let (reads, writes) = units(recorder);
     let texts = sim.phone.sent.lock().map(|n| *n).unwrap_or(0) as f64 / seconds;
     let requests: f64 = sim.invocations.0.values().sum::<u64>() as f64 / seconds;
     let concurrency: f64 = sim
@@ -295,6 +306,16 @@ fn quotas(sim: &Sim, emails: u64, seconds: f64) -> Vec<(String, f64, f64)> {
         .map(|(route, n)| *n as f64 / seconds * Invocations::ms(route) / 1000.0)
         .sum();
     vec![
+        (
+            "DynamoDB table write units/s".into(),
+            writes / seconds,
+            TABLE_UNITS_PER_SEC,
+        ),
+        (
+            "DynamoDB table read units/s".into(),
+            reads / seconds,
+            TABLE_UNITS_PER_SEC,
+        ),
         ("SNS SMS publishes a second".into(), texts, SNS_SMS_PER_SEC),
         (
             "SES sends a second".into(),
@@ -316,10 +337,9 @@ fn quotas(sim: &Sim, emails: u64, seconds: f64) -> Vec<(String, f64, f64)> {
 
 /// Read and write units recorded so far, over every partition.
 fn units(recorder: &RecordingStore) -> (f64, f64) {
-    recorder
-        .loads()
-        .values()
-        .fold((0.0, 0.0), |(r, w), l| (r + l.read_units, w + l.write_units))
+    recorder.loads().values().fold((0.0, 0.0), |(r, w), l| {
+        (r + l.read_units, w + l.write_units)
+    })
 }
 
 /// What one kind of flow cost, per flow, over the recorded peak.
@@ -349,7 +369,13 @@ impl Meter<'_> {
         (r, w, texts, emails)
     }
 
-    fn since(&self, before: (f64, f64, u64, u64), what: &'static str, flows: u64, ms: f64) -> PerFlow {
+    fn since(
+        &self,
+        before: (f64, f64, u64, u64),
+        what: &'static str,
+        flows: u64,
+        ms: f64,
+    ) -> PerFlow {
         let (r, w, t, e) = self.snapshot();
         PerFlow {
             what,
@@ -487,21 +513,36 @@ async fn simulate(args: &Args) -> String {
             status::status(sim.on("status"), &c).await.expect("status");
             enroll_by_text(&mut sim, &c, 2_000_000 + i as u64).await;
         }
-        add(meter.since(before, "enrollment by text (status, Start, phone, code)", count, enroll_ms));
+        add(meter.since(
+            before,
+            "enrollment by text (status, Start, phone, code)",
+            count,
+            enroll_ms,
+        ));
         let before = meter.snapshot();
         let batch = take(&mut texters, args.sms_sign_ins);
         let count = batch.len() as u64;
         for c in batch {
             sign_in_by_text(&mut sim, &c).await;
         }
-        add(meter.since(before, "sign-in by text (challenge, code)", count, sign_in_ms));
+        add(meter.since(
+            before,
+            "sign-in by text (challenge, code)",
+            count,
+            sign_in_ms,
+        ));
         let before = meter.snapshot();
         let batch = take(&mut app_users, args.app_sign_ins);
         let count = batch.len() as u64;
         for (c, secret) in batch {
             sign_in_by_app(&mut sim, &c, &secret).await;
         }
-        add(meter.since(before, "sign-in by app (challenge, code)", count, sign_in_ms));
+        add(meter.since(
+            before,
+            "sign-in by app (challenge, code)",
+            count,
+            sign_in_ms,
+        ));
         for c in take(&mut small, args.small_tenants * args.small_sign_ins) {
             sign_in_by_text(&mut sim, &c).await;
         }
@@ -514,7 +555,11 @@ async fn simulate(args: &Args) -> String {
     let _ = writeln!(
         out,
         "== capacity: {BIG} ({} enrollments/s, {} SMS sign-ins/s, {} app sign-ins/s) beside {} small tenants ({} SMS sign-in/s each)",
-        args.enrollments, args.sms_sign_ins, args.app_sign_ins, args.small_tenants, args.small_sign_ins
+        args.enrollments,
+        args.sms_sign_ins,
+        args.app_sign_ins,
+        args.small_tenants,
+        args.small_sign_ins
     );
     let _ = writeln!(
         out,
@@ -523,7 +568,10 @@ async fn simulate(args: &Args) -> String {
         set_up.as_secs_f64(),
         args.policy_cache_secs
     );
-    let _ = writeln!(out, "== per flow (DynamoDB units as the adapter would spend them; Lambda at the measured warm p50s)");
+    let _ = writeln!(
+        out,
+        "== per flow (DynamoDB units as the adapter would spend them; Lambda at the measured warm p50s)"
+    );
     for p in per_flow.iter().filter(|p| p.flows > 0) {
         let f = p.flows as f64;
         let _ = writeln!(
@@ -538,20 +586,44 @@ async fn simulate(args: &Args) -> String {
         );
     }
     let rows = hottest(&recorder.loads(), secs);
-    let _ = writeln!(out, "== the {} hottest partitions (units a second; limits {PARTITION_WRITES:.0} writes, {PARTITION_READS:.0} reads)", args.top);
-    let _ = writeln!(out, "   {:<44} {:>10} {:>10} {:>11} {:>9}", "partition key", "writes/s", "reads/s", "requests/s", "of limit");
+    let _ = writeln!(
+        out,
+        "== the {} hottest partitions (units a second; limits {PARTITION_WRITES:.0} writes, {PARTITION_READS:.0} reads)",
+        args.top
+    );
+    let _ = writeln!(
+        out,
+        "   {:<44} {:>10} {:>10} {:>11} {:>9}",
+        "partition key", "writes/s", "reads/s", "requests/s", "of limit"
+    );
     for (pk, w, r, q) in rows.iter().take(args.top) {
         let share = (w / PARTITION_WRITES).max(r / PARTITION_READS) * 100.0;
-        let _ = writeln!(out, "   {pk:<44} {w:>10.0} {r:>10.0} {q:>11.0} {share:>8.0}%");
+        let _ = writeln!(
+            out,
+            "   {pk:<44} {w:>10.0} {r:>10.0} {q:>11.0} {share:>8.0}%"
+        );
     }
-    let _ = writeln!(out, "== beyond DynamoDB (needed, against the default quota)");
-    for (what, need, quota) in quotas(&sim, emails, secs) {
-        let verdict = if need <= quota { "within" } else { "OVER: raise it" };
-        let _ = writeln!(out, "   {what:<32} {need:>10.1}  default {quota:>8.0}  {verdict}");
+    let _ = writeln!(
+        out,
+        "== account and table quotas (needed, against the default)"
+    );
+    for (what, need, quota) in quotas(&sim, &recorder, emails, secs) {
+        let verdict = if need <= quota {
+            "within"
+        } else {
+            "OVER: raise it"
+        };
+        let _ = writeln!(
+            out,
+            "   {what:<32} {need:>10.1}  default {quota:>8.0}  {verdict}"
+        );
     }
     let _ = writeln!(out, "   (ran in {:.1} s)", began.elapsed().as_secs_f64());
     let (w, r) = rows.first().map_or((0.0, 0.0), |(_, w, r, _)| (*w, *r));
-    let _ = write!(out, "hottest partition: {w:.0} writes/s, {r:.0} reads/s (limits 1000 / 3000)");
+    let _ = write!(
+        out,
+        "hottest partition: {w:.0} writes/s, {r:.0} reads/s (limits 1000 / 3000)"
+    );
     out
 }
 
@@ -588,10 +660,25 @@ mod tests {
         // Every flow was run and counted: one text and one email per enrollment, one text per
         // sign-in by text, none by app.
         assert!(report.contains("enrollment by text"), "{report}");
-        let line = |what: &str| report.lines().find(|l| l.contains(what)).unwrap().to_owned();
-        assert!(line("enrollment by text").contains("1.00 SNS 1.00 SES"), "{report}");
-        assert!(line("sign-in by text").contains("1.00 SNS 0.00 SES"), "{report}");
-        assert!(line("sign-in by app").contains("0.00 SNS 0.00 SES"), "{report}");
+        let line = |what: &str| {
+            report
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap()
+                .to_owned()
+        };
+        assert!(
+            line("enrollment by text").contains("1.00 SNS 1.00 SES"),
+            "{report}"
+        );
+        assert!(
+            line("sign-in by text").contains("1.00 SNS 0.00 SES"),
+            "{report}"
+        );
+        assert!(
+            line("sign-in by app").contains("0.00 SNS 0.00 SES"),
+            "{report}"
+        );
     }
 
     #[tokio::test]
@@ -602,10 +689,23 @@ mod tests {
             report
                 .lines()
                 .find(|l| l.trim_start().starts_with("APP#big-tenant "))
-                .map_or(0.0, |l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+                .map_or(0.0, |l| {
+                    l.split_whitespace().nth(2).unwrap().parse().unwrap()
+                })
         };
-        let uncached = simulate(&Args { top: 100, ..small(0) }).await;
-        let cached = simulate(&Args { top: 100, ..small(5) }).await;
-        assert!(reads(&uncached) > 10.0 * reads(&cached).max(1.0), "{uncached}\n{cached}");
+        let uncached = simulate(&Args {
+            top: 100,
+            ..small(0)
+        })
+        .await;
+        let cached = simulate(&Args {
+            top: 100,
+            ..small(5)
+        })
+        .await;
+        assert!(
+            reads(&uncached) > 10.0 * reads(&cached).max(1.0),
+            "{uncached}\n{cached}"
+        );
     }
 }
