@@ -283,7 +283,8 @@ struct SignIn {
 }
 
 /// By text (`flows/challenge.rs`). Start: the user's factors (phones: Query; app: GetItem),
-/// the policy and the user's record for the text's name and language (2 GetItem, issue 17),
+/// the user's record for the text's name and language (1 GetItem, issue 17; the policy comes
+/// from the warm instance's cache, issue 19),
 /// the challenge cooldown, the user's, IP's and application's text budgets and the code (5
 /// UpdateItem), the challenge item (a transaction of 1, after a Query of the user's open
 /// sessions); the text, and its count in the adoption figures (1 UpdateItem, issue 18). Code: the challenge (GetItem), the phone still the user's (Query), the
@@ -292,7 +293,7 @@ struct SignIn {
 /// 2026-11-30.
 const SMS_SIGN_IN: SignIn = SignIn {
     what: "by text (SMS)",
-    get_items: 3.0 + 1.0,
+    get_items: 2.0 + 1.0,
     queries: 2.0 + 1.0,
     update_items: 6.0 + 3.0,
     put_items: 0.0,

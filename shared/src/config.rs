@@ -281,6 +281,21 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_cache_is_0_to_10_seconds() {
+        let secs = |v: &str| env(&[("MFA_POLICY_CACHE_SECONDS", v)]).limits();
+        assert_eq!(secs("0").unwrap().policy_cache_secs, 0);
+        assert_eq!(secs("10").unwrap().policy_cache_secs, 10);
+        assert_eq!(env(&[]).limits().unwrap().policy_cache_secs, 5);
+        for bad in ["11", "-1", "five"] {
+            let err = secs(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("MFA_POLICY_CACHE_SECONDS"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_missing_required_variable_is_named() {
         let err = env(&[("MFA_TABLE_NAME", "t")]).aws_names().unwrap_err();
         assert_eq!(

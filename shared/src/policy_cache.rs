@@ -58,3 +58,44 @@ impl PolicyCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(app: &str, version: u64) -> Policy {
+        Policy {
+            version,
+            ..Policy::default_for(AppId::parse(app).unwrap())
+        }
+    }
+
+    #[test]
+    fn an_entry_serves_for_the_ttl_and_a_save_replaces_it() {
+        let cache = PolicyCache::new(5);
+        let app = AppId::parse("acme").unwrap();
+        assert_eq!(cache.get(&app, UnixTime(100)), None);
+        cache.put(&policy("acme", 1), UnixTime(100));
+        assert_eq!(cache.get(&app, UnixTime(104)).unwrap().version, 1);
+        assert_eq!(cache.get(&app, UnixTime(105)), None, "the TTL ends it");
+        cache.put(&policy("acme", 2), UnixTime(105));
+        assert_eq!(cache.get(&app, UnixTime(106)).unwrap().version, 2);
+        // A clock that went back does not extend an entry.
+        assert_eq!(cache.get(&app, UnixTime(99)), None);
+        // Another application's entry is its own.
+        assert_eq!(
+            cache.get(&AppId::parse("other").unwrap(), UnixTime(106)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ttl_of_0_keeps_nothing() {
+        let cache = PolicyCache::new(0);
+        cache.put(&policy("acme", 1), UnixTime(100));
+        assert_eq!(
+            cache.get(&AppId::parse("acme").unwrap(), UnixTime(100)),
+            None
+        );
+    }
+}

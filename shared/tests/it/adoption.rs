@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use data_encoding::BASE32_NOPAD;
 use mfa_shared::config::Limits;
-use mfa_shared::flows::{Caller, admin, phones, policy, stats, status, totp};
+use mfa_shared::flows::{Caller, admin, phones, stats, status, totp};
 use mfa_shared::ports::Store;
 use mfa_shared::totp::{TotpSecret, step_at};
-use mfa_shared::types::{Enforcement, Factor};
+use mfa_shared::types::Enforcement;
 
-use crate::kit::{self, PASSWORD, T0, World, unique};
+use crate::kit::{self, PASSWORD, World};
 
 kit::on_both!(
     "mfa-adoption",
@@ -23,21 +23,7 @@ kit::on_both!(
 );
 
 async fn world(store: Arc<dyn Store>) -> World {
-    let w = kit::deployment(store, Limits::default(), T0, &unique("app")).await;
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-        factors: Some(vec![Factor::Sms, Factor::Totp]),
-        display_name: None,
-        webotp_domain: None,
-        grace_period_days: None,
-    };
-    policy::update(&w.svc, &w.app, change, None, "admin")
-        .await
-        .unwrap();
-    w
+    kit::both_factors(store, Limits::default()).await
 }
 
 /// The figures as the admin sees them: (users, enrolled, sms, totp, skips, texts).

@@ -24,7 +24,7 @@ use mfa_shared::totp::{TotpSecret, step_at};
 use mfa_shared::types::{Enforcement, Factor};
 use serde_json::Value;
 
-use crate::kit::{self, PASSWORD, T0, World, unique};
+use crate::kit::{self, PASSWORD, World, unique};
 
 fn limits(policy_cache_secs: u64) -> Limits {
     Limits {
@@ -34,21 +34,7 @@ fn limits(policy_cache_secs: u64) -> Limits {
 }
 
 async fn world(store: Arc<dyn Store>, policy_cache_secs: u64) -> World {
-    let w = kit::deployment(store, limits(policy_cache_secs), T0, &unique("app")).await;
-    let change = policy::PolicyChange {
-        enabled: true,
-        include_in_signup: true,
-        enforcement: Enforcement::Optional,
-        allowed_countries: None,
-        factors: Some(vec![Factor::Sms, Factor::Totp]),
-        display_name: None,
-        webotp_domain: None,
-        grace_period_days: None,
-    };
-    policy::update(&w.svc, &w.app, change, None, "admin")
-        .await
-        .unwrap();
-    w
+    kit::both_factors(store, limits(policy_cache_secs)).await
 }
 
 // ---------------------------------------------------------------- the policy cache
@@ -63,9 +49,15 @@ fn another_instance(w: &World) -> mfa_shared::Service {
     }
 }
 
-#[tokio::test]
-async fn a_saved_policy_holds_at_once_where_saved_and_within_the_ttl_elsewhere() {
-    let w = world(Arc::new(MemoryStore::new()), 5).await;
+kit::on_both!(
+    "mfa-cache",
+    a_saved_policy_holds_at_once_where_saved_and_within_the_ttl_elsewhere,
+);
+
+async fn a_saved_policy_holds_at_once_where_saved_and_within_the_ttl_elsewhere(
+    store: Arc<dyn Store>,
+) {
+    let w = world(store, 5).await;
     let other = another_instance(&w);
     let ada = w.user("ada").await;
     // The other instance reads the policy (optional: Skip offered) and keeps it.

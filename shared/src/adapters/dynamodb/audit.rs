@@ -25,6 +25,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::PortError;
@@ -35,7 +38,7 @@ use super::item::{
     ACTION, ACTOR, APP_ID, AT, DETAILS, ID, OUTCOME, USER_ID, get_s, get_t, parse_id, s, t,
 };
 use super::keys::{PK, SK, TTL, key, user_audit_pk};
-use super::request::{Expr, Page, Query};
+use super::request::{Expr, Page, Query, SHARD_QUERIES_AT_ONCE};
 use super::transact::{Tx, cancelled_err, tx_put};
 use super::{DynamoStore, Item};
 
@@ -144,10 +147,14 @@ impl AuditStore for DynamoStore {
             None => {
                 // Every shard's newest `wanted`, at once; the page's are among them.
                 let mut shards = JoinSet::new();
+                let permits = Arc::new(Semaphore::new(SHARD_QUERIES_AT_ONCE));
                 for shard in 0..AUDIT_SHARDS {
                     let (store, pk) = (self.clone(), audit_shard_pk(query.app, shard));
-                    let (after, now) = (after.clone(), query.now);
-                    shards.spawn(async move { store.newest(OP, pk, after, now, wanted).await });
+                    let (after, now, permits) = (after.clone(), query.now, permits.clone());
+                    shards.spawn(async move {
+                        let _turn = permits.acquire_owned().await;
+                        store.newest(OP, pk, after, now, wanted).await
+                    });
                 }
                 let mut events = Vec::new();
                 while let Some(joined) = shards.join_next().await {

@@ -26,6 +26,13 @@ use super::{DynamoStore, Item};
 /// cancelled by conflicts alone. Nothing was written either way, so sending again is safe.
 pub(super) const CONFLICT_RETRIES: u32 = 6;
 
+/// Queries fanned out over shards (the audit log's, the adoption counts') run at most this many
+/// at once: each call then waits only for the few before it, so that an emulator serving one
+/// request at a time stays under the SDK's call timeout (a settings test once met 503 with all
+/// 64 at once on a loaded moto), while DynamoDB answers 64 small queries 8 at a time in a few
+/// tens of milliseconds.
+pub(super) const SHARD_QUERIES_AT_ONCE: usize = 8;
+
 /// Names and values of one expression. Every attribute is named through `#name`, which
 /// sidesteps DynamoDB's reserved words (`ttl`, `count`, `primary`, ...).
 #[derive(Default, Clone)]

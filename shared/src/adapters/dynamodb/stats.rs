@@ -16,6 +16,9 @@
 //! there has ever been.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::PortError;
@@ -27,7 +30,7 @@ use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::{COUNT, get_s, n, opt_n, t};
 use super::keys::{SK, TTL, key};
-use super::request::{Expr, sdk_err};
+use super::request::{Expr, SHARD_QUERIES_AT_ONCE, sdk_err};
 use super::transact::tx_update_if;
 use super::{DynamoStore, Item};
 
@@ -165,9 +168,13 @@ impl StatsStore for DynamoStore {
     async fn adoption(&self, app: &AppId, now: UnixTime) -> Result<Adoption, PortError> {
         const OP: &str = "adoption";
         let mut shards = JoinSet::new();
+        let permits = Arc::new(Semaphore::new(SHARD_QUERIES_AT_ONCE));
         for shard in 0..STATS_SHARDS {
-            let (store, pk) = (self.clone(), stats_pk(app, shard));
-            shards.spawn(async move { store.query_partition(OP, pk).await });
+            let (store, pk, permits) = (self.clone(), stats_pk(app, shard), permits.clone());
+            shards.spawn(async move {
+                let _turn = permits.acquire_owned().await;
+                store.query_partition(OP, pk).await
+            });
         }
         let mut sum = Adoption::default();
         while let Some(joined) = shards.join_next().await {

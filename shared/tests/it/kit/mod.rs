@@ -152,6 +152,29 @@ pub async fn deployment(store: Arc<dyn Store>, limits: Limits, now: i64, app: &s
     }
 }
 
+/// A fresh application on `store` (its own id), MFA enabled with the sign-up screens,
+/// optional, texts and authenticator apps allowed.
+pub async fn both_factors(store: Arc<dyn Store>, limits: Limits) -> World {
+    let w = deployment(store, limits, T0, &unique("app")).await;
+    let change = policy::PolicyChange {
+        enabled: true,
+        include_in_signup: true,
+        enforcement: Enforcement::Optional,
+        allowed_countries: None,
+        factors: Some(vec![
+            mfa_shared::types::Factor::Sms,
+            mfa_shared::types::Factor::Totp,
+        ]),
+        display_name: None,
+        webotp_domain: None,
+        grace_period_days: None,
+    };
+    policy::update(&w.svc, &w.app, change, None, "admin")
+        .await
+        .unwrap();
+    w
+}
+
 pub async fn set_policy(
     svc: &Service,
     app: &AppId,
