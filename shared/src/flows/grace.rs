@@ -35,6 +35,17 @@ pub struct User {
     pub grace: Option<Grace>,
 }
 
+impl User {
+    /// The user as their overview shows them.
+    pub fn of(o: &crate::ports::UserOverview) -> User {
+        User {
+            enrolled: !o.phones.is_empty() || o.app.is_some(),
+            email_verified: o.user.as_ref().is_some_and(|u| u.email_verified),
+            grace: o.grace,
+        }
+    }
+}
+
 /// Where a user stands under the policy at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {

@@ -70,32 +70,34 @@ pub struct Status {
     pub recovery_codes_remaining: u32,
 }
 
+/// The policy and the user's items (one read: DynamoDB queries the user's partition), at once:
+/// the answer waits for the slower read, not for their sum.
+async fn read(svc: &Service, c: &Caller) -> Result<(crate::types::Policy, UserOverview), MfaError> {
+    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
+    tokio::try_join!(policy::get(svc, &c.app), overview)
+}
+
 /// The user's status under the policy as it is at this very request.
 pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
     let now = svc.clock.now();
-    // The policy and the user's items (one read: DynamoDB queries the user's partition), at
-    // once: the answer waits for the slower read, not for their sum.
-    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
-    let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), overview)?;
+    let (policy, overview) = read(svc, c).await?;
+    let user = grace::User::of(&overview);
+    let grace::User {
+        enrolled,
+        email_verified,
+        ..
+    } = user;
     let UserOverview {
-        user,
         mut phones,
         app,
         skip,
         recovery_codes_remaining,
-        grace,
+        ..
     } = overview;
     crate::ports::display_order(&mut phones);
     let skipped_until = skip.filter(|t| *t > now);
 
     let enabled = policy.in_force();
-    let enrolled = !phones.is_empty() || app.is_some();
-    let email_verified = user.is_some_and(|u| u.email_verified);
-    let user = grace::User {
-        enrolled,
-        email_verified,
-        grace,
-    };
     let standing = grace::standing(svc, c, &policy, user, now).await?;
     let prompt = enabled
         && policy.include_in_signup
@@ -121,23 +123,17 @@ pub async fn status(svc: &Service, c: &Caller) -> Result<Status, MfaError> {
 /// `POST /v1/mfa/skip`: postpones the prompt (7 days by default); under `required`, only
 /// during the user's grace and never past its end.
 pub async fn skip(svc: &Service, c: &Caller) -> Result<UnixTime, MfaError> {
-    let overview = async { Ok::<_, MfaError>(svc.store.user_overview(c.owner()).await?) };
-    let (policy, overview) = tokio::try_join!(policy::get(svc, &c.app), overview)?;
+    let (policy, overview) = read(svc, c).await?;
     if !policy.in_force() {
         return Err(MfaError::MfaDisabled);
     }
     let now = svc.clock.now();
-    let enrolled = !overview.phones.is_empty() || overview.app.is_some();
-    let user = grace::User {
-        enrolled,
-        email_verified: overview.user.is_some_and(|u| u.email_verified),
-        grace: overview.grace,
-    };
+    let user = grace::User::of(&overview);
     let standing = grace::standing(svc, c, &policy, user, now).await?;
     if !standing.skip_allowed() {
         return Err(MfaError::EnrollmentRequired);
     }
-    if enrolled {
+    if user.enrolled {
         return Err(MfaError::AlreadyEnrolled);
     }
     let until = standing.skip_end(now, svc.limits.skip_secs);

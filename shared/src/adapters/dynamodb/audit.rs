@@ -37,7 +37,7 @@ use crate::types::{AppId, UnixTime, UserId};
 use super::item::{
     ACTION, ACTOR, APP_ID, AT, DETAILS, ID, OUTCOME, USER_ID, get_s, get_t, parse_id, s, t,
 };
-use super::keys::{PK, SK, TTL, key, user_audit_pk};
+use super::keys::{PK, SK, TTL, fnv1a, key, user_audit_pk};
 use super::request::{Expr, Page, Query, SHARD_QUERIES_AT_ONCE};
 use super::transact::{Tx, cancelled_err, tx_put};
 use super::{DynamoStore, Item};
@@ -51,11 +51,7 @@ pub const AUDIT_SHARDS: u32 = 64;
 /// its first copy); the ids are time-ordered and end in randomness (or a digest), so events
 /// spread evenly.
 pub fn audit_shard_of(event_id: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in event_id.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
+    let h = fnv1a(event_id);
     (h ^ (h >> 16)) % AUDIT_SHARDS
 }
 

@@ -84,6 +84,14 @@ pub(super) fn recovery_sk(hash: &str) -> String {
     format!("{RECOVERY_PREFIX}{hash}")
 }
 
+/// FNV-1a (32-bit) of `s`: the stable hash that picks a shard (of the adoption counts, of the
+/// audit log). Stable across releases and platforms, unlike `std`'s hasher.
+pub(super) fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 pub(super) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }

@@ -29,7 +29,7 @@ use crate::ports::{Adoption, FactorDelta, StatsStore};
 use crate::types::{AppId, Owner, UnixTime, UserId};
 
 use super::item::{COUNT, get_s, n, opt_n, t};
-use super::keys::{SK, TTL, key};
+use super::keys::{SK, TTL, fnv1a, key};
 use super::request::{Expr, SHARD_QUERIES_AT_ONCE, sdk_err};
 use super::transact::tx_update_if;
 use super::{DynamoStore, Item};
@@ -49,12 +49,7 @@ const TEXTS_PREFIX: &str = "TEXTS#";
 /// The shard a user's changes are counted in: FNV-1a of the id (stable across releases, so
 /// that a user's counts stay in one shard; any shard would sum the same).
 pub fn shard_of(user: &UserId) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in user.as_str().bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h % STATS_SHARDS
+    fnv1a(user.as_str()) % STATS_SHARDS
 }
 
 pub(super) fn stats_pk(app: &AppId, shard: u32) -> String {
